@@ -1,0 +1,171 @@
+/*
+ * CSIPScan: a zero-copy scanner for one SIP message.
+ *
+ * Given (pointer, length) of one datagram or one framed stream message, it finds the start line and every header
+ * line and reports them as spans (offset, length) into the caller's buffer. Nothing is allocated or copied: the
+ * caller owns the header array (picohttpparser's pull style). Folded header values (RFC 3261 §7.3.1) are unfolded
+ * logically: the value span covers every continuation line and CSIP_HEADER_FOLDED says that CRLF+WSP may occur
+ * inside it; readers treat that sequence as one SP.
+ *
+ * Bytes from the body on are never read. Header bytes are validated as they are found: CR only as part of CRLF, no
+ * bare LF, token characters in names, no control character but HTAB in the start line. Control characters in a
+ * header value are flagged (CSIP_HEADER_CONTROL_CHARS), not refused: RFC 3261 allows them as quoted-pairs.
+ *
+ * Rules for this target: no global mutable state (the chosen SIMD routine lives in a caller-owned csip_scanner),
+ * every symbol prefixed csip_, -Wall -Wextra -Werror.
+ */
+#ifndef CSIPSCAN_H
+#define CSIPSCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "csip_header_kinds.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A byte range inside the caller's buffer. 32 bits are enough: messages are capped far below 4 GiB. */
+struct csip_span {
+    uint32_t off;
+    uint32_t len;
+};
+
+/** Header kinds, generated from csip_header_kinds.h. CSIP_HDR_OTHER is any name not in the table. */
+enum {
+    CSIP_HDR_OTHER = 0,
+#define CSIP_X_ENUM(e, name, compact) CSIP_HDR_##e,
+    CSIP_HEADER_KINDS(CSIP_X_ENUM)
+#undef CSIP_X_ENUM
+    CSIP_HDR_KIND_COUNT
+};
+
+/** Flags on one header line. */
+enum {
+    /** The value continues on folded lines: CRLF followed by SP/HTAB may occur inside the value span. */
+    CSIP_HEADER_FOLDED = 1u << 0,
+    /** Whitespace stood between the name and the colon. RFC 3261 allows it; edge policy may not. */
+    CSIP_HEADER_SPACE_BEFORE_COLON = 1u << 1,
+    /** The name was a one-letter compact form (RFC 3261 §7.3.3). */
+    CSIP_HEADER_COMPACT = 1u << 2,
+    /** The value holds a control character other than HTAB (NUL included). Legal only as a quoted-pair inside a
+     * quoted string; the parser checks that, policy may refuse it outright. */
+    CSIP_HEADER_CONTROL_CHARS = 1u << 3,
+};
+
+/** One header line: name and value spans (value trimmed of surrounding whitespace), kind and flags. */
+struct csip_header {
+    struct csip_span name;
+    struct csip_span value;
+    uint16_t kind;
+    uint16_t flags;
+};
+
+/** Result of a scan. */
+enum {
+    /** Start line and all headers found; body_offset is where the body begins. */
+    CSIP_SCAN_COMPLETE = 0,
+    /** The bytes end before the empty line that ends the headers. A stream waits for more; a datagram is invalid. */
+    CSIP_SCAN_INCOMPLETE = 1,
+    /** The bytes break a rule; error and error_offset say which and where. */
+    CSIP_SCAN_INVALID = 2,
+};
+
+/** Why a scan was invalid. Swift mirrors these one to one in SIPParseError.Code. */
+enum {
+    CSIP_ERR_NONE = 0,
+    /** Only CRLFs (a keep-alive) or nothing at all. */
+    CSIP_ERR_EMPTY,
+    /** LF without the CR before it. */
+    CSIP_ERR_BARE_LF,
+    /** CR not followed by LF. */
+    CSIP_ERR_BARE_CR,
+    /** A NUL byte in the start line (in header values the parser reports it). */
+    CSIP_ERR_NUL,
+    /** Another control character (not HTAB) in the start line (in header values the parser reports it). */
+    CSIP_ERR_CONTROL_CHAR,
+    /** A start line or one (possibly folded) header longer than max_line_length. */
+    CSIP_ERR_LINE_TOO_LONG,
+    /** More headers than max_headers (or the caller's capacity). */
+    CSIP_ERR_TOO_MANY_HEADERS,
+    /** The headers did not end within max_message_size bytes. */
+    CSIP_ERR_MESSAGE_TOO_LARGE,
+    /** A header line starts with ':'. */
+    CSIP_ERR_EMPTY_HEADER_NAME,
+    /** A header name holds a character that is not a token character. */
+    CSIP_ERR_INVALID_HEADER_NAME,
+    /** A header line has no colon. */
+    CSIP_ERR_MISSING_COLON,
+    /** The first header line begins with whitespace, which would fold into the start line. */
+    CSIP_ERR_FOLDED_START_LINE,
+    CSIP_ERR_COUNT
+};
+
+/** Limits, all in bytes or counts. Zero means "use the default" shown. */
+struct csip_scan_limits {
+    /** Largest message including body. Default 65536. */
+    uint32_t max_message_size;
+    /** Longest start line or header (with its folded lines). Default 8192. */
+    uint32_t max_line_length;
+    /** Most header lines. Default 256 (bounded again by the caller's capacity). */
+    uint32_t max_headers;
+};
+
+struct csip_scan_result {
+    /** Offset of the first start-line byte (leading CRLFs are skipped, RFC 3261 §7.5). */
+    struct csip_span start_line;
+    uint32_t header_count;
+    /** Offset of the first body byte (just past the empty line). Valid when COMPLETE. */
+    uint32_t body_offset;
+    /** CSIP_ERR_* when INVALID. */
+    uint32_t error;
+    /** Offset of the offending byte when INVALID. */
+    uint32_t error_offset;
+    /** OR of every header's flags: lets policy skip a per-header walk when nothing unusual was seen. */
+    uint32_t header_flags;
+};
+
+/** Which delimiter search the scanner uses. */
+enum {
+    CSIP_SIMD_AUTO = 0,
+    CSIP_SIMD_SCALAR = 1,
+    CSIP_SIMD_SSE42 = 2,
+    CSIP_SIMD_AVX2 = 3,
+};
+
+/** Caller-owned scanner context: holds the SIMD routine chosen at run time. Initialise once, use from one thread
+ * or many (it is never written after init). */
+struct csip_scanner {
+    size_t (*find_control)(const uint8_t *buf, size_t from, size_t to);
+    uint32_t simd_level;
+};
+
+/**
+ * Chooses the delimiter search. CSIP_SIMD_AUTO picks the best the CPU supports; a specific level is for tests and
+ * benchmarks. Returns 0, -EINVAL for a null scanner or unknown level, -ENOTSUP when the CPU lacks that level.
+ */
+int csip_scanner_init(struct csip_scanner *scanner, uint32_t requested_level);
+
+/**
+ * Scans one message. Returns CSIP_SCAN_COMPLETE, CSIP_SCAN_INCOMPLETE or CSIP_SCAN_INVALID, or -EINVAL when a
+ * pointer is null or len exceeds UINT32_MAX. Reads at most min(len, max_message_size) bytes.
+ */
+int csip_scan_message(const struct csip_scanner *scanner, const uint8_t *buf, size_t len,
+                      const struct csip_scan_limits *limits, struct csip_header *headers,
+                      uint32_t header_capacity, struct csip_scan_result *result);
+
+/** Canonical name of a header kind ("Via"), or NULL for CSIP_HDR_OTHER and unknown values. */
+const char *csip_header_kind_name(uint32_t kind);
+
+/** Kind of a header name (full or compact form, any case). CSIP_HDR_OTHER if not in the table. */
+uint32_t csip_classify_header(const uint8_t *name, size_t len);
+
+/** Index of the first byte in [from, to) that is a control character (0x00-0x1F or 0x7F), or `to`. For tests. */
+size_t csip_find_control(const struct csip_scanner *scanner, const uint8_t *buf, size_t from, size_t to);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CSIPSCAN_H */

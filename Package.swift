@@ -1,0 +1,51 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// C targets are built with warnings as errors; the flags are "unsafe" only in SwiftPM's sense (this is the root
+/// package, where they are allowed).
+let strictC: [CSetting] = [.unsafeFlags(["-Wall", "-Wextra", "-Werror"])]
+
+let package = Package(
+    name: "SIPEdge",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sip-edge", targets: ["sip-edge"]),
+        .library(name: "SIPParsing", targets: ["SIPParsing"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C: zero-copy span scanner (start line, headers, folding, header kinds), SIMD chosen at run time.
+        .target(name: "CSIPScan", path: "CSources/CSIPScan", cSettings: strictC),
+
+        // Unsafe fence A: borrowed packet bytes, spans, the scanner call. The only Swift target (with SIPUring,
+        // later) allowed to touch Unsafe* APIs.
+        .target(name: "SIPBytes", dependencies: ["CSIPScan"]),
+
+        // Message model and parser: safe Swift over SIPBytes.
+        .target(name: "SIPParsing", dependencies: ["SIPBytes"]),
+
+        .executableTarget(
+            name: "sip-edge",
+            dependencies: [
+                "SIPParsing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "CSIPScanTests", dependencies: ["CSIPScan", "SIPBytes"]),
+        .testTarget(
+            name: "SIPParsingTests",
+            dependencies: ["SIPParsing", "SIPBytes"],
+            resources: [.copy("Corpus")]
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.swiftLanguageMode(.v6))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,41 @@
+/// A byte range inside one message buffer: offset and length, 32 bits each, so a span is 8 bytes and a header
+/// index stays compact. Spans are what outlives a parse: they are plain values, never pointers.
+public struct ByteSpan: Hashable, Sendable, CustomStringConvertible {
+    public var offset: UInt32
+    public var length: UInt32
+
+    @inlinable
+    public init(offset: UInt32, length: UInt32) {
+        self.offset = offset
+        self.length = length
+    }
+
+    /// - Precondition: both values fit in 32 bits and are not negative.
+    @inlinable
+    public init(offset: Int, length: Int) {
+        self.offset = UInt32(offset)
+        self.length = UInt32(length)
+    }
+
+    /// A span from `start` up to, not including, `end`.
+    @inlinable
+    public init(from start: Int, to end: Int) {
+        self.init(offset: start, length: end - start)
+    }
+
+    public static let empty = ByteSpan(offset: 0, length: 0)
+
+    @inlinable public var start: Int { Int(offset) }
+    @inlinable public var end: Int { Int(offset) + Int(length) }
+    @inlinable public var count: Int { Int(length) }
+    @inlinable public var isEmpty: Bool { length == 0 }
+
+    /// The part of this span from `index` on (clamped to the span).
+    @inlinable
+    public func suffix(from index: Int) -> ByteSpan {
+        let from = Swift.min(Swift.max(index, start), end)
+        return ByteSpan(from: from, to: end)
+    }
+
+    public var description: String { "[\(offset)+\(length)]" }
+}

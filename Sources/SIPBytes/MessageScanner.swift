@@ -1,0 +1,228 @@
+public import CSIPScan
+
+/// Which delimiter search the C scanner uses. `auto` picks the best the CPU supports at run time.
+public enum SIMDLevel: UInt32, Sendable, CaseIterable, CustomStringConvertible {
+    case auto = 0
+    case scalar = 1
+    case sse42 = 2
+    case avx2 = 3
+
+    public var description: String {
+        switch self {
+        case .auto: "auto"
+        case .scalar: "scalar"
+        case .sse42: "sse4.2"
+        case .avx2: "avx2"
+        }
+    }
+}
+
+/// Why the scanner could not be set up.
+public enum ScannerSetupError: Error, Equatable {
+    /// The CPU lacks the requested SIMD level.
+    case unsupportedSIMDLevel(SIMDLevel)
+}
+
+/// Limits the scanner enforces, in bytes or counts.
+public struct ScanLimits: Sendable, Equatable {
+    /// Largest message including its body. Default: 65,536 bytes.
+    public var maxMessageSize: UInt32
+    /// Longest start line, or header including its folded lines. Default: 8,192 bytes.
+    public var maxLineLength: UInt32
+    /// Most header lines in one message. Default: 128.
+    public var maxHeaders: UInt32
+
+    public init(maxMessageSize: UInt32 = 65_536, maxLineLength: UInt32 = 8_192, maxHeaders: UInt32 = 128) {
+        self.maxMessageSize = maxMessageSize
+        self.maxLineLength = maxLineLength
+        self.maxHeaders = maxHeaders
+    }
+}
+
+/// Flags the scanner sets on a header line.
+public struct HeaderLineFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    /// The value continues over folded lines: CRLF + SP/HTAB may occur inside it.
+    public static let folded = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_FOLDED))
+    /// Whitespace stood between the name and the colon (legal in RFC 3261, a smuggling vector at the edge).
+    public static let spaceBeforeColon = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_SPACE_BEFORE_COLON))
+    /// The name was a one-letter compact form.
+    public static let compact = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_COMPACT))
+    /// The value holds a control character other than HTAB; legal only as a quoted-pair in a quoted string.
+    public static let controlCharacters = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_CONTROL_CHARS))
+}
+
+/// One header line as scanned: spans of the name and the trimmed value, the kind code from the C table, flags.
+public struct HeaderLine: Equatable, Sendable {
+    public var name: ByteSpan
+    public var value: ByteSpan
+    /// Index into the C header table (`csip_header_kinds.h`); 0 is "other".
+    public var kindCode: UInt16
+    public var flags: HeaderLineFlags
+
+    @inlinable
+    public init(name: ByteSpan, value: ByteSpan, kindCode: UInt16, flags: HeaderLineFlags) {
+        self.name = name
+        self.value = value
+        self.kindCode = kindCode
+        self.flags = flags
+    }
+}
+
+/// The scanner's failure reasons, one to one with `CSIP_ERR_*`.
+public enum ScanError: UInt32, Sendable, CaseIterable {
+    case empty = 1
+    case bareLineFeed
+    case bareCarriageReturn
+    case nulByte
+    case controlCharacter
+    case lineTooLong
+    case tooManyHeaders
+    case messageTooLarge
+    case emptyHeaderName
+    case invalidHeaderName
+    case missingColon
+    case foldedStartLine
+}
+
+/// What one scan found.
+public enum ScanOutcome: Equatable, Sendable {
+    /// The start line and `headerCount` headers (in the scanner's ``HeaderTable``); the body starts at `bodyOffset`.
+    case complete(startLine: ByteSpan, headerCount: Int, bodyOffset: Int, headerFlags: HeaderLineFlags)
+    /// The bytes end before the headers do.
+    case incomplete
+    /// A rule was broken at `offset`.
+    case invalid(ScanError, offset: Int)
+}
+
+/// The header lines of the last scanned message, in a buffer allocated once and reused for every message.
+///
+/// Reading is safe Swift: the storage is owned here and every index is checked. Each scan bumps `generation`, so
+/// a holder of an older message can tell (and trap) when the table now describes a different one.
+public final class HeaderTable {
+    @usableFromInline
+    let storage: UnsafeMutableBufferPointer<csip_header>
+
+    /// Number of valid lines.
+    public internal(set) var count: Int = 0
+    /// Incremented by every scan.
+    public internal(set) var generation: UInt64 = 0
+
+    public var capacity: Int { storage.count }
+
+    init(capacity: Int) {
+        storage = .allocate(capacity: capacity)
+        storage.initialize(repeating: csip_header())
+    }
+
+    deinit {
+        storage.deallocate()
+    }
+
+    @inlinable
+    public subscript(index: Int) -> HeaderLine {
+        precondition(index >= 0 && index < count, "header index out of range")
+        let line = storage[index]
+        return HeaderLine(
+            name: ByteSpan(offset: line.name.off, length: line.name.len),
+            value: ByteSpan(offset: line.value.off, length: line.value.len),
+            kindCode: line.kind,
+            flags: HeaderLineFlags(rawValue: line.flags)
+        )
+    }
+
+    /// The kind code of line `index`, without building the whole ``HeaderLine``.
+    @inlinable
+    public func kindCode(at index: Int) -> UInt16 {
+        precondition(index >= 0 && index < count, "header index out of range")
+        return storage[index].kind
+    }
+}
+
+/// Runs the C span scanner over one message. One per worker (not thread-safe: it owns the reusable header table).
+public final class MessageScanner {
+    private var context = csip_scanner()
+    /// The SIMD level actually chosen.
+    public let simdLevel: SIMDLevel
+    /// Header lines of the last scan.
+    public let headers: HeaderTable
+
+    public init(simd: SIMDLevel = .auto, headerCapacity: Int = 256) throws(ScannerSetupError) {
+        precondition(headerCapacity > 0 && headerCapacity <= Int(UInt16.max), "header capacity out of range")
+        let status = csip_scanner_init(&context, simd.rawValue)
+        guard status == 0 else { throw .unsupportedSIMDLevel(simd) }
+        simdLevel = SIMDLevel(rawValue: context.simd_level) ?? .scalar
+        headers = HeaderTable(capacity: headerCapacity)
+    }
+
+    /// True when this CPU can run `level`.
+    public static func supports(_ level: SIMDLevel) -> Bool {
+        var probe = csip_scanner()
+        return csip_scanner_init(&probe, level.rawValue) == 0
+    }
+
+    /// Scans `packet`. On `.complete`, ``headers`` describes its header lines until the next scan.
+    public func scan(_ packet: PacketBytes, limits: ScanLimits = ScanLimits()) -> ScanOutcome {
+        var cLimits = csip_scan_limits(
+            max_message_size: limits.maxMessageSize,
+            max_line_length: limits.maxLineLength,
+            max_headers: limits.maxHeaders
+        )
+        var result = csip_scan_result()
+        headers.generation &+= 1
+        headers.count = 0
+        let base = packet.base.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        let status = csip_scan_message(
+            &context, base, packet.count, &cLimits, headers.storage.baseAddress, UInt32(headers.capacity), &result
+        )
+        switch status {
+        case Int32(CSIP_SCAN_COMPLETE):
+            let count = Int(result.header_count)
+            // Validate the C side's spans once, here at the fence; everything above reads within them.
+            precondition(count <= headers.capacity && Int(result.body_offset) <= packet.count)
+            for i in 0..<count {
+                let line = headers.storage[i]
+                precondition(Int(line.name.off) + Int(line.name.len) <= packet.count
+                    && Int(line.value.off) + Int(line.value.len) <= packet.count, "scanner span out of bounds")
+            }
+            headers.count = count
+            return .complete(
+                startLine: ByteSpan(offset: result.start_line.off, length: result.start_line.len),
+                headerCount: count,
+                bodyOffset: Int(result.body_offset),
+                headerFlags: HeaderLineFlags(rawValue: UInt16(truncatingIfNeeded: result.header_flags))
+            )
+        case Int32(CSIP_SCAN_INCOMPLETE):
+            return .incomplete
+        case Int32(CSIP_SCAN_INVALID):
+            let error = ScanError(rawValue: result.error) ?? .controlCharacter
+            return .invalid(error, offset: Int(result.error_offset))
+        default:
+            // -EINVAL: only possible with a message over 4 GiB, which no caller can hold.
+            return .invalid(.messageTooLarge, offset: 0)
+        }
+    }
+
+    /// Kind code of a header name (full or compact form, any case); 0 when it is not in the table.
+    public static func classifyHeader(_ name: [UInt8]) -> UInt16 {
+        name.withUnsafeBufferPointer { UInt16(csip_classify_header($0.baseAddress, $0.count)) }
+    }
+
+    /// Canonical name for a kind code, or nil for 0 ("other").
+    public static func canonicalName(ofKind code: UInt16) -> String? {
+        guard let name = csip_header_kind_name(UInt32(code)) else { return nil }
+        return String(cString: name)
+    }
+
+    /// Number of kinds in the C table, "other" included.
+    public static var kindCount: Int { Int(CSIP_HDR_KIND_COUNT) }
+
+    /// Index of the first control character in `bytes[from..<to]` using `level` (for cross-checking SIMD paths).
+    public static func findControl(in bytes: [UInt8], from: Int, to: Int, level: SIMDLevel) -> Int? {
+        var probe = csip_scanner()
+        guard csip_scanner_init(&probe, level.rawValue) == 0 else { return nil }
+        return bytes.withUnsafeBufferPointer { Int(csip_find_control(&probe, $0.baseAddress, from, to)) }
+    }
+}

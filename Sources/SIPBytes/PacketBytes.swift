@@ -1,0 +1,150 @@
+/// A borrowed, read-only view of one message's bytes: a receive buffer, a slice of a stream buffer, or an array.
+///
+/// `PacketBytes` holds no storage of its own. It is valid only while the memory it was made from stays alive and
+/// unchanged: inside the `withPacketBytes` closure that produced it, or while the worker holds the receive buffer's
+/// lease. Never store it beyond that; store ``ByteSpan``s instead.
+///
+/// Every read is bounds-checked (a `precondition`, so a parser bug traps instead of reading foreign memory). Bad
+/// *input* never reaches a trap: parsers check spans against `count` before reading.
+public struct PacketBytes {
+    @usableFromInline
+    let base: UnsafeRawBufferPointer
+
+    /// Wraps memory that the caller keeps alive and unchanged for as long as this value is used.
+    @inlinable
+    public init(unsafeBorrowing base: UnsafeRawBufferPointer) {
+        self.base = base
+    }
+
+    @inlinable
+    public var count: Int { base.count }
+
+    /// The whole buffer as a span.
+    @inlinable
+    public var all: ByteSpan { ByteSpan(offset: 0, length: count) }
+
+    @inlinable
+    public subscript(index: Int) -> UInt8 {
+        precondition(UInt(bitPattern: index) < UInt(bitPattern: base.count), "PacketBytes index out of range")
+        return base.load(fromByteOffset: index, as: UInt8.self)
+    }
+
+    /// True when `span` lies inside this buffer.
+    @inlinable
+    public func contains(_ span: ByteSpan) -> Bool {
+        span.end <= count
+    }
+
+    /// True when the bytes of `span` equal `literal` exactly.
+    @inlinable
+    public func equals(_ span: ByteSpan, _ literal: StaticString) -> Bool {
+        guard span.count == literal.utf8CodeUnitCount, contains(span) else { return false }
+        let text = literal.utf8Start
+        for i in 0..<span.count where self[span.start + i] != text[i] {
+            return false
+        }
+        return true
+    }
+
+    /// True when the bytes of `span` equal `literal`, ASCII letters compared without case.
+    @inlinable
+    public func equalsIgnoringCase(_ span: ByteSpan, _ literal: StaticString) -> Bool {
+        guard span.count == literal.utf8CodeUnitCount, contains(span) else { return false }
+        let text = literal.utf8Start
+        for i in 0..<span.count where ASCII.lowercased(self[span.start + i]) != ASCII.lowercased(text[i]) {
+            return false
+        }
+        return true
+    }
+
+    /// True when the bytes of two spans (of this buffer) are equal, ASCII letters compared without case.
+    @inlinable
+    public func equalsIgnoringCase(_ a: ByteSpan, _ b: ByteSpan) -> Bool {
+        guard a.count == b.count, contains(a), contains(b) else { return false }
+        for i in 0..<a.count where ASCII.lowercased(self[a.start + i]) != ASCII.lowercased(self[b.start + i]) {
+            return false
+        }
+        return true
+    }
+
+    /// True when the bytes of two spans (of this buffer) are equal.
+    @inlinable
+    public func equals(_ a: ByteSpan, _ b: ByteSpan) -> Bool {
+        guard a.count == b.count, contains(a), contains(b) else { return false }
+        for i in 0..<a.count where self[a.start + i] != self[b.start + i] {
+            return false
+        }
+        return true
+    }
+
+    /// Index of the first `byte` inside `span`, or nil.
+    @inlinable
+    public func firstIndex(of byte: UInt8, in span: ByteSpan) -> Int? {
+        var i = span.start
+        while i < span.end {
+            if self[i] == byte { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// A copy of the span's bytes. Allocates: for diagnostics, logs and tests, not the forwarding path.
+    public func copyBytes(_ span: ByteSpan) -> [UInt8] {
+        precondition(contains(span), "span outside PacketBytes")
+        return Array(base[span.start..<span.end])
+    }
+
+    /// The span decoded as UTF-8 (invalid sequences replaced). Allocates: not for the forwarding path.
+    public func string(_ span: ByteSpan) -> String {
+        precondition(contains(span), "span outside PacketBytes")
+        return String(decoding: UnsafeRawBufferPointer(rebasing: base[span.start..<span.end]), as: UTF8.self)
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Runs `body` with a borrowed view of the array's bytes. The view must not escape the closure.
+    @inlinable
+    public func withPacketBytes<Result, Failure: Error>(
+        _ body: (PacketBytes) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        let outcome: Swift.Result<Result, Failure> = self.withUnsafeBytes { raw in
+            do throws(Failure) {
+                return .success(try body(PacketBytes(unsafeBorrowing: raw)))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try outcome.get()
+    }
+}
+
+/// ASCII helpers shared by every parser layer.
+public enum ASCII {
+    @inlinable
+    public static func lowercased(_ byte: UInt8) -> UInt8 {
+        (byte &- 0x41) < 26 ? byte | 0x20 : byte
+    }
+
+    @inlinable
+    public static func isDigit(_ byte: UInt8) -> Bool { (byte &- 0x30) < 10 }
+
+    @inlinable
+    public static func isAlpha(_ byte: UInt8) -> Bool { ((byte | 0x20) &- 0x61) < 26 }
+
+    @inlinable
+    public static func isAlphanumeric(_ byte: UInt8) -> Bool { isDigit(byte) || isAlpha(byte) }
+
+    @inlinable
+    public static func isHexDigit(_ byte: UInt8) -> Bool { isDigit(byte) || ((byte | 0x20) &- 0x61) < 6 }
+
+    /// SP or HTAB.
+    @inlinable
+    public static func isWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+
+    /// SP, HTAB, CR or LF: linear whitespace inside a header value, where the scanner guarantees CR and LF occur
+    /// only as part of a fold (CRLF followed by SP or HTAB).
+    @inlinable
+    public static func isLinearWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A
+    }
+}

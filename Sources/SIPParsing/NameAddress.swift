@@ -1,0 +1,124 @@
+public import SIPBytes
+
+/// A `name-addr` or `addr-spec` with header parameters: the value of From, To, Contact, Route, Record-Route,
+/// Path and friends (RFC 3261 §20.10, §25.1).
+public struct NameAddress: Equatable, Sendable {
+    /// The whole element.
+    public var span: ByteSpan
+    /// The display name as written: a quoted string with its quotes, or a run of tokens. Nil when absent.
+    public var displayName: ByteSpan?
+    public var uri: SIPURI
+    /// True for the `<uri>` form.
+    public var isBracketed: Bool
+    /// Header parameters after the address (without the first `;`); empty when none.
+    public var parameters: ByteSpan
+    /// The `tag` parameter's value (From/To), if present.
+    public var tag: ByteSpan?
+
+    /// Characters allowed in a header parameter value: token plus what a host needs (IPv6 references).
+    private static let parameterValue = CharacterClass(alphanumeric: true, "-.!%*_+`'~[]:")
+
+    /// Parses one element (already split at top-level commas). Throws `invalidHeaderValue` for structural
+    /// errors (the caller renames it for its header), or a more specific code (URI, quoting, display name).
+    public static func parse(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) -> NameAddress {
+        var cursor = ValueCursor(bytes, span)
+        cursor.skipWhitespace()
+        var displayName: ByteSpan?
+        var isBracketed = false
+        let uriSpan: ByteSpan
+
+        if cursor.peek() == UInt8(ascii: "\"") {
+            displayName = try cursor.scanQuotedString()
+            cursor.skipWhitespace()
+            guard cursor.peek() == UInt8(ascii: "<") else { throw SIPParseError(.invalidDisplayName, at: cursor.position) }
+        } else {
+            // Either `*(token LWS) <uri>` or a bare addr-spec; look ahead for '<' past a run of tokens.
+            let start = cursor.position
+            var lastTokenEnd = start
+            while true {
+                guard let token = cursor.scanToken() else { break }
+                lastTokenEnd = token.end
+                cursor.skipWhitespace()
+            }
+            if cursor.peek() == UInt8(ascii: "<") {
+                if lastTokenEnd > start { displayName = ByteSpan(from: start, to: lastTokenEnd) }
+            } else {
+                cursor.position = start
+            }
+        }
+
+        if cursor.consume(UInt8(ascii: "<")) {
+            isBracketed = true
+            let start = cursor.position
+            guard let close = bytes.firstIndex(of: UInt8(ascii: ">"), in: ByteSpan(from: start, to: cursor.end)) else {
+                throw SIPParseError(.invalidHeaderValue, at: cursor.end)
+            }
+            uriSpan = ByteSpan(from: start, to: close)
+            cursor.position = close + 1
+        } else {
+            // addr-spec form: the URI ends at the first ';' or whitespace, and may not contain '?' or ','
+            // (RFC 3261 §20.10: such URIs must be enclosed in <>; RFC 4475 regbadct).
+            let start = cursor.position
+            while let byte = cursor.peek(), byte != UInt8(ascii: ";"), !ASCII.isLinearWhitespace(byte) {
+                if byte == UInt8(ascii: "?") || byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"")
+                    || byte == UInt8(ascii: "<") || byte == UInt8(ascii: ">") {
+                    throw SIPParseError(byte == UInt8(ascii: "?") ? .invalidURI : .invalidDisplayName,
+                                        at: cursor.position)
+                }
+                cursor.position += 1
+            }
+            uriSpan = ByteSpan(from: start, to: cursor.position)
+        }
+        guard !uriSpan.isEmpty else { throw SIPParseError(.invalidURI, at: uriSpan.start) }
+        let uri = try SIPURI.parse(bytes, uriSpan)
+
+        var parameters = ByteSpan(offset: span.end, length: 0)
+        var tag: ByteSpan?
+        cursor.skipWhitespace()
+        if cursor.consume(UInt8(ascii: ";")) {
+            parameters = ByteSpan(from: cursor.position, to: cursor.end)
+            tag = try validateHeaderParameters(bytes, parameters, captureTag: true)
+        }
+        guard cursor.isAtEnd || parameters.end == cursor.end else {
+            throw SIPParseError(.invalidHeaderValue, at: cursor.position)
+        }
+        return NameAddress(span: span, displayName: displayName, uri: uri, isBracketed: isBracketed,
+                           parameters: parameters, tag: tag)
+    }
+
+    /// Validates `;`-separated header parameters (token [= token / host / quoted-string]); returns the tag value
+    /// when `captureTag` and present.
+    static func validateHeaderParameters(_ bytes: PacketBytes, _ span: ByteSpan,
+                                         captureTag: Bool) throws(SIPParseError) -> ByteSpan? {
+        var iterator = ParameterIterator(bytes, span, allowsWhitespace: true)
+        var tag: ByteSpan?
+        while let parameter = try iterator.next() {
+            guard !parameter.name.isEmpty, isAll(bytes, parameter.name, .token) else {
+                throw SIPParseError(.invalidHeaderValue, at: parameter.name.start)
+            }
+            if let value = parameter.value {
+                let quoted = !value.isEmpty && bytes[value.start] == UInt8(ascii: "\"")
+                guard quoted || (!value.isEmpty && isAll(bytes, value, parameterValue)) else {
+                    throw SIPParseError(.invalidHeaderValue, at: value.start)
+                }
+            }
+            if captureTag, tag == nil, bytes.equalsIgnoringCase(parameter.name, "tag") {
+                guard let value = parameter.value, isAll(bytes, value, .token) else {
+                    throw SIPParseError(.invalidHeaderValue, at: parameter.name.start)
+                }
+                tag = value
+            }
+        }
+        return tag
+    }
+
+    static func isAll(_ bytes: PacketBytes, _ span: ByteSpan, _ characters: CharacterClass) -> Bool {
+        for i in span.start..<span.end where !characters.contains(bytes[i]) { return false }
+        return true
+    }
+
+    /// The header parameter called `name` (case-insensitive), if present.
+    public func parameter(_ name: StaticString, in bytes: PacketBytes) -> Parameter? {
+        SIPURI.findParameter(name, in: parameters, bytes: bytes, allowsWhitespace: true)
+    }
+}

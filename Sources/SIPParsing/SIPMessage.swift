@@ -1,0 +1,144 @@
+public import SIPBytes
+
+/// The first line of a request: method, Request-URI, version.
+public struct RequestLine: Equatable, Sendable {
+    public var method: SIPMethod
+    public var uri: SIPURI
+    public var version: ByteSpan
+}
+
+/// The first line of a response: version, status code, reason phrase.
+public struct StatusLine: Equatable, Sendable {
+    public var version: ByteSpan
+    public var statusCode: UInt16
+    public var reasonPhrase: ByteSpan
+}
+
+public enum StartLine: Equatable, Sendable {
+    case request(RequestLine)
+    case response(StatusLine)
+}
+
+/// CSeq: a 32-bit sequence number and a method (RFC 3261 §20.16).
+public struct CSeq: Equatable, Sendable {
+    public var number: UInt32
+    public var method: SIPMethod
+}
+
+/// One parsed SIP message: the start line, the header index and the headers a proxy needs on every message,
+/// all as spans into the received bytes.
+///
+/// A `SIPMessage` borrows two things: the packet's bytes and its parser's reusable ``HeaderTable``. It is valid until
+/// the receive buffer is recycled or the parser parses another message, whichever comes first; header accessors
+/// trap if the parser has moved on (a programming error, not an input error). Keep spans, not messages.
+public struct SIPMessage {
+    public let bytes: PacketBytes
+    let table: HeaderTable
+    let generation: UInt64
+
+    public let startLine: StartLine
+    public let startLineSpan: ByteSpan
+    public let headerCount: Int
+    /// Which header kinds occur at least once.
+    public let headerSet: HeaderSet
+    /// The OR of every header line's scanner flags.
+    public let headerFlags: HeaderLineFlags
+    /// The body: Content-Length bytes, or the rest of the datagram when Content-Length is absent.
+    public let body: ByteSpan
+    /// Offset just past this message; a datagram may carry ignored bytes after it (RFC 4475 dblreq).
+    public let messageEnd: Int
+
+    public let callID: ByteSpan
+    public let cseq: CSeq
+    public let from: NameAddress
+    public let to: NameAddress
+    /// The first Via hop: the one a response is routed by.
+    public let topVia: ViaHop
+    /// Index of the header line holding ``topVia``.
+    public let topViaHeaderIndex: Int
+    /// Number of Via hops across all Via lines.
+    public let viaHopCount: Int
+    /// Max-Forwards, or nil when absent.
+    public let maxForwards: UInt8?
+    /// Content-Length, or nil when absent.
+    public let contentLength: UInt32?
+
+    public var isRequest: Bool {
+        if case .request = startLine { return true }
+        return false
+    }
+
+    public var requestLine: RequestLine? {
+        if case .request(let line) = startLine { return line }
+        return nil
+    }
+
+    public var statusLine: StatusLine? {
+        if case .response(let line) = startLine { return line }
+        return nil
+    }
+
+    /// The request method, or for a response the CSeq method.
+    public var method: SIPMethod {
+        requestLine?.method ?? cseq.method
+    }
+
+    /// Header line `index` (0-based, in message order).
+    public func header(at index: Int) -> HeaderLine {
+        precondition(table.generation == generation, "SIPMessage used after its parser parsed another message")
+        return table[index]
+    }
+
+    /// Kind of header line `index`.
+    public func kind(at index: Int) -> HeaderKind {
+        precondition(table.generation == generation, "SIPMessage used after its parser parsed another message")
+        return HeaderKind(code: table.kindCode(at: index))
+    }
+
+    /// Index of the first header line of `kind`, or nil.
+    public func firstIndex(of kind: HeaderKind) -> Int? {
+        guard headerSet.contains(kind) else { return nil }
+        return nextIndex(of: kind, after: -1)
+    }
+
+    /// Index of the next header line of `kind` after `index`, or nil.
+    public func nextIndex(of kind: HeaderKind, after index: Int) -> Int? {
+        precondition(table.generation == generation, "SIPMessage used after its parser parsed another message")
+        var i = index + 1
+        while i < headerCount {
+            if table.kindCode(at: i) == kind.code { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// The first header line of `kind`, or nil.
+    public func firstHeader(_ kind: HeaderKind) -> HeaderLine? {
+        firstIndex(of: kind).map { header(at: $0) }
+    }
+
+    /// Calls `body` with each comma-separated element of every `kind` header line, in order.
+    public func forEachElement(
+        of kind: HeaderKind, _ body: (ByteSpan) throws(SIPParseError) -> Void
+    ) throws(SIPParseError) {
+        var index = firstIndex(of: kind)
+        while let current = index {
+            var elements = CommaSeparatedValues(bytes, header(at: current).value)
+            while let element = try elements.next() { try body(element) }
+            index = nextIndex(of: kind, after: current)
+        }
+    }
+
+    /// The value of the first header named `name` (any case), matching unknown headers too. Not for the hot path.
+    public func firstHeader(named name: String) -> HeaderLine? {
+        let wanted = Array(name.utf8)
+        for i in 0..<headerCount {
+            let line = header(at: i)
+            if bytes.copyBytes(line.name).map(ASCII.lowercased) == wanted.map(ASCII.lowercased) { return line }
+        }
+        return nil
+    }
+
+    /// A copy of `span` as a String, for logs, diagnostics and tests.
+    public func string(_ span: ByteSpan) -> String { bytes.string(span) }
+}

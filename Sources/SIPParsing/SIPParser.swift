@@ -1,0 +1,418 @@
+public import SIPBytes
+
+/// Limits the parser enforces. Every one is configurable; the defaults are safe for a public edge.
+public struct ParseLimits: Sendable, Equatable {
+    /// Scanner limits: message size (default 65,536), line length (8,192), header count (128).
+    public var scan: ScanLimits
+    /// Most Via hops across all Via lines. Default: 70, the usual initial Max-Forwards, so no message that could
+    /// have arrived legitimately is refused (RFC 4475 longreq has 34). Edge policy sets its own, tighter limit.
+    public var maxViaHops: Int
+    /// Longest Request-URI or header URI, in bytes. Default: 2,048.
+    public var maxURILength: Int
+
+    public init(scan: ScanLimits = ScanLimits(), maxViaHops: Int = 70, maxURILength: Int = 2_048) {
+        self.scan = scan
+        self.maxViaHops = maxViaHops
+        self.maxURILength = maxURILength
+    }
+}
+
+/// How the message arrived, which decides how the body is delimited (RFC 3261 §18.3).
+public enum Framing: Sendable {
+    /// One message per datagram: Content-Length may be absent (the body is the rest); bytes after it are ignored.
+    case datagram
+    /// A stream: Content-Length is mandatory.
+    case stream
+}
+
+/// Parses SIP messages without copying: the C scanner finds the lines, this type reads the start line and the
+/// headers a proxy needs (Via, From, To, Call-ID, CSeq, Max-Forwards, Content-Length) and checks the rules that
+/// keep a message unambiguous. ``validateAllHeaders(_:)`` checks the grammar of every other known header.
+///
+/// One per worker thread: it owns the reusable header table, so a parsed ``SIPMessage`` is valid only until the
+/// next `parse`.
+public final class SIPParser {
+    public let scanner: MessageScanner
+    public var limits: ParseLimits
+
+    public init(limits: ParseLimits = ParseLimits(), simd: SIMDLevel = .auto) throws(ScannerSetupError) {
+        self.limits = limits
+        self.scanner = try MessageScanner(simd: simd, headerCapacity: Int(max(limits.scan.maxHeaders, 1)))
+    }
+
+    /// Parses one message. Throws the first rule broken.
+    public func parse(_ bytes: PacketBytes, framing: Framing = .datagram) throws(SIPParseError) -> SIPMessage {
+        let startLineSpan: ByteSpan
+        let headerCount: Int
+        let bodyOffset: Int
+        let headerFlags: HeaderLineFlags
+        switch scanner.scan(bytes, limits: limits.scan) {
+        case let .complete(startLine, count, offset, flags):
+            (startLineSpan, headerCount, bodyOffset, headerFlags) = (startLine, count, offset, flags)
+        case .incomplete:
+            throw SIPParseError(.incompleteHeaders, at: bytes.count)
+        case let .invalid(error, offset):
+            throw SIPParseError(SIPParseError.Code(error), at: offset)
+        }
+        let table = scanner.headers
+        let startLine = try StartLineParser.parse(bytes, startLineSpan, maxURILength: limits.maxURILength)
+
+        var headerSet = HeaderSet()
+        var from: NameAddress?
+        var to: NameAddress?
+        var callID: ByteSpan?
+        var cseq: CSeq?
+        var topVia: ViaHop?
+        var topViaIndex = -1
+        var viaHops = 0
+        var maxForwards: UInt8?
+        var contentLength: UInt32?
+
+        for index in 0..<headerCount {
+            let line = table[index]
+            let kind = HeaderKind(code: line.kindCode)
+            headerSet.insert(HeaderSet(kind))
+            if line.flags.contains(.controlCharacters) {
+                try Self.checkControlCharacters(bytes, line.value)
+            }
+            switch kind {
+            case .via:
+                var elements = CommaSeparatedValues(bytes, line.value)
+                while let element = try elements.next() {
+                    viaHops += 1
+                    if topVia == nil {
+                        topVia = try ViaHop.parse(bytes, element)
+                        topViaIndex = index
+                    }
+                }
+                if viaHops > limits.maxViaHops { throw SIPParseError(.tooManyVias, at: line.name.start) }
+            case .from:
+                guard from == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
+                from = try Self.parseNameAddress(bytes, line.value, as: .invalidFrom, maxURILength: limits.maxURILength)
+            case .to:
+                guard to == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
+                to = try Self.parseNameAddress(bytes, line.value, as: .invalidTo, maxURILength: limits.maxURILength)
+            case .callID:
+                guard callID == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
+                callID = try Self.parseCallID(bytes, line.value)
+            case .cseq:
+                guard cseq == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
+                cseq = try Self.parseCSeq(bytes, line.value)
+            case .maxForwards:
+                guard maxForwards == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
+                var cursor = ValueCursor(bytes, line.value)
+                guard let number = cursor.scanNumber(limit: 255), cursor.isAtEnd else {
+                    throw SIPParseError(.invalidMaxForwards, at: line.value.start)
+                }
+                guard !number.overflow else { throw SIPParseError(.maxForwardsOutOfRange, at: line.value.start) }
+                maxForwards = UInt8(number.value)
+            case .contentLength:
+                var cursor = ValueCursor(bytes, line.value)
+                guard let number = cursor.scanNumber(limit: UInt64(UInt32.max)), cursor.isAtEnd else {
+                    throw SIPParseError(.invalidContentLength, at: line.value.start)
+                }
+                guard !number.overflow else { throw SIPParseError(.contentLengthOutOfRange, at: line.value.start) }
+                // Two different lengths make the framing ambiguous (request smuggling); equal repeats are harmless.
+                if let previous = contentLength, previous != UInt32(number.value) {
+                    throw SIPParseError(.conflictingContentLength, at: line.name.start)
+                }
+                contentLength = UInt32(number.value)
+            default:
+                break
+            }
+        }
+
+        guard let topVia else { throw SIPParseError(.missingVia, at: startLineSpan.end) }
+        guard let from else { throw SIPParseError(.missingFrom, at: startLineSpan.end) }
+        guard let to else { throw SIPParseError(.missingTo, at: startLineSpan.end) }
+        guard let callID else { throw SIPParseError(.missingCallID, at: startLineSpan.end) }
+        guard let cseq else { throw SIPParseError(.missingCSeq, at: startLineSpan.end) }
+        if case .request(let request) = startLine, !request.method.isSameMethod(as: cseq.method, in: bytes) {
+            throw SIPParseError(.cseqMethodMismatch, at: cseq.method.span.start)
+        }
+
+        let available = bytes.count - bodyOffset
+        let body: ByteSpan
+        if let contentLength {
+            guard Int(contentLength) <= available else {
+                throw SIPParseError(.contentLengthExceedsMessage, at: bodyOffset)
+            }
+            body = ByteSpan(offset: bodyOffset, length: Int(contentLength))
+        } else {
+            guard framing == .datagram else { throw SIPParseError(.missingContentLength, at: bodyOffset) }
+            body = ByteSpan(offset: bodyOffset, length: available)
+        }
+
+        return SIPMessage(
+            bytes: bytes, table: table, generation: table.generation, startLine: startLine,
+            startLineSpan: startLineSpan, headerCount: headerCount, headerSet: headerSet, headerFlags: headerFlags,
+            body: body, messageEnd: body.end, callID: callID, cseq: cseq, from: from, to: to, topVia: topVia,
+            topViaHeaderIndex: topViaIndex, viaHopCount: viaHops, maxForwards: maxForwards,
+            contentLength: contentLength
+        )
+    }
+
+    /// Checks the grammar of every header the table knows that ``parse(_:framing:)`` did not already check: every
+    /// Via hop, Contact, Route, Record-Route, Path, Service-Route, Date, Expires, Content-Type, token lists.
+    /// For `sip-edge check`, conformance tests and strict policy; the forwarding path does not need it.
+    public func validateAllHeaders(_ message: SIPMessage) throws(SIPParseError) {
+        let bytes = message.bytes
+        for index in 0..<message.headerCount {
+            let line = message.header(at: index)
+            switch HeaderKind(code: line.kindCode) {
+            case .via:
+                try Self.forEachElement(bytes, line.value, code: .invalidVia) { (element) throws(SIPParseError) in
+                    _ = try ViaHop.parse(bytes, element)
+                }
+            case .contact:
+                if Self.isWildcard(bytes, line.value) { continue }
+                try Self.forEachElement(bytes, line.value, code: .invalidContact) { (element) throws(SIPParseError) in
+                    let contact = try Self.parseNameAddress(bytes, element, as: .invalidContact,
+                                                            maxURILength: limits.maxURILength)
+                    if let expires = contact.parameter("expires", in: bytes) {
+                        try Self.requireDeltaSeconds(bytes, expires.value, code: .invalidContact)
+                    }
+                }
+            case .route, .recordRoute, .path, .serviceRoute:
+                let code: SIPParseError.Code = switch HeaderKind(code: line.kindCode) {
+                case .route: .invalidRoute
+                case .recordRoute: .invalidRecordRoute
+                default: .invalidPath
+                }
+                try Self.forEachElement(bytes, line.value, code: code) { (element) throws(SIPParseError) in
+                    let address = try Self.parseNameAddress(bytes, element, as: code, maxURILength: limits.maxURILength)
+                    guard address.isBracketed else { throw SIPParseError(code, at: element.start) }
+                }
+            case .date:
+                try DateValidator.validate(bytes, line.value)
+            case .expires, .minExpires:
+                try Self.requireDeltaSeconds(bytes, line.value, code: .invalidExpires)
+            case .contentType:
+                try Self.validateMediaType(bytes, line.value)
+            case .supported, .require, .proxyRequire, .unsupported, .allow:
+                guard !line.value.isEmpty || HeaderKind(code: line.kindCode) != .require else {
+                    throw SIPParseError(.invalidHeaderValue, at: line.value.start)
+                }
+                try Self.forEachElement(bytes, line.value, code: .invalidHeaderValue) { (element) throws(SIPParseError) in
+                    guard !element.isEmpty, NameAddress.isAll(bytes, element, .token) else {
+                        throw SIPParseError(.invalidHeaderValue, at: element.start)
+                    }
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    // MARK: - Pieces
+
+    static func parseNameAddress(_ bytes: PacketBytes, _ span: ByteSpan, as code: SIPParseError.Code,
+                                 maxURILength: Int) throws(SIPParseError) -> NameAddress {
+        let address: NameAddress
+        do throws(SIPParseError) {
+            address = try NameAddress.parse(bytes, span)
+        } catch {
+            throw error.code == .invalidHeaderValue ? SIPParseError(code, at: Int(error.offset)) : error
+        }
+        guard address.uri.span.count <= maxURILength else { throw SIPParseError(.invalidURI, at: span.start) }
+        return address
+    }
+
+    /// Calls `body` for each comma-separated element; an empty element is an error (`code`).
+    static func forEachElement(_ bytes: PacketBytes, _ span: ByteSpan, code: SIPParseError.Code,
+                               _ body: (ByteSpan) throws(SIPParseError) -> Void) throws(SIPParseError) {
+        var elements = CommaSeparatedValues(bytes, span)
+        var sawOne = false
+        while let element = try elements.next() {
+            guard !element.isEmpty else { throw SIPParseError(code, at: element.start) }
+            try body(element)
+            sawOne = true
+        }
+        guard sawOne else { throw SIPParseError(code, at: span.start) }
+    }
+
+    static func isWildcard(_ bytes: PacketBytes, _ span: ByteSpan) -> Bool {
+        span.count == 1 && bytes[span.start] == UInt8(ascii: "*")
+    }
+
+    /// Call-ID = word [ "@" word ].
+    static func parseCallID(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) -> ByteSpan {
+        var cursor = ValueCursor(bytes, span)
+        guard !cursor.scan(.word).isEmpty else { throw SIPParseError(.invalidCallID, at: span.start) }
+        if cursor.consume(UInt8(ascii: "@")) {
+            guard !cursor.scan(.word).isEmpty else { throw SIPParseError(.invalidCallID, at: cursor.position) }
+        }
+        guard cursor.isAtEnd else { throw SIPParseError(.invalidCallID, at: cursor.position) }
+        return span
+    }
+
+    /// CSeq = 1*DIGIT LWS Method, the number at most 2^32 - 1.
+    static func parseCSeq(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) -> CSeq {
+        var cursor = ValueCursor(bytes, span)
+        guard let number = cursor.scanNumber(limit: UInt64(UInt32.max)) else {
+            throw SIPParseError(.invalidCSeq, at: span.start)
+        }
+        guard !number.overflow else { throw SIPParseError(.cseqOutOfRange, at: span.start) }
+        let beforeSpace = cursor.position
+        cursor.skipWhitespace()
+        guard cursor.position > beforeSpace, let method = cursor.scanToken(), cursor.isAtEnd else {
+            throw SIPParseError(.invalidCSeq, at: cursor.position)
+        }
+        return CSeq(number: UInt32(number.value), method: SIPMethod.classify(bytes, method))
+    }
+
+    /// delta-seconds = 1*DIGIT, at most 2^32 - 1 (RFC 3261 §20.19; RFC 4475 scalar02).
+    static func requireDeltaSeconds(_ bytes: PacketBytes, _ span: ByteSpan?,
+                                    code: SIPParseError.Code) throws(SIPParseError) {
+        guard let span else { throw SIPParseError(code, at: 0) }
+        var cursor = ValueCursor(bytes, span)
+        guard let number = cursor.scanNumber(limit: UInt64(UInt32.max)), !number.overflow, cursor.isAtEnd else {
+            throw SIPParseError(code, at: span.start)
+        }
+    }
+
+    /// media-type = m-type SLASH m-subtype *( SEMI m-parameter ).
+    static func validateMediaType(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) {
+        var cursor = ValueCursor(bytes, span)
+        guard cursor.scanToken() != nil, cursor.consumeSeparator(UInt8(ascii: "/")), cursor.scanToken() != nil else {
+            throw SIPParseError(.invalidHeaderValue, at: cursor.position)
+        }
+        cursor.skipWhitespace()
+        if cursor.consume(UInt8(ascii: ";")) {
+            do {
+                _ = try NameAddress.validateHeaderParameters(bytes, ByteSpan(from: cursor.position, to: cursor.end),
+                                                             captureTag: false)
+            } catch {
+                throw SIPParseError(.invalidHeaderValue, at: Int(error.offset))
+            }
+        } else if !cursor.isAtEnd {
+            throw SIPParseError(.invalidHeaderValue, at: cursor.position)
+        }
+    }
+
+    /// Control characters in a header value are legal only as a quoted-pair inside a quoted string.
+    static func checkControlCharacters(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) {
+        var inQuotes = false
+        var i = span.start
+        while i < span.end {
+            let byte = bytes[i]
+            if inQuotes && byte == UInt8(ascii: "\\") {
+                i += 2
+                continue
+            }
+            if byte == UInt8(ascii: "\"") {
+                inQuotes.toggle()
+            } else if (byte < 0x20 && byte != 0x09 && byte != 0x0D && byte != 0x0A) || byte == 0x7F {
+                throw SIPParseError(byte == 0 ? .nulByte : .controlCharacter, at: i)
+            }
+            i += 1
+        }
+    }
+}
+
+/// Start-line grammar (RFC 3261 §7.1, §7.2), strict about whitespace: exactly one SP between elements.
+enum StartLineParser {
+    static func parse(_ bytes: PacketBytes, _ span: ByteSpan, maxURILength: Int) throws(SIPParseError) -> StartLine {
+        // A whitespace problem anywhere in the line (double SP, leading or trailing SP, HTAB) gets its own code:
+        // RFC 4475 lwsstart and trws.
+        guard !span.isEmpty else { throw SIPParseError(.invalidStartLine, at: span.start) }
+        if ASCII.isWhitespace(bytes[span.start]) { throw SIPParseError(.startLineWhitespace, at: span.start) }
+        guard let firstSpace = bytes.firstIndex(of: 0x20, in: span) else {
+            throw SIPParseError(.invalidStartLine, at: span.end)
+        }
+        let first = ByteSpan(from: span.start, to: firstSpace)
+        if bytes.firstIndex(of: 0x09, in: first) != nil { throw SIPParseError(.startLineWhitespace, at: span.start) }
+
+        if first.count >= 4, bytes.equalsIgnoringCase(ByteSpan(offset: first.offset, length: 4), "SIP/") {
+            return .response(try parseStatusLine(bytes, span, version: first))
+        }
+        return .request(try parseRequestLine(bytes, span, method: first, maxURILength: maxURILength))
+    }
+
+    private static func parseRequestLine(_ bytes: PacketBytes, _ span: ByteSpan, method: ByteSpan,
+                                         maxURILength: Int) throws(SIPParseError) -> RequestLine {
+        guard NameAddress.isAll(bytes, method, .token) else { throw SIPParseError(.invalidMethod, at: method.start) }
+        // A response's empty Reason-Phrase leaves a trailing SP; a request line never has one (RFC 4475 trws).
+        if ASCII.isWhitespace(bytes[span.end - 1]) { throw SIPParseError(.startLineWhitespace, at: span.end - 1) }
+        // The version is after the last SP; everything between is the Request-URI, which has no whitespace.
+        var lastSpace = span.end - 1
+        while bytes[lastSpace] != 0x20 { lastSpace -= 1 }
+        let uriSpan = ByteSpan(from: method.end + 1, to: lastSpace)
+        let version = ByteSpan(from: lastSpace + 1, to: span.end)
+        guard !uriSpan.isEmpty else { throw SIPParseError(.invalidStartLine, at: uriSpan.start) }
+        if ASCII.isWhitespace(bytes[uriSpan.start]) || ASCII.isWhitespace(bytes[uriSpan.end - 1]) {
+            throw SIPParseError(.startLineWhitespace, at: uriSpan.start)
+        }
+        try checkVersion(bytes, version)
+        guard uriSpan.count <= maxURILength else { throw SIPParseError(.invalidRequestURI, at: uriSpan.start) }
+        let uri: SIPURI
+        do {
+            uri = try SIPURI.parse(bytes, uriSpan)
+        } catch {
+            throw SIPParseError(.invalidRequestURI, at: Int(error.offset))
+        }
+        // RFC 3261 §19.1.5: headers are not allowed in a Request-URI (RFC 4475 escruri).
+        if uri.headers != nil { throw SIPParseError(.requestURIHasHeaders, at: uriSpan.start) }
+        return RequestLine(method: SIPMethod.classify(bytes, method), uri: uri, version: version)
+    }
+
+    private static func parseStatusLine(_ bytes: PacketBytes, _ span: ByteSpan,
+                                        version: ByteSpan) throws(SIPParseError) -> StatusLine {
+        try checkVersion(bytes, version)
+        var cursor = ValueCursor(bytes, ByteSpan(from: version.end + 1, to: span.end))
+        let codeStart = cursor.position
+        guard let code = cursor.scanNumber(limit: 699), !code.overflow, cursor.position - codeStart == 3,
+            code.value >= 100
+        else { throw SIPParseError(.invalidStatusCode, at: codeStart) }
+        // Reason-Phrase may be empty but the SP before it is required (RFC 4475 noreason); be lenient only about
+        // a line that ends right after the code.
+        var reason = ByteSpan(offset: span.end, length: 0)
+        if !cursor.isAtEnd {
+            guard cursor.consume(0x20) else { throw SIPParseError(.invalidStatusCode, at: cursor.position) }
+            reason = ByteSpan(from: cursor.position, to: span.end)
+        }
+        return StatusLine(version: version, statusCode: UInt16(code.value), reasonPhrase: reason)
+    }
+
+    /// SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT; only 2.0 is supported (others get 505, RFC 4475 badvers).
+    private static func checkVersion(_ bytes: PacketBytes, _ version: ByteSpan) throws(SIPParseError) {
+        if bytes.firstIndex(of: 0x20, in: version) != nil || bytes.firstIndex(of: 0x09, in: version) != nil {
+            throw SIPParseError(.startLineWhitespace, at: version.start)
+        }
+        var cursor = ValueCursor(bytes, version)
+        guard version.count >= 4, bytes.equalsIgnoringCase(ByteSpan(offset: version.offset, length: 4), "SIP/") else {
+            throw SIPParseError(.invalidSIPVersion, at: version.start)
+        }
+        cursor.position += 4
+        guard let major = cursor.scanNumber(limit: 999), cursor.consume(UInt8(ascii: ".")),
+            let minor = cursor.scanNumber(limit: 999), cursor.isAtEnd
+        else { throw SIPParseError(.invalidSIPVersion, at: version.start) }
+        guard major.value == 2, minor.value == 0, !major.overflow, !minor.overflow else {
+            throw SIPParseError(.unsupportedSIPVersion, at: version.start)
+        }
+    }
+}
+
+/// SIP-date = rfc1123-date: `wkday "," SP date1 SP time SP "GMT"` (RFC 3261 §20.17; RFC 4475 baddate).
+enum DateValidator {
+    static func validate(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) {
+        // "Sat, 13 Nov 2010 23:29:00 GMT" is exactly 29 bytes.
+        guard span.count == 29 else { throw SIPParseError(.invalidDate, at: span.start) }
+        let s = span.start
+        func digits(_ from: Int, _ count: Int) -> Bool {
+            (0..<count).allSatisfy { ASCII.isDigit(bytes[from + $0]) }
+        }
+        let weekdays: [StaticString] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+        let months: [StaticString] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                                      "Dec"]
+        let day = ByteSpan(offset: s, length: 3)
+        let month = ByteSpan(offset: s + 8, length: 3)
+        guard weekdays.contains(where: { bytes.equals(day, $0) }),
+            bytes[s + 3] == UInt8(ascii: ","), bytes[s + 4] == 0x20, digits(s + 5, 2), bytes[s + 7] == 0x20,
+            months.contains(where: { bytes.equals(month, $0) }), bytes[s + 11] == 0x20, digits(s + 12, 4),
+            bytes[s + 16] == 0x20, digits(s + 17, 2), bytes[s + 19] == UInt8(ascii: ":"), digits(s + 20, 2),
+            bytes[s + 22] == UInt8(ascii: ":"), digits(s + 23, 2), bytes[s + 25] == 0x20,
+            bytes.equals(ByteSpan(offset: s + 26, length: 3), "GMT")
+        else { throw SIPParseError(.invalidDate, at: span.start) }
+    }
+}

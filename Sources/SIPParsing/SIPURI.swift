@@ -1,0 +1,209 @@
+public import SIPBytes
+
+/// One `name[=value]` parameter, as spans.
+public struct Parameter: Equatable, Sendable {
+    public var name: ByteSpan
+    public var value: ByteSpan?
+}
+
+/// A URI as spans into the message: `sip:`/`sips:` (RFC 3261 §19.1), `tel:` (RFC 3966) or any other absolute URI.
+///
+/// Parsing validates the whole grammar (user, password, host including IPv6 references, port, parameters,
+/// headers, `%HH` escapes) but decodes nothing: escapes stay as they are on the wire, as a proxy forwards them.
+public struct SIPURI: Equatable, Sendable {
+    public enum Scheme: UInt8, Sendable {
+        case sip, sips, tel, other
+    }
+
+    public enum HostKind: UInt8, Sendable {
+        case name, ipv4, ipv6
+    }
+
+    /// The whole URI.
+    public var span: ByteSpan
+    public var scheme: Scheme
+    public var user: ByteSpan?
+    public var password: ByteSpan?
+    /// Host for sip/sips (IPv6 references keep their brackets); empty for other schemes.
+    public var host: ByteSpan
+    public var hostKind: HostKind
+    public var port: UInt16?
+    /// The parameters after the first `;` (without it), up to `?` or the end; empty when there are none.
+    public var parameters: ByteSpan
+    /// The headers after `?` (without it), or nil.
+    public var headers: ByteSpan?
+
+    /// Parses `span` as a URI. Throws `invalidURI` with the offset of the first bad byte.
+    public static func parse(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) -> SIPURI {
+        var cursor = ValueCursor(bytes, span)
+        let schemeSpan = cursor.scan(.scheme)
+        guard !schemeSpan.isEmpty, ASCII.isAlpha(bytes[schemeSpan.start]), cursor.consume(UInt8(ascii: ":")) else {
+            throw SIPParseError(.invalidURI, at: cursor.position)
+        }
+        var uri = SIPURI(span: span, scheme: .other, user: nil, password: nil, host: ByteSpan(offset: cursor.position,
+            length: 0), hostKind: .name, port: nil, parameters: ByteSpan(offset: span.end, length: 0), headers: nil)
+        if bytes.equalsIgnoringCase(schemeSpan, "sip") {
+            uri.scheme = .sip
+        } else if bytes.equalsIgnoringCase(schemeSpan, "sips") {
+            uri.scheme = .sips
+        } else if bytes.equalsIgnoringCase(schemeSpan, "tel") {
+            uri.scheme = .tel
+        }
+        switch uri.scheme {
+        case .sip, .sips:
+            try uri.parseSIPRest(bytes, &cursor)
+        case .tel:
+            try requireAll(bytes, &cursor, .telephone)
+        case .other:
+            try requireAll(bytes, &cursor, .uric)
+        }
+        return uri
+    }
+
+    /// The rest of an opaque URI must be one or more characters of `characters` (or escapes).
+    private static func requireAll(_ bytes: PacketBytes, _ cursor: inout ValueCursor,
+                                   _ characters: CharacterClass) throws(SIPParseError) {
+        guard let rest = cursor.scanEscaped(characters), !rest.isEmpty, cursor.isAtEnd else {
+            throw SIPParseError(.invalidURI, at: cursor.position)
+        }
+    }
+
+    private mutating func parseSIPRest(_ bytes: PacketBytes, _ cursor: inout ValueCursor) throws(SIPParseError) {
+        // userinfo: everything before the first '@' (a literal '@' is not allowed elsewhere in a SIP URI).
+        if let at = bytes.firstIndex(of: UInt8(ascii: "@"), in: ByteSpan(from: cursor.position, to: cursor.end)) {
+            var userCursor = ValueCursor(bytes, ByteSpan(from: cursor.position, to: at))
+            guard let user = userCursor.scanEscaped(.user), !user.isEmpty else {
+                throw SIPParseError(.invalidURI, at: userCursor.position)
+            }
+            self.user = user
+            if userCursor.consume(UInt8(ascii: ":")) {
+                guard let password = userCursor.scanEscaped(.password) else {
+                    throw SIPParseError(.invalidURI, at: userCursor.position)
+                }
+                self.password = password
+            }
+            guard userCursor.isAtEnd else { throw SIPParseError(.invalidURI, at: userCursor.position) }
+            cursor.position = at + 1
+        }
+        (host, hostKind) = try Self.parseHost(bytes, &cursor)
+        if cursor.consume(UInt8(ascii: ":")) {
+            port = try Self.parsePort(&cursor)
+        }
+        if cursor.consume(UInt8(ascii: ";")) {
+            let start = cursor.position
+            while let byte = cursor.peek(), byte != UInt8(ascii: "?") { cursor.position += 1 }
+            parameters = ByteSpan(from: start, to: cursor.position)
+            try Self.validateParameters(bytes, parameters)
+        }
+        if cursor.consume(UInt8(ascii: "?")) {
+            let start = cursor.position
+            try Self.validateHeaders(bytes, &cursor)
+            headers = ByteSpan(from: start, to: cursor.position)
+        }
+        guard cursor.isAtEnd else { throw SIPParseError(.invalidURI, at: cursor.position) }
+    }
+
+    /// host = hostname / IPv4address / IPv6reference. Used by URIs and Via sent-by.
+    static func parseHost(_ bytes: PacketBytes, _ cursor: inout ValueCursor)
+        throws(SIPParseError) -> (ByteSpan, HostKind)
+    {
+        let start = cursor.position
+        if cursor.consume(UInt8(ascii: "[")) {
+            let inner = cursor.scan(.ipv6)
+            guard inner.count >= 2, bytes.firstIndex(of: UInt8(ascii: ":"), in: inner) != nil,
+                cursor.consume(UInt8(ascii: "]"))
+            else { throw SIPParseError(.invalidURI, at: cursor.position) }
+            return (ByteSpan(from: start, to: cursor.position), .ipv6)
+        }
+        let host = cursor.scan(.hostname)
+        guard !host.isEmpty else { throw SIPParseError(.invalidURI, at: start) }
+        let kind = try classifyHostname(bytes, host)
+        return (host, kind)
+    }
+
+    /// Tells a dotted-quad IPv4 address from a hostname, rejecting malformed ones of either.
+    static func classifyHostname(_ bytes: PacketBytes, _ host: ByteSpan) throws(SIPParseError) -> HostKind {
+        // RFC 3261: a toplabel starts with a letter, so a host whose last label starts with a digit is IPv4.
+        var lastLabelStart = host.start
+        var i = host.end - 1
+        if bytes[i] == UInt8(ascii: ".") { i -= 1 }  // a fully qualified name may end with a dot
+        while i >= host.start {
+            if bytes[i] == UInt8(ascii: ".") {
+                lastLabelStart = i + 1
+                break
+            }
+            i -= 1
+        }
+        guard lastLabelStart < host.end else { throw SIPParseError(.invalidURI, at: host.start) }
+        if !ASCII.isDigit(bytes[lastLabelStart]) {
+            guard bytes[host.start] != UInt8(ascii: "."), bytes[host.start] != UInt8(ascii: "-") else {
+                throw SIPParseError(.invalidURI, at: host.start)
+            }
+            return .name
+        }
+        var cursor = ValueCursor(bytes, host)
+        for octet in 0..<4 {
+            if octet > 0 {
+                guard cursor.consume(UInt8(ascii: ".")) else { throw SIPParseError(.invalidURI, at: cursor.position) }
+            }
+            guard let number = cursor.scanNumber(limit: 255), !number.overflow else {
+                throw SIPParseError(.invalidURI, at: cursor.position)
+            }
+        }
+        guard cursor.isAtEnd else { throw SIPParseError(.invalidURI, at: cursor.position) }
+        return .ipv4
+    }
+
+    static func parsePort(_ cursor: inout ValueCursor) throws(SIPParseError) -> UInt16 {
+        guard let number = cursor.scanNumber(limit: 65_535), !number.overflow else {
+            throw SIPParseError(.invalidURI, at: cursor.position)
+        }
+        return UInt16(number.value)
+    }
+
+    /// uri-parameters: pname [ "=" pvalue ] separated by ';', no whitespace.
+    private static func validateParameters(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) {
+        var cursor = ValueCursor(bytes, span)
+        repeat {
+            guard let name = cursor.scanEscaped(.parameter), !name.isEmpty else {
+                throw SIPParseError(.invalidURI, at: cursor.position)
+            }
+            if cursor.consume(UInt8(ascii: "=")) {
+                guard let value = cursor.scanEscaped(.parameter), !value.isEmpty else {
+                    throw SIPParseError(.invalidURI, at: cursor.position)
+                }
+            }
+        } while cursor.consume(UInt8(ascii: ";"))
+        guard cursor.isAtEnd else { throw SIPParseError(.invalidURI, at: cursor.position) }
+    }
+
+    /// headers: hname "=" hvalue *( "&" hname "=" hvalue ).
+    private static func validateHeaders(_ bytes: PacketBytes, _ cursor: inout ValueCursor) throws(SIPParseError) {
+        repeat {
+            guard let name = cursor.scanEscaped(.uriHeader), !name.isEmpty, cursor.consume(UInt8(ascii: "=")),
+                cursor.scanEscaped(.uriHeader) != nil
+            else { throw SIPParseError(.invalidURI, at: cursor.position) }
+        } while cursor.consume(UInt8(ascii: "&"))
+    }
+
+    /// The URI parameter called `name` (case-insensitive), if present.
+    public func parameter(_ name: StaticString, in bytes: PacketBytes) -> Parameter? {
+        Self.findParameter(name, in: parameters, bytes: bytes, allowsWhitespace: false)
+    }
+
+    /// True when the URI carries the parameter `name` (with or without a value), e.g. `lr`.
+    public func hasParameter(_ name: StaticString, in bytes: PacketBytes) -> Bool {
+        parameter(name, in: bytes) != nil
+    }
+
+    static func findParameter(_ name: StaticString, in span: ByteSpan, bytes: PacketBytes,
+                              allowsWhitespace: Bool) -> Parameter? {
+        var iterator = ParameterIterator(bytes, span, allowsWhitespace: allowsWhitespace)
+        while let parameter = try? iterator.next() {
+            if bytes.equalsIgnoringCase(parameter.name, name) {
+                return Parameter(name: parameter.name, value: parameter.value)
+            }
+        }
+        return nil
+    }
+}
