@@ -10,7 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sip-edge", targets: ["sip-edge"]),
-        .library(name: "SIPParsing", targets: ["SIPParsing"]),
+        .library(name: "SIPParsing", targets: ["SIPParsing", "SIPBytes"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
