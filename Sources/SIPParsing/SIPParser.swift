@@ -332,11 +332,15 @@ enum StartLineParser {
     private static func parseRequestLine(_ bytes: PacketBytes, _ span: ByteSpan, method: ByteSpan,
                                          maxURILength: Int) throws(SIPParseError) -> RequestLine {
         guard NameAddress.isAll(bytes, method, .token) else { throw SIPParseError(.invalidMethod, at: method.start) }
-        // A response's empty Reason-Phrase leaves a trailing SP; a request line never has one (RFC 4475 trws).
+        // A response's empty Reason-Phrase leaves a trailing SP; a request line never has one (RFC 4475 trws), nor
+        // any HTAB (a reason phrase may).
         if ASCII.isWhitespace(bytes[span.end - 1]) { throw SIPParseError(.startLineWhitespace, at: span.end - 1) }
+        if let tab = bytes.firstIndex(of: 0x09, in: span) { throw SIPParseError(.startLineWhitespace, at: tab) }
         // The version is after the last SP; everything between is the Request-URI, which has no whitespace.
         var lastSpace = span.end - 1
         while bytes[lastSpace] != 0x20 { lastSpace -= 1 }
+        // One SP only: no room for both a URI and a version.
+        guard lastSpace > method.end else { throw SIPParseError(.invalidStartLine, at: span.end) }
         let uriSpan = ByteSpan(from: method.end + 1, to: lastSpace)
         let version = ByteSpan(from: lastSpace + 1, to: span.end)
         guard !uriSpan.isEmpty else { throw SIPParseError(.invalidStartLine, at: uriSpan.start) }
