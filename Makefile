@@ -1,0 +1,32 @@
+# SIPEdge: the two commands of the README, plus the pieces they are made of.
+#   make run   install system packages (if missing), build release, run sip-edge with its embedded defaults
+#   make test  install system packages (if missing), run the lint and the whole test suite
+SHELL := /bin/bash
+SWIFT ?= swift
+RUN_ARGS ?=
+
+.PHONY: run test deps build build-release lint fuzz bench
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+build-release: deps
+	$(SWIFT) build -c release
+
+run: build-release
+	./.build/release/sip-edge $(RUN_ARGS)
+
+lint:
+	@scripts/lint.sh
+
+test: deps lint
+	@scripts/test.sh
+
+fuzz:
+	perf/fuzz.sh $${SECONDS_TO_RUN:-60}
+
+bench:
+	cd Benchmarks && $(SWIFT) package benchmark --no-progress
