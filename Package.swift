@@ -26,14 +26,19 @@ let package = Package(
         // Message model and parser: safe Swift over SIPBytes.
         .target(name: "SIPParsing", dependencies: ["SIPBytes"]),
 
+        // Stateless proxy core: pure routing decisions and message edits, no I/O.
+        .target(name: "SIPProxyCore", dependencies: ["SIPParsing", "SIPBytes"]),
+
         .executableTarget(
             name: "sip-edge",
             dependencies: [
                 "SIPParsing",
+                "SIPProxyCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
+        .testTarget(name: "SIPProxyCoreTests", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "CSIPScanTests", dependencies: ["CSIPScan", "SIPBytes"]),
         .testTarget(
             name: "SIPParsingTests",

@@ -1,0 +1,136 @@
+import Benchmark
+import SIPParsing
+
+// Parser throughput and allocations on three realistic messages, plus a reference scan of the same bytes.
+//
+// The machine these run on is shared and noisy, so quote wall-clock figures as a ratio to the reference benchmark
+// from the same run. `mallocCountTotal` does not depend on the machine: it must be 0 for every parse.
+//
+// Each sample parses the message `scalingFactor` (1,000) times; run with `--scale` to read the figures per parse.
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .cpuTotal, .throughput, .mallocCountTotal],
+        scalingFactor: .kilo,
+        maxDuration: .seconds(2),
+        maxIterations: 1_000_000
+    )
+
+    Benchmark("Parse simple INVITE") { benchmark in
+        try measureParse(benchmark, Messages.simpleInvite)
+    }
+
+    Benchmark("Parse INVITE with SDP and 12 headers") { benchmark in
+        try measureParse(benchmark, Messages.inviteWithSDP)
+    }
+
+    Benchmark("Parse 200 OK response") { benchmark in
+        try measureParse(benchmark, Messages.okResponse)
+    }
+
+    // The floor for any parser: one pass over the same bytes looking for one byte value, as a plain Swift loop.
+    // Parse time divided by this time is the figure to compare across runs and machines.
+    Benchmark("Reference: byte scan of the simple INVITE") { benchmark in
+        let message = Messages.simpleInvite
+        precondition(countCarriageReturns(message, from: 0) == 10, "reference message changed")
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            // `identity` hides the start offset from the optimizer, so the scan cannot be hoisted out of the loop.
+            blackHole(countCarriageReturns(message, from: identity(0)))
+        }
+    }
+}
+
+/// Parses `message` once per scaled iteration. Setup (the bytes, the parser, one checked parse) is not measured.
+private func measureParse(_ benchmark: Benchmark, _ message: [UInt8]) throws {
+    let parser = try SIPParser()
+    // A message that does not parse would measure the error path instead: fail loudly.
+    let cseq = try message.withPacketBytes { packet in try parser.parse(packet).cseq.number }
+    precondition(cseq == Messages.cseq, "benchmark message parsed to the wrong CSeq")
+    benchmark.startMeasurement()
+    for _ in benchmark.scaledIterations {
+        message.withPacketBytes { packet in
+            blackHole(try? parser.parse(packet).cseq.number)
+        }
+    }
+}
+
+/// Number of CR bytes in `bytes[from...]`.
+@inline(never)
+private func countCarriageReturns(_ bytes: [UInt8], from start: Int) -> Int {
+    var count = 0
+    for index in start..<bytes.count where bytes[index] == 0x0D {
+        count &+= 1
+    }
+    return count
+}
+
+private enum Messages {
+    static let cseq: UInt32 = 314_159
+
+    /// Joins lines with CRLF and ends the header section with an empty line; `body` follows it.
+    private static func message(_ lines: [String], body: String = "") -> [UInt8] {
+        Array((lines.joined(separator: "\r\n") + "\r\n\r\n" + body).utf8)
+    }
+
+    /// A minimal realistic INVITE: 8 headers, no body (328 bytes).
+    static let simpleInvite = message([
+        "INVITE sip:bob@biloxi.com SIP/2.0",
+        "Via: SIP/2.0/UDP pc33.atlanta.com:5060;branch=z9hG4bK776asdhds;rport",
+        "Max-Forwards: 70",
+        "To: Bob <sip:bob@biloxi.com>",
+        "From: Alice <sip:alice@atlanta.com>;tag=1928301774",
+        "Call-ID: a84b4c76e66710@pc33.atlanta.com",
+        "CSeq: 314159 INVITE",
+        "Contact: <sip:alice@pc33.atlanta.com>",
+        "Content-Length: 0",
+    ])
+
+    /// An SDP offer of one audio stream (PCMU, PCMA, telephone-event): 240 bytes.
+    static let sdp = [
+        "v=0",
+        "o=alice 2890844526 2890844526 IN IP4 192.0.2.101",
+        "s=-",
+        "c=IN IP4 192.0.2.101",
+        "t=0 0",
+        "m=audio 49172 RTP/AVP 0 8 101",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:8 PCMA/8000",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=fmtp:101 0-16",
+        "a=ptime:20",
+        "a=sendrecv",
+    ].map { $0 + "\r\n" }.joined()
+
+    /// An INVITE as a softphone sends it: 12 headers and the SDP offer above as its body (779 bytes).
+    static let inviteWithSDP = message([
+        "INVITE sip:bob@biloxi.com SIP/2.0",
+        "Via: SIP/2.0/UDP pc33.atlanta.com:5060;branch=z9hG4bK776asdhds;rport",
+        "Max-Forwards: 70",
+        "To: Bob <sip:bob@biloxi.com>",
+        "From: \"Alice Liddell\" <sip:alice@atlanta.com>;tag=1928301774",
+        "Call-ID: a84b4c76e66710@pc33.atlanta.com",
+        "CSeq: 314159 INVITE",
+        "Contact: <sip:alice@192.0.2.101:5060;transport=udp>",
+        "Content-Type: application/sdp",
+        "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, REFER, NOTIFY, INFO",
+        "Supported: replaces, timer, 100rel",
+        "User-Agent: ExamplePhone/4.2.1 (Linux)",
+        "Content-Length: \(sdp.utf8.count)",
+    ], body: sdp)
+
+    /// The 200 OK to the INVITE above, as the caller's proxy receives it: two Vias, a Record-Route, a To tag
+    /// (446 bytes).
+    static let okResponse = message([
+        "SIP/2.0 200 OK",
+        "Via: SIP/2.0/UDP proxy.atlanta.com:5060;branch=z9hG4bK2d4790.1;received=192.0.2.10",
+        "Via: SIP/2.0/UDP pc33.atlanta.com:5060;branch=z9hG4bK776asdhds;received=192.0.2.101;rport=5060",
+        "Record-Route: <sip:proxy.atlanta.com;lr>",
+        "To: Bob <sip:bob@biloxi.com>;tag=a6c85cf",
+        "From: Alice <sip:alice@atlanta.com>;tag=1928301774",
+        "Call-ID: a84b4c76e66710@pc33.atlanta.com",
+        "CSeq: 314159 INVITE",
+        "Contact: <sip:bob@192.0.2.4>",
+        "Content-Length: 0",
+    ])
+}

@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An IPv4 or IPv6 address and a port, stored inline (no allocation), comparable and hashable: the source of a
+/// datagram, an upstream, or a destination read from a Via or URI.
+public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
+    public enum Family: UInt8, Sendable {
+        case ipv4, ipv6
+    }
+
+    public let family: Family
+    /// Address bytes in network order: IPv4 in the first 4 bytes of `high`, IPv6 across both.
+    public let high: UInt64
+    public let low: UInt64
+    public var port: UInt16
+
+    public init(family: Family, high: UInt64, low: UInt64, port: UInt16) {
+        self.family = family
+        self.high = high
+        self.low = low
+        self.port = port
+    }
+
+    /// Parses a numeric address: dotted IPv4, textual IPv6 with or without brackets. No DNS, ever.
+    public static func parse(_ bytes: PacketBytes, _ span: ByteSpan, port: UInt16) -> EndpointAddress? {
+        var text = span
+        if text.count >= 2, bytes[text.start] == UInt8(ascii: "["), bytes[text.end - 1] == UInt8(ascii: "]") {
+            text = ByteSpan(offset: text.start + 1, length: text.count - 2)
+        }
+        guard text.count > 0, text.count < 64 else { return nil }
+        // inet_pton wants a NUL-terminated string: copy the few bytes onto the stack.
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
+            for i in 0..<text.count { buffer[i] = CChar(bitPattern: bytes[text.start + i]) }
+            buffer[text.count] = 0
+            return parseCString(buffer.baseAddress!, port: port)
+        }
+    }
+
+    /// Parses "1.2.3.4" or "2001:db8::1" (no brackets, no port).
+    public static func parse(_ text: String, port: UInt16) -> EndpointAddress? {
+        var text = text
+        if text.hasPrefix("[") && text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
+        return text.withCString { parseCString($0, port: port) }
+    }
+
+    private static func parseCString(_ text: UnsafePointer<CChar>, port: UInt16) -> EndpointAddress? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 {
+            return EndpointAddress(family: .ipv4, high: UInt64(UInt32(bigEndian: v4.s_addr)) << 32, low: 0, port: port)
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 {
+            let (high, low) = withUnsafeBytes(of: &v6) { raw in
+                (UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                 UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+            }
+            return EndpointAddress(family: .ipv6, high: high, low: low, port: port)
+        }
+        return nil
+    }
+
+    /// The IPv4 address as a host-order UInt32 (IPv4 only).
+    public var ipv4: UInt32 { UInt32(truncatingIfNeeded: high >> 32) }
+
+    /// Writes the address (IPv6 without brackets) as ASCII into `output`, without allocating beyond its growth.
+    public func appendHost(to output: inout [UInt8]) {
+        switch family {
+        case .ipv4:
+            let value = ipv4
+            for shift in stride(from: 24, through: 0, by: -8) {
+                appendDecimal(UInt64((value >> UInt32(shift)) & 0xFF), to: &output)
+                if shift > 0 { output.append(UInt8(ascii: ".")) }
+            }
+        case .ipv6:
+            var address = in6_addr()
+            withUnsafeMutableBytes(of: &address) { raw in
+                raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
+                raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
+            }
+            withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET6_ADDRSTRLEN)) { buffer in
+                guard inet_ntop(AF_INET6, &address, buffer.baseAddress, socklen_t(INET6_ADDRSTRLEN)) != nil else { return }
+                var i = 0
+                while buffer[i] != 0 {
+                    output.append(UInt8(bitPattern: buffer[i]))
+                    i += 1
+                }
+            }
+        }
+    }
+
+    /// Host as it appears in a URI or Via sent-by: IPv6 in brackets.
+    public func appendURIHost(to output: inout [UInt8]) {
+        if family == .ipv6 { output.append(UInt8(ascii: "[")) }
+        appendHost(to: &output)
+        if family == .ipv6 { output.append(UInt8(ascii: "]")) }
+    }
+
+    public var description: String {
+        var bytes: [UInt8] = []
+        appendURIHost(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self) + ":\(port)"
+    }
+}
+
+/// Appends `value` in decimal ASCII.
+public func appendDecimal(_ value: UInt64, to output: inout [UInt8]) {
+    if value >= 10 { appendDecimal(value / 10, to: &output) }
+    output.append(UInt8(ascii: "0") + UInt8(value % 10))
+}
+
+extension PacketBytes {
+    /// Appends the bytes of `span` to `output` in one copy.
+    public func append(_ span: ByteSpan, to output: inout [UInt8]) {
+        precondition(contains(span), "span outside PacketBytes")
+        output.append(contentsOf: UnsafeRawBufferPointer(rebasing: base[span.start..<span.end]))
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends ASCII text given as a literal.
+    @inlinable
+    public mutating func append(ascii text: StaticString) {
+        append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+}

@@ -1,0 +1,362 @@
+public import SIPBytes
+public import SIPParsing
+
+/// Which side of the edge a message came from.
+public enum Side: Sendable {
+    /// The public side: user agents.
+    case client
+    /// The core behind us (Kamailio).
+    case upstream
+}
+
+/// Why a message was dropped without a reply. Raw values are metric labels.
+public enum DropReason: String, Sendable, CaseIterable {
+    /// A response whose top Via is not ours.
+    case responseNotForUs
+    /// A response with no Via left after ours.
+    case responseWithoutNextHop
+    /// A Via or URI names a host we would have to resolve; an edge never does DNS on the data path.
+    case unresolvableDestination
+    /// An ACK that would need a reply (ACKs are never answered).
+    case unanswerableAck
+    /// No upstream is configured.
+    case noUpstream
+}
+
+/// What to do with a message, decided by ``StatelessProxy/process(_:source:)``.
+public enum ForwardDecision: Equatable, Sendable {
+    /// Send ``StatelessProxy/output`` to this address.
+    case forward(to: EndpointAddress)
+    /// Send ``StatelessProxy/output`` (a locally generated response) back to this address.
+    case reply(status: UInt16, to: EndpointAddress)
+    case drop(DropReason)
+}
+
+/// Settings of the stateless proxy core.
+public struct ProxyConfiguration: Sendable {
+    /// Host and port written into our Via and Record-Route headers (what peers reach us at).
+    public var advertised: EndpointAddress
+    /// Where client requests go (Kamailio in outbound-proxy mode). Several: Call-ID hashing picks one.
+    public var upstreams: [EndpointAddress]
+    /// Add Record-Route to dialog-creating requests so in-dialog requests come back through the edge.
+    public var recordRoute: Bool
+    /// Keys the Via branch hash, so branches are not predictable from outside.
+    public var branchSecret: UInt64
+    /// Max-Forwards to insert when a request has none (RFC 3261 §16.6 step 3).
+    public var defaultMaxForwards: UInt8
+
+    public init(advertised: EndpointAddress, upstreams: [EndpointAddress], recordRoute: Bool = true,
+                branchSecret: UInt64 = 0x5EED_CAFE_F00D_BEEF, defaultMaxForwards: UInt8 = 70) {
+        self.advertised = advertised
+        self.upstreams = upstreams
+        self.recordRoute = recordRoute
+        self.branchSecret = branchSecret
+        self.defaultMaxForwards = defaultMaxForwards
+    }
+}
+
+/// The stateless proxy of RFC 3261 §16.11: forwards requests with our Via on top (deterministic branch, so
+/// retransmissions, ACK and CANCEL map to the same branch), fills in received/rport (RFC 3581), decrements
+/// Max-Forwards (483 at zero), records and pops our Route (loose routing), and routes responses by popping our Via.
+///
+/// One per worker. The message is never rewritten: edits are recorded and spliced into ``output``.
+public final class StatelessProxy {
+    public let configuration: ProxyConfiguration
+    /// The bytes to send after ``process(_:source:)`` returns `.forward` or `.reply`. Reused.
+    public private(set) var output: [UInt8] = []
+    private var editor = MessageEditor()
+
+    public init(configuration: ProxyConfiguration) {
+        self.configuration = configuration
+        output.reserveCapacity(70_000)
+    }
+
+    /// The side a datagram came from: the upstream set, or the public.
+    public func side(of source: EndpointAddress) -> Side {
+        configuration.upstreams.contains(source) ? .upstream : .client
+    }
+
+    public func process(_ message: SIPMessage, source: EndpointAddress) -> ForwardDecision {
+        editor.reset()
+        if message.isRequest {
+            return processRequest(message, source: source)
+        }
+        return processResponse(message)
+    }
+
+    // MARK: Requests
+
+    private func processRequest(_ message: SIPMessage, source: EndpointAddress) -> ForwardDecision {
+        let bytes = message.bytes
+        let isAck = message.method.known == .ack
+        if let maxForwards = message.maxForwards, maxForwards == 0 {
+            if isAck { return .drop(.unanswerableAck) }
+            buildReply(to: message, status: 483, reason: "Too Many Hops")
+            return .reply(status: 483, to: responseAddress(for: message, source: source))
+        }
+
+        let side = side(of: source)
+        let firstHeader = message.header(at: 0).name.start
+
+        // Our own Route on top (we Record-Routed this dialog) is consumed here (RFC 3261 §16.4).
+        var nextRoute: NameAddress?
+        if let routeIndex = message.firstIndex(of: .route) {
+            var first: NameAddress?
+            var second: NameAddress?
+            var seen = 0
+            try? message.forEachElement(of: .route) { element throws(SIPParseError) in
+                seen += 1
+                if seen == 1 { first = try? NameAddress.parse(bytes, element) }
+                if seen == 2 { second = try? NameAddress.parse(bytes, element) }
+            }
+            if let first, isOurs(first.uri, in: bytes) {
+                deleteFirstElement(of: routeIndex, line: message.header(at: routeIndex), element: first.span,
+                                   in: message)
+                nextRoute = second
+            } else {
+                nextRoute = first
+            }
+        }
+
+        let destination: EndpointAddress
+        switch side {
+        case .client:
+            guard let upstream = pickUpstream(for: message) else { return .drop(.noUpstream) }
+            destination = upstream
+        case .upstream:
+            let target = nextRoute?.uri ?? message.requestLine!.uri
+            guard let address = numericAddress(of: target, in: bytes) else {
+                if isAck { return .drop(.unresolvableDestination) }
+                buildReply(to: message, status: 502, reason: "Bad Gateway")
+                return .reply(status: 502, to: responseAddress(for: message, source: source))
+            }
+            destination = address
+        }
+
+        // RFC 3581: tell the next hop where the request really came from.
+        let topVia = message.topVia
+        if side == .client {
+            if let rport = topVia.parameter("rport", in: bytes), rport.value == nil {
+                editor.insert(at: rport.name.end) { out in
+                    out.append(UInt8(ascii: "="))
+                    appendDecimal(UInt64(source.port), to: &out)
+                }
+            }
+            if !viaHost(topVia, matches: source, in: bytes) || topVia.rport != .absent {
+                if topVia.received == nil {
+                    editor.insert(at: topVia.span.end) { out in
+                        out.append(ascii: ";received=")
+                        source.appendHost(to: &out)
+                    }
+                }
+            }
+        }
+
+        let branch = branchHash(for: message)
+        editor.insert(at: firstHeader) { out in
+            out.append(ascii: "Via: SIP/2.0/UDP ")
+            self.appendAdvertisedHostPort(to: &out)
+            out.append(ascii: ";branch=z9hG4bK")
+            appendHex(branch, to: &out)
+            out.append(ascii: "\r\n")
+        }
+        if configuration.recordRoute, MethodSet.dialogCreating.contains(message.method.known),
+            !message.to.hasTag {
+            editor.insert(at: firstHeader) { out in
+                out.append(ascii: "Record-Route: <sip:")
+                self.appendAdvertisedHostPort(to: &out)
+                out.append(ascii: ";lr>\r\n")
+            }
+        }
+        if let index = message.firstIndex(of: .maxForwards), let value = message.maxForwards {
+            editor.replace(message.header(at: index).value) { out in appendDecimal(UInt64(value - 1), to: &out) }
+        } else {
+            editor.insert(at: firstHeader) { out in
+                out.append(ascii: "Max-Forwards: ")
+                appendDecimal(UInt64(self.configuration.defaultMaxForwards - 1), to: &out)
+                out.append(ascii: "\r\n")
+            }
+        }
+        editor.apply(to: bytes, end: message.messageEnd, into: &output)
+        return .forward(to: destination)
+    }
+
+    /// Call-ID hashing (rendezvous), so a CANCEL or ACK reaches the upstream its INVITE went to.
+    private func pickUpstream(for message: SIPMessage) -> EndpointAddress? {
+        let upstreams = configuration.upstreams
+        guard upstreams.count > 1 else { return upstreams.first }
+        let callHash = fnv1a(message.bytes, message.callID, seed: configuration.branchSecret)
+        var best = upstreams[0]
+        var bestScore: UInt64 = 0
+        for upstream in upstreams {
+            let score = mix(callHash ^ upstream.high ^ upstream.low ^ UInt64(upstream.port))
+            if score >= bestScore {
+                bestScore = score
+                best = upstream
+            }
+        }
+        return best
+    }
+
+    /// RFC 3261 §16.11: the branch of a stateless proxy must be the same for retransmissions. With an RFC 3261
+    /// client branch, hashing it with the sent-by host suffices and makes CANCEL and non-2xx ACK, which reuse the
+    /// INVITE's branch, land on the INVITE's branch too. Older (RFC 2543) clients: hash the dialog fields.
+    private func branchHash(for message: SIPMessage) -> UInt64 {
+        let bytes = message.bytes
+        var hash = configuration.branchSecret
+        if message.topVia.hasRFC3261Branch(in: bytes), let branch = message.topVia.branch {
+            hash = fnv1a(bytes, branch, seed: hash)
+            hash = fnv1a(bytes, message.topVia.host, seed: hash)
+        } else {
+            hash = fnv1a(bytes, message.callID, seed: hash)
+            if let tag = message.from.tag { hash = fnv1a(bytes, tag, seed: hash) }
+            if let tag = message.to.tag { hash = fnv1a(bytes, tag, seed: hash) }
+            hash = fnv1a(bytes, message.requestLine!.uri.span, seed: hash)
+            hash = hash ^ UInt64(message.cseq.number)
+        }
+        if message.method.known == .ack && message.to.hasTag {
+            hash ^= 0xA5A5  // a 2xx ACK is its own transaction (RFC 3261 §17.1.1.3)
+        }
+        return mix(hash)
+    }
+
+    // MARK: Responses
+
+    private func processResponse(_ message: SIPMessage) -> ForwardDecision {
+        let bytes = message.bytes
+        guard isOurs(host: message.topVia.host, port: message.topVia.port, in: bytes) else {
+            return .drop(.responseNotForUs)
+        }
+        // The next hop is the second Via: read it, then remove ours.
+        var hops = 0
+        var nextHop: ViaHop?
+        try? message.forEachElement(of: .via) { element throws(SIPParseError) in
+            hops += 1
+            if hops == 2 { nextHop = try? ViaHop.parse(bytes, element) }
+        }
+        guard let nextHop else { return .drop(.responseWithoutNextHop) }
+        guard let destination = responseDestination(nextHop, in: bytes) else { return .drop(.unresolvableDestination) }
+        let viaIndex = message.topViaHeaderIndex
+        deleteFirstElement(of: viaIndex, line: message.header(at: viaIndex), element: message.topVia.span,
+                           in: message)
+        editor.apply(to: bytes, end: message.messageEnd, into: &output)
+        return .forward(to: destination)
+    }
+
+    /// RFC 3261 §18.2.2 with RFC 3581: received (or the sent-by host) and rport (or the sent-by port, or 5060).
+    private func responseDestination(_ hop: ViaHop, in bytes: PacketBytes) -> EndpointAddress? {
+        let port: UInt16
+        if case .value(let rport) = hop.rport { port = rport } else { port = hop.port ?? 5060 }
+        return EndpointAddress.parse(bytes, hop.received ?? hop.host, port: port)
+    }
+
+    // MARK: Local replies
+
+    /// Builds a stateless response to `message` in ``output``: its Vias, From, To (with a tag added), Call-ID and
+    /// CSeq copied, no body. The reason is fixed text, never message bytes.
+    public func buildReply(to message: SIPMessage, status: UInt16, reason: StaticString) {
+        let bytes = message.bytes
+        output.removeAll(keepingCapacity: true)
+        output.append(ascii: "SIP/2.0 ")
+        appendDecimal(UInt64(status), to: &output)
+        output.append(UInt8(ascii: " "))
+        output.append(ascii: reason)
+        output.append(ascii: "\r\n")
+        for index in 0..<message.headerCount {
+            let kind = message.kind(at: index)
+            guard kind == .via || kind == .from || kind == .to || kind == .callID || kind == .cseq else { continue }
+            let line = message.header(at: index)
+            bytes.append(line.name, to: &output)
+            output.append(ascii: ": ")
+            bytes.append(line.value, to: &output)
+            if kind == .to && !message.to.hasTag {
+                output.append(ascii: ";tag=")
+                appendHex(branchHash(for: message), to: &output)
+            }
+            output.append(ascii: "\r\n")
+        }
+        output.append(ascii: "Server: sip-edge\r\nContent-Length: 0\r\n\r\n")
+    }
+
+    /// Where a locally generated response goes: the request's source (RFC 3581 symmetric response).
+    private func responseAddress(for message: SIPMessage, source: EndpointAddress) -> EndpointAddress {
+        source
+    }
+
+    // MARK: Helpers
+
+    private func appendAdvertisedHostPort(to out: inout [UInt8]) {
+        configuration.advertised.appendURIHost(to: &out)
+        out.append(UInt8(ascii: ":"))
+        appendDecimal(UInt64(configuration.advertised.port), to: &out)
+    }
+
+    private func isOurs(_ uri: SIPURI, in bytes: PacketBytes) -> Bool {
+        (uri.scheme == .sip || uri.scheme == .sips) && isOurs(host: uri.host, port: uri.port, in: bytes)
+    }
+
+    private func isOurs(host: ByteSpan, port: UInt16?, in bytes: PacketBytes) -> Bool {
+        guard let address = EndpointAddress.parse(bytes, host, port: port ?? 5060) else { return false }
+        return address == configuration.advertised
+    }
+
+    private func numericAddress(of uri: SIPURI, in bytes: PacketBytes) -> EndpointAddress? {
+        guard uri.scheme == .sip || uri.scheme == .sips else { return nil }
+        if let maddr = uri.parameter("maddr", in: bytes)?.value {
+            return EndpointAddress.parse(bytes, maddr, port: uri.port ?? 5060)
+        }
+        return EndpointAddress.parse(bytes, uri.host, port: uri.port ?? 5060)
+    }
+
+    private func viaHost(_ hop: ViaHop, matches source: EndpointAddress, in bytes: PacketBytes) -> Bool {
+        guard let address = EndpointAddress.parse(bytes, hop.host, port: source.port) else { return false }
+        return address == source
+    }
+
+    /// Removes one comma-separated element of a header line, or the whole line when it is the only one.
+    private func deleteFirstElement(of index: Int, line: HeaderLine, element: ByteSpan, in message: SIPMessage) {
+        let bytes = message.bytes
+        if element.start <= line.value.start && element.end >= line.value.end {
+            // Only element: delete the line through its CRLF.
+            var end = line.value.end
+            while end + 1 < message.bytes.count, !(bytes[end] == 0x0D && bytes[end + 1] == 0x0A) { end += 1 }
+            editor.delete(ByteSpan(from: line.name.start, to: end + 2))
+        } else {
+            // First of several: delete through the comma and the whitespace after it.
+            var end = element.end
+            while end < line.value.end, bytes[end] != UInt8(ascii: ",") { end += 1 }
+            end += 1
+            while end < line.value.end, ASCII.isLinearWhitespace(bytes[end]) { end += 1 }
+            editor.delete(ByteSpan(from: element.start, to: end))
+        }
+    }
+}
+
+extension NameAddress {
+    public var hasTag: Bool { tag != nil }
+}
+
+/// FNV-1a over a span, continuing from `seed`.
+func fnv1a(_ bytes: PacketBytes, _ span: ByteSpan, seed: UInt64) -> UInt64 {
+    var hash = seed ^ 0xCBF2_9CE4_8422_2325
+    for i in span.start..<span.end {
+        hash ^= UInt64(bytes[i])
+        hash &*= 0x0000_0100_0000_01B3
+    }
+    return hash
+}
+
+/// A final avalanche (splitmix64), so nearby inputs give unrelated outputs.
+func mix(_ value: UInt64) -> UInt64 {
+    var z = value &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+
+func appendHex(_ value: UInt64, to out: inout [UInt8]) {
+    for shift in stride(from: 60, through: 0, by: -4) {
+        let digit = UInt8((value >> UInt64(shift)) & 0xF)
+        out.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+    }
+}

@@ -1,0 +1,23 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// libFuzzer harness for the C scanner and the Swift parser. A separate package (as Benchmarks/ is), so the main build
+// never sees fuzzer flags. Build and run it with perf/fuzz.sh; the flags (-sanitize=fuzzer, address, coverage for
+// the C scanner) are passed on the command line there, not here, so this manifest stays free of unsafe flags.
+let package = Package(
+    name: "SIPEdgeFuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "SIPEdge", path: "../.."),
+    ],
+    targets: [
+        // Declares libFuzzer's LLVMFuzzerRunDriver for main.swift (header only; the runtime comes with
+        // -sanitize=fuzzer).
+        .target(name: "CFuzzerDriver"),
+        .executableTarget(
+            name: "SIPParserFuzzer",
+            dependencies: ["CFuzzerDriver", .product(name: "SIPParsing", package: "SIPEdge")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)

@@ -1,0 +1,274 @@
+// libFuzzer entry point for the C span scanner (CSIPScan) and the Swift parser (SIPParsing).
+//
+// Every input is:
+//   1. parsed as a datagram by the default (auto SIMD) parser, fully validated, and every span the message exposes
+//      is read back (bounds are checked by PacketBytes, so a span outside the buffer traps);
+//   2. parsed again by one parser per SIMD level this CPU supports (scalar, SSE4.2, AVX2), with the default limits
+//      and with tight limits that cut the input mid-line: all levels must reach the same outcome, down to the error
+//      offset, every span and the validation verdict;
+//   3. parsed as a stream, which must agree with the datagram outcome (it differs only by requiring Content-Length);
+//   4. run through the raw control-character search of every SIMD level, which must agree byte for byte.
+// A disagreement is a fatalError, which libFuzzer reports as a crash with the input saved as an artifact.
+//
+// main.swift starts libFuzzer (LLVMFuzzerRunDriver), which calls LLVMFuzzerTestOneInput below for every input.
+
+import SIPBytes
+import SIPParsing
+
+// MARK: - Parsers, created once (a fuzz harness is single-threaded)
+
+let simdLevels: [SIMDLevel] = [.scalar, .sse42, .avx2].filter { MessageScanner.supports($0) }
+
+nonisolated(unsafe) let mainParser: SIPParser = try! SIPParser()
+nonisolated(unsafe) let levelParsers: [SIPParser] = simdLevels.map { try! SIPParser(simd: $0) }
+/// Same levels, with limits set per input (see ``tightLimits(for:)``).
+nonisolated(unsafe) let tightParsers: [SIPParser] = simdLevels.map {
+    try! SIPParser(limits: tightLimits(for: 0), simd: $0)
+}
+/// Keeps the optimizer from dropping the reads of `touch`.
+nonisolated(unsafe) var sink = 0
+
+/// Limits small enough that fuzzed inputs hit every limit path: the message cap falls inside the input, so the
+/// scanner's read bound cuts lines, names and CRLFs in half.
+func tightLimits(for size: Int) -> ParseLimits {
+    ParseLimits(
+        scan: ScanLimits(maxMessageSize: UInt32(max(1, size - size / 4)), maxLineLength: 64, maxHeaders: 8),
+        maxViaHops: 2, maxURILength: 32)
+}
+
+// MARK: - Outcomes
+
+struct Failure: Equatable, CustomStringConvertible {
+    var code: SIPParseError.Code
+    var offset: UInt32
+    init(_ error: SIPParseError) {
+        code = error.code
+        offset = error.offset
+    }
+    var description: String { "\(code.rawValue)@\(offset)" }
+}
+
+/// Everything a parse produced, as plain values, so outcomes of different parsers can be compared.
+struct Summary: Equatable {
+    var startLine: StartLine
+    var startLineSpan: ByteSpan
+    var headers: [HeaderLine]
+    var headerSet: HeaderSet
+    var headerFlags: HeaderLineFlags
+    var body: ByteSpan
+    var messageEnd: Int
+    var callID: ByteSpan
+    var cseq: CSeq
+    var from: NameAddress
+    var to: NameAddress
+    var topVia: ViaHop
+    var topViaHeaderIndex: Int
+    var viaHopCount: Int
+    var maxForwards: UInt8?
+    var contentLength: UInt32?
+    /// nil when validateAllHeaders accepted the message.
+    var validation: Failure?
+
+    init(_ message: SIPMessage, validation: Failure?) {
+        startLine = message.startLine
+        startLineSpan = message.startLineSpan
+        headers = (0..<message.headerCount).map { message.header(at: $0) }
+        headerSet = message.headerSet
+        headerFlags = message.headerFlags
+        body = message.body
+        messageEnd = message.messageEnd
+        callID = message.callID
+        cseq = message.cseq
+        from = message.from
+        to = message.to
+        topVia = message.topVia
+        topViaHeaderIndex = message.topViaHeaderIndex
+        viaHopCount = message.viaHopCount
+        maxForwards = message.maxForwards
+        contentLength = message.contentLength
+        self.validation = validation
+    }
+}
+
+enum Outcome: Equatable, CustomStringConvertible {
+    case parsed(Summary)
+    case failed(Failure)
+
+    var description: String {
+        switch self {
+        case .parsed(let s):
+            "parsed(headers: \(s.headers.count), body: \(s.body), validation: \(s.validation.map(\.description) ?? "ok"))"
+        case .failed(let f): "failed(\(f))"
+        }
+    }
+}
+
+func outcome(_ parser: SIPParser, _ packet: PacketBytes, framing: Framing = .datagram,
+             touching: Bool = false) -> Outcome {
+    let message: SIPMessage
+    do {
+        message = try parser.parse(packet, framing: framing)
+    } catch {
+        return .failed(Failure(error))
+    }
+    var validation: Failure?
+    do {
+        try parser.validateAllHeaders(message)
+    } catch {
+        validation = Failure(error)
+    }
+    if touching { sink &+= touch(message) }
+    return .parsed(Summary(message, validation: validation))
+}
+
+// MARK: - Reading every span back
+
+@inline(never)
+func touch(_ m: SIPMessage) -> Int {
+    let bytes = m.bytes
+    var h = 0
+    func read(_ span: ByteSpan?) {
+        guard let span else { return }
+        h &+= m.string(span).utf8.count
+        h &+= bytes.copyBytes(span).count
+    }
+    func read(_ uri: SIPURI) {
+        read(uri.span); read(uri.user); read(uri.password); read(uri.host); read(uri.parameters); read(uri.headers)
+        h &+= Int(uri.port ?? 0)
+        h &+= uri.hasParameter("lr", in: bytes) ? 1 : 0
+        if let p = uri.parameter("transport", in: bytes) { read(p.name); read(p.value) }
+    }
+    func read(_ address: NameAddress) {
+        read(address.span); read(address.displayName); read(address.parameters); read(address.tag)
+        read(address.uri)
+        if let p = address.parameter("tag", in: bytes) { read(p.name); read(p.value) }
+        if let p = address.parameter("expires", in: bytes) { read(p.name); read(p.value) }
+    }
+
+    precondition(m.body.end == m.messageEnd && m.messageEnd <= bytes.count, "body outside the message")
+    read(m.startLineSpan)
+    switch m.startLine {
+    case .request(let line):
+        read(line.method.span); read(line.version); read(line.uri)
+        h &+= line.method.description.utf8.count
+    case .response(let line):
+        read(line.version); read(line.reasonPhrase)
+        h &+= Int(line.statusCode)
+    }
+    read(m.body)
+    read(m.callID)
+    read(m.cseq.method.span)
+    h &+= Int(m.cseq.number) &+ m.method.description.utf8.count
+
+    let via = m.topVia
+    read(via.span); read(via.protocolName); read(via.protocolVersion); read(via.transport); read(via.host)
+    read(via.parameters); read(via.branch); read(via.received); read(via.maddr)
+    h &+= Int(via.port ?? 0) &+ Int(via.ttl ?? 0) &+ (via.hasRFC3261Branch(in: bytes) ? 1 : 0)
+    if let p = via.parameter("branch", in: bytes) { read(p.name); read(p.value) }
+    if case .value(let port) = via.rport { h &+= Int(port) }
+    read(m.from)
+    read(m.to)
+
+    for index in 0..<m.headerCount {
+        let line = m.header(at: index)
+        read(line.name)
+        read(line.value)
+        let kind = m.kind(at: index)
+        precondition(kind.code == line.kindCode, "kind(at:) disagrees with header(at:)")
+        h &+= Int(line.kindCode) &+ Int(line.flags.rawValue) &+ (kind.canonicalName?.utf8.count ?? 0)
+        if kind != .other {
+            precondition(m.headerSet.contains(kind), "headerSet misses a kind present in the headers")
+        }
+    }
+    precondition(m.topViaHeaderIndex >= 0 && m.topViaHeaderIndex < m.headerCount
+        && m.kind(at: m.topViaHeaderIndex) == .via, "top Via index is not a Via line")
+    for kind in [HeaderKind.via, .contact, .route, .recordRoute, .supported] {
+        var index = m.firstIndex(of: kind)
+        while let current = index {
+            precondition(m.kind(at: current) == kind, "firstIndex/nextIndex returned another kind")
+            index = m.nextIndex(of: kind, after: current)
+        }
+        // Elements may legitimately fail to split (an unterminated quote in a header parse did not look at).
+        try? m.forEachElement(of: kind) { (element) throws(SIPParseError) in read(element) }
+        if let line = m.firstHeader(kind) { read(line.value) }
+    }
+    if let line = m.firstHeader(named: "call-id") { read(line.value) }
+    return h
+}
+
+// MARK: - Checks
+
+func mismatch(_ what: String, _ a: String, _ b: String) -> Never {
+    fatalError("SIPParserFuzzer: \(what) disagree:\n  \(a)\n  \(b)")
+}
+
+/// Raw control-character search: every SIMD level must find the same index as scalar.
+func checkFindControl(_ input: [UInt8]) {
+    guard simdLevels.count > 1 else { return }
+    let n = input.count
+    var ranges = [(0, n)]
+    if n > 0 {
+        let from = Int(input[0]) % n
+        let to = n - Int(input[n - 1]) % (n - from)
+        ranges.append((from, to))
+    }
+    for (from, to) in ranges {
+        let expected = MessageScanner.findControl(in: input, from: from, to: to, level: .scalar)
+        for level in simdLevels.dropFirst() {
+            let found = MessageScanner.findControl(in: input, from: from, to: to, level: level)
+            if found != expected {
+                mismatch("findControl(\(from)..<\(to))", "scalar: \(String(describing: expected))",
+                         "\(level): \(String(describing: found))")
+            }
+        }
+    }
+}
+
+/// Stream framing differs from datagram framing only in requiring Content-Length (checked after everything else).
+func checkStream(datagram: Outcome, stream: Outcome) {
+    switch datagram {
+    case .failed:
+        if stream != datagram { mismatch("datagram and stream", "datagram: \(datagram)", "stream: \(stream)") }
+    case .parsed(let summary):
+        if summary.contentLength != nil {
+            if stream != datagram { mismatch("datagram and stream", "datagram: \(datagram)", "stream: \(stream)") }
+        } else {
+            guard case .failed(let failure) = stream, failure.code == .missingContentLength else {
+                mismatch("datagram and stream (no Content-Length)", "datagram: \(datagram)", "stream: \(stream)")
+            }
+        }
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let input = Array(UnsafeBufferPointer(start: data, count: size))
+    if size > 3, input[0] == 0x5A, input[1] == 0x5A { mismatch("selftest", "a", "b") }
+    input.withPacketBytes { packet in
+        let datagram = outcome(mainParser, packet, touching: true)
+
+        for (level, parser) in zip(simdLevels, levelParsers) {
+            let other = outcome(parser, packet)
+            if other != datagram { mismatch("SIMD levels", "auto: \(datagram)", "\(level): \(other)") }
+        }
+
+        let limits = tightLimits(for: size)
+        var tightReference: Outcome?
+        for (level, parser) in zip(simdLevels, tightParsers) {
+            parser.limits = limits
+            let tight = outcome(parser, packet, touching: true)
+            if let reference = tightReference {
+                if tight != reference {
+                    mismatch("SIMD levels (tight limits)", "\(simdLevels[0]): \(reference)", "\(level): \(tight)")
+                }
+            } else {
+                tightReference = tight
+            }
+        }
+
+        let stream = outcome(mainParser, packet, framing: .stream, touching: true)
+        checkStream(datagram: datagram, stream: stream)
+    }
+    checkFindControl(input)
+    return 0
+}

@@ -1,0 +1,186 @@
+import Foundation
+import SIPBytes
+import SIPParsing
+import SIPProxyCore
+import Testing
+
+let edge = EndpointAddress.parse("127.0.0.1", port: 5060)!
+let core = EndpointAddress.parse("127.0.0.1", port: 5070)!
+let phone = EndpointAddress.parse("192.0.2.10", port: 40_000)!
+
+func lines(_ text: [String], body: String = "") -> [UInt8] {
+    Array((text.joined(separator: "\r\n") + "\r\n\r\n" + body).utf8)
+}
+
+let invite = lines([
+    "INVITE sip:bob@example.com SIP/2.0",
+    "Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKclient1;rport",
+    "Max-Forwards: 70",
+    "From: <sip:alice@example.com>;tag=a1",
+    "To: <sip:bob@example.com>",
+    "Call-ID: call-1@10.0.0.5",
+    "CSeq: 1 INVITE",
+    "Content-Length: 4",
+], body: "v=0\n")
+
+/// Runs the proxy on `bytes` from `source`; returns the decision and the output as text.
+func run(_ bytes: [UInt8], from source: EndpointAddress, recordRoute: Bool = true,
+         upstreams: [EndpointAddress] = [core]) throws -> (ForwardDecision, String) {
+    let parser = try SIPParser()
+    let proxy = StatelessProxy(configuration: ProxyConfiguration(advertised: edge, upstreams: upstreams,
+                                                                 recordRoute: recordRoute))
+    return try bytes.withPacketBytes { packet in
+        let message = try parser.parse(packet)
+        let decision = proxy.process(message, source: source)
+        return (decision, String(decoding: proxy.output, as: UTF8.self))
+    }
+}
+
+func reparses(_ text: String) -> Bool {
+    let parser = try! SIPParser()
+    return Array(text.utf8).withPacketBytes { (try? parser.parse($0)) != nil }
+}
+
+@Suite struct StatelessProxyTests {
+    @Test func clientRequestGoesUpstreamWithOurViaOnTop() throws {
+        let (decision, output) = try run(invite, from: phone)
+        #expect(decision == .forward(to: core))
+        let outLines = output.components(separatedBy: "\r\n")
+        #expect(outLines[0] == "INVITE sip:bob@example.com SIP/2.0")
+        #expect(outLines.contains { $0.hasPrefix("Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK") })
+        let ourVia = outLines.firstIndex { $0.hasPrefix("Via: SIP/2.0/UDP 127.0.0.1") }!
+        let clientVia = outLines.firstIndex { $0.contains("branch=z9hG4bKclient1") }!
+        #expect(ourVia < clientVia)
+        // RFC 3581: the client's Via learns where the request really came from.
+        #expect(outLines[clientVia] == "Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKclient1;rport=40000;received=192.0.2.10")
+        #expect(outLines.contains("Max-Forwards: 69"))
+        #expect(outLines.contains("Record-Route: <sip:127.0.0.1:5060;lr>"))
+        #expect(output.hasSuffix("\r\n\r\nv=0\n"))
+        #expect(reparses(output))
+    }
+
+    @Test func retransmissionsAndCancelGetTheSameBranch() throws {
+        func branch(_ output: String) -> Substring? {
+            output.components(separatedBy: "\r\n").first { $0.hasPrefix("Via: SIP/2.0/UDP 127.0.0.1") }?
+                .split(separator: "=").last
+        }
+        let first = try run(invite, from: phone).1
+        let again = try run(invite, from: phone).1
+        let cancel = lines([
+            "CANCEL sip:bob@example.com SIP/2.0", "Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKclient1;rport",
+            "Max-Forwards: 70", "From: <sip:alice@example.com>;tag=a1", "To: <sip:bob@example.com>",
+            "Call-ID: call-1@10.0.0.5", "CSeq: 1 CANCEL", "Content-Length: 0",
+        ])
+        let other = String(decoding: invite, as: UTF8.self).replacingOccurrences(of: "client1", with: "client2")
+        #expect(branch(first) != nil)
+        #expect(branch(first) == branch(again))
+        #expect(branch(first) == branch(try run(cancel, from: phone).1))
+        #expect(branch(first) != branch(try run(Array(other.utf8), from: phone).1))
+    }
+
+    @Test func maxForwardsZeroIsAnswered483AndNeverForwarded() throws {
+        let text = String(decoding: invite, as: UTF8.self).replacingOccurrences(of: "Max-Forwards: 70", with: "Max-Forwards: 0")
+        let (decision, output) = try run(Array(text.utf8), from: phone)
+        #expect(decision == .reply(status: 483, to: phone))
+        #expect(output.hasPrefix("SIP/2.0 483 Too Many Hops\r\n"))
+        #expect(output.contains("To: <sip:bob@example.com>;tag="))
+        #expect(output.contains("Call-ID: call-1@10.0.0.5\r\n"))
+        #expect(reparses(output))
+        let ack = text.replacingOccurrences(of: "INVITE", with: "ACK")
+        #expect(try run(Array(ack.utf8), from: phone).0 == .drop(.unanswerableAck))
+    }
+
+    @Test func missingMaxForwardsIsAdded() throws {
+        let text = String(decoding: invite, as: UTF8.self).replacingOccurrences(of: "Max-Forwards: 70\r\n", with: "")
+        let output = try run(Array(text.utf8), from: phone).1
+        #expect(output.contains("Max-Forwards: 69\r\n"))
+        #expect(reparses(output))
+    }
+
+    @Test func recordRouteIsConfigurableAndOnlyForDialogCreatingRequests() throws {
+        #expect(!(try run(invite, from: phone, recordRoute: false).1.contains("Record-Route")))
+        let options = String(decoding: invite, as: UTF8.self).replacingOccurrences(of: "INVITE", with: "OPTIONS")
+        #expect(!(try run(Array(options.utf8), from: phone).1.contains("Record-Route")))
+    }
+
+    @Test func responseFromUpstreamPopsOurViaAndGoesToReceivedAndRport() throws {
+        let response = lines([
+            "SIP/2.0 200 OK",
+            "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKedge",
+            "Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKclient1;rport=40000;received=192.0.2.10",
+            "From: <sip:alice@example.com>;tag=a1", "To: <sip:bob@example.com>;tag=b2",
+            "Call-ID: call-1@10.0.0.5", "CSeq: 1 INVITE", "Content-Length: 0",
+        ])
+        let (decision, output) = try run(response, from: core)
+        #expect(decision == .forward(to: phone))
+        #expect(!output.contains("127.0.0.1:5060"))
+        #expect(output.hasPrefix("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKclient1"))
+        #expect(reparses(output))
+    }
+
+    @Test func viaElementsInOneLineArePoppedOneAtATime() throws {
+        let response = lines([
+            "SIP/2.0 180 Ringing",
+            "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKedge, SIP/2.0/UDP 192.0.2.44:5080;branch=z9hG4bKc",
+            "From: <sip:a@x>;tag=a1", "To: <sip:b@x>;tag=b2", "Call-ID: c", "CSeq: 1 INVITE", "Content-Length: 0",
+        ])
+        let (decision, output) = try run(response, from: core)
+        #expect(decision == .forward(to: EndpointAddress.parse("192.0.2.44", port: 5080)!))
+        #expect(output.contains("\r\nVia: SIP/2.0/UDP 192.0.2.44:5080;branch=z9hG4bKc\r\n"))
+    }
+
+    @Test func responsesNotViaUsAreDropped() throws {
+        let response = lines([
+            "SIP/2.0 200 OK", "Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKother",
+            "From: <sip:a@x>;tag=a1", "To: <sip:b@x>;tag=b2", "Call-ID: c", "CSeq: 1 INVITE", "Content-Length: 0",
+        ])
+        #expect(try run(response, from: phone).0 == .drop(.responseNotForUs))
+    }
+
+    @Test func inDialogRequestFromUpstreamFollowsRouteAfterPoppingOurs() throws {
+        let bye = lines([
+            "BYE sip:alice@192.0.2.10:40000 SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKcore",
+            "Route: <sip:127.0.0.1:5060;lr>, <sip:198.51.100.7:5099;lr>",
+            "Max-Forwards: 69", "From: <sip:bob@example.com>;tag=b2", "To: <sip:alice@example.com>;tag=a1",
+            "Call-ID: call-1@10.0.0.5", "CSeq: 2 BYE", "Content-Length: 0",
+        ])
+        let (decision, output) = try run(bye, from: core)
+        #expect(decision == .forward(to: EndpointAddress.parse("198.51.100.7", port: 5099)!))
+        #expect(output.contains("\r\nRoute: <sip:198.51.100.7:5099;lr>\r\n"))
+        #expect(reparses(output))
+
+        let direct = String(decoding: bye, as: UTF8.self)
+            .replacingOccurrences(of: ", <sip:198.51.100.7:5099;lr>", with: "")
+        let (decision2, output2) = try run(Array(direct.utf8), from: core)
+        #expect(decision2 == .forward(to: phone))
+        #expect(!output2.contains("Route:"))
+        // No Record-Route on in-dialog requests.
+        #expect(!output2.contains("Record-Route"))
+    }
+
+    @Test func upstreamRequestsToNamesAreRefusedNotResolved() throws {
+        let invite = lines([
+            "INVITE sip:alice@phone.example.com SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKcore",
+            "Max-Forwards: 69", "From: <sip:bob@example.com>;tag=b2", "To: <sip:alice@example.com>",
+            "Call-ID: c2", "CSeq: 1 INVITE", "Content-Length: 0",
+        ])
+        let (decision, output) = try run(invite, from: core)
+        #expect(decision == .reply(status: 502, to: core))
+        #expect(output.hasPrefix("SIP/2.0 502 Bad Gateway\r\n"))
+    }
+
+    @Test func callIDHashingSpreadsCallsAndKeepsEachCallOnOneUpstream() throws {
+        let upstreams = (0..<3).map { EndpointAddress.parse("127.0.0.\($0 + 2)", port: 5070)! }
+        var used = Set<EndpointAddress>()
+        for call in 0..<60 {
+            let text = String(decoding: invite, as: UTF8.self).replacingOccurrences(of: "call-1@", with: "call-\(call)@")
+            let first = try run(Array(text.utf8), from: phone, upstreams: upstreams).0
+            let cancel = text.replacingOccurrences(of: "1 INVITE", with: "1 CANCEL")
+                .replacingOccurrences(of: "INVITE sip", with: "CANCEL sip")
+            #expect(first == (try run(Array(cancel.utf8), from: phone, upstreams: upstreams).0))
+            if case .forward(let to) = first { used.insert(to) }
+        }
+        #expect(used.count == 3)
+    }
+}

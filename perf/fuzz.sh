@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Fuzzes the C span scanner and the Swift SIP parser with libFuzzer for SECONDS seconds (default 60).
+#
+# What it does:
+#   1. Builds Tests/Fuzz (a separate SwiftPM package, target SIPParserFuzzer) in release mode with libFuzzer and
+#      AddressSanitizer: Swift gets -sanitize=fuzzer,address, the C targets -fsanitize=fuzzer-no-link,address (so the
+#      C scanner is coverage-instrumented too). Scratch path: .build-fuzz/ (ignored by git).
+#   2. Copies the RFC 4475 torture messages (Tests/SIPParsingTests/Corpus/RFC4475/*.sip) into the work corpus
+#      .build-fuzz/corpus/ as seeds. The corpus persists between runs, so later runs start where earlier ones stopped.
+#   3. Runs one fuzzing process (1 core) with the SIP dictionary Tests/Fuzz/sip.dict. The harness also checks that
+#      the scalar, SSE4.2 and AVX2 scanners agree and that stream and datagram framing agree; a disagreement is
+#      reported as a crash.
+#   4. Prints a summary line (executions, exec/s, cov/ft, corpus size, crash or not). Exits non-zero when libFuzzer
+#      found a crash, leak, timeout or OOM; the artifact (the input that triggered it) is kept under
+#      .build-fuzz/artifacts/ and its path printed. Reproduce with: .build-fuzz/release/SIPParserFuzzer ARTIFACT
+#
+# Usage: perf/fuzz.sh [SECONDS]
+#
+# Tunables (environment variables):
+#   FUZZ_SCRATCH     build and work directory               (default: <repo>/.build-fuzz)
+#   FUZZ_MAX_LEN     largest input in bytes                 (default: 70000; the parser's message cap is 65536)
+#   FUZZ_TIMEOUT     seconds one input may take             (default: 10)
+#   FUZZ_RSS_MB      memory limit in MiB                    (default: 2048)
+#   FUZZ_FRESH=1     start from the seeds only: empty the work corpus first
+#   FUZZ_NO_BUILD=1  skip the build (use the existing binary)
+#   FUZZ_ARGS        extra libFuzzer flags, e.g. "-seed=1 -len_control=0"
+#   SWIFT            the swift driver                       (default: swift on PATH)
+#
+# Installs nothing: it needs only the Swift toolchain, which ships libFuzzer (libclang_rt.fuzzer) and ASan.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SECONDS_TO_RUN=${1:-60}
+if ! [[ $SECONDS_TO_RUN =~ ^[0-9]+$ ]] || (( SECONDS_TO_RUN < 1 )); then
+    echo "usage: perf/fuzz.sh [SECONDS]   (SECONDS: a positive integer, default 60)" >&2
+    exit 2
+fi
+
+SWIFT=${SWIFT:-swift}
+SCRATCH=${FUZZ_SCRATCH:-$ROOT/.build-fuzz}
+MAX_LEN=${FUZZ_MAX_LEN:-70000}
+TIMEOUT=${FUZZ_TIMEOUT:-10}
+RSS_MB=${FUZZ_RSS_MB:-2048}
+PACKAGE=$ROOT/Tests/Fuzz
+DICT=$PACKAGE/sip.dict
+SEEDS=$ROOT/Tests/SIPParsingTests/Corpus/RFC4475
+CORPUS=$SCRATCH/corpus
+ARTIFACTS=$SCRATCH/artifacts
+BIN=$SCRATCH/release/SIPParserFuzzer
+LOG=$SCRATCH/fuzz-$(date -u +%Y%m%dT%H%M%SZ).log
+
+if [[ ${FUZZ_NO_BUILD:-0} != 1 ]]; then
+    echo "fuzz: building $BIN" >&2
+    "$SWIFT" build -c release --package-path "$PACKAGE" --scratch-path "$SCRATCH" \
+        -Xswiftc -sanitize=fuzzer,address \
+        -Xcc -fsanitize=fuzzer-no-link,address
+fi
+[[ -x $BIN ]] || { echo "fuzz: no fuzzer binary at $BIN" >&2; exit 1; }
+
+if [[ ${FUZZ_FRESH:-0} == 1 ]]; then
+    rm -rf "$CORPUS"
+fi
+mkdir -p "$CORPUS" "$ARTIFACTS"
+cp "$SEEDS"/*.sip "$CORPUS"/
+
+# ASan symbolizes stacks when it finds llvm-symbolizer; prefer the toolchain's own.
+if [[ -z ${ASAN_SYMBOLIZER_PATH:-} ]]; then
+    symbolizer=$(dirname "$(command -v "$SWIFT")")/llvm-symbolizer
+    if [[ -x $symbolizer ]]; then export ASAN_SYMBOLIZER_PATH=$symbolizer; fi
+fi
+
+# Artifacts from earlier runs stay; only the ones this run writes count.
+before=$(find "$ARTIFACTS" -type f | sort)
+
+args=(
+    -max_total_time="$SECONDS_TO_RUN"
+    -max_len="$MAX_LEN"
+    -timeout="$TIMEOUT"
+    -rss_limit_mb="$RSS_MB"
+    -dict="$DICT"
+    -artifact_prefix="$ARTIFACTS/"
+    -print_final_stats=1
+)
+if [[ -n ${FUZZ_ARGS:-} ]]; then
+    # shellcheck disable=SC2206  # FUZZ_ARGS is a list of flags, split on purpose
+    args+=(${FUZZ_ARGS})
+fi
+
+echo "fuzz: $BIN ${args[*]} $CORPUS" >&2
+echo "fuzz: log $LOG" >&2
+set +e
+"$BIN" "${args[@]}" "$CORPUS" 2>&1 | tee "$LOG"
+status=${PIPESTATUS[0]}
+set -e
+
+new_artifacts=$(comm -13 <(echo "$before") <(find "$ARTIFACTS" -type f | sort) | sed '/^$/d')
+executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$LOG" | tail -1)
+rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$LOG" | tail -1)
+last=$(grep -E '^#[0-9]+[[:space:]].* cov: ' "$LOG" | tail -1 || true)
+cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
+ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
+corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9A-Za-z]*\).*/\1/p' <<<"$last")
+
+if [[ $status -eq 0 && -z $new_artifacts ]]; then
+    verdict="crash: none"
+else
+    verdict="crash: YES (libFuzzer exit $status) artifact: ${new_artifacts//$'\n'/ }"
+fi
+echo "fuzz: ${executions:-?} executions in ${SECONDS_TO_RUN} s (${rate:-?} exec/s), cov: ${cov:-?} ft: ${ft:-?}," \
+    "corpus: ${corp:-?} ($(find "$CORPUS" -type f | wc -l) files in $CORPUS), $verdict"
+if [[ $status -ne 0 || -n $new_artifacts ]]; then
+    echo "fuzz: reproduce with: $BIN ${new_artifacts%%$'\n'*}" >&2
+    exit 1
+fi
