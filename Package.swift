@@ -19,6 +19,9 @@ let package = Package(
         // C: zero-copy span scanner (start line, headers, folding, header kinds), SIMD chosen at run time.
         .target(name: "CSIPScan", path: "CSources/CSIPScan", cSettings: strictC),
 
+        // C: system-call glue (batched receive; io_uring next).
+        .target(name: "CSIPUring", path: "CSources/CSIPUring", cSettings: strictC),
+
         // Unsafe fence A: borrowed packet bytes, spans, the scanner call. The only Swift target (with SIPUring,
         // later) allowed to touch Unsafe* APIs.
         .target(name: "SIPBytes", dependencies: ["CSIPScan"]),
@@ -29,11 +32,18 @@ let package = Package(
         // Stateless proxy core: pure routing decisions and message edits, no I/O.
         .target(name: "SIPProxyCore", dependencies: ["SIPParsing", "SIPBytes"]),
 
+        // Unsafe fence B: sockets and (next) the io_uring ring.
+        .target(name: "SIPUring", dependencies: ["CSIPUring", "SIPBytes"]),
+
+        // Workers: each owns its sockets, parser and proxy core; no locks on the hot path.
+        .target(name: "SIPTransport", dependencies: ["SIPUring", "SIPProxyCore", "SIPParsing", "SIPBytes"]),
+
         .executableTarget(
             name: "sip-edge",
             dependencies: [
                 "SIPParsing",
                 "SIPProxyCore",
+                "SIPTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

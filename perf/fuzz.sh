@@ -12,7 +12,8 @@
 #      reported as a crash.
 #   4. Prints a summary line (executions, exec/s, cov/ft, corpus size, crash or not). Exits non-zero when libFuzzer
 #      found a crash, leak, timeout or OOM; the artifact (the input that triggered it) is kept under
-#      .build-fuzz/artifacts/ and its path printed. Reproduce with: .build-fuzz/release/SIPParserFuzzer ARTIFACT
+#      .build-fuzz/artifacts/ and its path printed. Reproduce with:
+#        SWIFT_BACKTRACE=enable=no .build-fuzz/release/SIPParserFuzzer ARTIFACT 2>&1 | swift demangle --simplified
 #
 # Usage: perf/fuzz.sh [SECONDS]
 #
@@ -25,6 +26,7 @@
 #   FUZZ_NO_BUILD=1  skip the build (use the existing binary)
 #   FUZZ_ARGS        extra libFuzzer flags, e.g. "-seed=1 -len_control=0"
 #   SWIFT            the swift driver                       (default: swift on PATH)
+#   SWIFT_BACKTRACE  Swift's crash backtracer               (default: enable=no, see below)
 #
 # Installs nothing: it needs only the Swift toolchain, which ships libFuzzer (libclang_rt.fuzzer) and ASan.
 set -euo pipefail
@@ -63,6 +65,9 @@ fi
 mkdir -p "$CORPUS" "$ARTIFACTS"
 cp "$SEEDS"/*.sip "$CORPUS"/
 
+# Swift's own crash backtracer reads memory ASan treats as off limits and buries the report in a second ASan error;
+# with it off, libFuzzer prints the stack (Swift names mangled: pipe through `swift demangle --simplified`).
+export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
 # ASan symbolizes stacks when it finds llvm-symbolizer; prefer the toolchain's own.
 if [[ -z ${ASAN_SYMBOLIZER_PATH:-} ]]; then
     symbolizer=$(dirname "$(command -v "$SWIFT")")/llvm-symbolizer
@@ -109,6 +114,7 @@ fi
 echo "fuzz: ${executions:-?} executions in ${SECONDS_TO_RUN} s (${rate:-?} exec/s), cov: ${cov:-?} ft: ${ft:-?}," \
     "corpus: ${corp:-?} ($(find "$CORPUS" -type f | wc -l) files in $CORPUS), $verdict"
 if [[ $status -ne 0 || -n $new_artifacts ]]; then
-    echo "fuzz: reproduce with: $BIN ${new_artifacts%%$'\n'*}" >&2
+    echo "fuzz: reproduce with: SWIFT_BACKTRACE=enable=no $BIN ${new_artifacts%%$'\n'*}" \
+        "2>&1 | swift demangle --simplified" >&2
     exit 1
 fi

@@ -156,7 +156,8 @@ public final class StatelessProxy {
         editor.insert(at: firstHeader) { out in
             out.append(ascii: "Via: SIP/2.0/UDP ")
             self.appendAdvertisedHostPort(to: &out)
-            out.append(ascii: ";branch=z9hG4bK")
+            // rport: responses come back to the sending socket, which is this worker's own (RFC 3581).
+            out.append(ascii: ";rport;branch=z9hG4bK")
             appendHex(branch, to: &out)
             out.append(ascii: "\r\n")
         }

@@ -5,6 +5,7 @@ struct SIPEdgeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sip-edge",
         abstract: "A security-hardened SIP edge proxy.",
-        subcommands: [CheckCommand.self]
+        subcommands: [RunCommand.self, CheckCommand.self],
+        defaultSubcommand: RunCommand.self
     )
 }

@@ -47,7 +47,7 @@ func reparses(_ text: String) -> Bool {
         #expect(decision == .forward(to: core))
         let outLines = output.components(separatedBy: "\r\n")
         #expect(outLines[0] == "INVITE sip:bob@example.com SIP/2.0")
-        #expect(outLines.contains { $0.hasPrefix("Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK") })
+        #expect(outLines.contains { $0.hasPrefix("Via: SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bK") })
         let ourVia = outLines.firstIndex { $0.hasPrefix("Via: SIP/2.0/UDP 127.0.0.1") }!
         let clientVia = outLines.firstIndex { $0.contains("branch=z9hG4bKclient1") }!
         #expect(ourVia < clientVia)

@@ -1,0 +1,189 @@
+public import SIPBytes
+import CSIPUring
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed system call: errno plus the call's name (NIO's IOError).
+public struct SystemCallError: Error, CustomStringConvertible {
+    public let call: String
+    public let errno: Int32
+
+    public var description: String { "\(call): \(String(cString: strerror(errno))) (errno \(errno))" }
+}
+
+/// A non-blocking UDP socket owned by one worker. Closed on deinit.
+public final class UDPSocket {
+    public let descriptor: Int32
+    public let localAddress: EndpointAddress
+
+    /// Binds a socket to `address` (port 0 picks a free one). `reusePort` lets every worker bind the same public
+    /// port; the kernel spreads datagrams across them by source address hash.
+    public init(binding address: EndpointAddress, reusePort: Bool, receiveBufferBytes: Int32 = 4 << 20) throws(SystemCallError) {
+        let family = address.family == .ipv4 ? AF_INET : AF_INET6
+        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemCallError(call: "socket", errno: Glibc.errno) }
+        var one: Int32 = 1
+        var bufferSize = receiveBufferBytes
+        if reusePort, setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            let error = Glibc.errno
+            close(fd)
+            throw SystemCallError(call: "setsockopt(SO_REUSEPORT)", errno: error)
+        }
+        // A larger receive buffer absorbs bursts; failure only means the system default stays.
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufferSize, socklen_t(MemoryLayout<Int32>.size))
+        var storage = sockaddr_storage()
+        let length = address.write(to: &storage)
+        let bound = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0 else {
+            let error = Glibc.errno
+            close(fd)
+            throw SystemCallError(call: "bind(\(address))", errno: error)
+        }
+        var local = sockaddr_storage()
+        var localLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &localLength) }
+        }
+        descriptor = fd
+        localAddress = EndpointAddress(storage: local) ?? address
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// Sends one datagram. Returns false when the kernel refused it (buffer full, unreachable): UDP is lossy and
+    /// the sender retransmits, so the caller counts the drop instead of retrying.
+    @discardableResult
+    public func send(_ bytes: [UInt8], to destination: EndpointAddress) -> Bool {
+        var storage = sockaddr_storage()
+        let length = destination.write(to: &storage)
+        let sent = bytes.withUnsafeBytes { payload in
+            withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(descriptor, payload.baseAddress, payload.count, Int32(MSG_DONTWAIT), $0, length)
+                }
+            }
+        }
+        return sent == bytes.count
+    }
+}
+
+/// Receives up to `capacity` datagrams per system call (`recvmmsg`) into buffers allocated once.
+public final class DatagramBatch {
+    private let capacity: Int
+    private let bufferSize: Int
+    private let buffers: UnsafeMutablePointer<UInt8>
+    private let sources: UnsafeMutablePointer<sockaddr_storage>
+    private let info: UnsafeMutablePointer<csip_datagram_info>
+    public private(set) var count = 0
+
+    public init(capacity: Int = 32, bufferSize: Int = 65_536) {
+        precondition(capacity > 0 && capacity <= Int(CSIP_UDP_BATCH_MAX))
+        self.capacity = capacity
+        self.bufferSize = bufferSize
+        buffers = .allocate(capacity: capacity * bufferSize)
+        sources = .allocate(capacity: capacity)
+        info = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        buffers.deallocate()
+        sources.deallocate()
+        info.deallocate()
+    }
+
+    /// Reads what is queued on `socket` (non-blocking). Returns the number of datagrams, 0 when none.
+    public func receive(from socket: UDPSocket) -> Int {
+        let received = csip_udp_receive_batch(socket.descriptor, buffers, bufferSize, UInt32(capacity), sources, info)
+        count = max(Int(received), 0)
+        return count
+    }
+
+    /// True when datagram `index` was larger than its buffer (drop it: it cannot be a valid message).
+    public func isTruncated(_ index: Int) -> Bool {
+        precondition(index < count)
+        return info[index].truncated != 0
+    }
+
+    /// Runs `body` with datagram `index`'s bytes and source. The bytes are valid only inside the closure.
+    public func withDatagram<Result>(_ index: Int, _ body: (PacketBytes, EndpointAddress?) throws -> Result) rethrows -> Result {
+        precondition(index < count)
+        let bytes = PacketBytes(unsafeBorrowing: UnsafeRawBufferPointer(start: buffers + index * bufferSize,
+                                                                         count: Int(info[index].length)))
+        return try body(bytes, EndpointAddress(storage: sources[index]))
+    }
+}
+
+/// Waits until one of `sockets` is readable or `timeoutMilliseconds` pass. Returns the readable ones' indices
+/// as a bit mask.
+public func waitForReadable(_ sockets: [UDPSocket], timeoutMilliseconds: Int32) -> UInt64 {
+    var descriptors = sockets.map { pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0) }
+    let ready = poll(&descriptors, nfds_t(descriptors.count), timeoutMilliseconds)
+    guard ready > 0 else { return 0 }
+    var mask: UInt64 = 0
+    for (i, descriptor) in descriptors.enumerated() where descriptor.revents & Int16(POLLIN) != 0 {
+        mask |= 1 << UInt64(i)
+    }
+    return mask
+}
+
+extension EndpointAddress {
+    /// Fills a sockaddr_in / sockaddr_in6 and returns its length.
+    func write(to storage: inout sockaddr_storage) -> socklen_t {
+        switch family {
+        case .ipv4:
+            return withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { pointer in
+                    pointer.pointee = sockaddr_in()
+                    pointer.pointee.sin_family = sa_family_t(AF_INET)
+                    pointer.pointee.sin_port = port.bigEndian
+                    pointer.pointee.sin_addr.s_addr = ipv4.bigEndian
+                    return socklen_t(MemoryLayout<sockaddr_in>.size)
+                }
+            }
+        case .ipv6:
+            return withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                    pointer.pointee = sockaddr_in6()
+                    pointer.pointee.sin6_family = sa_family_t(AF_INET6)
+                    pointer.pointee.sin6_port = port.bigEndian
+                    withUnsafeMutableBytes(of: &pointer.pointee.sin6_addr) { raw in
+                        raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
+                        raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
+                    }
+                    return socklen_t(MemoryLayout<sockaddr_in6>.size)
+                }
+            }
+        }
+    }
+
+    /// Reads a sockaddr_in / sockaddr_in6.
+    init?(storage: sockaddr_storage) {
+        var storage = storage
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            let (address, port) = withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { ($0.pointee.sin_addr.s_addr, $0.pointee.sin_port) }
+            }
+            self.init(family: .ipv4, high: UInt64(UInt32(bigEndian: address)) << 32, low: 0, port: UInt16(bigEndian: port))
+        case AF_INET6:
+            let (high, low, port) = withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                    withUnsafeBytes(of: pointer.pointee.sin6_addr) { raw in
+                        (UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                         UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                         UInt16(bigEndian: pointer.pointee.sin6_port))
+                    }
+                }
+            }
+            self.init(family: .ipv6, high: high, low: low, port: port)
+        default:
+            return nil
+        }
+    }
+}
