@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+/// Starts the real peers the integration tests need on 127.0.0.1 and stops them by PID.
+enum ProcessHarness {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    /// The sip-edge binary built by this `swift test` run.
+    static var sipEdgeBinary: URL {
+        repositoryRoot.appendingPathComponent(".build/debug/sip-edge")
+    }
+
+    static func which(_ tool: String) -> String? {
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+            let path = "\(directory)/\(tool)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    /// Starts `executable` in the background with its output in a temporary log file.
+    static func start(_ executable: String, _ arguments: [String], log: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let logURL = FileManager.default.temporaryDirectory.appendingPathComponent(log)
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: logURL)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Runs `executable` to completion, bounded by `timeout` seconds; returns its exit status.
+    static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval, log: String) throws -> Int32 {
+        let process = try start(executable, arguments, log: log)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        if process.isRunning {
+            stop(process)
+            return -1
+        }
+        return process.terminationStatus
+    }
+
+    /// Stops a process this test started: SIGTERM, then SIGKILL after 3 s.
+    static func stop(_ process: Process) {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(3)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    static func logContents(_ log: String) -> String {
+        (try? String(contentsOf: FileManager.default.temporaryDirectory.appendingPathComponent(log), encoding: .utf8)) ?? ""
+    }
+
+    /// A free-looking UDP port block per test process, so parallel suites do not collide.
+    static func portBase(_ offset: Int) -> Int {
+        20_000 + Int(getpid() % 2_000) * 10 + offset
+    }
+}
