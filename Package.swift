@@ -20,7 +20,10 @@ let package = Package(
         .target(name: "CSIPScan", path: "CSources/CSIPScan", cSettings: strictC),
 
         // C: system-call glue (batched receive; io_uring next).
-        .target(name: "CSIPUring", path: "CSources/CSIPUring", cSettings: strictC),
+        .target(
+            name: "CSIPUring", path: "CSources/CSIPUring", cSettings: strictC,
+            linkerSettings: [.linkedLibrary("uring")]
+        ),
 
         // Unsafe fence A: borrowed packet bytes, spans, the scanner call. The only Swift target (with SIPUring,
         // later) allowed to touch Unsafe* APIs.

@@ -1,26 +1,40 @@
 public import SIPBytes
 import SIPParsing
 public import SIPProxyCore
-import SIPUring
+public import SIPUring
 import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// How a worker moves datagrams.
+public enum DataPath: String, Sendable, CaseIterable {
+    /// io_uring when the kernel allows it, else recvmmsg.
+    case auto
+    /// io_uring: multishot recvmsg into provided buffers, sends batched through the ring.
+    case ioUring = "io-uring"
+    /// poll + recvmmsg + sendto: works wherever io_uring is disabled or filtered (containers, seccomp).
+    case recvmmsg
+}
+
 /// Settings every worker reads; built once, before any worker starts, and never changed while they run.
 public struct WorkerConfiguration: Sendable {
     public var listen: EndpointAddress
     public var proxy: ProxyConfiguration
     public var parseLimits: ParseLimits
-    /// Datagrams taken per receive call.
+    public var dataPath: DataPath
+    public var uring: URingOptions
+    /// Datagrams taken per recvmmsg call.
     public var batchSize: Int
 
     public init(listen: EndpointAddress, proxy: ProxyConfiguration, parseLimits: ParseLimits = ParseLimits(),
-                batchSize: Int = 32) {
+                dataPath: DataPath = .auto, uring: URingOptions = URingOptions(), batchSize: Int = 32) {
         self.listen = listen
         self.proxy = proxy
         self.parseLimits = parseLimits
+        self.dataPath = dataPath
+        self.uring = uring
         self.batchSize = batchSize
     }
 }
@@ -42,6 +56,8 @@ public struct WorkerCounters: Sendable {
     public var truncated = 0
     public var keepalives = 0
     public var sendFailures = 0
+    /// Times the kernel had no free receive buffer (io_uring path): datagrams waited in the socket queue.
+    public var receiveBufferExhaustion = 0
     public var dropped: [DropReason: Int] = [:]
 
     public init() {}
@@ -57,18 +73,35 @@ public final class UDPWorker {
     private let parser: SIPParser
     private let proxy: StatelessProxy
     private let batch: DatagramBatch
+    private let ring: URing?
     public private(set) var counters = WorkerCounters()
+
+    /// The data path this worker actually uses (`.auto` resolved).
+    public var dataPath: DataPath { ring == nil ? .recvmmsg : .ioUring }
+
+    private static let publicTag: UInt32 = 0
+    private static let upstreamTag: UInt32 = 1
 
     public init(index: Int, configuration: WorkerConfiguration) throws {
         self.index = index
         self.configuration = configuration
         publicSocket = try UDPSocket(binding: configuration.listen, reusePort: true)
-        let upstreamFamily: EndpointAddress = configuration.listen.family == .ipv4
+        let anyAddress = configuration.listen.family == .ipv4
             ? EndpointAddress.parse("0.0.0.0", port: 0)! : EndpointAddress.parse("::", port: 0)!
-        upstreamSocket = try UDPSocket(binding: upstreamFamily, reusePort: false)
+        upstreamSocket = try UDPSocket(binding: anyAddress, reusePort: false)
         parser = try SIPParser(limits: configuration.parseLimits)
         proxy = StatelessProxy(configuration: configuration.proxy)
         batch = DatagramBatch(capacity: configuration.batchSize)
+        switch configuration.dataPath {
+        case .recvmmsg:
+            ring = nil
+        case .ioUring:
+            ring = try URing(options: configuration.uring)
+        case .auto:
+            ring = try? URing(options: configuration.uring)
+        }
+        try ring?.armReceive(on: publicSocket, tag: Self.publicTag)
+        try ring?.armReceive(on: upstreamSocket, tag: Self.upstreamTag)
     }
 
     /// The port toward the upstream: where its responses come back.
@@ -76,6 +109,49 @@ public final class UDPWorker {
 
     /// Runs until `stop` is signalled; checks it at least every 200 ms.
     public func run(until stop: StopSignal) {
+        if let ring {
+            runRing(ring, until: stop)
+        } else {
+            runBatches(until: stop)
+        }
+    }
+
+    // MARK: io_uring path
+
+    private func runRing(_ ring: URing, until stop: StopSignal) {
+        while !stop.isStopped {
+            let count = ring.wait(timeoutMilliseconds: 200)
+            for i in 0..<count {
+                let event = ring.event(i)
+                switch event.kind {
+                case .datagram:
+                    counters.received += 1
+                    if event.truncated {
+                        counters.truncated += 1
+                    } else if let payload = event.payload, let source = event.source {
+                        handle(payload, from: source, ring: ring)
+                    }
+                case .invalidDatagram:
+                    counters.truncated += 1
+                case .outOfBuffers:
+                    counters.receiveBufferExhaustion += 1
+                case .receiveError:
+                    break
+                case .sendDone:
+                    if event.result < 0 { counters.sendFailures += 1 }
+                }
+                ring.recycle(event)
+                if event.needsRearm {
+                    let socket = event.socketTag == Self.publicTag ? publicSocket : upstreamSocket
+                    try? ring.armReceive(on: socket, tag: event.socketTag)
+                }
+            }
+        }
+    }
+
+    // MARK: recvmmsg path
+
+    private func runBatches(until stop: StopSignal) {
         let sockets = [publicSocket, upstreamSocket]
         while !stop.isStopped {
             let ready = waitForReadable(sockets, timeoutMilliseconds: 200)
@@ -89,39 +165,56 @@ public final class UDPWorker {
         for _ in 0..<16 {
             let count = batch.receive(from: socket)
             if count == 0 { return }
-            for i in 0..<count { handleDatagram(i) }
+            for i in 0..<count {
+                counters.received += 1
+                if batch.isTruncated(i) {
+                    counters.truncated += 1
+                    continue
+                }
+                batch.withDatagram(i) { bytes, source in
+                    if let source { handle(bytes, from: source, ring: nil) }
+                }
+            }
         }
     }
 
-    private func handleDatagram(_ i: Int) {
-        counters.received += 1
-        if batch.isTruncated(i) {
-            counters.truncated += 1
+    // MARK: Both paths
+
+    private func handle(_ bytes: PacketBytes, from source: EndpointAddress, ring: URing?) {
+        if Self.isKeepalive(bytes) {
+            counters.keepalives += 1
             return
         }
-        batch.withDatagram(i) { bytes, source in
-            guard let source else { return }
-            if Self.isKeepalive(bytes) {
-                counters.keepalives += 1
-                return
-            }
-            let message: SIPMessage
-            do throws(SIPParseError) {
-                message = try parser.parse(bytes)
-            } catch {
-                counters.parseErrors += 1
-                return
-            }
-            switch proxy.process(message, source: source) {
-            case .forward(let destination):
-                let socket = proxy.side(of: destination) == .upstream ? upstreamSocket : publicSocket
-                if socket.send(proxy.output, to: destination) { counters.forwarded += 1 } else { counters.sendFailures += 1 }
-            case .reply(_, let destination):
-                if publicSocket.send(proxy.output, to: destination) { counters.replied += 1 } else { counters.sendFailures += 1 }
-            case .drop(let reason):
-                counters.dropped[reason, default: 0] += 1
-            }
+        let message: SIPMessage
+        do throws(SIPParseError) {
+            message = try parser.parse(bytes)
+        } catch {
+            counters.parseErrors += 1
+            return
         }
+        switch proxy.process(message, source: source) {
+        case .forward(let destination):
+            let toUpstream = proxy.side(of: destination) == .upstream
+            if send(proxy.output, to: destination, viaUpstreamSocket: toUpstream, ring: ring) {
+                counters.forwarded += 1
+            }
+        case .reply(_, let destination):
+            if send(proxy.output, to: destination, viaUpstreamSocket: false, ring: ring) { counters.replied += 1 }
+        case .drop(let reason):
+            counters.dropped[reason, default: 0] += 1
+        }
+    }
+
+    /// Sends through the ring when there is one and it has room, else directly.
+    private func send(_ bytes: [UInt8], to destination: EndpointAddress, viaUpstreamSocket: Bool, ring: URing?) -> Bool {
+        let socket = viaUpstreamSocket ? upstreamSocket : publicSocket
+        if let ring, ring.send(bytes, on: socket, tag: viaUpstreamSocket ? Self.upstreamTag : Self.publicTag,
+                               to: destination) {
+            return true
+        }
+        if socket.send(bytes, to: destination) { return true }
+        counters.sendFailures += 1
+        return false
     }
 
     /// RFC 5626 keep-alive: a datagram of only CRLFs.

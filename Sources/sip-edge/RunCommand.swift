@@ -36,6 +36,9 @@ struct RunCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Add Record-Route to dialog-creating requests.")
     var recordRoute = true
 
+    @Option(help: "Data path: auto (io_uring if the kernel allows, else recvmmsg), io-uring, recvmmsg.")
+    var dataPath: DataPath = .auto
+
     func validate() throws {
         guard workers >= 1 && workers <= 256 else { throw ValidationError("--workers must be 1...256") }
         _ = try Self.endpoint(listen, scheme: "udp", option: "--listen")
@@ -68,7 +71,8 @@ struct RunCommand: ParsableCommand {
         let configuration = WorkerConfiguration(
             listen: listenAddress,
             proxy: ProxyConfiguration(advertised: advertised, upstreams: upstreams, recordRoute: recordRoute,
-                                      branchSecret: secret)
+                                      branchSecret: secret),
+            dataPath: dataPath
         )
 
         // Block the stop signals before any thread starts, so only sigwait below sees them.
@@ -85,11 +89,11 @@ struct RunCommand: ParsableCommand {
             let thread = Thread {
                 do {
                     let worker = try UDPWorker(index: index, configuration: configuration)
-                    started.report(nil)
+                    started.report(nil, path: worker.dataPath)
                     worker.run(until: stop)
                     started.finished(index: index, counters: worker.counters)
                 } catch {
-                    started.report("worker \(index): \(error)")
+                    started.report("worker \(index): \(error)", path: nil)
                     started.finished(index: index, counters: nil)
                 }
             }
@@ -104,7 +108,7 @@ struct RunCommand: ParsableCommand {
             for error in errors { log("error: \(error)") }
             throw ExitCode(1)
         }
-        log("sip-edge: \(workers) UDP workers on \(listenAddress), upstream \(upstreams.map(\.description).joined(separator: ", "))")
+        log("sip-edge: \(workers) UDP workers (\(started.paths)) on \(listenAddress), upstream \(upstreams.map(\.description).joined(separator: ", "))")
 
         var received: Int32 = 0
         sigwait(&signals, &received)
@@ -127,6 +131,7 @@ final class WorkerStartup: Sendable {
         var errors: [String] = []
         var finished = 0
         var totals = WorkerCounters()
+        var paths: Set<String> = []
     }
 
     private let expected: Int
@@ -136,12 +141,16 @@ final class WorkerStartup: Sendable {
         self.expected = expected
     }
 
-    func report(_ error: String?) {
+    func report(_ error: String?, path: DataPath?) {
         state.withLock {
             $0.reported += 1
             if let error { $0.errors.append(error) }
+            if let path { $0.paths.insert(path.rawValue) }
         }
     }
+
+    /// The data paths the workers chose, for the start-up line.
+    var paths: String { state.withLock { $0.paths.sorted().joined(separator: ", ") } }
 
     func finished(index: Int, counters: WorkerCounters?) {
         state.withLock {
@@ -172,3 +181,5 @@ final class WorkerStartup: Sendable {
         }
     }
 }
+
+extension DataPath: ExpressibleByArgument {}

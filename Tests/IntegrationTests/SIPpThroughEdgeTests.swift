@@ -4,7 +4,8 @@ import Testing
 /// SIPp UAC -> sip-edge -> SIPp UAS over UDP on 127.0.0.1, all three real processes started here.
 @Suite(.serialized) struct SIPpThroughEdgeTests {
     /// Starts a UAS and sip-edge, runs the UAC scenario, stops everything; returns the UAC's exit status and logs.
-    func runCalls(uac: [String], uas: [String], calls: Int, name: String) throws -> (Int32, String) {
+    func runCalls(uac: [String], uas: [String], calls: Int, name: String,
+                  dataPath: String = "auto") throws -> (Int32, String) {
         let sipp = try #require(ProcessHarness.which("sipp"), "sipp (Debian sip-tester) must be installed")
         let base = ProcessHarness.portBase(0)
         let (edgePort, uasPort, uacPort) = (base, base + 1, base + 2)
@@ -13,7 +14,8 @@ import Testing
         defer { ProcessHarness.stop(server) }
         let edge = try ProcessHarness.start(
             ProcessHarness.sipEdgeBinary.path,
-            ["--listen", "udp:127.0.0.1:\(edgePort)", "--upstream", "sip:127.0.0.1:\(uasPort)", "--workers", "2"],
+            ["--listen", "udp:127.0.0.1:\(edgePort)", "--upstream", "sip:127.0.0.1:\(uasPort)", "--workers", "2",
+             "--data-path", dataPath],
             log: "\(name)-edge.log")
         defer { ProcessHarness.stop(edge) }
         usleep(500_000)
@@ -40,13 +42,19 @@ import Testing
         return (successful, failed)
     }
 
-    @Test func inviteAckByeCallsCompleteThroughTheEdge() throws {
-        let (status, log) = try runCalls(uac: ["-sn", "uac"], uas: ["-sn", "uas"], calls: 30, name: "edge-calls")
+    /// Both data paths carry real calls: io_uring (multishot recvmsg, provided buffers) and the recvmmsg fallback.
+    @Test(arguments: ["io-uring", "recvmmsg"])
+    func inviteAckByeCallsCompleteThroughTheEdge(dataPath: String) throws {
+        let name = "edge-calls-\(dataPath)"
+        let (status, log) = try runCalls(uac: ["-sn", "uac"], uas: ["-sn", "uas"], calls: 30, name: name,
+                                         dataPath: dataPath)
         #expect(status == 0, "SIPp UAC failed:\n\(log)")
-        let totals = try callTotals("edge-calls")
+        let totals = try callTotals(name)
         #expect(totals.successful == 30)
         #expect(totals.failed == 0)
-        #expect(log.contains("forwarded"), "sip-edge should report what it forwarded")
+        #expect(log.contains("UDP workers (\(dataPath))"), "sip-edge should use the \(dataPath) path:\n\(log)")
+        // 30 calls of INVITE, 180, 200, ACK, BYE, 200 (SIPp's uas sends no 100): all 180 messages went through.
+        #expect(log.contains("forwarded 180,"), "\(log)")
     }
 
     @Test func optionsRequestsAreAnsweredThroughTheEdge() throws {

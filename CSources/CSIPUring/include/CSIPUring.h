@@ -32,6 +32,85 @@ struct csip_datagram_info {
 int csip_udp_receive_batch(int fd, uint8_t *buffers, size_t buffer_size, unsigned count,
                            struct sockaddr_storage *sources, struct csip_datagram_info *info);
 
+/* ---------------------------------------------------------------------------------------------------------------
+ * io_uring data path: one ring per worker, multishot recvmsg into a provided buffer ring, sendmsg from a slab of
+ * send slots, completions decoded here so Swift sees plain events. The ring struct is opaque: liburing's types never
+ * reach Swift (toolchain.md §1 pitfalls), and everything it owns is freed by csip_uring_destroy.
+ * ------------------------------------------------------------------------------------------------------------- */
+
+struct csip_uring;
+
+/** Sizes of one ring. Zero fields take the defaults shown. */
+struct csip_uring_options {
+    /** Submission queue entries. Default 256. */
+    uint32_t entries;
+    /** Receive buffers in the provided ring; a power of two. Default 128. */
+    uint32_t receive_buffers;
+    /** Bytes per receive buffer, payload only (the recvmsg header is added). Default 65536. */
+    uint32_t receive_buffer_size;
+    /** Send slots. Default 256. */
+    uint32_t send_slots;
+    /** Bytes per send slot; larger datagrams are refused with -EMSGSIZE (send them another way). Default 8192. */
+    uint32_t send_slot_size;
+};
+
+/** What a completion meant. */
+enum {
+    /** A datagram: payload, length, source. Recycle its buffer when done. */
+    CSIP_EVENT_DATAGRAM = 1,
+    /** A datagram arrived but failed validation (truncated name, bad header): dropped; recycle the buffer. */
+    CSIP_EVENT_DATAGRAM_INVALID = 2,
+    /** The provided buffers ran out (-ENOBUFS): datagrams are waiting in the socket; recycle and re-arm. */
+    CSIP_EVENT_OUT_OF_BUFFERS = 3,
+    /** A receive failed with `result` (-errno). */
+    CSIP_EVENT_RECEIVE_ERROR = 4,
+    /** A send finished: `result` is bytes sent or -errno. Its slot is free again. */
+    CSIP_EVENT_SEND_DONE = 5,
+};
+
+struct csip_uring_event {
+    uint32_t kind;
+    /** The tag given to csip_uring_arm_receive or csip_uring_send (which socket). */
+    uint32_t socket_tag;
+    int32_t result;
+    /** 1 when the receive must be armed again (the multishot request ended). */
+    uint8_t needs_rearm;
+    /** 1 when buffer_id names a buffer to recycle. */
+    uint8_t has_buffer;
+    /** 1 when the datagram was larger than the buffer (the payload is cut). */
+    uint8_t truncated;
+    uint8_t reserved;
+    uint16_t buffer_id;
+    uint16_t reserved2;
+    const uint8_t *payload;
+    uint32_t payload_length;
+    uint32_t source_length;
+    struct sockaddr_storage source;
+};
+
+/** Creates a ring. Returns 0, or -errno (-ENOSYS, -EPERM when io_uring is unavailable or refused: fall back). */
+int csip_uring_create(struct csip_uring **ring, const struct csip_uring_options *options);
+void csip_uring_destroy(struct csip_uring *ring);
+
+/** Queues a multishot recvmsg on `fd`; its datagrams come back tagged `socket_tag`. 0 or -errno. */
+int csip_uring_arm_receive(struct csip_uring *ring, int fd, uint32_t socket_tag);
+
+/**
+ * Copies `data` into a free send slot and queues a sendmsg to `to`. Sent with the next submit or wait.
+ * 0, -EMSGSIZE (bigger than a slot), -EAGAIN (no free slot), -EBUSY (submission queue full even after a submit).
+ */
+int csip_uring_send(struct csip_uring *ring, int fd, uint32_t socket_tag, const uint8_t *data, size_t length,
+                    const struct sockaddr_storage *to, uint32_t to_length);
+
+/** Gives a receive buffer back to the kernel. */
+void csip_uring_recycle(struct csip_uring *ring, uint16_t buffer_id);
+
+/**
+ * Submits what is queued, waits up to `timeout_ms` for at least one completion, and decodes up to `capacity`
+ * completions into `events`. Returns the number of events (0 on timeout) or -errno.
+ */
+int csip_uring_wait(struct csip_uring *ring, struct csip_uring_event *events, uint32_t capacity, uint32_t timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

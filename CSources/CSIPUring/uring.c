@@ -1,0 +1,264 @@
+/*
+ * io_uring glue: ring + provided buffer ring + send slots, one context per worker (no globals).
+ * Shape follows liburing's examples/io_uring-udp.c: multishot recvmsg with IOSQE_BUFFER_SELECT, validation with
+ * io_uring_recvmsg_validate before any byte is touched, -ENOBUFS treated as back-pressure, batched completions.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <linux/io_uring.h>
+#include <liburing.h>
+
+#include "include/CSIPUring.h"
+
+enum {
+    KIND_RECEIVE = 1,
+    KIND_SEND = 2,
+    BUFFER_GROUP = 7,
+    /* recvmsg output in each buffer: struct io_uring_recvmsg_out, then the source address, then the payload. */
+    RECEIVE_HEADROOM = (int)(sizeof(struct io_uring_recvmsg_out) + sizeof(struct sockaddr_storage)),
+};
+
+struct send_slot {
+    struct msghdr message;
+    struct iovec vector;
+    struct sockaddr_storage destination;
+    int32_t next_free;
+};
+
+struct csip_uring {
+    struct io_uring ring;
+    struct io_uring_buf_ring *buffer_ring;
+    size_t buffer_ring_bytes; /* one mapping: ring entries, then the buffers */
+    uint8_t *buffers;
+    uint32_t buffer_size; /* headroom + payload */
+    uint32_t buffer_count;
+    struct msghdr receive_template;
+    struct send_slot *slots;
+    uint8_t *slot_data;
+    uint32_t slot_count;
+    uint32_t slot_size;
+    int32_t free_slot;
+};
+
+/* user_data: kind in bits 56-63, socket tag in 32-55, slot in 0-31 (NIO's URingUserData packing). */
+static inline uint64_t pack_user_data(uint32_t kind, uint32_t tag, uint32_t slot) {
+    return ((uint64_t)kind << 56) | ((uint64_t)(tag & 0xFFFFFFu) << 32) | slot;
+}
+
+static uint32_t or_default(uint32_t value, uint32_t fallback) {
+    return value ? value : fallback;
+}
+
+void csip_uring_destroy(struct csip_uring *u) {
+    if (u == NULL) return;
+    if (u->ring.ring_fd > 0) io_uring_queue_exit(&u->ring);
+    if (u->buffer_ring != NULL && u->buffer_ring != MAP_FAILED) munmap(u->buffer_ring, u->buffer_ring_bytes);
+    free(u->slots);
+    free(u->slot_data);
+    free(u);
+}
+
+int csip_uring_create(struct csip_uring **out, const struct csip_uring_options *options) {
+    if (out == NULL) return -EINVAL;
+    *out = NULL;
+    struct csip_uring_options defaults = {0};
+    if (options == NULL) options = &defaults;
+    uint32_t entries = or_default(options->entries, 256);
+    uint32_t buffer_count = or_default(options->receive_buffers, 128);
+    uint32_t payload_size = or_default(options->receive_buffer_size, 65536);
+    if ((buffer_count & (buffer_count - 1)) != 0 || buffer_count > 32768) return -EINVAL;
+
+    struct csip_uring *u = calloc(1, sizeof(*u));
+    if (u == NULL) return -ENOMEM;
+    u->ring.ring_fd = -1;
+    int rc = io_uring_queue_init(entries, &u->ring, 0);
+    if (rc < 0) {
+        u->ring.ring_fd = -1;
+        csip_uring_destroy(u);
+        return rc;
+    }
+
+    u->buffer_count = buffer_count;
+    u->buffer_size = payload_size + RECEIVE_HEADROOM;
+    size_t ring_bytes = (size_t)buffer_count * sizeof(struct io_uring_buf);
+    size_t page = 4096;
+    ring_bytes = (ring_bytes + page - 1) & ~(page - 1);
+    u->buffer_ring_bytes = ring_bytes + (size_t)buffer_count * u->buffer_size;
+    void *mapping = mmap(NULL, u->buffer_ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mapping == MAP_FAILED) {
+        rc = -errno;
+        u->buffer_ring = NULL;
+        csip_uring_destroy(u);
+        return rc;
+    }
+    u->buffer_ring = mapping;
+    u->buffers = (uint8_t *)mapping + ring_bytes;
+    struct io_uring_buf_reg registration;
+    memset(&registration, 0, sizeof(registration));
+    registration.ring_addr = (unsigned long)u->buffer_ring;
+    registration.ring_entries = buffer_count;
+    registration.bgid = BUFFER_GROUP;
+    rc = io_uring_register_buf_ring(&u->ring, &registration, 0);
+    if (rc < 0) { /* needs kernel >= 5.19 */
+        csip_uring_destroy(u);
+        return rc;
+    }
+    io_uring_buf_ring_init(u->buffer_ring);
+    int mask = io_uring_buf_ring_mask(buffer_count);
+    for (uint32_t i = 0; i < buffer_count; i++) {
+        io_uring_buf_ring_add(u->buffer_ring, u->buffers + (size_t)i * u->buffer_size, u->buffer_size,
+                              (unsigned short)i, mask, (int)i);
+    }
+    io_uring_buf_ring_advance(u->buffer_ring, (int)buffer_count);
+
+    u->receive_template.msg_namelen = sizeof(struct sockaddr_storage);
+    u->receive_template.msg_controllen = 0;
+
+    u->slot_count = or_default(options->send_slots, 256);
+    u->slot_size = or_default(options->send_slot_size, 8192);
+    u->slots = calloc(u->slot_count, sizeof(struct send_slot));
+    u->slot_data = malloc((size_t)u->slot_count * u->slot_size);
+    if (u->slots == NULL || u->slot_data == NULL) {
+        csip_uring_destroy(u);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < u->slot_count; i++) {
+        u->slots[i].next_free = (i + 1 < u->slot_count) ? (int32_t)(i + 1) : -1;
+    }
+    u->free_slot = 0;
+    *out = u;
+    return 0;
+}
+
+/* An SQE, submitting once to make room if the queue is full. */
+static struct io_uring_sqe *next_sqe(struct csip_uring *u) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe == NULL) {
+        if (io_uring_submit(&u->ring) < 0) return NULL;
+        sqe = io_uring_get_sqe(&u->ring);
+    }
+    return sqe;
+}
+
+int csip_uring_arm_receive(struct csip_uring *u, int fd, uint32_t socket_tag) {
+    if (u == NULL || fd < 0) return -EINVAL;
+    struct io_uring_sqe *sqe = next_sqe(u);
+    if (sqe == NULL) return -EBUSY;
+    io_uring_prep_recvmsg_multishot(sqe, fd, &u->receive_template, MSG_TRUNC);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUFFER_GROUP;
+    io_uring_sqe_set_data64(sqe, pack_user_data(KIND_RECEIVE, socket_tag, 0));
+    return 0;
+}
+
+int csip_uring_send(struct csip_uring *u, int fd, uint32_t socket_tag, const uint8_t *data, size_t length,
+                    const struct sockaddr_storage *to, uint32_t to_length) {
+    if (u == NULL || fd < 0 || data == NULL || to == NULL || to_length > sizeof(struct sockaddr_storage)) {
+        return -EINVAL;
+    }
+    if (length > u->slot_size) return -EMSGSIZE;
+    if (u->free_slot < 0) return -EAGAIN;
+    struct io_uring_sqe *sqe = next_sqe(u);
+    if (sqe == NULL) return -EBUSY;
+    uint32_t index = (uint32_t)u->free_slot;
+    struct send_slot *slot = &u->slots[index];
+    u->free_slot = slot->next_free;
+    uint8_t *payload = u->slot_data + (size_t)index * u->slot_size;
+    memcpy(payload, data, length);
+    memcpy(&slot->destination, to, to_length);
+    slot->vector.iov_base = payload;
+    slot->vector.iov_len = length;
+    memset(&slot->message, 0, sizeof(slot->message));
+    slot->message.msg_name = &slot->destination;
+    slot->message.msg_namelen = to_length;
+    slot->message.msg_iov = &slot->vector;
+    slot->message.msg_iovlen = 1;
+    io_uring_prep_sendmsg(sqe, fd, &slot->message, 0);
+    io_uring_sqe_set_data64(sqe, pack_user_data(KIND_SEND, socket_tag, index));
+    return 0;
+}
+
+void csip_uring_recycle(struct csip_uring *u, uint16_t buffer_id) {
+    if (u == NULL || buffer_id >= u->buffer_count) return;
+    io_uring_buf_ring_add(u->buffer_ring, u->buffers + (size_t)buffer_id * u->buffer_size, u->buffer_size,
+                          buffer_id, io_uring_buf_ring_mask(u->buffer_count), 0);
+    io_uring_buf_ring_advance(u->buffer_ring, 1);
+}
+
+static void decode_receive(struct csip_uring *u, const struct io_uring_cqe *cqe, struct csip_uring_event *event) {
+    event->needs_rearm = (cqe->flags & IORING_CQE_F_MORE) ? 0 : 1;
+    if (cqe->res < 0) {
+        event->kind = (cqe->res == -ENOBUFS) ? CSIP_EVENT_OUT_OF_BUFFERS : CSIP_EVENT_RECEIVE_ERROR;
+        return;
+    }
+    if (!(cqe->flags & IORING_CQE_F_BUFFER)) {
+        event->kind = CSIP_EVENT_RECEIVE_ERROR;
+        event->result = -EIO;
+        return;
+    }
+    uint16_t buffer_id = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    event->has_buffer = 1;
+    event->buffer_id = buffer_id;
+    if (buffer_id >= u->buffer_count) {
+        event->has_buffer = 0;
+        event->kind = CSIP_EVENT_DATAGRAM_INVALID;
+        return;
+    }
+    uint8_t *buffer = u->buffers + (size_t)buffer_id * u->buffer_size;
+    struct io_uring_recvmsg_out *header = io_uring_recvmsg_validate(buffer, cqe->res, &u->receive_template);
+    if (header == NULL || header->namelen > sizeof(struct sockaddr_storage)) {
+        event->kind = CSIP_EVENT_DATAGRAM_INVALID;
+        return;
+    }
+    event->kind = CSIP_EVENT_DATAGRAM;
+    event->source_length = header->namelen;
+    memcpy(&event->source, io_uring_recvmsg_name(header), header->namelen);
+    event->payload = io_uring_recvmsg_payload(header, &u->receive_template);
+    event->payload_length = io_uring_recvmsg_payload_length(header, cqe->res, &u->receive_template);
+    event->truncated = (header->flags & MSG_TRUNC) ? 1 : 0;
+}
+
+int csip_uring_wait(struct csip_uring *u, struct csip_uring_event *events, uint32_t capacity, uint32_t timeout_ms) {
+    if (u == NULL || events == NULL || capacity == 0) return -EINVAL;
+    struct __kernel_timespec timeout = {
+        .tv_sec = timeout_ms / 1000,
+        .tv_nsec = (long long)(timeout_ms % 1000) * 1000000LL,
+    };
+    struct io_uring_cqe *first = NULL;
+    int rc;
+    do {
+        rc = io_uring_submit_and_wait_timeout(&u->ring, &first, 1, &timeout, NULL);
+    } while (rc == -EINTR);
+    if (rc == -ETIME) return 0;
+    if (rc < 0) return rc;
+
+    struct io_uring_cqe *cqes[256];
+    uint32_t limit = capacity < 256 ? capacity : 256;
+    unsigned count = io_uring_peek_batch_cqe(&u->ring, cqes, limit);
+    for (unsigned i = 0; i < count; i++) {
+        const struct io_uring_cqe *cqe = cqes[i];
+        struct csip_uring_event *event = &events[i];
+        memset(event, 0, offsetof(struct csip_uring_event, source));
+        uint64_t data = io_uring_cqe_get_data64(cqe);
+        uint32_t kind = (uint32_t)(data >> 56);
+        event->socket_tag = (uint32_t)((data >> 32) & 0xFFFFFFu);
+        event->result = cqe->res;
+        if (kind == KIND_SEND) {
+            uint32_t index = (uint32_t)(data & 0xFFFFFFFFu);
+            event->kind = CSIP_EVENT_SEND_DONE;
+            if (index < u->slot_count) {
+                u->slots[index].next_free = u->free_slot;
+                u->free_slot = (int32_t)index;
+            }
+        } else {
+            decode_receive(u, cqe, event);
+        }
+    }
+    io_uring_cq_advance(&u->ring, count);
+    return (int)count;
+}
