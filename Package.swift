@@ -53,6 +53,7 @@ let package = Package(
 
         // Real peers (SIPp) on 127.0.0.1 against the built sip-edge binary.
         .testTarget(name: "IntegrationTests", dependencies: ["sip-edge"], exclude: ["Fixtures"]),
+        .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPBytes"]),
         .testTarget(name: "SIPProxyCoreTests", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "CSIPScanTests", dependencies: ["CSIPScan", "SIPBytes"]),
         .testTarget(

@@ -24,16 +24,20 @@ public struct WorkerConfiguration: Sendable {
     public var proxy: ProxyConfiguration
     public var parseLimits: ParseLimits
     public var dataPath: DataPath
+    /// Number of workers sharing the public port.
+    public var workers: Int
     public var uring: URingOptions
     /// Datagrams taken per recvmmsg call.
     public var batchSize: Int
 
     public init(listen: EndpointAddress, proxy: ProxyConfiguration, parseLimits: ParseLimits = ParseLimits(),
-                dataPath: DataPath = .auto, uring: URingOptions = URingOptions(), batchSize: Int = 32) {
+                dataPath: DataPath = .auto, workers: Int = 1, uring: URingOptions = URingOptions(),
+                batchSize: Int = 32) {
         self.listen = listen
         self.proxy = proxy
         self.parseLimits = parseLimits
         self.dataPath = dataPath
+        self.workers = workers
         self.uring = uring
         self.batchSize = batchSize
     }
@@ -102,6 +106,12 @@ public final class UDPWorker {
         }
         try ring?.armReceive(on: publicSocket, tag: Self.publicTag)
         try ring?.armReceive(on: upstreamSocket, tag: Self.upstreamTag)
+    }
+
+    /// Steers the public port's SO_REUSEPORT group by source address, so each client IP stays on one worker.
+    /// Call on one worker once every worker's socket is bound.
+    public func attachSourceSteering(groupSize: Int) throws {
+        try publicSocket.attachSourceSteering(groupSize: groupSize)
     }
 
     /// The port toward the upstream: where its responses come back.

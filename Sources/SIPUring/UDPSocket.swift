@@ -187,3 +187,13 @@ extension EndpointAddress {
         }
     }
 }
+
+extension UDPSocket {
+    /// Makes the SO_REUSEPORT group this socket belongs to pick sockets by source address modulo `groupSize`
+    /// (one client IP, one worker). Attach once, after every socket of the group is bound.
+    public func attachSourceSteering(groupSize: Int) throws(SystemCallError) {
+        let status = csip_attach_reuseport_steering(descriptor, localAddress.family == .ipv6 ? 1 : 0,
+                                                    UInt32(groupSize))
+        guard status == 0 else { throw SystemCallError(call: "setsockopt(SO_ATTACH_REUSEPORT_CBPF)", errno: -status) }
+    }
+}

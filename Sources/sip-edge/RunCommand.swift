@@ -72,7 +72,8 @@ struct RunCommand: ParsableCommand {
             listen: listenAddress,
             proxy: ProxyConfiguration(advertised: advertised, upstreams: upstreams, recordRoute: recordRoute,
                                       branchSecret: secret),
-            dataPath: dataPath
+            dataPath: dataPath,
+            workers: workers
         )
 
         // Block the stop signals before any thread starts, so only sigwait below sees them.
@@ -90,6 +91,15 @@ struct RunCommand: ParsableCommand {
                 do {
                     let worker = try UDPWorker(index: index, configuration: configuration)
                     started.report(nil, path: worker.dataPath)
+                    if index == 0, configuration.workers > 1, started.waitForAll().isEmpty {
+                        // Every socket of the group is bound now: steer by client address from here on. Without
+                        // it the kernel's own 4-tuple hash still spreads the load, so a failure is only logged.
+                        do {
+                            try worker.attachSourceSteering(groupSize: configuration.workers)
+                        } catch {
+                            FileHandle.standardError.write(Data("sip-edge: source steering off: \(error)\n".utf8))
+                        }
+                    }
                     worker.run(until: stop)
                     started.finished(index: index, counters: worker.counters)
                 } catch {

@@ -32,6 +32,14 @@ struct csip_datagram_info {
 int csip_udp_receive_batch(int fd, uint8_t *buffers, size_t buffer_size, unsigned count,
                            struct sockaddr_storage *sources, struct csip_datagram_info *info);
 
+/**
+ * Attaches a classic BPF program to a SO_REUSEPORT socket group that picks the socket by the datagram's source
+ * address modulo `group_size`, so one client IP always lands on the same worker (whose rate-limit table then sees
+ * all of that client's traffic). IPv4 hashes the whole address, IPv6 the low 32 bits of the address. Attach it to
+ * one socket of the group (any). Returns 0 or -errno.
+ */
+int csip_attach_reuseport_steering(int fd, int ipv6, uint32_t group_size);
+
 /* ---------------------------------------------------------------------------------------------------------------
  * io_uring data path: one ring per worker, multishot recvmsg into a provided buffer ring, sendmsg from a slab of
  * send slots, completions decoded here so Swift sees plain events. The ring struct is opaque: liburing's types never
