@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C: zero-copy span scanner (start line, headers, folding, header kinds), SIMD chosen at run time.
@@ -35,6 +36,12 @@ let package = Package(
         // Stateless proxy core: pure routing decisions and message edits, no I/O.
         .target(name: "SIPProxyCore", dependencies: ["SIPParsing", "SIPBytes"]),
 
+        // Typed configuration: embedded defaults, YAML file, validation with key paths.
+        .target(
+            name: "SIPConfig",
+            dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes", "SIPTransport", .product(name: "Yams", package: "Yams")]
+        ),
+
         // Unsafe fence B: sockets and (next) the io_uring ring.
         .target(name: "SIPUring", dependencies: ["CSIPUring", "SIPBytes"]),
 
@@ -47,12 +54,14 @@ let package = Package(
                 "SIPParsing",
                 "SIPProxyCore",
                 "SIPTransport",
+                "SIPConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         // Real peers (SIPp) on 127.0.0.1 against the built sip-edge binary.
         .testTarget(name: "IntegrationTests", dependencies: ["sip-edge"], exclude: ["Fixtures"]),
+        .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPParsing", "SIPTransport", "SIPProxyCore", "SIPUring", "SIPBytes"]),
         .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPBytes"]),
         .testTarget(name: "SIPProxyCoreTests", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "CSIPScanTests", dependencies: ["CSIPScan", "SIPBytes"]),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SIPBytes
+import SIPConfig
 import SIPParsing
 import SIPProxyCore
 import SIPTransport
@@ -21,60 +22,68 @@ struct RunCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "Public listening address, udp:HOST:PORT.")
-    var listen = "udp:127.0.0.1:5060"
+    @Option(help: "YAML configuration file (see `sip-edge config --defaults`). Flags override it.")
+    var config: String?
 
-    @Option(help: "Upstream SIP core, sip:HOST:PORT (repeatable; Call-ID hashing spreads calls).")
-    var upstream: [String] = ["sip:127.0.0.1:5070"]
+    @Option(help: "Public listening address, udp:HOST:PORT. Default: udp:127.0.0.1:5060.")
+    var listen: String?
 
-    @Option(help: "Address written into Via and Record-Route, HOST:PORT (default: the listening address).")
+    @Option(help: "Upstream SIP core, sip:HOST:PORT (repeatable; Call-ID hashing spreads calls). Default: sip:127.0.0.1:5070.")
+    var upstream: [String] = []
+
+    @Option(help: "Address written into Via and Record-Route, HOST:PORT. Default: the listening address.")
     var advertise: String?
 
-    @Option(help: "Worker threads (default: one per core).")
-    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Worker threads. Default: one per core.")
+    var workers: Int?
 
-    @Flag(inversion: .prefixedNo, help: "Add Record-Route to dialog-creating requests.")
-    var recordRoute = true
+    @Flag(inversion: .prefixedNo, help: "Add Record-Route to dialog-creating requests. Default: on.")
+    var recordRoute: Bool?
 
     @Option(help: "Data path: auto (io_uring if the kernel allows, else recvmmsg), io-uring, recvmmsg.")
-    var dataPath: DataPath = .auto
+    var dataPath: DataPath?
 
-    func validate() throws {
-        guard workers >= 1 && workers <= 256 else { throw ValidationError("--workers must be 1...256") }
-        _ = try Self.endpoint(listen, scheme: "udp", option: "--listen")
-        for value in upstream { _ = try Self.endpoint(value, scheme: "sip", option: "--upstream") }
-        if let advertise { _ = try Self.endpoint(advertise, scheme: nil, option: "--advertise") }
-    }
-
-    /// Parses `scheme:HOST:PORT` (IPv6 hosts in brackets). Names are refused: the data path never resolves.
-    static func endpoint(_ text: String, scheme: String?, option: String) throws -> EndpointAddress {
-        var rest = Substring(text)
-        if let scheme {
-            guard rest.hasPrefix(scheme + ":") else { throw ValidationError("\(option) \(text): expected \(scheme):HOST:PORT") }
-            rest = rest.dropFirst(scheme.count + 1)
+    /// Defaults, then the file, then the flags.
+    func effectiveConfiguration() throws -> EdgeConfiguration {
+        var configuration = EdgeConfiguration.defaults()
+        if let config {
+            guard let data = FileManager.default.contents(atPath: config) else {
+                throw ValidationError("--config: cannot read \(config)")
+            }
+            configuration = try EdgeConfiguration.parse(yaml: String(decoding: data, as: UTF8.self), over: configuration)
         }
-        guard let colon = rest.lastIndex(of: ":"), let port = UInt16(rest[rest.index(after: colon)...]) else {
-            throw ValidationError("\(option) \(text): expected HOST:PORT")
+        if let listen { configuration.listen = try EdgeConfiguration.endpoint(listen, scheme: "udp", path: "--listen") }
+        if !upstream.isEmpty {
+            configuration.upstreams = try upstream.map { try EdgeConfiguration.endpoint($0, scheme: "sip", path: "--upstream") }
         }
-        guard let address = EndpointAddress.parse(String(rest[..<colon]), port: port) else {
-            throw ValidationError("\(option) \(text): HOST must be a numeric IPv4 or IPv6 address")
+        if let advertise {
+            configuration.advertise = try EdgeConfiguration.endpoint(advertise, scheme: nil, path: "--advertise")
         }
-        return address
+        if let workers {
+            guard (1...256).contains(workers) else { throw ConfigError("--workers", "must be 1...256") }
+            configuration.workers = workers
+        }
+        if let recordRoute { configuration.recordRoute = recordRoute }
+        if let dataPath { configuration.dataPath = dataPath }
+        try configuration.validate()
+        return configuration
     }
 
     func run() throws {
-        let listenAddress = try Self.endpoint(listen, scheme: "udp", option: "--listen")
-        let upstreams = try upstream.map { try Self.endpoint($0, scheme: "sip", option: "--upstream") }
-        let advertised = try advertise.map { try Self.endpoint($0, scheme: nil, option: "--advertise") } ?? listenAddress
+        let edge: EdgeConfiguration
+        do {
+            edge = try effectiveConfiguration()
+        } catch let error as ConfigError {
+            log("sip-edge: configuration error: \(error)")
+            throw ExitCode(2)
+        }
         var secret: UInt64 = 0
         arc4random_buf(&secret, MemoryLayout<UInt64>.size)
-        let configuration = WorkerConfiguration(
-            listen: listenAddress,
-            proxy: ProxyConfiguration(advertised: advertised, upstreams: upstreams, recordRoute: recordRoute,
-                                      branchSecret: secret),
-            dataPath: dataPath,
-            workers: workers
-        )
+        let configuration = edge.workerConfiguration(branchSecret: secret,
+                                                     cores: ProcessInfo.processInfo.activeProcessorCount)
+        let workers = configuration.workers
+        let listenAddress = configuration.listen
+        let upstreams = configuration.proxy.upstreams
 
         // Block the stop signals before any thread starts, so only sigwait below sees them.
         var signals = sigset_t()

@@ -1,0 +1,254 @@
+public import SIPBytes
+import SIPParsing
+public import SIPProxyCore
+public import SIPTransport
+public import SIPUring
+import Yams
+
+/// A configuration problem, named by its key path (`limits.max_headers`), found before any socket is bound.
+public struct ConfigError: Error, Equatable, CustomStringConvertible {
+    public let keyPath: String
+    public let reason: String
+
+    public init(_ keyPath: String, _ reason: String) {
+        self.keyPath = keyPath
+        self.reason = reason
+    }
+
+    public var description: String { keyPath.isEmpty ? reason : "\(keyPath): \(reason)" }
+}
+
+/// Everything sip-edge can be configured with, typed and validated. Built from the embedded defaults, then a
+/// YAML file, then command-line flags, each overriding the one before.
+public struct EdgeConfiguration: Sendable, Equatable {
+    /// Public UDP address.
+    public var listen: EndpointAddress
+    /// The SIP core(s).
+    public var upstreams: [EndpointAddress]
+    /// Address written into Via and Record-Route; nil means `listen`.
+    public var advertise: EndpointAddress?
+    /// Worker threads; 0 means one per core.
+    public var workers: Int
+    public var dataPath: DataPath
+    public var recordRoute: Bool
+    public var limits: ParseLimits
+    public var uring: URingOptions
+
+    /// The configuration sip-edge runs with when given no file: shipped as YAML so `sip-edge config --defaults`
+    /// prints a complete, commented starting point.
+    public static let embeddedDefaultYAML = """
+        # sip-edge configuration. Every key is optional; these are the defaults.
+        listen: udp:127.0.0.1:5060          # public side: udp:HOST:PORT (numeric host)
+        upstreams:                          # the SIP core; several = Call-ID hashing across them
+          - sip:127.0.0.1:5070
+        advertise: null                     # HOST:PORT for Via/Record-Route; null = listen address
+        workers: 0                          # worker threads; 0 = one per core
+        data_path: auto                     # auto | io-uring | recvmmsg
+        record_route: true                  # Record-Route dialog-creating requests
+        limits:
+          max_message_size: 65536           # bytes, body included
+          max_line_length: 8192             # bytes, start line or one header with its folds
+          max_headers: 128
+          max_via_hops: 70
+          max_uri_length: 2048              # bytes
+        uring:
+          entries: 256                      # submission queue entries per worker
+          receive_buffers: 128              # provided receive buffers per worker (power of two)
+          send_slots: 256                   # sends in flight per worker
+          send_slot_size: 8192              # bytes; larger datagrams use sendto
+        """
+
+    /// The embedded defaults.
+    public static func defaults() -> EdgeConfiguration {
+        // The embedded YAML is part of the binary and covered by tests: failing here is a build defect.
+        do {
+            return try parse(yaml: embeddedDefaultYAML, over: nil)
+        } catch {
+            preconditionFailure("embedded default configuration is invalid: \(error)")
+        }
+    }
+
+    /// Reads `yaml` over `base` (the defaults when nil). Unknown keys are errors: a typo must not silently
+    /// leave a limit at its default.
+    public static func parse(yaml: String, over base: EdgeConfiguration? = nil) throws -> EdgeConfiguration {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: yaml)
+        } catch {
+            throw ConfigError("", "not valid YAML: \(error)")
+        }
+        var configuration = base ?? EdgeConfiguration.bare
+        guard let node else { return configuration }
+        let root = try Mapping(node, path: "")
+        try root.allowOnly(["listen", "upstreams", "advertise", "workers", "data_path", "record_route", "limits", "uring"])
+        if let value = try root.string("listen") {
+            configuration.listen = try Self.endpoint(value, scheme: "udp", path: "listen")
+        }
+        if let list = try root.strings("upstreams") {
+            guard !list.isEmpty else { throw ConfigError("upstreams", "at least one upstream is needed") }
+            configuration.upstreams = try list.enumerated().map {
+                try Self.endpoint($0.element, scheme: "sip", path: "upstreams[\($0.offset)]")
+            }
+        }
+        if root.isNull("advertise") {
+            configuration.advertise = nil
+        } else if let value = try root.string("advertise") {
+            configuration.advertise = try Self.endpoint(value, scheme: nil, path: "advertise")
+        }
+        if let value = try root.integer("workers", in: 0...256) { configuration.workers = value }
+        if let value = try root.string("data_path") {
+            guard let path = DataPath(rawValue: value) else {
+                throw ConfigError("data_path", "must be one of auto, io-uring, recvmmsg")
+            }
+            configuration.dataPath = path
+        }
+        if let value = try root.bool("record_route") { configuration.recordRoute = value }
+        if let limits = try root.mapping("limits") {
+            try limits.allowOnly(["max_message_size", "max_line_length", "max_headers", "max_via_hops", "max_uri_length"])
+            if let v = try limits.integer("max_message_size", in: 512...1_048_576) {
+                configuration.limits.scan.maxMessageSize = UInt32(v)
+            }
+            if let v = try limits.integer("max_line_length", in: 128...65_536) {
+                configuration.limits.scan.maxLineLength = UInt32(v)
+            }
+            if let v = try limits.integer("max_headers", in: 8...1_024) { configuration.limits.scan.maxHeaders = UInt32(v) }
+            if let v = try limits.integer("max_via_hops", in: 1...1_024) { configuration.limits.maxViaHops = v }
+            if let v = try limits.integer("max_uri_length", in: 64...65_536) { configuration.limits.maxURILength = v }
+        }
+        if let uring = try root.mapping("uring") {
+            try uring.allowOnly(["entries", "receive_buffers", "send_slots", "send_slot_size"])
+            if let v = try uring.integer("entries", in: 8...32_768) { configuration.uring.entries = UInt32(v) }
+            if let v = try uring.integer("receive_buffers", in: 8...32_768) {
+                guard v & (v - 1) == 0 else { throw ConfigError("uring.receive_buffers", "must be a power of two") }
+                configuration.uring.receiveBuffers = UInt32(v)
+            }
+            if let v = try uring.integer("send_slots", in: 8...65_536) { configuration.uring.sendSlots = UInt32(v) }
+            if let v = try uring.integer("send_slot_size", in: 512...65_536) { configuration.uring.sendSlotSize = UInt32(v) }
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    /// Cross-field rules.
+    public func validate() throws {
+        guard !upstreams.isEmpty else { throw ConfigError("upstreams", "at least one upstream is needed") }
+        if upstreams.contains(listen) || upstreams.contains(advertise ?? listen) {
+            throw ConfigError("upstreams", "an upstream may not be sip-edge itself (a forwarding loop)")
+        }
+        guard limits.scan.maxLineLength <= limits.scan.maxMessageSize else {
+            throw ConfigError("limits.max_line_length", "may not exceed limits.max_message_size")
+        }
+    }
+
+    /// The worker settings this configuration implies, with the worker count resolved.
+    public func workerConfiguration(branchSecret: UInt64, cores: Int) -> WorkerConfiguration {
+        var uring = self.uring
+        uring.receiveBufferSize = limits.scan.maxMessageSize
+        return WorkerConfiguration(
+            listen: listen,
+            proxy: ProxyConfiguration(advertised: advertise ?? listen, upstreams: upstreams, recordRoute: recordRoute,
+                                      branchSecret: branchSecret),
+            parseLimits: limits, dataPath: dataPath, workers: resolvedWorkers(cores: cores), uring: uring)
+    }
+
+    public func resolvedWorkers(cores: Int) -> Int { workers == 0 ? max(cores, 1) : workers }
+
+    /// Parses `scheme:HOST:PORT` (IPv6 host in brackets). Names are refused: the data path never resolves.
+    public static func endpoint(_ text: String, scheme: String?, path: String) throws -> EndpointAddress {
+        var rest = Substring(text)
+        if let scheme {
+            guard rest.hasPrefix(scheme + ":") else { throw ConfigError(path, "expected \(scheme):HOST:PORT, got \(text)") }
+            rest = rest.dropFirst(scheme.count + 1)
+        }
+        guard let colon = rest.lastIndex(of: ":"), let port = UInt16(rest[rest.index(after: colon)...]), port > 0 else {
+            throw ConfigError(path, "expected HOST:PORT with a port 1-65535, got \(text)")
+        }
+        guard let address = EndpointAddress.parse(String(rest[..<colon]), port: port) else {
+            throw ConfigError(path, "host must be a numeric IPv4 or IPv6 address, got \(text)")
+        }
+        return address
+    }
+
+    /// Only used as the base for parsing the embedded defaults, which set every field.
+    private static let bare = EdgeConfiguration(
+        listen: EndpointAddress.parse("127.0.0.1", port: 5060)!, upstreams: [], advertise: nil, workers: 0,
+        dataPath: .auto, recordRoute: true, limits: ParseLimits(), uring: URingOptions())
+}
+
+extension URingOptions: Equatable {
+    public static func == (a: URingOptions, b: URingOptions) -> Bool {
+        a.entries == b.entries && a.receiveBuffers == b.receiveBuffers && a.receiveBufferSize == b.receiveBufferSize
+            && a.sendSlots == b.sendSlots && a.sendSlotSize == b.sendSlotSize
+    }
+}
+
+/// A YAML mapping with typed, path-named accessors.
+struct Mapping {
+    let path: String
+    let pairs: [(key: String, value: Node)]
+
+    init(_ node: Node, path: String) throws {
+        guard let mapping = node.mapping else { throw ConfigError(path, "expected a mapping") }
+        self.path = path
+        var pairs: [(String, Node)] = []
+        for (key, value) in mapping {
+            guard let name = key.string else { throw ConfigError(path, "keys must be strings") }
+            pairs.append((name, value))
+        }
+        self.pairs = pairs
+    }
+
+    func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    func allowOnly(_ keys: Set<String>) throws {
+        for pair in pairs where !keys.contains(pair.key) {
+            throw ConfigError(keyPath(pair.key), "unknown key (known: \(keys.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    func node(_ key: String) -> Node? { pairs.first { $0.key == key }?.value }
+
+    func isNull(_ key: String) -> Bool {
+        guard let scalar = node(key)?.scalar else { return false }
+        return scalar.string == "null" || scalar.string == "~" || scalar.string.isEmpty
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let node = node(key), !isNull(key) else { return nil }
+        guard let scalar = node.scalar else { throw ConfigError(keyPath(key), "expected a string") }
+        return scalar.string
+    }
+
+    func strings(_ key: String) throws -> [String]? {
+        guard let node = node(key) else { return nil }
+        if let scalar = node.scalar { return [scalar.string] }
+        guard let sequence = node.sequence else { throw ConfigError(keyPath(key), "expected a list") }
+        return try sequence.enumerated().map { index, item in
+            guard let scalar = item.scalar else { throw ConfigError("\(keyPath(key))[\(index)]", "expected a string") }
+            return scalar.string
+        }
+    }
+
+    func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text = try string(key) else { return nil }
+        guard let value = Int(text) else { throw ConfigError(keyPath(key), "expected an integer, got \(text)") }
+        guard range.contains(value) else {
+            throw ConfigError(keyPath(key), "must be \(range.lowerBound)...\(range.upperBound), got \(value)")
+        }
+        return value
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let text = try string(key) else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw ConfigError(keyPath(key), "expected true or false, got \(text)")
+        }
+    }
+
+    func mapping(_ key: String) throws -> Mapping? {
+        guard let node = node(key), !isNull(key) else { return nil }
+        return try Mapping(node, path: keyPath(key))
+    }
+}
