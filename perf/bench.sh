@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# perf/bench.sh: CPU per message and maximum clean call rate, sip-edge against Kamailio, under the same SIPp load.
+#
+# Configurations (both on 127.0.0.1, both stateless, both with WORKERS workers/children):
+#   sip-edge  .build/release/sip-edge --workers WORKERS (its embedded defaults otherwise: Record-Route on)
+#   kamailio  perf/kamailio-stateless.cfg, started with -x fm: Max-Forwards, rport, Record-Route, loose_route,
+#             forward() -- the same work per message
+# Method:
+#   1. CPU per message: ROUNDS rounds, each running sip-edge then Kamailio (alternating, so drift on this shared
+#      machine hits both), CALLS calls each at a fixed RATE (calls/s) of SIPp's uac scenario against its uas.
+#      CPU = utime + stime from /proc of the proxy (all threads; Kamailio: main process and children), read
+#      before and after the calls. Each call is 6 messages through the proxy (INVITE, 180, 200, ACK, BYE, 200).
+#      Reported: CPU ms per 1000 messages per round, the medians, and the ratio sip-edge / Kamailio.
+#   2. Maximum clean rate: for each rate in RATES, STEP_SECONDS of calls through each proxy; the highest rate at
+#      which SIPp completed every call with none failed. SIPp itself shares the 2 cores, so both figures may be
+#      SIPp's ceiling rather than the proxy's: the script says so when both proxies pass every step.
+# WORKERS defaults to 1: with 2 Kamailio children a 180 and the 200 after it are handled by different processes
+# and can leave in the wrong order, which SIPp's uac scenario counts as a failed call (seen at 300 calls/s). One
+# worker each keeps the comparison about CPU, not ordering. (sip-edge keeps a client's messages on one worker.)
+# A clean run: every SIPp run exits 0 (no failed call). Unclean rounds are reported and left out of the medians.
+# Tunables (environment): RATE=500 CALLS=5000 ROUNDS=3 WORKERS=1 RATES="500 1000 2000 4000" STEP_SECONDS=5
+#   BASE_PORT=26000 (uses BASE_PORT..BASE_PORT+3)
+# Installs nothing. Needs: sipp (sip-tester), kamailio, and `swift build -c release` done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RATE=${RATE:-500}
+CALLS=${CALLS:-5000}
+ROUNDS=${ROUNDS:-3}
+WORKERS=${WORKERS:-1}
+RATES=${RATES:-"500 1000 2000 4000"}
+STEP_SECONDS=${STEP_SECONDS:-5}
+BASE_PORT=${BASE_PORT:-26000}
+PROXY_PORT=$BASE_PORT
+UAS_PORT=$((BASE_PORT + 1))
+UAC_PORT=$((BASE_PORT + 2))
+MESSAGES_PER_CALL=6
+EDGE=.build/release/sip-edge
+WORK=$(mktemp -d /tmp/sipedge-bench.XXXXXX)
+TICKS=$(getconf CLK_TCK)
+
+for tool in sipp kamailio; do command -v "$tool" >/dev/null || { echo "bench: $tool not installed"; exit 1; }; done
+[ -x "$EDGE" ] || { echo "bench: build first: swift build -c release"; exit 1; }
+
+started_pids=()
+cleanup() {
+    for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# CPU ticks (utime + stime) of a process and its direct children.
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        [ -r "/proc/$pid/stat" ] || continue
+        # Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
+        local fields
+        fields=$(sed 's/^.*) //' "/proc/$pid/stat")
+        total=$((total + $(echo "$fields" | awk '{print $12 + $13}')))
+    done
+    echo "$total"
+}
+
+start_uas() {
+    sipp -sn uas -i 127.0.0.1 -p "$UAS_PORT" -nostdin > "$WORK/uas.log" 2>&1 &
+    UAS_PID=$!
+    started_pids+=("$UAS_PID")
+}
+
+stop_pid() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+start_proxy() { # $1 = edge | kamailio
+    if [ "$1" = edge ]; then
+        "$EDGE" --listen "udp:127.0.0.1:$PROXY_PORT" --upstream "sip:127.0.0.1:$UAS_PORT" --workers "$WORKERS" \
+            > "$WORK/edge.log" 2>&1 &
+        PROXY_PID=$!
+    else
+        sed -e "s/KAMAILIO_CHILDREN/$WORKERS/; s/KAMAILIO_LISTEN/127.0.0.1:$PROXY_PORT/" \
+            -e "s/KAMAILIO_UPSTREAM_HOST/127.0.0.1/; s/KAMAILIO_UPSTREAM_PORT/$UAS_PORT/" \
+            perf/kamailio-stateless.cfg > "$WORK/kamailio.cfg"
+        mkdir -p "$WORK/kamailio-run"
+        kamailio -f "$WORK/kamailio.cfg" -DD -E -x fm -Y "$WORK/kamailio-run" > "$WORK/kamailio.log" 2>&1 &
+        PROXY_PID=$!
+    fi
+    started_pids+=("$PROXY_PID")
+    sleep 1
+    kill -0 "$PROXY_PID" 2>/dev/null || { echo "bench: $1 did not start"; tail "$WORK"/*.log; exit 1; }
+}
+
+# Runs CALLS calls at RATE through the proxy; sets UAC_STATUS and ELAPSED (s).
+run_calls() { # $1 calls, $2 rate
+    local start end
+    start=$(date +%s.%N)
+    set +e
+    timeout $(( $1 / $2 + 60 )) sipp -sn uac "127.0.0.1:$PROXY_PORT" -i 127.0.0.1 -p "$UAC_PORT" -m "$1" -r "$2" \
+        -timeout "$(( $1 / $2 + 30 ))s" -timeout_error -nostdin > "$WORK/uac.log" 2>&1
+    UAC_STATUS=$?
+    set -e
+    end=$(date +%s.%N)
+    ELAPSED=$(echo "$end - $start" | bc -l)
+}
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+
+echo "bench: $CALLS calls at $RATE calls/s, $ROUNDS rounds, $WORKERS workers; work dir $WORK"
+: > "$WORK/edge.ms"
+: > "$WORK/kamailio.ms"
+for round in $(seq 1 "$ROUNDS"); do
+    for proxy in edge kamailio; do
+        start_uas
+        start_proxy "$proxy"
+        before=$(cpu_ticks "$PROXY_PID")
+        run_calls "$CALLS" "$RATE"
+        after=$(cpu_ticks "$PROXY_PID")
+        stop_pid "$PROXY_PID"
+        stop_pid "$UAS_PID"
+        cpu_ms=$(echo "($after - $before) * 1000 / $TICKS" | bc -l)
+        per_k=$(echo "$cpu_ms * 1000 / ($CALLS * $MESSAGES_PER_CALL)" | bc -l)
+        if [ "$UAC_STATUS" -eq 0 ]; then
+            printf 'round %d %-8s cpu %7.0f ms  %6.2f ms/1000 msgs  (%.1f s)\n' "$round" "$proxy" "$cpu_ms" "$per_k" "$ELAPSED"
+            echo "$per_k" >> "$WORK/$proxy.ms"
+        else
+            printf 'round %d %-8s UNCLEAN (SIPp exit %d), left out\n' "$round" "$proxy" "$UAC_STATUS"
+        fi
+    done
+done
+edge_median=$(median < "$WORK/edge.ms")
+kamailio_median=$(median < "$WORK/kamailio.ms")
+printf 'median CPU per 1000 messages: sip-edge %.2f ms, kamailio %.2f ms, ratio %.2f\n' \
+    "$edge_median" "$kamailio_median" "$(echo "$edge_median / $kamailio_median" | bc -l)"
+
+echo "bench: maximum clean rate, $STEP_SECONDS s per step, rates: $RATES"
+best_edge=0
+best_kamailio=0
+for rate in $RATES; do
+    for proxy in edge kamailio; do
+        start_uas
+        start_proxy "$proxy"
+        run_calls $((rate * STEP_SECONDS)) "$rate"
+        stop_pid "$PROXY_PID"
+        stop_pid "$UAS_PID"
+        # Clean: no failed call, and the calls did not take much longer than planned (SIPp fell behind).
+        if [ "$UAC_STATUS" -eq 0 ] && [ "$(echo "$ELAPSED <= $STEP_SECONDS * 1.5 + 2" | bc -l)" -eq 1 ]; then
+            verdict=clean
+            [ "$proxy" = edge ] && best_edge=$rate || best_kamailio=$rate
+        else
+            verdict="not clean (SIPp exit $UAC_STATUS, $(printf '%.1f' "$ELAPSED") s)"
+        fi
+        printf 'rate %5d %-8s %s\n' "$rate" "$proxy" "$verdict"
+    done
+done
+last_rate=${RATES##* }
+echo "max clean rate: sip-edge $best_edge calls/s, kamailio $best_kamailio calls/s"
+if [ "$best_edge" = "$last_rate" ] && [ "$best_kamailio" = "$last_rate" ]; then
+    echo "note: both passed every step: the ceiling measured is SIPp's on this machine, not the proxies'"
+fi
