@@ -70,6 +70,61 @@ uint32_t csip_classify_header(const uint8_t *name, size_t len) {
     return CSIP_HDR_OTHER;
 }
 
+/*
+ * Equality of a header name (token characters only, as the scanner guarantees) with a lower-case table name.
+ * OR-ing 0x20 lower-cases letters and leaves '-', digits and the table's other characters alone; no other token
+ * character becomes a letter that way, so the comparison is exact. Eight bytes at a time.
+ */
+static int token_equals_lower(const uint8_t *name, const uint8_t *lower, size_t len) {
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, name + i, 8);
+        memcpy(&b, lower + i, 8);
+        if ((a | 0x2020202020202020ull) != b) return 0;
+    }
+    for (; i < len; i++) {
+        if ((uint8_t)(name[i] | 0x20) != lower[i]) return 0;
+    }
+    return 1;
+}
+
+/* Classification through the scanner's (letter, length) index: same answers as csip_classify_header (tested). */
+static uint32_t classify_indexed(const struct csip_scanner *scanner, const uint8_t *name, size_t len) {
+    unsigned letter = (unsigned)(uint8_t)(name[0] | 0x20) - 'a';
+    if (letter >= 26) return CSIP_HDR_OTHER;
+    if (len == 1) return scanner->compact_kinds[letter];
+    const uint8_t *candidates = scanner->kinds_by_letter[letter][len & (CSIP_LENGTH_BUCKETS - 1)];
+    for (int i = 0; i < CSIP_KINDS_PER_BUCKET && candidates[i] != 0; i++) {
+        const struct kind_entry *entry = &kind_table[candidates[i]];
+        if (entry->length == len &&
+            token_equals_lower(name, scanner->lower_names[candidates[i]], len)) {
+            return candidates[i];
+        }
+    }
+    return CSIP_HDR_OTHER;
+}
+
+static int build_kind_index(struct csip_scanner *scanner) {
+    memset(scanner->kinds_by_letter, 0, sizeof(scanner->kinds_by_letter));
+    memset(scanner->compact_kinds, 0, sizeof(scanner->compact_kinds));
+    memset(scanner->lower_names, 0, sizeof(scanner->lower_names));
+    for (uint32_t k = 1; k < CSIP_HDR_KIND_COUNT; k++) {
+        const struct kind_entry *entry = &kind_table[k];
+        if (entry->length >= CSIP_MAX_KIND_NAME) return -ENOSPC;
+        for (uint8_t i = 0; i < entry->length; i++) scanner->lower_names[k][i] = ascii_lower((uint8_t)entry->name[i]);
+        uint8_t letter = (uint8_t)(scanner->lower_names[k][0] - 'a');
+        if (letter >= 26) return -EINVAL;
+        uint8_t *bucket = scanner->kinds_by_letter[letter][entry->length & (CSIP_LENGTH_BUCKETS - 1)];
+        int slot = 0;
+        while (slot < CSIP_KINDS_PER_BUCKET && bucket[slot] != 0) slot++;
+        if (slot == CSIP_KINDS_PER_BUCKET) return -ENOSPC;
+        bucket[slot] = (uint8_t)k;
+        if (entry->compact != 0) scanner->compact_kinds[entry->compact - 'a'] = (uint8_t)k;
+    }
+    return 0;
+}
+
 const char *csip_header_kind_name(uint32_t kind) {
     if (kind == CSIP_HDR_OTHER || kind >= CSIP_HDR_KIND_COUNT) return NULL;
     return kind_table[kind].name;
@@ -94,7 +149,7 @@ int csip_scanner_init(struct csip_scanner *scanner, uint32_t requested_level) {
         return -ENOTSUP;
     }
     scanner->simd_level = level;
-    return 0;
+    return build_kind_index(scanner);
 }
 
 size_t csip_find_control(const struct csip_scanner *scanner, const uint8_t *buf, size_t from, size_t to) {
@@ -262,7 +317,7 @@ int csip_scan_message(const struct csip_scanner *scanner, const uint8_t *buf, si
         header->name.len = (uint32_t)(name_end - header_start);
         header->value.off = (uint32_t)value_start;
         header->value.len = (uint32_t)(value_end - value_start);
-        header->kind = (uint16_t)csip_classify_header(buf + header_start, name_end - header_start);
+        header->kind = (uint16_t)classify_indexed(scanner, buf + header_start, name_end - header_start);
         if (name_end - header_start == 1 && header->kind != CSIP_HDR_OTHER) flags |= CSIP_HEADER_COMPACT;
         header->flags = flags;
         result->header_flags |= flags;

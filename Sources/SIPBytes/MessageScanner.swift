@@ -104,21 +104,28 @@ public enum ScanOutcome: Equatable, Sendable {
 public final class HeaderTable {
     @usableFromInline
     let storage: UnsafeMutableBufferPointer<csip_header>
+    /// Count and generation live in allocated memory, not stored properties: writes to class properties cost a
+    /// run-time exclusivity check each, and these are written for every message.
+    @usableFromInline
+    let state: UnsafeMutablePointer<(count: Int, generation: UInt64)>
 
     /// Number of valid lines.
-    public internal(set) var count: Int = 0
+    @inlinable public var count: Int { state.pointee.count }
     /// Incremented by every scan.
-    public internal(set) var generation: UInt64 = 0
+    @inlinable public var generation: UInt64 { state.pointee.generation }
 
     public var capacity: Int { storage.count }
 
     init(capacity: Int) {
         storage = .allocate(capacity: capacity)
         storage.initialize(repeating: csip_header())
+        state = .allocate(capacity: 1)
+        state.initialize(to: (0, 0))
     }
 
     deinit {
         storage.deallocate()
+        state.deallocate()
     }
 
     @inlinable
@@ -143,7 +150,8 @@ public final class HeaderTable {
 
 /// Runs the C span scanner over one message. One per worker (not thread-safe: it owns the reusable header table).
 public final class MessageScanner {
-    private var context = csip_scanner()
+    /// Allocated once; a stored struct passed as `&context` would cost an exclusivity check per scan.
+    private let context: UnsafeMutablePointer<csip_scanner>
     /// The SIMD level actually chosen.
     public let simdLevel: SIMDLevel
     /// Header lines of the last scan.
@@ -151,10 +159,20 @@ public final class MessageScanner {
 
     public init(simd: SIMDLevel = .auto, headerCapacity: Int = 256) throws(ScannerSetupError) {
         precondition(headerCapacity > 0 && headerCapacity <= Int(UInt16.max), "header capacity out of range")
-        let status = csip_scanner_init(&context, simd.rawValue)
-        guard status == 0 else { throw .unsupportedSIMDLevel(simd) }
-        simdLevel = SIMDLevel(rawValue: context.simd_level) ?? .scalar
+        let context = UnsafeMutablePointer<csip_scanner>.allocate(capacity: 1)
+        context.initialize(to: csip_scanner())
+        let status = csip_scanner_init(context, simd.rawValue)
+        guard status == 0 else {
+            context.deallocate()
+            throw .unsupportedSIMDLevel(simd)
+        }
+        self.context = context
+        simdLevel = SIMDLevel(rawValue: context.pointee.simd_level) ?? .scalar
         headers = HeaderTable(capacity: headerCapacity)
+    }
+
+    deinit {
+        context.deallocate()
     }
 
     /// True when this CPU can run `level`.
@@ -171,11 +189,11 @@ public final class MessageScanner {
             max_headers: limits.maxHeaders
         )
         var result = csip_scan_result()
-        headers.generation &+= 1
-        headers.count = 0
+        headers.state.pointee.generation &+= 1
+        headers.state.pointee.count = 0
         let base = packet.base.baseAddress?.assumingMemoryBound(to: UInt8.self)
         let status = csip_scan_message(
-            &context, base, packet.count, &cLimits, headers.storage.baseAddress, UInt32(headers.capacity), &result
+            context, base, packet.count, &cLimits, headers.storage.baseAddress, UInt32(headers.capacity), &result
         )
         switch status {
         case Int32(CSIP_SCAN_COMPLETE):
@@ -187,7 +205,7 @@ public final class MessageScanner {
                 precondition(Int(line.name.off) + Int(line.name.len) <= packet.count
                     && Int(line.value.off) + Int(line.value.len) <= packet.count, "scanner span out of bounds")
             }
-            headers.count = count
+            headers.state.pointee.count = count
             return .complete(
                 startLine: ByteSpan(offset: result.start_line.off, length: result.start_line.len),
                 headerCount: count,

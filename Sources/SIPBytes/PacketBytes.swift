@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A borrowed, read-only view of one message's bytes: a receive buffer, a slice of a stream buffer, or an array.
 ///
 /// `PacketBytes` holds no storage of its own. It is valid only while the memory it was made from stays alive and
@@ -77,13 +81,22 @@ public struct PacketBytes {
         return true
     }
 
-    /// Index of the first `byte` inside `span`, or nil.
+    /// Index of the first `byte` inside `span`, or nil. Uses the C library's vectorised `memchr`.
     @inlinable
     public func firstIndex(of byte: UInt8, in span: ByteSpan) -> Int? {
-        var i = span.start
-        while i < span.end {
+        precondition(contains(span), "span outside PacketBytes")
+        guard span.count > 0, let start = base.baseAddress else { return nil }
+        guard let found = memchr(start + span.start, Int32(byte), span.count) else { return nil }
+        return start.distance(to: UnsafeRawPointer(found))
+    }
+
+    /// Index of the last `byte` inside `span`, or nil.
+    @inlinable
+    public func lastIndex(of byte: UInt8, in span: ByteSpan) -> Int? {
+        var i = span.end - 1
+        while i >= span.start {
             if self[i] == byte { return i }
-            i += 1
+            i -= 1
         }
         return nil
     }

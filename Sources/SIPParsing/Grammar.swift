@@ -5,19 +5,10 @@ struct CharacterClass: Sendable {
     let low: UInt64
     let high: UInt64
 
-    init(alphanumeric: Bool, _ extra: StaticString) {
-        var low: UInt64 = 0
-        var high: UInt64 = 0
-        func add(_ byte: UInt8) {
-            if byte < 64 { low |= 1 << UInt64(byte) } else if byte < 128 { high |= 1 << UInt64(byte - 64) }
-        }
-        if alphanumeric {
-            for byte in UInt8(ascii: "0")...UInt8(ascii: "9") { add(byte) }
-            for byte in UInt8(ascii: "A")...UInt8(ascii: "Z") { add(byte) }
-            for byte in UInt8(ascii: "a")...UInt8(ascii: "z") { add(byte) }
-        }
-        let text = extra.utf8Start
-        for i in 0..<extra.utf8CodeUnitCount { add(text[i]) }
+    /// The classes below are written as literal masks (generated from the character lists in their comments and
+    /// checked against them by tests): a `static let` built by a loop costs a `swift_once` check on every use.
+    @inline(__always)
+    init(low: UInt64, high: UInt64) {
         self.low = low
         self.high = high
     }
@@ -30,29 +21,29 @@ struct CharacterClass: Sendable {
     }
 
     /// RFC 3261 token.
-    static let token = CharacterClass(alphanumeric: true, "-.!%*_+`'~")
+    static var token: CharacterClass { CharacterClass(low: 0x03FF6CA200000000, high: 0x47FFFFFF87FFFFFE) }  // alphanumeric + -.!%*_+`'~
     /// Call-ID `word`.
-    static let word = CharacterClass(alphanumeric: true, "-.!%*_+`'~()<>:\\\"/[]?{}")
+    static var word: CharacterClass { CharacterClass(low: 0xD7FFEFA600000000, high: 0x6FFFFFFFBFFFFFFE) }  // alphanumeric + -.!%*_+`'~()<>:\"/[]?{}
     /// `unreserved` = alphanum / mark.
-    static let unreserved = CharacterClass(alphanumeric: true, "-_.!~*'()")
+    static var unreserved: CharacterClass { CharacterClass(low: 0x03FF678200000000, high: 0x47FFFFFE87FFFFFE) }  // alphanumeric + -_.!~*'()
     /// URI user part: unreserved / user-unreserved (escapes are checked separately).
-    static let user = CharacterClass(alphanumeric: true, "-_.!~*'()&=+$,;?/")
+    static var user: CharacterClass { CharacterClass(low: 0xABFFFFD200000000, high: 0x47FFFFFE87FFFFFE) }  // alphanumeric + -_.!~*'()&=+$,;?/
     /// URI password.
-    static let password = CharacterClass(alphanumeric: true, "-_.!~*'()&=+$,")
+    static var password: CharacterClass { CharacterClass(low: 0x23FF7FD200000000, high: 0x47FFFFFE87FFFFFE) }  // alphanumeric + -_.!~*'()&=+$,
     /// URI parameter characters: param-unreserved / unreserved.
-    static let parameter = CharacterClass(alphanumeric: true, "[]/:&+$-_.!~*'()")
+    static var parameter: CharacterClass { CharacterClass(low: 0x07FFEFD200000000, high: 0x47FFFFFEAFFFFFFE) }  // alphanumeric + []/:&+$-_.!~*'()
     /// URI header characters: hnv-unreserved / unreserved.
-    static let uriHeader = CharacterClass(alphanumeric: true, "[]/?:+$-_.!~*'()")
+    static var uriHeader: CharacterClass { CharacterClass(low: 0x87FFEF9200000000, high: 0x47FFFFFEAFFFFFFE) }  // alphanumeric + []/?:+$-_.!~*'()
     /// Hostname characters.
-    static let hostname = CharacterClass(alphanumeric: true, "-.")
+    static var hostname: CharacterClass { CharacterClass(low: 0x03FF600000000000, high: 0x07FFFFFE07FFFFFE) }  // alphanumeric + -.
     /// IPv6 reference contents.
-    static let ipv6 = CharacterClass(alphanumeric: false, "0123456789abcdefABCDEF:.")
+    static var ipv6: CharacterClass { CharacterClass(low: 0x07FF400000000000, high: 0x0000007E0000007E) }  // 0123456789abcdefABCDEF:.
     /// absoluteURI characters after the scheme: reserved / unreserved (escapes checked separately).
-    static let uric = CharacterClass(alphanumeric: true, ";/?:@&=+$,-_.!~*'()[]")
+    static var uric: CharacterClass { CharacterClass(low: 0xAFFFFFD200000000, high: 0x47FFFFFEAFFFFFFF) }  // alphanumeric + ;/?:@&=+$,-_.!~*'()[]
     /// telephone-subscriber characters (RFC 3966): digits, visual separators, hex, and parameter characters.
-    static let telephone = CharacterClass(alphanumeric: true, "+-.()*#;=%/:[]&$!~_'")
+    static var telephone: CharacterClass { CharacterClass(low: 0x2FFFEFFA00000000, high: 0x47FFFFFEAFFFFFFE) }  // alphanumeric + +-.()*#;=%/:[]&$!~_'
     /// URI scheme characters after the first letter.
-    static let scheme = CharacterClass(alphanumeric: true, "+-.")
+    static var scheme: CharacterClass { CharacterClass(low: 0x03FF680000000000, high: 0x07FFFFFE07FFFFFE) }  // alphanumeric + +-.
 }
 
 /// Reads a header value left to right. Header values may contain folds (CRLF + WSP): the scanner guarantees CR
@@ -68,17 +59,24 @@ struct ValueCursor {
         self.end = span.end
     }
 
-    var isAtEnd: Bool { position >= end }
+    var isAtEnd: Bool {
+        @inline(__always) get { position >= end }
+    }
 
     /// The next byte, or nil at the end.
+    @inline(__always)
     func peek() -> UInt8? { position < end ? bytes[position] : nil }
 
     /// Skips SP, HTAB and folds.
+    @inline(__always)
     mutating func skipWhitespace() {
-        while position < end && ASCII.isLinearWhitespace(bytes[position]) { position += 1 }
+        var i = position
+        while i < end && ASCII.isLinearWhitespace(bytes[i]) { i += 1 }
+        position = i
     }
 
     /// Consumes `byte` if it is next.
+    @inline(__always)
     mutating func consume(_ byte: UInt8) -> Bool {
         guard position < end, bytes[position] == byte else { return false }
         position += 1
@@ -86,6 +84,7 @@ struct ValueCursor {
     }
 
     /// Skips whitespace, consumes `byte`, skips whitespace (SIP's SEMI, COLON, EQUAL, SLASH, COMMA).
+    @inline(__always)
     mutating func consumeSeparator(_ byte: UInt8) -> Bool {
         let saved = position
         skipWhitespace()
@@ -98,10 +97,13 @@ struct ValueCursor {
     }
 
     /// Consumes bytes of `characters`; returns their span (possibly empty).
+    @inline(__always)
     mutating func scan(_ characters: CharacterClass) -> ByteSpan {
         let start = position
-        while position < end && characters.contains(bytes[position]) { position += 1 }
-        return ByteSpan(from: start, to: position)
+        var i = start
+        while i < end && characters.contains(bytes[i]) { i += 1 }
+        position = i
+        return ByteSpan(from: start, to: i)
     }
 
     /// Consumes bytes of `characters` or `%HH` escapes; nil if an escape is malformed.
@@ -123,6 +125,7 @@ struct ValueCursor {
     }
 
     /// Consumes a token; nil if none is there.
+    @inline(__always)
     mutating func scanToken() -> ByteSpan? {
         let span = scan(.token)
         return span.isEmpty ? nil : span
@@ -189,8 +192,20 @@ struct CommaSeparatedValues {
 
     mutating func next() throws(SIPParseError) -> ByteSpan? {
         guard !finished else { return nil }
+        let end = self.end
         var start = position
         while start < end && ASCII.isLinearWhitespace(bytes[start]) { start += 1 }
+        let rest = ByteSpan(from: start, to: end)
+        // Fast path (almost every Via, Route, Contact): no quote and no '<' left, so the element ends at the next
+        // comma, which memchr finds without a byte loop.
+        if bytes.firstIndex(of: UInt8(ascii: "\""), in: rest) == nil,
+            bytes.firstIndex(of: UInt8(ascii: "<"), in: rest) == nil {
+            let comma = bytes.firstIndex(of: UInt8(ascii: ","), in: rest) ?? end
+            var stop = comma
+            while stop > start && ASCII.isLinearWhitespace(bytes[stop - 1]) { stop -= 1 }
+            if comma < end { position = comma + 1 } else { finished = true }
+            return ByteSpan(from: start, to: stop)
+        }
         var i = start
         var inAngle = false
         while i < end {
@@ -200,9 +215,13 @@ struct CommaSeparatedValues {
                 i = try cursor.scanQuotedString().end
                 continue
             }
-            if byte == UInt8(ascii: "<") { inAngle = true }
-            else if byte == UInt8(ascii: ">") { inAngle = false }
-            else if byte == UInt8(ascii: ","), !inAngle { break }
+            if byte == UInt8(ascii: ",") {
+                if !inAngle { break }
+            } else if byte == UInt8(ascii: "<") {
+                inAngle = true
+            } else if byte == UInt8(ascii: ">") {
+                inAngle = false
+            }
             i += 1
         }
         var stop = i

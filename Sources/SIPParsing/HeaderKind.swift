@@ -13,65 +13,65 @@ public struct HeaderKind: Hashable, Sendable, CustomStringConvertible {
         self.code = code
     }
 
-    public static let other = HeaderKind(code: UInt16(CSIP_HDR_OTHER))
-    public static let via = HeaderKind(code: UInt16(CSIP_HDR_VIA))
-    public static let from = HeaderKind(code: UInt16(CSIP_HDR_FROM))
-    public static let to = HeaderKind(code: UInt16(CSIP_HDR_TO))
-    public static let callID = HeaderKind(code: UInt16(CSIP_HDR_CALL_ID))
-    public static let cseq = HeaderKind(code: UInt16(CSIP_HDR_CSEQ))
-    public static let maxForwards = HeaderKind(code: UInt16(CSIP_HDR_MAX_FORWARDS))
-    public static let contentLength = HeaderKind(code: UInt16(CSIP_HDR_CONTENT_LENGTH))
-    public static let contentType = HeaderKind(code: UInt16(CSIP_HDR_CONTENT_TYPE))
-    public static let contact = HeaderKind(code: UInt16(CSIP_HDR_CONTACT))
-    public static let route = HeaderKind(code: UInt16(CSIP_HDR_ROUTE))
-    public static let recordRoute = HeaderKind(code: UInt16(CSIP_HDR_RECORD_ROUTE))
-    public static let path = HeaderKind(code: UInt16(CSIP_HDR_PATH))
-    public static let serviceRoute = HeaderKind(code: UInt16(CSIP_HDR_SERVICE_ROUTE))
-    public static let contentEncoding = HeaderKind(code: UInt16(CSIP_HDR_CONTENT_ENCODING))
-    public static let contentDisposition = HeaderKind(code: UInt16(CSIP_HDR_CONTENT_DISPOSITION))
-    public static let contentLanguage = HeaderKind(code: UInt16(CSIP_HDR_CONTENT_LANGUAGE))
-    public static let subject = HeaderKind(code: UInt16(CSIP_HDR_SUBJECT))
-    public static let supported = HeaderKind(code: UInt16(CSIP_HDR_SUPPORTED))
-    public static let require = HeaderKind(code: UInt16(CSIP_HDR_REQUIRE))
-    public static let proxyRequire = HeaderKind(code: UInt16(CSIP_HDR_PROXY_REQUIRE))
-    public static let unsupported = HeaderKind(code: UInt16(CSIP_HDR_UNSUPPORTED))
-    public static let allow = HeaderKind(code: UInt16(CSIP_HDR_ALLOW))
-    public static let allowEvents = HeaderKind(code: UInt16(CSIP_HDR_ALLOW_EVENTS))
-    public static let event = HeaderKind(code: UInt16(CSIP_HDR_EVENT))
-    public static let subscriptionState = HeaderKind(code: UInt16(CSIP_HDR_SUBSCRIPTION_STATE))
-    public static let referTo = HeaderKind(code: UInt16(CSIP_HDR_REFER_TO))
-    public static let referredBy = HeaderKind(code: UInt16(CSIP_HDR_REFERRED_BY))
-    public static let sessionExpires = HeaderKind(code: UInt16(CSIP_HDR_SESSION_EXPIRES))
-    public static let minSE = HeaderKind(code: UInt16(CSIP_HDR_MIN_SE))
-    public static let acceptContact = HeaderKind(code: UInt16(CSIP_HDR_ACCEPT_CONTACT))
-    public static let rejectContact = HeaderKind(code: UInt16(CSIP_HDR_REJECT_CONTACT))
-    public static let requestDisposition = HeaderKind(code: UInt16(CSIP_HDR_REQUEST_DISPOSITION))
-    public static let identity = HeaderKind(code: UInt16(CSIP_HDR_IDENTITY))
-    public static let identityInfo = HeaderKind(code: UInt16(CSIP_HDR_IDENTITY_INFO))
-    public static let userAgent = HeaderKind(code: UInt16(CSIP_HDR_USER_AGENT))
-    public static let server = HeaderKind(code: UInt16(CSIP_HDR_SERVER))
-    public static let date = HeaderKind(code: UInt16(CSIP_HDR_DATE))
-    public static let expires = HeaderKind(code: UInt16(CSIP_HDR_EXPIRES))
-    public static let minExpires = HeaderKind(code: UInt16(CSIP_HDR_MIN_EXPIRES))
-    public static let authorization = HeaderKind(code: UInt16(CSIP_HDR_AUTHORIZATION))
-    public static let proxyAuthorization = HeaderKind(code: UInt16(CSIP_HDR_PROXY_AUTHORIZATION))
-    public static let wwwAuthenticate = HeaderKind(code: UInt16(CSIP_HDR_WWW_AUTHENTICATE))
-    public static let proxyAuthenticate = HeaderKind(code: UInt16(CSIP_HDR_PROXY_AUTHENTICATE))
-    public static let authenticationInfo = HeaderKind(code: UInt16(CSIP_HDR_AUTHENTICATION_INFO))
-    public static let accept = HeaderKind(code: UInt16(CSIP_HDR_ACCEPT))
-    public static let acceptEncoding = HeaderKind(code: UInt16(CSIP_HDR_ACCEPT_ENCODING))
-    public static let acceptLanguage = HeaderKind(code: UInt16(CSIP_HDR_ACCEPT_LANGUAGE))
-    public static let retryAfter = HeaderKind(code: UInt16(CSIP_HDR_RETRY_AFTER))
-    public static let timestamp = HeaderKind(code: UInt16(CSIP_HDR_TIMESTAMP))
-    public static let warning = HeaderKind(code: UInt16(CSIP_HDR_WARNING))
-    public static let pAssertedIdentity = HeaderKind(code: UInt16(CSIP_HDR_P_ASSERTED_IDENTITY))
-    public static let pPreferredIdentity = HeaderKind(code: UInt16(CSIP_HDR_P_PREFERRED_IDENTITY))
-    public static let privacy = HeaderKind(code: UInt16(CSIP_HDR_PRIVACY))
-    public static let rseq = HeaderKind(code: UInt16(CSIP_HDR_RSEQ))
-    public static let rack = HeaderKind(code: UInt16(CSIP_HDR_RACK))
-    public static let mimeVersion = HeaderKind(code: UInt16(CSIP_HDR_MIME_VERSION))
-    public static let organization = HeaderKind(code: UInt16(CSIP_HDR_ORGANIZATION))
-    public static let priority = HeaderKind(code: UInt16(CSIP_HDR_PRIORITY))
+    @inlinable public static var other: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_OTHER)) }
+    @inlinable public static var via: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_VIA)) }
+    @inlinable public static var from: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_FROM)) }
+    @inlinable public static var to: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_TO)) }
+    @inlinable public static var callID: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_CALL_ID)) }
+    @inlinable public static var cseq: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_CSEQ)) }
+    @inlinable public static var maxForwards: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_MAX_FORWARDS)) }
+    @inlinable public static var contentLength: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_CONTENT_LENGTH)) }
+    @inlinable public static var contentType: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_CONTENT_TYPE)) }
+    @inlinable public static var contact: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_CONTACT)) }
+    @inlinable public static var route: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_ROUTE)) }
+    @inlinable public static var recordRoute: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_RECORD_ROUTE)) }
+    @inlinable public static var path: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_PATH)) }
+    @inlinable public static var serviceRoute: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_SERVICE_ROUTE)) }
+    @inlinable public static var contentEncoding: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_CONTENT_ENCODING)) }
+    @inlinable public static var contentDisposition: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_CONTENT_DISPOSITION)) }
+    @inlinable public static var contentLanguage: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_CONTENT_LANGUAGE)) }
+    @inlinable public static var subject: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_SUBJECT)) }
+    @inlinable public static var supported: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_SUPPORTED)) }
+    @inlinable public static var require: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_REQUIRE)) }
+    @inlinable public static var proxyRequire: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_PROXY_REQUIRE)) }
+    @inlinable public static var unsupported: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_UNSUPPORTED)) }
+    @inlinable public static var allow: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_ALLOW)) }
+    @inlinable public static var allowEvents: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_ALLOW_EVENTS)) }
+    @inlinable public static var event: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_EVENT)) }
+    @inlinable public static var subscriptionState: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_SUBSCRIPTION_STATE)) }
+    @inlinable public static var referTo: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_REFER_TO)) }
+    @inlinable public static var referredBy: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_REFERRED_BY)) }
+    @inlinable public static var sessionExpires: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_SESSION_EXPIRES)) }
+    @inlinable public static var minSE: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_MIN_SE)) }
+    @inlinable public static var acceptContact: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_ACCEPT_CONTACT)) }
+    @inlinable public static var rejectContact: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_REJECT_CONTACT)) }
+    @inlinable public static var requestDisposition: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_REQUEST_DISPOSITION)) }
+    @inlinable public static var identity: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_IDENTITY)) }
+    @inlinable public static var identityInfo: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_IDENTITY_INFO)) }
+    @inlinable public static var userAgent: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_USER_AGENT)) }
+    @inlinable public static var server: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_SERVER)) }
+    @inlinable public static var date: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_DATE)) }
+    @inlinable public static var expires: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_EXPIRES)) }
+    @inlinable public static var minExpires: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_MIN_EXPIRES)) }
+    @inlinable public static var authorization: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_AUTHORIZATION)) }
+    @inlinable public static var proxyAuthorization: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_PROXY_AUTHORIZATION)) }
+    @inlinable public static var wwwAuthenticate: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_WWW_AUTHENTICATE)) }
+    @inlinable public static var proxyAuthenticate: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_PROXY_AUTHENTICATE)) }
+    @inlinable public static var authenticationInfo: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_AUTHENTICATION_INFO)) }
+    @inlinable public static var accept: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_ACCEPT)) }
+    @inlinable public static var acceptEncoding: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_ACCEPT_ENCODING)) }
+    @inlinable public static var acceptLanguage: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_ACCEPT_LANGUAGE)) }
+    @inlinable public static var retryAfter: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_RETRY_AFTER)) }
+    @inlinable public static var timestamp: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_TIMESTAMP)) }
+    @inlinable public static var warning: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_WARNING)) }
+    @inlinable public static var pAssertedIdentity: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_P_ASSERTED_IDENTITY)) }
+    @inlinable public static var pPreferredIdentity: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_P_PREFERRED_IDENTITY)) }
+    @inlinable public static var privacy: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_PRIVACY)) }
+    @inlinable public static var rseq: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_RSEQ)) }
+    @inlinable public static var rack: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_RACK)) }
+    @inlinable public static var mimeVersion: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_MIME_VERSION)) }
+    @inlinable public static var organization: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_ORGANIZATION)) }
+    @inlinable public static var priority: HeaderKind { HeaderKind(code: UInt16(CSIP_HDR_PRIORITY)) }
 
     /// The canonical name ("Call-ID"), or nil for ``other``.
     public var canonicalName: String? { MessageScanner.canonicalName(ofKind: code) }

@@ -16,7 +16,7 @@ public struct NameAddress: Equatable, Sendable {
     public var tag: ByteSpan?
 
     /// Characters allowed in a header parameter value: token plus what a host needs (IPv6 references).
-    private static let parameterValue = CharacterClass(alphanumeric: true, "-.!%*_+`'~[]:")
+    static var parameterValue: CharacterClass { CharacterClass(low: 0x07FF6CA200000000, high: 0x47FFFFFFAFFFFFFE) }  // alphanumeric + -.!%*_+`'~[]:
 
     /// Parses one element (already split at top-level commas). Throws `invalidHeaderValue` for structural
     /// errors (the caller renames it for its header), or a more specific code (URI, quoting, display name).
@@ -86,6 +86,58 @@ public struct NameAddress: Equatable, Sendable {
                            parameters: parameters, tag: tag)
     }
 
+    /// Finds the `tag` header parameter of a From/To value in one pass, without parsing the address: the first
+    /// `;` outside quotes and `<...>` starts the header parameters (RFC 3261 §20.10). Throws `code` for a tag
+    /// without a token value, `unterminatedQuotedString` for an open quote.
+    static func quickTag(_ bytes: PacketBytes, _ span: ByteSpan, code: SIPParseError.Code) throws(SIPParseError) -> ByteSpan? {
+        var i = span.start
+        var inAngle = false
+        // Fast path: no quoted display name, so the address ends at the last '>' (or, with no '<', the header
+        // parameters start at the first ';'): skip there with memchr instead of walking every byte.
+        if bytes.firstIndex(of: UInt8(ascii: "\""), in: span) == nil {
+            if bytes.firstIndex(of: UInt8(ascii: "<"), in: span) != nil {
+                guard let close = bytes.lastIndex(of: UInt8(ascii: ">"), in: span) else { return nil }
+                i = close + 1
+            }
+        }
+        while i < span.end {
+            let byte = bytes[i]
+            if byte == UInt8(ascii: "\"") {
+                var cursor = ValueCursor(bytes, ByteSpan(from: i, to: span.end))
+                i = try cursor.scanQuotedString().end
+                continue
+            }
+            if byte == UInt8(ascii: "<") {
+                inAngle = true
+            } else if byte == UInt8(ascii: ">") {
+                inAngle = false
+            } else if byte == UInt8(ascii: ";") && !inAngle {
+                var cursor = ValueCursor(bytes, ByteSpan(from: i + 1, to: span.end))
+                while true {
+                    cursor.skipWhitespace()
+                    let name = cursor.scan(.token)
+                    if bytes.equalsIgnoringCase(name, "tag") {
+                        guard cursor.consumeSeparator(UInt8(ascii: "=")), let tag = cursor.scanToken() else {
+                            throw SIPParseError(code, at: name.start)
+                        }
+                        return tag
+                    }
+                    // Skip this parameter's value (token, host or quoted string) to the next ';'.
+                    while let next = cursor.peek(), next != UInt8(ascii: ";") {
+                        if next == UInt8(ascii: "\"") {
+                            _ = try cursor.scanQuotedString()
+                        } else {
+                            cursor.position += 1
+                        }
+                    }
+                    guard cursor.consume(UInt8(ascii: ";")) else { return nil }
+                }
+            }
+            i += 1
+        }
+        return nil
+    }
+
     /// Validates `;`-separated header parameters (token [= token / host / quoted-string]); returns the tag value
     /// when `captureTag` and present.
     static func validateHeaderParameters(_ bytes: PacketBytes, _ span: ByteSpan,
@@ -112,8 +164,14 @@ public struct NameAddress: Equatable, Sendable {
         return tag
     }
 
+    @inline(__always)
     static func isAll(_ bytes: PacketBytes, _ span: ByteSpan, _ characters: CharacterClass) -> Bool {
-        for i in span.start..<span.end where !characters.contains(bytes[i]) { return false }
+        var i = span.start
+        let end = span.end
+        while i < end {
+            if !characters.contains(bytes[i]) { return false }
+            i += 1
+        }
         return true
     }
 

@@ -50,8 +50,12 @@ public struct SIPMessage {
 
     public let callID: ByteSpan
     public let cseq: CSeq
-    public let from: NameAddress
-    public let to: NameAddress
+    /// From and To are read lazily (Kamailio's parse-on-demand): the forwarding path needs only their tags, found
+    /// by one quick scan; ``fromAddress()``/``toAddress()`` and ``SIPParser/validateAllHeaders(_:)`` parse them fully.
+    public let fromValue: ByteSpan
+    public let toValue: ByteSpan
+    public let fromTag: ByteSpan?
+    public let toTag: ByteSpan?
     /// The first Via hop: the one a response is routed by.
     public let topVia: ViaHop
     /// Index of the header line holding ``topVia``.
@@ -137,6 +141,16 @@ public struct SIPMessage {
             if bytes.copyBytes(line.name).map(ASCII.lowercased) == wanted.map(ASCII.lowercased) { return line }
         }
         return nil
+    }
+
+    /// The From header fully parsed.
+    public func fromAddress() throws(SIPParseError) -> NameAddress {
+        try NameAddress.parse(bytes, fromValue)
+    }
+
+    /// The To header fully parsed.
+    public func toAddress() throws(SIPParseError) -> NameAddress {
+        try NameAddress.parse(bytes, toValue)
     }
 
     /// A copy of `span` as a String, for logs, diagnostics and tests.

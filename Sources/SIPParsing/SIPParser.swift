@@ -42,6 +42,7 @@ public final class SIPParser {
 
     /// Parses one message. Throws the first rule broken.
     public func parse(_ bytes: PacketBytes, framing: Framing = .datagram) throws(SIPParseError) -> SIPMessage {
+        let limits = self.limits  // one read of the class property, not one (checked) access per use
         let startLineSpan: ByteSpan
         let headerCount: Int
         let bodyOffset: Int
@@ -58,8 +59,10 @@ public final class SIPParser {
         let startLine = try StartLineParser.parse(bytes, startLineSpan, maxURILength: limits.maxURILength)
 
         var headerSet = HeaderSet()
-        var from: NameAddress?
-        var to: NameAddress?
+        var from: ByteSpan?
+        var to: ByteSpan?
+        var fromTag: ByteSpan?
+        var toTag: ByteSpan?
         var callID: ByteSpan?
         var cseq: CSeq?
         var topVia: ViaHop?
@@ -88,10 +91,12 @@ public final class SIPParser {
                 if viaHops > limits.maxViaHops { throw SIPParseError(.tooManyVias, at: line.name.start) }
             case .from:
                 guard from == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
-                from = try Self.parseNameAddress(bytes, line.value, as: .invalidFrom, maxURILength: limits.maxURILength)
+                from = line.value
+                fromTag = try NameAddress.quickTag(bytes, line.value, code: .invalidFrom)
             case .to:
                 guard to == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
-                to = try Self.parseNameAddress(bytes, line.value, as: .invalidTo, maxURILength: limits.maxURILength)
+                to = line.value
+                toTag = try NameAddress.quickTag(bytes, line.value, code: .invalidTo)
             case .callID:
                 guard callID == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
                 callID = try Self.parseCallID(bytes, line.value)
@@ -146,7 +151,8 @@ public final class SIPParser {
         return SIPMessage(
             bytes: bytes, table: table, generation: table.generation, startLine: startLine,
             startLineSpan: startLineSpan, headerCount: headerCount, headerSet: headerSet, headerFlags: headerFlags,
-            body: body, messageEnd: body.end, callID: callID, cseq: cseq, from: from, to: to, topVia: topVia,
+            body: body, messageEnd: body.end, callID: callID, cseq: cseq, fromValue: from, toValue: to,
+            fromTag: fromTag, toTag: toTag, topVia: topVia,
             topViaHeaderIndex: topViaIndex, viaHopCount: viaHops, maxForwards: maxForwards,
             contentLength: contentLength
         )
@@ -160,6 +166,9 @@ public final class SIPParser {
         for index in 0..<message.headerCount {
             let line = message.header(at: index)
             switch HeaderKind(code: line.kindCode) {
+            case .from, .to:
+                let code: SIPParseError.Code = line.kindCode == HeaderKind.from.code ? .invalidFrom : .invalidTo
+                _ = try Self.parseNameAddress(bytes, line.value, as: code, maxURILength: limits.maxURILength)
             case .via:
                 try Self.forEachElement(bytes, line.value, code: .invalidVia) { (element) throws(SIPParseError) in
                     _ = try ViaHop.parse(bytes, element)

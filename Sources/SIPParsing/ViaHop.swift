@@ -73,17 +73,19 @@ public struct ViaHop: Equatable, Sendable {
             guard !name.isEmpty, NameAddress.isAll(bytes, name, .token) else {
                 throw SIPParseError(.invalidVia, at: name.start)
             }
-            if bytes.equalsIgnoringCase(name, "branch") {
+            // Dispatch on length first: one comparison per parameter instead of five.
+            switch name.count {
+            case 6 where bytes.equalsIgnoringCase(name, "branch"):
                 guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, .token) else {
                     throw SIPParseError(.invalidVia, at: name.start)
                 }
                 branch = value
-            } else if bytes.equalsIgnoringCase(name, "received") {
+            case 8 where bytes.equalsIgnoringCase(name, "received"):
                 guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, Self.addressCharacters) else {
                     throw SIPParseError(.invalidVia, at: name.start)
                 }
                 received = value
-            } else if bytes.equalsIgnoringCase(name, "rport") {
+            case 5 where bytes.equalsIgnoringCase(name, "rport"):
                 if let value {
                     var number = ValueCursor(bytes, value)
                     guard let port = number.scanNumber(limit: 65_535), !port.overflow, number.isAtEnd else {
@@ -93,28 +95,30 @@ public struct ViaHop: Equatable, Sendable {
                 } else {
                     rport = .requested
                 }
-            } else if bytes.equalsIgnoringCase(name, "ttl") {
+            case 3 where bytes.equalsIgnoringCase(name, "ttl"):
                 var number = ValueCursor(bytes, value ?? ByteSpan(offset: name.end, length: 0))
                 guard let ttl = number.scanNumber(limit: 255), !ttl.overflow, number.isAtEnd else {
                     throw SIPParseError(.invalidVia, at: name.start)
                 }
                 self.ttl = UInt8(ttl.value)
-            } else if bytes.equalsIgnoringCase(name, "maddr") {
+            case 5 where bytes.equalsIgnoringCase(name, "maddr"):
                 guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, Self.addressCharacters) else {
                     throw SIPParseError(.invalidVia, at: name.start)
                 }
                 maddr = value
-            } else if let value, !value.isEmpty, bytes[value.start] != UInt8(ascii: "\""),
-                !NameAddress.isAll(bytes, value, Self.genericValue) {
-                throw SIPParseError(.invalidVia, at: value.start)
+            default:
+                if let value, !value.isEmpty, bytes[value.start] != UInt8(ascii: "\""),
+                    !NameAddress.isAll(bytes, value, Self.genericValue) {
+                    throw SIPParseError(.invalidVia, at: value.start)
+                }
             }
         }
     }
 
     /// IPv4, IPv6 (bare or bracketed) or a hostname.
-    private static let addressCharacters = CharacterClass(alphanumeric: true, "-.:[]")
+    static var addressCharacters: CharacterClass { CharacterClass(low: 0x07FF600000000000, high: 0x07FFFFFE2FFFFFFE) }  // alphanumeric + -.:[]
     /// gen-value: token / host / quoted-string.
-    private static let genericValue = CharacterClass(alphanumeric: true, "-.!%*_+`'~[]:")
+    static var genericValue: CharacterClass { CharacterClass(low: 0x07FF6CA200000000, high: 0x47FFFFFFAFFFFFFE) }  // alphanumeric + -.!%*_+`'~[]:
 
     /// The Via parameter called `name` (case-insensitive), if present.
     public func parameter(_ name: StaticString, in bytes: PacketBytes) -> Parameter? {

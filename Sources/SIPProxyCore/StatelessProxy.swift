@@ -162,7 +162,7 @@ public final class StatelessProxy {
             out.append(ascii: "\r\n")
         }
         if configuration.recordRoute, MethodSet.dialogCreating.contains(message.method.known),
-            !message.to.hasTag {
+            message.toTag == nil {
             editor.insert(at: firstHeader) { out in
                 out.append(ascii: "Record-Route: <sip:")
                 self.appendAdvertisedHostPort(to: &out)
@@ -210,12 +210,12 @@ public final class StatelessProxy {
             hash = fnv1a(bytes, message.topVia.host, seed: hash)
         } else {
             hash = fnv1a(bytes, message.callID, seed: hash)
-            if let tag = message.from.tag { hash = fnv1a(bytes, tag, seed: hash) }
-            if let tag = message.to.tag { hash = fnv1a(bytes, tag, seed: hash) }
+            if let tag = message.fromTag { hash = fnv1a(bytes, tag, seed: hash) }
+            if let tag = message.toTag { hash = fnv1a(bytes, tag, seed: hash) }
             hash = fnv1a(bytes, message.requestLine!.uri.span, seed: hash)
             hash = hash ^ UInt64(message.cseq.number)
         }
-        if message.method.known == .ack && message.to.hasTag {
+        if message.method.known == .ack && message.toTag != nil {
             hash ^= 0xA5A5  // a 2xx ACK is its own transaction (RFC 3261 §17.1.1.3)
         }
         return mix(hash)
@@ -270,7 +270,7 @@ public final class StatelessProxy {
             bytes.append(line.name, to: &output)
             output.append(ascii: ": ")
             bytes.append(line.value, to: &output)
-            if kind == .to && !message.to.hasTag {
+            if kind == .to && message.toTag == nil {
                 output.append(ascii: ";tag=")
                 appendHex(branchHash(for: message), to: &output)
             }
@@ -331,10 +331,6 @@ public final class StatelessProxy {
             editor.delete(ByteSpan(from: element.start, to: end))
         }
     }
-}
-
-extension NameAddress {
-    public var hasTag: Bool { tag != nil }
 }
 
 /// FNV-1a over a span, continuing from `seed`.

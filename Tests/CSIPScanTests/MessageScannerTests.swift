@@ -255,3 +255,27 @@ func text(_ bytes: [UInt8], _ span: ByteSpan) -> String {
         }
     }
 }
+
+@Suite struct HeaderIndexTests {
+    /// The scanner classifies through a per-letter index; it must agree with the full-table lookup for every
+    /// name in the table, in any case, for every compact letter, and for near misses.
+    @Test func indexedClassificationAgreesWithTheTable() throws {
+        var names: [String] = []
+        for code in 1..<UInt16(MessageScanner.kindCount) {
+            let name = MessageScanner.canonicalName(ofKind: code)!
+            names += [name, name.uppercased(), name.lowercased(), name + "x", String(name.dropLast())]
+        }
+        names += "abcdefghijklmnopqrstuvwxyz".map { String($0) } + ["X-Foo", "1abc", "_x", "Z"]
+        let message = "OPTIONS sip:a SIP/2.0\r\n" + names.map { "\($0): v\r\n" }.joined() + "\r\n"
+        let (outcome, lines, bytes) = try scan(message, limits: ScanLimits(maxHeaders: 1_000), headerCapacity: 1_000)
+        guard case .complete(_, let count, _, _) = outcome else {
+            Issue.record("expected complete, got \(outcome)")
+            return
+        }
+        #expect(count == names.count)
+        for line in lines {
+            let name = Array(bytes[line.name.start..<line.name.end])
+            #expect(line.kindCode == MessageScanner.classifyHeader(name), "\(String(decoding: name, as: UTF8.self))")
+        }
+    }
+}

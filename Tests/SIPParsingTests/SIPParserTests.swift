@@ -63,9 +63,10 @@ func withMessage(_ bytes: [UInt8], _ check: (SIPMessage) throws -> Void) throws 
             #expect(message.cseq.number == 314_159)
             #expect(message.cseq.method.known == .invite)
             #expect(message.maxForwards == 70)
-            #expect(message.string(message.from.tag!) == "1928301774")
-            #expect(message.to.tag == nil)
-            #expect(message.string(message.from.displayName!) == "Alice")
+            #expect(message.string(message.fromTag!) == "1928301774")
+            #expect(message.toTag == nil)
+            #expect(message.string(try message.fromAddress().displayName!) == "Alice")
+            #expect(message.string(try message.toAddress().uri.user!) == "bob")
             #expect(message.string(message.topVia.branch!) == "z9hG4bK776asdhds")
             #expect(message.topVia.hasRFC3261Branch(in: message.bytes))
             #expect(message.string(message.topVia.host) == "192.0.2.1")
@@ -84,9 +85,10 @@ func withMessage(_ bytes: [UInt8], _ check: (SIPMessage) throws -> Void) throws 
             + "f: <sip:c@d.example>;tag=9\r\nt: sip:a@b.example\r\ni: call-1\r\nCSeq: 2 OPTIONS\r\nl: 0\r\n\r\n").utf8)
         try withMessage(bytes) { message in
             #expect(message.string(message.callID) == "call-1")
-            #expect(message.string(message.from.tag!) == "9")
+            #expect(message.string(message.fromTag!) == "9")
             #expect(message.contentLength == 0)
-            #expect(!message.to.isBracketed)
+            let to = try message.toAddress()
+            #expect(!to.isBracketed)
         }
     }
 
@@ -246,12 +248,23 @@ func withMessage(_ bytes: [UInt8], _ check: (SIPMessage) throws -> Void) throws 
     }
 
     @Test func displayNamesAndQuoting() {
-        #expect(parseError(request(headers: ["From: \"Bell, Alexander\" <sip:a@b.example>;tag=1"])) == nil)
-        #expect(parseError(request(headers: ["From: Bell, Alexander <sip:a@b.example>;tag=1"])) == .invalidDisplayName)
+        #expect(parseError(request(headers: ["From: \"Bell, Alexander\" <sip:a@b.example>;tag=1"]), full: true) == nil)
+        #expect(parseError(request(headers: ["From: Bell, Alexander <sip:a@b.example>;tag=1"]), full: true) == .invalidDisplayName)
+        #expect(parseError(request(headers: ["From: caller<sip:a@b.example>;tag=1"]), full: true) == nil)
+        #expect(parseError(request(headers: ["From: <sip:a@b.example>;;tag=1"]), full: true) == .invalidFrom)
+        #expect(parseError(request(headers: ["To: <sip:a@ b.example>"]), full: true) == .invalidURI)
+        // The forwarding path finds the tags itself, so these are refused even without full validation.
         #expect(parseError(request(headers: ["From: \"Bell <sip:a@b.example>;tag=1"])) == .unterminatedQuotedString)
-        #expect(parseError(request(headers: ["From: caller<sip:a@b.example>;tag=1"])) == nil)
         #expect(parseError(request(headers: ["From: <sip:a@b.example>;tag"])) == .invalidFrom)
-        #expect(parseError(request(headers: ["From: <sip:a@b.example>;;tag=1"])) == .invalidFrom)
+        #expect(parseError(request(headers: ["To: <sip:a@b.example>;tag=;x"])) == .invalidTo)
+    }
+
+    @Test func tagsAreFoundWithoutParsingTheAddress() throws {
+        let headers = ["From: \"A;tag=no\" <sip:a@b.example;tag=uri-param>;x=1 ; TAG = real", "To: sip:b@c.example;tag=t2"]
+        try withMessage(request(headers: headers)) { message in
+            #expect(message.string(message.fromTag!) == "real")
+            #expect(message.string(message.toTag!) == "t2")
+        }
     }
 
     @Test func fullValidationChecksTheOtherHeaders() {

@@ -126,6 +126,11 @@ struct csip_scan_result {
     uint32_t header_flags;
 };
 
+/** Shape of the scanner's header-kind index (checked at init). */
+#define CSIP_LENGTH_BUCKETS 16
+#define CSIP_KINDS_PER_BUCKET 4
+#define CSIP_MAX_KIND_NAME 24
+
 /** Which delimiter search the scanner uses. */
 enum {
     CSIP_SIMD_AUTO = 0,
@@ -139,6 +144,13 @@ enum {
 struct csip_scanner {
     size_t (*find_control)(const uint8_t *buf, size_t from, size_t to);
     uint32_t simd_level;
+    /** Header kinds by first letter a-z and name length modulo CSIP_LENGTH_BUCKETS, 0-terminated, built from the
+     * table at init: classifying a name compares against one or two candidates, not the whole table. */
+    uint8_t kinds_by_letter[26][CSIP_LENGTH_BUCKETS][CSIP_KINDS_PER_BUCKET];
+    /** Kind of each one-letter compact form a-z (0 = none). */
+    uint8_t compact_kinds[26];
+    /** Each kind's name in lower case, for word-at-a-time comparison. */
+    uint8_t lower_names[CSIP_HDR_KIND_COUNT][CSIP_MAX_KIND_NAME];
 };
 
 /**
@@ -158,7 +170,8 @@ int csip_scan_message(const struct csip_scanner *scanner, const uint8_t *buf, si
 /** Canonical name of a header kind ("Via"), or NULL for CSIP_HDR_OTHER and unknown values. */
 const char *csip_header_kind_name(uint32_t kind);
 
-/** Kind of a header name (full or compact form, any case). CSIP_HDR_OTHER if not in the table. */
+/** Kind of a header name (full or compact form, any case). CSIP_HDR_OTHER if not in the table. Scans the whole
+ * table; the scanner itself uses the per-letter index in csip_scanner. */
 uint32_t csip_classify_header(const uint8_t *name, size_t len);
 
 /** Index of the first byte in [from, to) that is a control character (0x00-0x1F or 0x7F), or `to`. For tests. */
