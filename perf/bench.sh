@@ -19,7 +19,7 @@
 # worker each keeps the comparison about CPU, not ordering. (sip-edge keeps a client's messages on one worker.)
 # A clean run: every SIPp run exits 0 (no failed call). Unclean rounds are reported and left out of the medians.
 # Tunables (environment): RATE=500 CALLS=5000 ROUNDS=3 WORKERS=1 RATES="500 1000 2000 4000" STEP_SECONDS=5
-#   BASE_PORT=26000 (uses BASE_PORT..BASE_PORT+3)
+#   BASE_PORT=26000 (uses BASE_PORT..BASE_PORT+3) EDGE_ARGS="" (extra sip-edge flags, e.g. --config FILE)
 # Installs nothing. Needs: sipp (sip-tester), kamailio, and `swift build -c release` done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,8 +75,9 @@ stop_pid() {
 
 start_proxy() { # $1 = edge | kamailio
     if [ "$1" = edge ]; then
+        # shellcheck disable=SC2086 # EDGE_ARGS is a list of extra flags
         "$EDGE" --listen "udp:127.0.0.1:$PROXY_PORT" --upstream "sip:127.0.0.1:$UAS_PORT" --workers "$WORKERS" \
-            > "$WORK/edge.log" 2>&1 &
+            ${EDGE_ARGS:-} > "$WORK/edge.log" 2>&1 &
         PROXY_PID=$!
     else
         sed -e "s/KAMAILIO_CHILDREN/$WORKERS/; s/KAMAILIO_LISTEN/127.0.0.1:$PROXY_PORT/" \

@@ -76,7 +76,18 @@ int csip_uring_create(struct csip_uring **out, const struct csip_uring_options *
     struct csip_uring *u = calloc(1, sizeof(*u));
     if (u == NULL) return -ENOMEM;
     u->ring.ring_fd = -1;
-    int rc = io_uring_queue_init(entries, &u->ring, 0);
+    /* The ring is created and used by one worker thread only: SINGLE_ISSUER + DEFER_TASKRUN (kernel 6.1) run
+     * completion work when the worker asks for events instead of interrupting it per packet. Older kernels
+     * refuse those flags with -EINVAL: fall back to COOP_TASKRUN (5.19), then to none. */
+    const unsigned flag_sets[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN,
+        0,
+    };
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]) && rc == -EINVAL; i++) {
+        rc = io_uring_queue_init(entries, &u->ring, flag_sets[i]);
+    }
     if (rc < 0) {
         u->ring.ring_fd = -1;
         csip_uring_destroy(u);
@@ -223,19 +234,21 @@ static void decode_receive(struct csip_uring *u, const struct io_uring_cqe *cqe,
     event->truncated = (header->flags & MSG_TRUNC) ? 1 : 0;
 }
 
-int csip_uring_wait(struct csip_uring *u, struct csip_uring_event *events, uint32_t capacity, uint32_t timeout_ms) {
+int csip_uring_wait(struct csip_uring *u, struct csip_uring_event *events, uint32_t capacity, uint32_t wait_for,
+                    uint32_t timeout_us) {
     if (u == NULL || events == NULL || capacity == 0) return -EINVAL;
+    if (wait_for == 0) wait_for = 1;
     struct __kernel_timespec timeout = {
-        .tv_sec = timeout_ms / 1000,
-        .tv_nsec = (long long)(timeout_ms % 1000) * 1000000LL,
+        .tv_sec = timeout_us / 1000000u,
+        .tv_nsec = (long long)(timeout_us % 1000000u) * 1000LL,
     };
     struct io_uring_cqe *first = NULL;
     int rc;
     do {
-        rc = io_uring_submit_and_wait_timeout(&u->ring, &first, 1, &timeout, NULL);
+        rc = io_uring_submit_and_wait_timeout(&u->ring, &first, wait_for, &timeout, NULL);
     } while (rc == -EINTR);
-    if (rc == -ETIME) return 0;
-    if (rc < 0) return rc;
+    /* A timeout is not an error: whatever completed meanwhile is still reaped below. */
+    if (rc < 0 && rc != -ETIME) return rc;
 
     struct io_uring_cqe *cqes[256];
     uint32_t limit = capacity < 256 ? capacity : 256;

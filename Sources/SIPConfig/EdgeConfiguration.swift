@@ -56,6 +56,7 @@ public struct EdgeConfiguration: Sendable, Equatable {
           receive_buffers: 128              # provided receive buffers per worker (power of two)
           send_slots: 256                   # sends in flight per worker
           send_slot_size: 8192              # bytes; larger datagrams use sendto
+          batch_wait_us: 0                  # under load, wait up to this long to batch completions (0 = off)
         """
 
     /// The embedded defaults.
@@ -116,7 +117,7 @@ public struct EdgeConfiguration: Sendable, Equatable {
             if let v = try limits.integer("max_uri_length", in: 64...65_536) { configuration.limits.maxURILength = v }
         }
         if let uring = try root.mapping("uring") {
-            try uring.allowOnly(["entries", "receive_buffers", "send_slots", "send_slot_size"])
+            try uring.allowOnly(["entries", "receive_buffers", "send_slots", "send_slot_size", "batch_wait_us"])
             if let v = try uring.integer("entries", in: 8...32_768) { configuration.uring.entries = UInt32(v) }
             if let v = try uring.integer("receive_buffers", in: 8...32_768) {
                 guard v & (v - 1) == 0 else { throw ConfigError("uring.receive_buffers", "must be a power of two") }
@@ -124,6 +125,9 @@ public struct EdgeConfiguration: Sendable, Equatable {
             }
             if let v = try uring.integer("send_slots", in: 8...65_536) { configuration.uring.sendSlots = UInt32(v) }
             if let v = try uring.integer("send_slot_size", in: 512...65_536) { configuration.uring.sendSlotSize = UInt32(v) }
+            if let v = try uring.integer("batch_wait_us", in: 0...100_000) {
+                configuration.uring.batchWaitMicroseconds = UInt32(v)
+            }
         }
         try configuration.validate()
         return configuration
@@ -179,6 +183,7 @@ extension URingOptions: Equatable {
     public static func == (a: URingOptions, b: URingOptions) -> Bool {
         a.entries == b.entries && a.receiveBuffers == b.receiveBuffers && a.receiveBufferSize == b.receiveBufferSize
             && a.sendSlots == b.sendSlots && a.sendSlotSize == b.sendSlotSize
+            && a.batchWaitMicroseconds == b.batchWaitMicroseconds && a.batchSize == b.batchSize
     }
 }
 

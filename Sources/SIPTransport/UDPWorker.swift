@@ -129,8 +129,15 @@ public final class UDPWorker {
     // MARK: io_uring path
 
     private func runRing(_ ring: URing, until stop: StopSignal) {
+        let options = configuration.uring
+        var busy = false
         while !stop.isStopped {
-            let count = ring.wait(timeoutMilliseconds: 200)
+            // Idle: sleep until the first packet (checking for stop every 200 ms). Busy: collect a batch, waiting at
+            // most batchWaitMicroseconds, so a loaded worker wakes per batch rather than per packet.
+            let count = busy && options.batchWaitMicroseconds > 0
+                ? ring.wait(completions: options.batchSize, timeoutMicroseconds: options.batchWaitMicroseconds)
+                : ring.wait(completions: 1, timeoutMicroseconds: 200_000)
+            busy = count > 0
             for i in 0..<count {
                 let event = ring.event(i)
                 switch event.kind {

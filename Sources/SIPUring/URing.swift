@@ -17,6 +17,12 @@ public struct URingOptions: Sendable {
     public var sendSlots: UInt32 = 256
     /// Largest datagram sent through the ring; larger ones go through `sendto`. Default: 8,192.
     public var sendSlotSize: UInt32 = 8_192
+    /// Under load, how long a worker may wait for more completions before handling those it has, in
+    /// microseconds: fewer wake-ups (CPU) against at most this much added latency. 0 handles every completion at
+    /// once. An idle worker always wakes on the first packet. Default: 0 (lowest latency).
+    public var batchWaitMicroseconds: UInt32 = 0
+    /// Completions that end a batch wait early. Default: 32.
+    public var batchSize: UInt32 = 32
 
     public init() {}
 }
@@ -90,9 +96,10 @@ public final class URing {
         return status == 0
     }
 
-    /// Submits queued work and waits up to `timeoutMilliseconds` for completions; returns how many events arrived.
-    public func wait(timeoutMilliseconds: UInt32) -> Int {
-        let count = csip_uring_wait(handle, events, UInt32(eventCapacity), timeoutMilliseconds)
+    /// Submits queued work and waits until `completions` are ready or `timeoutMicroseconds` pass; returns how many
+    /// events arrived (possibly fewer than asked, or none).
+    public func wait(completions: UInt32 = 1, timeoutMicroseconds: UInt32) -> Int {
+        let count = csip_uring_wait(handle, events, UInt32(eventCapacity), completions, timeoutMicroseconds)
         eventCount = max(Int(count), 0)
         return eventCount
     }

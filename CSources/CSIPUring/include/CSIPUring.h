@@ -114,10 +114,12 @@ int csip_uring_send(struct csip_uring *ring, int fd, uint32_t socket_tag, const 
 void csip_uring_recycle(struct csip_uring *ring, uint16_t buffer_id);
 
 /**
- * Submits what is queued, waits up to `timeout_ms` for at least one completion, and decodes up to `capacity`
- * completions into `events`. Returns the number of events (0 on timeout) or -errno.
+ * Submits what is queued, waits until `wait_for` completions are ready or `timeout_us` microseconds pass, and
+ * decodes up to `capacity` ready completions into `events`. Returns the number of events (0 when nothing
+ * completed) or -errno. Waiting for several completions with a short timeout batches wake-ups under load.
  */
-int csip_uring_wait(struct csip_uring *ring, struct csip_uring_event *events, uint32_t capacity, uint32_t timeout_ms);
+int csip_uring_wait(struct csip_uring *ring, struct csip_uring_event *events, uint32_t capacity, uint32_t wait_for,
+                    uint32_t timeout_us);
 
 #ifdef __cplusplus
 }
