@@ -98,6 +98,15 @@ public final class StatelessProxy {
         let side = side(of: source)
         let firstHeader = message.header(at: 0).name.start
 
+        // Loop detection (RFC 3261 §16.3 step 4, simplified for an edge): a request may pass us once on its way in
+        // and once more when the core sends it back out (a spiral), so it carries at most one Via of ours, and
+        // none at all when it comes from the public side.
+        if ownViaCount(in: message) > (side == .upstream ? 1 : 0) {
+            if isAck { return .drop(.unanswerableAck) }
+            buildReply(to: message, status: 482, reason: "Loop Detected")
+            return .reply(status: 482, to: responseAddress(for: message, source: source))
+        }
+
         // Our own Route on top (we Record-Routed this dialog) is consumed here (RFC 3261 §16.4).
         var nextRoute: NameAddress?
         if let routeIndex = message.firstIndex(of: .route) {
@@ -285,6 +294,20 @@ public final class StatelessProxy {
     }
 
     // MARK: Helpers
+
+    /// How many Via hops carry our own sent-by.
+    private func ownViaCount(in message: SIPMessage) -> Int {
+        let bytes = message.bytes
+        var count = isOurs(host: message.topVia.host, port: message.topVia.port, in: bytes) ? 1 : 0
+        guard message.viaHopCount > 1 else { return count }
+        var index = 0
+        try? message.forEachElement(of: .via) { element throws(SIPParseError) in
+            index += 1
+            guard index > 1, let hop = try? ViaHop.parse(bytes, element) else { return }
+            if isOurs(host: hop.host, port: hop.port, in: bytes) { count += 1 }
+        }
+        return count
+    }
 
     private func appendAdvertisedHostPort(to out: inout [UInt8]) {
         configuration.advertised.appendURIHost(to: &out)

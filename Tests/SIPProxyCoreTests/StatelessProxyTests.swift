@@ -183,4 +183,28 @@ func reparses(_ text: String) -> Bool {
         }
         #expect(used.count == 3)
     }
+
+    @Test func loopsAreAnswered482ButASpiralThroughTheCoreIsForwarded() throws {
+        func request(vias: [String]) -> [UInt8] {
+            lines(["INVITE sip:alice@192.0.2.10:40000 SIP/2.0"] + vias.map { "Via: \($0)" } + [
+                "Max-Forwards: 60", "From: <sip:bob@example.com>;tag=b2", "To: <sip:alice@example.com>",
+                "Call-ID: loop-1", "CSeq: 1 INVITE", "Content-Length: 0",
+            ])
+        }
+        let ours = "SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bKedge1"
+        let core1 = "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKcore1"
+        let phoneVia = "SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKphone"
+        // Phone -> edge -> core -> edge -> phone: one Via of ours on the way back out is a spiral.
+        let spiral = try run(request(vias: [core1, ours, phoneVia]), from: core)
+        #expect(spiral.0 == .forward(to: phone))
+        // Twice through us: a loop.
+        let loop = try run(request(vias: [core1, ours, "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKcore0", ours, phoneVia]),
+                           from: core)
+        #expect(loop.0 == .reply(status: 482, to: core))
+        #expect(loop.1.hasPrefix("SIP/2.0 482 Loop Detected\r\n"))
+        // From the public side, any Via of ours is a loop (or a forgery).
+        #expect(try run(request(vias: [phoneVia, ours]), from: phone).0 == .reply(status: 482, to: phone))
+        // A compact multi-hop Via line is read hop by hop.
+        #expect(try run(request(vias: ["\(core1), \(ours), \(ours)"]), from: core).0 == .reply(status: 482, to: core))
+    }
 }
