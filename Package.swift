@@ -59,8 +59,10 @@ let package = Package(
             ]
         ),
 
+        // Test support: runs a program with io_uring_setup refused by seccomp, like a container profile.
+        .executableTarget(name: "deny-io-uring", path: "Tests/Support/DenyIOURing", cSettings: strictC),
         // Real peers (SIPp) on 127.0.0.1 against the built sip-edge binary.
-        .testTarget(name: "IntegrationTests", dependencies: ["sip-edge"], exclude: ["Fixtures"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["sip-edge", "deny-io-uring"], exclude: ["Fixtures"]),
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPParsing", "SIPTransport", "SIPProxyCore", "SIPUring", "SIPBytes"]),
         .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPBytes"]),
         .testTarget(name: "SIPProxyCoreTests", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),

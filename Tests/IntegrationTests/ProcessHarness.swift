@@ -12,6 +12,11 @@ enum ProcessHarness {
         repositoryRoot.appendingPathComponent(".build/debug/sip-edge")
     }
 
+    /// The seccomp wrapper that refuses io_uring (Tests/Support/DenyIOURing).
+    static var denyIOURingBinary: URL {
+        repositoryRoot.appendingPathComponent(".build/debug/deny-io-uring")
+    }
+
     static func which(_ tool: String) -> String? {
         for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
             let path = "\(directory)/\(tool)"

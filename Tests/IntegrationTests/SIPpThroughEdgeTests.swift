@@ -5,18 +5,19 @@ import Testing
 @Suite(.serialized) struct SIPpThroughEdgeTests {
     /// Starts a UAS and sip-edge, runs the UAC scenario, stops everything; returns the UAC's exit status and logs.
     func runCalls(uac: [String], uas: [String], calls: Int, name: String,
-                  dataPath: String = "auto") throws -> (Int32, String) {
+                  dataPath: String = "auto", denyIOURing: Bool = false) throws -> (Int32, String) {
         let sipp = try #require(ProcessHarness.which("sipp"), "sipp (Debian sip-tester) must be installed")
         let base = ProcessHarness.portBase(0)
         let (edgePort, uasPort, uacPort) = (base, base + 1, base + 2)
         let server = try ProcessHarness.start(sipp, uas + ["-i", "127.0.0.1", "-p", "\(uasPort)", "-nostdin"],
                                               log: "\(name)-uas.log")
         defer { ProcessHarness.stop(server) }
-        let edge = try ProcessHarness.start(
-            ProcessHarness.sipEdgeBinary.path,
-            ["--listen", "udp:127.0.0.1:\(edgePort)", "--upstream", "sip:127.0.0.1:\(uasPort)", "--workers", "2",
-             "--data-path", dataPath],
-            log: "\(name)-edge.log")
+        let edgeArguments = ["--listen", "udp:127.0.0.1:\(edgePort)", "--upstream", "sip:127.0.0.1:\(uasPort)",
+                             "--workers", "2", "--data-path", dataPath]
+        let edge = denyIOURing
+            ? try ProcessHarness.start(ProcessHarness.denyIOURingBinary.path,
+                                       [ProcessHarness.sipEdgeBinary.path] + edgeArguments, log: "\(name)-edge.log")
+            : try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, edgeArguments, log: "\(name)-edge.log")
         defer { ProcessHarness.stop(edge) }
         usleep(500_000)
         #expect(edge.isRunning, "sip-edge exited: \(ProcessHarness.logContents("\(name)-edge.log"))")
@@ -66,5 +67,27 @@ import Testing
         let totals = try callTotals("edge-options")
         #expect(totals.successful == 30)
         #expect(totals.failed == 0)
+    }
+
+    /// Where io_uring is refused (seccomp, as in containers), `auto` falls back to recvmmsg and still carries calls.
+    @Test func refusedIOURingFallsBackToRecvmmsg() throws {
+        let (status, log) = try runCalls(uac: ["-sn", "uac"], uas: ["-sn", "uas"], calls: 20, name: "edge-seccomp",
+                                         dataPath: "auto", denyIOURing: true)
+        #expect(status == 0, "SIPp UAC failed:\n\(log)")
+        #expect(log.contains("UDP workers (recvmmsg)"), "\(log)")
+        #expect(try callTotals("edge-seccomp").successful == 20)
+    }
+
+    /// Demanding io_uring where it is refused is a start-up error that says why, not a silent fallback.
+    @Test func demandedIOURingThatIsRefusedFailsClearly() throws {
+        let status = try ProcessHarness.run(
+            ProcessHarness.denyIOURingBinary.path,
+            [ProcessHarness.sipEdgeBinary.path, "--listen", "udp:127.0.0.1:\(ProcessHarness.portBase(5))",
+             "--workers", "1", "--data-path", "io-uring"],
+            timeout: 10, log: "edge-seccomp-demanded.log")
+        let log = ProcessHarness.logContents("edge-seccomp-demanded.log")
+        #expect(status == 1)
+        #expect(log.contains("io_uring setup"), "\(log)")
+        #expect(log.contains("Operation not permitted"), "\(log)")
     }
 }
