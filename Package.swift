@@ -33,6 +33,9 @@ let package = Package(
         // Message model and parser: safe Swift over SIPBytes.
         .target(name: "SIPParsing", dependencies: ["SIPBytes"]),
 
+        // Edge policy: validation rules and rate limiting, pure values with the clock passed in.
+        .target(name: "SIPSecurity", dependencies: ["SIPParsing", "SIPBytes"]),
+
         // Stateless proxy core: pure routing decisions and message edits, no I/O.
         .target(name: "SIPProxyCore", dependencies: ["SIPParsing", "SIPBytes"]),
 
@@ -46,7 +49,7 @@ let package = Package(
         .target(name: "SIPUring", dependencies: ["CSIPUring", "SIPBytes"]),
 
         // Workers: each owns its sockets, parser and proxy core; no locks on the hot path.
-        .target(name: "SIPTransport", dependencies: ["SIPUring", "SIPProxyCore", "SIPParsing", "SIPBytes"]),
+        .target(name: "SIPTransport", dependencies: ["SIPUring", "SIPProxyCore", "SIPSecurity", "SIPParsing", "SIPBytes"]),
 
         .executableTarget(
             name: "sip-edge",
@@ -64,6 +67,7 @@ let package = Package(
         // Real peers (SIPp) on 127.0.0.1 against the built sip-edge binary.
         .testTarget(name: "IntegrationTests", dependencies: ["sip-edge", "deny-io-uring"], exclude: ["Fixtures"]),
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPParsing", "SIPTransport", "SIPProxyCore", "SIPUring", "SIPBytes"]),
+        .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPBytes"]),
         .testTarget(name: "SIPProxyCoreTests", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "CSIPScanTests", dependencies: ["CSIPScan", "SIPBytes"]),

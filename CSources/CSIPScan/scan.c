@@ -217,6 +217,7 @@ static int find_line_end(const struct csip_scanner *scanner, const uint8_t *buf,
 
 /* Extends a header's value with one continuation line [from, cr). */
 static void append_continuation(struct csip_header *header, const uint8_t *buf, size_t from, size_t cr) {
+    header->flags |= CSIP_HEADER_CONTINUED;
     size_t first = from;
     while (first < cr && is_wsp(buf[first])) first++;
     if (first == cr) return; /* an all-blank continuation adds nothing */

@@ -50,6 +50,8 @@ public struct HeaderLineFlags: OptionSet, Sendable, Hashable {
     public static let spaceBeforeColon = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_SPACE_BEFORE_COLON))
     /// The name was a one-letter compact form.
     public static let compact = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_COMPACT))
+    /// The header had continuation lines (its value may even start on one).
+    public static let continued = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_CONTINUED))
     /// The value holds a control character other than HTAB; legal only as a quoted-pair in a quoted string.
     public static let controlCharacters = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_CONTROL_CHARS))
 }

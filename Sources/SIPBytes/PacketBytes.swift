@@ -161,3 +161,20 @@ public enum ASCII {
         byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A
     }
 }
+
+extension PacketBytes {
+    /// Index of the first byte >= 0x80 in `span`, or nil: eight bytes per step, for UTF-8 validation.
+    public func firstNonASCII(in span: ByteSpan) -> Int? {
+        precondition(contains(span), "span outside PacketBytes")
+        var i = span.start
+        while i + 8 <= span.end {
+            if base.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { break }
+            i += 8
+        }
+        while i < span.end {
+            if self[i] >= 0x80 { return i }
+            i += 1
+        }
+        return nil
+    }
+}

@@ -52,6 +52,8 @@ enum {
     /** The value holds a control character other than HTAB (NUL included). Legal only as a quoted-pair inside a
      * quoted string; the parser checks that, policy may refuse it outright. */
     CSIP_HEADER_CONTROL_CHARS = 1u << 3,
+    /** The header had at least one continuation line (even if its value only starts there). */
+    CSIP_HEADER_CONTINUED = 1u << 4,
 };
 
 /** One header line: name and value spans (value trimmed of surrounding whitespace), kind and flags. */

@@ -1,0 +1,162 @@
+public import SIPBytes
+
+/// Rate-limit settings, per worker (a client IP always reaches the same worker, so per-worker limits are per-IP).
+public struct RateLimitConfiguration: Sendable, Equatable {
+    public var enabled = true
+    /// Window length in milliseconds. Default: 1,000.
+    public var windowMilliseconds: UInt64 = 1_000
+    /// Requests (other than REGISTER) per window per source. Default: 200.
+    public var requestsPerWindow: UInt32 = 200
+    /// REGISTERs per window per source: registration floods are the classic attack. Default: 20.
+    public var registersPerWindow: UInt32 = 20
+    /// Sources tracked per worker; beyond this the least recently seen is forgotten, so a spoofed-source flood
+    /// cannot exhaust memory. Default: 65,536 (the table holds twice that many slots of 56 bytes: 7 MiB per worker).
+    public var tableSize: Int = 65_536
+    /// A source whose rate reaches this many times its limit is banned. Default: 3.
+    public var banMultiplier: UInt32 = 3
+    /// Ban length in milliseconds. Default: 60,000.
+    public var banMilliseconds: UInt64 = 60_000
+    /// Retry-After, in seconds, on 503 answers. Default: 5.
+    public var retryAfterSeconds: UInt32 = 5
+    /// Never limited: the upstream core and other trusted peers (upstreams are always added).
+    public var allowList: [AddressPrefix] = []
+
+    public init() {}
+}
+
+/// An IPv4 or IPv6 prefix (CIDR), for allow lists.
+public struct AddressPrefix: Sendable, Equatable, CustomStringConvertible {
+    public let address: EndpointAddress
+    public let length: Int
+
+    /// Parses "192.0.2.0/24", "2001:db8::/32" or a bare address (a host prefix).
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        guard let address = EndpointAddress.parse(String(parts[0]), port: 0) else { return nil }
+        let maximum = address.family == .ipv4 ? 32 : 128
+        if parts.count == 2 {
+            guard let length = Int(parts[1]), (0...maximum).contains(length) else { return nil }
+            self.length = length
+        } else {
+            self.length = maximum
+        }
+        self.address = address
+    }
+
+    public func contains(_ other: EndpointAddress) -> Bool {
+        guard other.family == address.family else { return false }
+        if address.family == .ipv4 {
+            let mask: UInt64 = length == 0 ? 0 : (~UInt64(0) << UInt64(64 - length))
+            return (other.high & mask) == (address.high & mask)
+        }
+        let highBits = min(length, 64)
+        let lowBits = max(length - 64, 0)
+        let highMask: UInt64 = highBits == 0 ? 0 : ~UInt64(0) << UInt64(64 - highBits)
+        let lowMask: UInt64 = lowBits == 0 ? 0 : ~UInt64(0) << UInt64(64 - lowBits)
+        return (other.high & highMask) == (address.high & highMask) && (other.low & lowMask) == (address.low & lowMask)
+    }
+
+    public var description: String {
+        var text: [UInt8] = []
+        address.appendHost(to: &text)
+        return String(decoding: text, as: UTF8.self) + "/\(length)"
+    }
+}
+
+/// Sliding-window rate limiter with temporary bans, in a fixed-size table (Pingora's previous/current window
+/// interpolation). One per worker; the clock is passed in (milliseconds, monotonic). No allocation after init.
+public struct RateLimiter {
+    /// What the limiter decided for one request.
+    public enum Decision: Equatable, Sendable {
+        case allow
+        /// Over the limit: answer 503 with Retry-After (or drop, per policy).
+        case limited
+        /// Banned: drop without answer until the ban ends.
+        case banned
+    }
+
+    struct Entry {
+        var keyHigh: UInt64 = 0
+        var keyLow: UInt64 = 0
+        var windowStart: UInt64 = 0
+        var current: UInt32 = 0
+        var previous: UInt32 = 0
+        var bannedUntil: UInt64 = 0
+        var lastSeen: UInt64 = 0
+        var used = false
+    }
+
+    public let configuration: RateLimitConfiguration
+    private var entries: [Entry]
+    private let mask: Int
+    /// Sources forgotten to make room (a sign of a spoofed-source flood or a too-small table).
+    public private(set) var evictions = 0
+
+    public init(configuration: RateLimitConfiguration) {
+        self.configuration = configuration
+        var size = 16
+        while size < configuration.tableSize * 2 { size <<= 1 }  // at most half full before eviction kicks in
+        entries = [Entry](repeating: Entry(), count: size)
+        mask = size - 1
+    }
+
+    /// Counts one request from `source` (IPv6 grouped by /64) of kind `isRegister`, at `now` milliseconds.
+    public mutating func check(_ source: EndpointAddress, isRegister: Bool, now: UInt64) -> Decision {
+        guard configuration.enabled else { return .allow }
+        // IPv6 clients get a /64 each: counting single addresses would let one host rotate through 2^64 of them.
+        let keyHigh = source.high
+        let keyLow = (source.family == .ipv6 ? 0 : 1) | (isRegister ? 2 : 0)
+        let slot = findSlot(keyHigh: keyHigh, keyLow: UInt64(keyLow), now: now)
+        var entry = entries[slot]
+        entry.lastSeen = now
+        if entry.bannedUntil > now {
+            entries[slot] = entry
+            return .banned
+        }
+        let window = configuration.windowMilliseconds
+        if now >= entry.windowStart + window {
+            // Roll the window; a gap of two windows or more forgets the past.
+            entry.previous = now >= entry.windowStart + 2 * window ? 0 : entry.current
+            entry.current = 0
+            entry.windowStart = now - (now - entry.windowStart) % window
+        }
+        entry.current &+= 1
+        let elapsed = now - entry.windowStart
+        let weight = Double(window - elapsed) / Double(window)
+        let estimate = Double(entry.previous) * weight + Double(entry.current)
+        let limit = Double(isRegister ? configuration.registersPerWindow : configuration.requestsPerWindow)
+        var decision = Decision.allow
+        if estimate > limit * Double(configuration.banMultiplier) {
+            entry.bannedUntil = now + configuration.banMilliseconds
+            decision = .banned
+        } else if estimate > limit {
+            decision = .limited
+        }
+        entries[slot] = entry
+        return decision
+    }
+
+    /// The slot for a key: its own, a free one, or (when the probe window is full) the least recently seen.
+    private mutating func findSlot(keyHigh: UInt64, keyLow: UInt64, now: UInt64) -> Int {
+        var hash = (keyHigh ^ (keyLow &* 0x9E37_79B9_7F4A_7C15)) &* 0xBF58_476D_1CE4_E5B9
+        hash ^= hash >> 31
+        let start = Int(truncatingIfNeeded: hash) & mask
+        var oldest = start
+        for probe in 0..<16 {
+            let slot = (start + probe) & mask
+            let entry = entries[slot]
+            if !entry.used {
+                entries[slot] = Entry(keyHigh: keyHigh, keyLow: keyLow, windowStart: now, used: true)
+                return slot
+            }
+            if entry.keyHigh == keyHigh && entry.keyLow == keyLow { return slot }
+            if entry.lastSeen < entries[oldest].lastSeen { oldest = slot }
+        }
+        evictions += 1
+        entries[oldest] = Entry(keyHigh: keyHigh, keyLow: keyLow, windowStart: now, used: true)
+        return oldest
+    }
+
+    /// Number of sources currently tracked (for tests and metrics; walks the table).
+    public var trackedSources: Int { entries.reduce(0) { $0 + ($1.used ? 1 : 0) } }
+}

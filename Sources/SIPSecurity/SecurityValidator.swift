@@ -1,0 +1,254 @@
+public import SIPBytes
+public import SIPParsing
+
+/// Settings of the message validator. Every limit has a safe default; every rule's action can be changed.
+public struct SecurityConfiguration: Sendable, Equatable {
+    /// Most Via hops in a request or response. Default: 20.
+    public var maxViaHops: Int = 20
+    /// Longest Request-URI, in bytes. Default: 512.
+    public var maxURILength: Int = 512
+    /// Request-URI hosts served (exact, or any subdomain of an entry), for requests from the public side; empty
+    /// allows any. Compared without case.
+    public var allowedDomains: [String] = []
+    /// User-Agent substrings refused (without case): scanners and war-dialers by default.
+    public var blockedUserAgents: [String] = ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sundayddr",
+                                              "iwar", "vaxsipuseragent", "pplsip", "smap"]
+    /// What each rule does; rules not listed reject.
+    public var actions: [SecurityRule: RuleAction] = [.blockedUserAgent: .drop, .banned: .drop]
+
+    public init() {}
+
+    public func action(for rule: SecurityRule) -> RuleAction { actions[rule] ?? .reject }
+}
+
+/// Checks one parsed message against the edge policy. Pure: no clock, no counters, no logging, no allocation on
+/// the accept path. One per worker (it holds pre-lowered copies of the configured strings).
+public struct SecurityValidator: Sendable {
+    public let configuration: SecurityConfiguration
+    private let domains: [[UInt8]]
+    private let agents: [[UInt8]]
+
+    public init(configuration: SecurityConfiguration) {
+        self.configuration = configuration
+        domains = configuration.allowedDomains.map { Array($0.lowercased().utf8) }
+        agents = configuration.blockedUserAgents.map { Array($0.lowercased().utf8) }
+    }
+
+    /// The verdict for `message`. `fromPublicSide` enables the checks that only make sense for clients (domains).
+    public func validate(_ message: SIPMessage, fromPublicSide: Bool) -> Verdict {
+        if let rule = firstViolation(message, fromPublicSide: fromPublicSide) {
+            return verdict(for: rule)
+        }
+        return .accept
+    }
+
+    /// The verdict a rule's configured action gives.
+    public func verdict(for rule: SecurityRule) -> Verdict {
+        switch configuration.action(for: rule) {
+        case .allow: return .accept
+        case .drop: return .drop(rule)
+        case .reject:
+            switch rule {
+            case .uriTooLong: return .reject(status: 414, reason: StaticStringBox("Request-URI Too Long"), rule: rule)
+            case .tooManyVias: return .reject(status: 400, reason: StaticStringBox("Too Many Via Headers"), rule: rule)
+            case .headerSmuggling:
+                return .reject(status: 400, reason: StaticStringBox("Ambiguous Message Framing"), rule: rule)
+            case .controlCharacter:
+                return .reject(status: 400, reason: StaticStringBox("Control Character In Header"), rule: rule)
+            case .invalidUTF8: return .reject(status: 400, reason: StaticStringBox("Invalid UTF-8"), rule: rule)
+            case .malformed: return .reject(status: 400, reason: StaticStringBox("Bad Request"), rule: rule)
+            case .rateLimited, .banned:
+                return .reject(status: 503, reason: StaticStringBox("Service Unavailable"), rule: rule)
+            case .domainNotAllowed:
+                return .reject(status: 404, reason: StaticStringBox("Not Found"), rule: rule)
+            default: return .reject(status: 403, reason: StaticStringBox("Forbidden"), rule: rule)
+            }
+        }
+    }
+
+    private func enabled(_ rule: SecurityRule) -> Bool { configuration.action(for: rule) != .allow }
+
+    private func firstViolation(_ message: SIPMessage, fromPublicSide: Bool) -> SecurityRule? {
+        let bytes = message.bytes
+        if message.viaHopCount > configuration.maxViaHops, enabled(.tooManyVias) { return .tooManyVias }
+        let requestURI = message.requestLine?.uri
+        if let requestURI, requestURI.span.count > configuration.maxURILength, enabled(.uriTooLong) {
+            return .uriTooLong
+        }
+        if enabled(.headerSmuggling), isAmbiguouslyFramed(message) { return .headerSmuggling }
+        if message.headerFlags.contains(.controlCharacters), enabled(.controlCharacter) { return .controlCharacter }
+        if enabled(.invalidUTF8), !UTF8Check.isValid(bytes, ByteSpan(from: 0, to: message.body.start)) {
+            return .invalidUTF8
+        }
+        // Injection patterns: the Request-URI and every header except the ones whose grammar the parser already
+        // pinned down to harmless characters. The body (SDP) is not scanned.
+        if let requestURI, let rule = PatternScan.firstMatch(bytes, requestURI.span, enabled: enabled) { return rule }
+        for index in 0..<message.headerCount {
+            let kind = message.kind(at: index)
+            if kind == .via || kind == .cseq || kind == .callID || kind == .contentLength || kind == .maxForwards
+                || kind == .contentType {
+                continue
+            }
+            if let rule = PatternScan.firstMatch(bytes, message.header(at: index).value, enabled: enabled) {
+                return rule
+            }
+        }
+        if fromPublicSide, !domains.isEmpty, let requestURI, requestURI.scheme == .sip || requestURI.scheme == .sips,
+            enabled(.domainNotAllowed), !isAllowedDomain(bytes, requestURI.host) {
+            return .domainNotAllowed
+        }
+        if !agents.isEmpty, enabled(.blockedUserAgent) {
+            var index = message.firstIndex(of: .userAgent)
+            while let current = index {
+                let value = message.header(at: current).value
+                if agents.contains(where: { Self.contains(bytes, value, lowercased: $0) }) { return .blockedUserAgent }
+                index = message.nextIndex(of: .userAgent, after: current)
+            }
+        }
+        return nil
+    }
+
+    /// Space before a colon, a folded Content-Length, or Content-Length more than once (even if equal).
+    private func isAmbiguouslyFramed(_ message: SIPMessage) -> Bool {
+        if message.headerFlags.contains(.spaceBeforeColon) { return true }
+        guard let first = message.firstIndex(of: .contentLength) else { return false }
+        if message.header(at: first).flags.contains(.continued) { return true }
+        return message.nextIndex(of: .contentLength, after: first) != nil
+    }
+
+    private func isAllowedDomain(_ bytes: PacketBytes, _ host: ByteSpan) -> Bool {
+        for domain in domains {
+            if host.count == domain.count, Self.contains(bytes, host, lowercased: domain) { return true }
+            // A subdomain: the host ends with "." + domain.
+            if host.count > domain.count, bytes[host.end - domain.count - 1] == UInt8(ascii: "."),
+                Self.contains(bytes, ByteSpan(from: host.end - domain.count, to: host.end), lowercased: domain) {
+                return true
+            }
+        }
+        return false
+    }
+
+    /// True when `span` contains `needle` (lower-case ASCII), compared without case.
+    static func contains(_ bytes: PacketBytes, _ span: ByteSpan, lowercased needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, span.count >= needle.count else { return needle.isEmpty }
+        var start = span.start
+        while start + needle.count <= span.end {
+            var i = 0
+            while i < needle.count && ASCII.lowercased(bytes[start + i]) == needle[i] { i += 1 }
+            if i == needle.count { return true }
+            start += 1
+        }
+        return false
+    }
+}
+
+/// UTF-8 validity (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF, no stray continuation bytes.
+enum UTF8Check {
+    static func isValid(_ bytes: PacketBytes, _ span: ByteSpan) -> Bool {
+        var i = span.start
+        let end = span.end
+        while i < end {
+            guard let next = bytes.firstNonASCII(in: ByteSpan(from: i, to: end)) else { return true }
+            i = next
+            let lead = bytes[i]
+            let length: Int
+            var low: UInt8 = 0x80
+            var high: UInt8 = 0xBF
+            switch lead {
+            case 0xC2...0xDF: length = 2
+            case 0xE0: length = 3; low = 0xA0  // no overlong 3-byte forms
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED: length = 3; high = 0x9F  // no surrogates
+            case 0xF0: length = 4; low = 0x90  // no overlong 4-byte forms
+            case 0xF1...0xF3: length = 4
+            case 0xF4: length = 4; high = 0x8F  // nothing above U+10FFFF
+            default: return false  // continuation byte, C0/C1 overlong lead, F5-FF
+            }
+            guard i + length <= end else { return false }
+            let second = bytes[i + 1]
+            guard second >= low && second <= high else { return false }
+            for k in 2..<max(length, 2) where bytes[i + k] & 0xC0 != 0x80 { return false }
+            i += length
+        }
+        return true
+    }
+}
+
+/// Case-insensitive search for attack patterns, one pass per value: a byte can start a pattern only if it is the
+/// first byte of one, which a 128-bit mask tells at once.
+enum PatternScan {
+    struct Pattern {
+        let text: [UInt8]
+        let rule: SecurityRule
+    }
+
+    /// Patterns grouped by first byte (lower case). Built once; read-only afterwards.
+    static let patternsByFirstByte: [[Pattern]] = {
+        let list: [(String, SecurityRule)] = [
+            // SQL: tautologies, comment-outs, stacked and union queries, time-based probes.
+            ("' or ", .sqlInjection), ("'or ", .sqlInjection), ("' and ", .sqlInjection), ("'--", .sqlInjection),
+            ("';", .sqlInjection), ("' union", .sqlInjection), ("union select", .sqlInjection),
+            ("union all select", .sqlInjection), ("select * from", .sqlInjection), ("drop table", .sqlInjection),
+            ("insert into", .sqlInjection), ("delete from", .sqlInjection), ("xp_cmdshell", .sqlInjection),
+            ("sleep(", .sqlInjection), ("benchmark(", .sqlInjection), ("waitfor delay", .sqlInjection),
+            ("or 1=1", .sqlInjection), ("1=1--", .sqlInjection),
+            // Script/XSS for web dashboards that render SIP headers.
+            ("<script", .scriptInjection), ("</script", .scriptInjection), ("javascript:", .scriptInjection),
+            ("vbscript:", .scriptInjection), ("onerror=", .scriptInjection), ("onload=", .scriptInjection),
+            ("onmouseover=", .scriptInjection), ("<img", .scriptInjection), ("<iframe", .scriptInjection),
+            ("<svg", .scriptInjection), ("<body", .scriptInjection), ("<object", .scriptInjection),
+            ("<embed", .scriptInjection), ("document.cookie", .scriptInjection), ("alert(", .scriptInjection),
+            // Shell: substitutions, chaining into common commands, interpreter paths.
+            ("$(", .shellInjection), ("${", .shellInjection), ("&&", .shellInjection), ("||", .shellInjection),
+            ("|sh", .shellInjection), ("| sh", .shellInjection), ("; rm ", .shellInjection), (";rm ", .shellInjection),
+            ("/bin/sh", .shellInjection), ("/bin/bash", .shellInjection), ("wget ", .shellInjection),
+            ("curl ", .shellInjection), ("nc -", .shellInjection), ("`id`", .shellInjection),
+            ("`whoami`", .shellInjection), ("`uname", .shellInjection),
+            // Traversal, raw and escaped.
+            ("../", .pathTraversal), ("..\\", .pathTraversal), ("..%2f", .pathTraversal), ("..%5c", .pathTraversal),
+            ("%2e%2e", .pathTraversal), ("/etc/passwd", .pathTraversal),
+            // Escaped CR/LF: response splitting once decoded.
+            ("%0d", .crlfInjection), ("%0a", .crlfInjection),
+        ]
+        var table = [[Pattern]](repeating: [], count: 128)
+        for (text, rule) in list {
+            let bytes = Array(text.utf8)
+            table[Int(bytes[0])].append(Pattern(text: bytes, rule: rule))
+        }
+        return table
+    }()
+
+    /// Bit mask of the first bytes (both cases of letters), for a one-instruction skip.
+    static let firstBytes: (low: UInt64, high: UInt64) = {
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+        for byte in 0..<128 where !patternsByFirstByte[byte].isEmpty {
+            for variant in [UInt8(byte), ASCII.isAlpha(UInt8(byte)) ? UInt8(byte) & ~0x20 : UInt8(byte)] {
+                if variant < 64 { low |= 1 << UInt64(variant) } else { high |= 1 << UInt64(variant - 64) }
+            }
+        }
+        return (low, high)
+    }()
+
+    static func firstMatch(_ bytes: PacketBytes, _ span: ByteSpan,
+                           enabled: (SecurityRule) -> Bool) -> SecurityRule? {
+        let (low, high) = firstBytes
+        let table = patternsByFirstByte
+        var i = span.start
+        let end = span.end
+        while i < end {
+            let byte = bytes[i]
+            let candidate = byte < 64 ? (low >> UInt64(byte)) & 1 != 0
+                : byte < 128 ? (high >> UInt64(byte &- 64)) & 1 != 0 : false
+            if candidate {
+                for pattern in table[Int(ASCII.lowercased(byte))] where i + pattern.text.count <= end {
+                    var k = 1
+                    while k < pattern.text.count && ASCII.lowercased(bytes[i + k]) == pattern.text[k] { k += 1 }
+                    if k == pattern.text.count && enabled(pattern.rule) { return pattern.rule }
+                }
+            }
+            i += 1
+        }
+        return nil
+    }
+}
