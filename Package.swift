@@ -42,7 +42,10 @@ let package = Package(
         // Typed configuration: embedded defaults, YAML file, validation with key paths.
         .target(
             name: "SIPConfig",
-            dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes", "SIPTransport", .product(name: "Yams", package: "Yams")]
+            dependencies: [
+                "SIPProxyCore", "SIPSecurity", "SIPParsing", "SIPBytes", "SIPTransport", "SIPUring",
+                .product(name: "Yams", package: "Yams"),
+            ]
         ),
 
         // Unsafe fence B: sockets and (next) the io_uring ring.
@@ -65,7 +68,10 @@ let package = Package(
         // Test support: runs a program with io_uring_setup refused by seccomp, like a container profile.
         .executableTarget(name: "deny-io-uring", path: "Tests/Support/DenyIOURing", cSettings: strictC),
         // Real peers (SIPp) on 127.0.0.1 against the built sip-edge binary.
-        .testTarget(name: "IntegrationTests", dependencies: ["sip-edge", "deny-io-uring"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "IntegrationTests", dependencies: ["sip-edge", "deny-io-uring", "SIPUring", "SIPBytes"],
+            exclude: ["Fixtures"]
+        ),
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPParsing", "SIPTransport", "SIPProxyCore", "SIPUring", "SIPBytes"]),
         .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPBytes"]),

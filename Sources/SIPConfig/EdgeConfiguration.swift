@@ -3,6 +3,7 @@ import SIPParsing
 public import SIPProxyCore
 public import SIPTransport
 public import SIPUring
+public import SIPSecurity
 import Yams
 
 /// A configuration problem, named by its key path (`limits.max_headers`), found before any socket is bound.
@@ -33,6 +34,10 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public var recordRoute: Bool
     public var limits: ParseLimits
     public var uring: URingOptions
+    public var security: SecurityConfiguration
+    public var rateLimit: RateLimitConfiguration
+    public var audit: AuditDestination
+    public var auditLinesPerSecond: Int
 
     /// The configuration sip-edge runs with when given no file: shipped as YAML so `sip-edge config --defaults`
     /// prints a complete, commented starting point.
@@ -57,6 +62,26 @@ public struct EdgeConfiguration: Sendable, Equatable {
           send_slots: 256                   # sends in flight per worker
           send_slot_size: 8192              # bytes; larger datagrams use sendto
           batch_wait_us: 0                  # under load, wait up to this long to batch completions (0 = off)
+        security:
+          max_via_hops: 20
+          max_uri_length: 512               # bytes of Request-URI
+          allowed_domains: []               # Request-URI hosts served (and subdomains); empty = any
+          blocked_user_agents: [friendly-scanner, sipvicious, sipcli, sip-scan, sundayddr, iwar, vaxsipuseragent, pplsip, smap]
+          actions:                          # per rule: reject (answer 4xx/5xx) | drop (silently) | allow (rule off)
+            blocked_user_agent: drop
+            banned: drop
+          audit_log: stderr                 # stderr | off | /path/to/file (JSON lines)
+          audit_lines_per_second: 50        # per worker; the rest are counted as suppressed
+        rate_limit:                         # per source IP (IPv6 per /64), per worker
+          enabled: true
+          window_ms: 1000
+          requests_per_window: 200
+          registers_per_window: 20
+          table_size: 65536                 # sources tracked per worker; least recently seen evicted
+          ban_multiplier: 3                 # rate >= 3x the limit: banned
+          ban_ms: 60000
+          retry_after_s: 5                  # Retry-After on 503
+          allow_list: []                    # CIDR prefixes never limited or filtered (upstreams always are)
         """
 
     /// The embedded defaults.
@@ -81,7 +106,8 @@ public struct EdgeConfiguration: Sendable, Equatable {
         var configuration = base ?? EdgeConfiguration.bare
         guard let node else { return configuration }
         let root = try Mapping(node, path: "")
-        try root.allowOnly(["listen", "upstreams", "advertise", "workers", "data_path", "record_route", "limits", "uring"])
+        try root.allowOnly(["listen", "upstreams", "advertise", "workers", "data_path", "record_route", "limits", "uring",
+                            "security", "rate_limit"])
         if let value = try root.string("listen") {
             configuration.listen = try Self.endpoint(value, scheme: "udp", path: "listen")
         }
@@ -129,6 +155,62 @@ public struct EdgeConfiguration: Sendable, Equatable {
                 configuration.uring.batchWaitMicroseconds = UInt32(v)
             }
         }
+        if let security = try root.mapping("security") {
+            try security.allowOnly(["max_via_hops", "max_uri_length", "allowed_domains", "blocked_user_agents",
+                                    "actions", "audit_log", "audit_lines_per_second"])
+            if let v = try security.integer("max_via_hops", in: 1...70) { configuration.security.maxViaHops = v }
+            if let v = try security.integer("max_uri_length", in: 32...8_192) { configuration.security.maxURILength = v }
+            if let list = try security.strings("allowed_domains") { configuration.security.allowedDomains = list }
+            if let list = try security.strings("blocked_user_agents") { configuration.security.blockedUserAgents = list }
+            if let actions = try security.mapping("actions") {
+                for (name, _) in actions.pairs {
+                    guard let rule = SecurityRule(rawValue: name) else {
+                        throw ConfigError(actions.keyPath(name), "unknown rule (known: \(SecurityRule.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    }
+                    guard let text = try actions.string(name), let action = RuleAction(rawValue: text) else {
+                        throw ConfigError(actions.keyPath(name), "must be reject, drop or allow")
+                    }
+                    configuration.security.actions[rule] = action
+                }
+            }
+            if let text = try security.string("audit_log") {
+                configuration.audit = text == "stderr" ? .standardError : text == "off" ? .off : .file(text)
+                if case .file(let path) = configuration.audit, !path.hasPrefix("/") {
+                    throw ConfigError("security.audit_log", "must be stderr, off or an absolute path")
+                }
+            }
+            if let v = try security.integer("audit_lines_per_second", in: 0...100_000) { configuration.auditLinesPerSecond = v }
+        }
+        if let limits = try root.mapping("rate_limit") {
+            try limits.allowOnly(["enabled", "window_ms", "requests_per_window", "registers_per_window", "table_size",
+                                  "ban_multiplier", "ban_ms", "retry_after_s", "allow_list", "action"])
+            if let v = try limits.bool("enabled") { configuration.rateLimit.enabled = v }
+            if let v = try limits.integer("window_ms", in: 100...3_600_000) { configuration.rateLimit.windowMilliseconds = UInt64(v) }
+            if let v = try limits.integer("requests_per_window", in: 1...10_000_000) {
+                configuration.rateLimit.requestsPerWindow = UInt32(v)
+            }
+            if let v = try limits.integer("registers_per_window", in: 1...10_000_000) {
+                configuration.rateLimit.registersPerWindow = UInt32(v)
+            }
+            if let v = try limits.integer("table_size", in: 64...16_777_216) { configuration.rateLimit.tableSize = v }
+            if let v = try limits.integer("ban_multiplier", in: 1...1_000) { configuration.rateLimit.banMultiplier = UInt32(v) }
+            if let v = try limits.integer("ban_ms", in: 0...86_400_000) { configuration.rateLimit.banMilliseconds = UInt64(v) }
+            if let v = try limits.integer("retry_after_s", in: 0...86_400) { configuration.rateLimit.retryAfterSeconds = UInt32(v) }
+            if let list = try limits.strings("allow_list") {
+                configuration.rateLimit.allowList = try list.enumerated().map { index, text in
+                    guard let prefix = AddressPrefix(text) else {
+                        throw ConfigError("rate_limit.allow_list[\(index)]", "expected an address or CIDR prefix, got \(text)")
+                    }
+                    return prefix
+                }
+            }
+            if let text = try limits.string("action") {
+                guard let action = RuleAction(rawValue: text), action != .allow else {
+                    throw ConfigError("rate_limit.action", "must be reject or drop")
+                }
+                configuration.security.actions[.rateLimited] = action
+            }
+        }
         try configuration.validate()
         return configuration
     }
@@ -148,11 +230,16 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public func workerConfiguration(branchSecret: UInt64, cores: Int) -> WorkerConfiguration {
         var uring = self.uring
         uring.receiveBufferSize = limits.scan.maxMessageSize
-        return WorkerConfiguration(
+        var worker = WorkerConfiguration(
             listen: listen,
             proxy: ProxyConfiguration(advertised: advertise ?? listen, upstreams: upstreams, recordRoute: recordRoute,
                                       branchSecret: branchSecret),
             parseLimits: limits, dataPath: dataPath, workers: resolvedWorkers(cores: cores), uring: uring)
+        worker.security = security
+        worker.rateLimit = rateLimit
+        worker.audit = audit
+        worker.auditLinesPerSecond = auditLinesPerSecond
+        return worker
     }
 
     public func resolvedWorkers(cores: Int) -> Int { workers == 0 ? max(cores, 1) : workers }
@@ -176,7 +263,9 @@ public struct EdgeConfiguration: Sendable, Equatable {
     /// Only used as the base for parsing the embedded defaults, which set every field.
     private static let bare = EdgeConfiguration(
         listen: EndpointAddress.parse("127.0.0.1", port: 5060)!, upstreams: [], advertise: nil, workers: 0,
-        dataPath: .auto, recordRoute: true, limits: ParseLimits(), uring: URingOptions())
+        dataPath: .auto, recordRoute: true, limits: ParseLimits(), uring: URingOptions(),
+        security: SecurityConfiguration(), rateLimit: RateLimitConfiguration(), audit: .standardError,
+        auditLinesPerSecond: 50)
 }
 
 extension URingOptions: Equatable {

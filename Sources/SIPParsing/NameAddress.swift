@@ -89,7 +89,8 @@ public struct NameAddress: Equatable, Sendable {
     /// Finds the `tag` header parameter of a From/To value in one pass, without parsing the address: the first
     /// `;` outside quotes and `<...>` starts the header parameters (RFC 3261 §20.10). Throws `code` for a tag
     /// without a token value, `unterminatedQuotedString` for an open quote.
-    static func quickTag(_ bytes: PacketBytes, _ span: ByteSpan, code: SIPParseError.Code) throws(SIPParseError) -> ByteSpan? {
+    public static func quickTag(_ bytes: PacketBytes, _ span: ByteSpan,
+                                code: SIPParseError.Code = .invalidHeaderValue) throws(SIPParseError) -> ByteSpan? {
         var i = span.start
         var inAngle = false
         // Fast path: no quoted display name, so the address ends at the last '>' (or, with no '<', the header

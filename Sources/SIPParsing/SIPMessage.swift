@@ -87,6 +87,12 @@ public struct SIPMessage {
         requestLine?.method ?? cseq.method
     }
 
+    /// The header index this message reads (its parser's reusable table).
+    public var headerTable: HeaderTable {
+        precondition(table.generation == generation, "SIPMessage used after its parser parsed another message")
+        return table
+    }
+
     /// Header line `index` (0-based, in message order).
     public func header(at index: Int) -> HeaderLine {
         precondition(table.generation == generation, "SIPMessage used after its parser parsed another message")

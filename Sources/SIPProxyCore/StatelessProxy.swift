@@ -264,28 +264,21 @@ public final class StatelessProxy {
 
     /// Builds a stateless response to `message` in ``output``: its Vias, From, To (with a tag added), Call-ID and
     /// CSeq copied, no body. The reason is fixed text, never message bytes.
-    public func buildReply(to message: SIPMessage, status: UInt16, reason: StaticString) {
-        let bytes = message.bytes
-        output.removeAll(keepingCapacity: true)
-        output.append(ascii: "SIP/2.0 ")
-        appendDecimal(UInt64(status), to: &output)
-        output.append(UInt8(ascii: " "))
-        output.append(ascii: reason)
-        output.append(ascii: "\r\n")
-        for index in 0..<message.headerCount {
-            let kind = message.kind(at: index)
-            guard kind == .via || kind == .from || kind == .to || kind == .callID || kind == .cseq else { continue }
-            let line = message.header(at: index)
-            bytes.append(line.name, to: &output)
-            output.append(ascii: ": ")
-            bytes.append(line.value, to: &output)
-            if kind == .to && message.toTag == nil {
-                output.append(ascii: ";tag=")
-                appendHex(branchHash(for: message), to: &output)
-            }
-            output.append(ascii: "\r\n")
-        }
-        output.append(ascii: "Server: sip-edge\r\nContent-Length: 0\r\n\r\n")
+    public func buildReply(to message: SIPMessage, status: UInt16, reason: StaticString, detail: String? = nil,
+                           retryAfter: UInt32? = nil) {
+        _ = LocalReply.build(into: &output, bytes: message.bytes, headers: message.headerTable, status: status,
+                             reason: reason, detail: detail, retryAfter: retryAfter,
+                             tag: branchHash(for: message))
+    }
+
+    /// Builds a stateless response to a request that did not parse, from its scanned header lines. Returns false
+    /// (and builds nothing) when the lines needed to address a response are missing or unusable: then the only
+    /// safe answer is none.
+    public func buildReply(toUnparsed bytes: PacketBytes, headers: HeaderTable, status: UInt16,
+                           reason: StaticString, detail: String?) -> Bool {
+        LocalReply.build(into: &output, bytes: bytes, headers: headers, status: status, reason: reason,
+                         detail: detail, retryAfter: nil,
+                         tag: fnv1a(bytes, ByteSpan(offset: 0, length: min(bytes.count, 256)), seed: configuration.branchSecret))
     }
 
     /// Where a locally generated response goes: the request's source (RFC 3581 symmetric response).

@@ -43,6 +43,12 @@ public struct AddressPrefix: Sendable, Equatable, CustomStringConvertible {
         self.address = address
     }
 
+    /// The prefix holding exactly `host`.
+    public init(host: EndpointAddress) {
+        address = host
+        length = host.family == .ipv4 ? 32 : 128
+    }
+
     public func contains(_ other: EndpointAddress) -> Bool {
         guard other.family == address.family else { return false }
         if address.family == .ipv4 {

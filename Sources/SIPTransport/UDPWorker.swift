@@ -1,6 +1,7 @@
 public import SIPBytes
-import SIPParsing
+public import SIPParsing
 public import SIPProxyCore
+public import SIPSecurity
 public import SIPUring
 import Synchronization
 
@@ -29,6 +30,11 @@ public struct WorkerConfiguration: Sendable {
     public var uring: URingOptions
     /// Datagrams taken per recvmmsg call.
     public var batchSize: Int
+    public var security: SecurityConfiguration = SecurityConfiguration()
+    public var rateLimit: RateLimitConfiguration = RateLimitConfiguration()
+    public var audit: AuditDestination = .standardError
+    /// Audit lines per second per worker, at most. Default: 50.
+    public var auditLinesPerSecond: Int = 50
 
     public init(listen: EndpointAddress, proxy: ProxyConfiguration, parseLimits: ParseLimits = ParseLimits(),
                 dataPath: DataPath = .auto, workers: Int = 1, uring: URingOptions = URingOptions(),
@@ -62,6 +68,14 @@ public struct WorkerCounters: Sendable {
     public var sendFailures = 0
     /// Times the kernel had no free receive buffer (io_uring path): datagrams waited in the socket queue.
     public var receiveBufferExhaustion = 0
+    /// Refusals by rule, indexed like `SecurityRule.allCases`.
+    public var violations = [Int](repeating: 0, count: SecurityRule.allCases.count)
+    /// Parse errors by code, indexed like `SIPParseError.Code.allCases`.
+    public var parseErrorsByCode = [Int](repeating: 0, count: SIPParseError.Code.allCases.count)
+
+    public func violations(of rule: SecurityRule) -> Int {
+        violations[SecurityRule.allCases.firstIndex(of: rule)!]
+    }
     public var dropped: [DropReason: Int] = [:]
 
     public init() {}
@@ -78,6 +92,13 @@ public final class UDPWorker {
     private let proxy: StatelessProxy
     private let batch: DatagramBatch
     private let ring: URing?
+    private let validator: SecurityValidator
+    private var limiter: RateLimiter
+    private let audit: AuditLog
+    /// Never rate limited or validated: the configured allow list (any port) and the upstreams (exact address and
+    /// port, so a client sharing the core's IP, as on loopback, is still checked).
+    private let trusted: [AddressPrefix]
+    private let trustedEndpoints: [EndpointAddress]
     public private(set) var counters = WorkerCounters()
 
     /// The data path this worker actually uses (`.auto` resolved).
@@ -96,6 +117,12 @@ public final class UDPWorker {
         parser = try SIPParser(limits: configuration.parseLimits)
         proxy = StatelessProxy(configuration: configuration.proxy)
         batch = DatagramBatch(capacity: configuration.batchSize)
+        validator = SecurityValidator(configuration: configuration.security)
+        limiter = RateLimiter(configuration: configuration.rateLimit)
+        audit = try AuditLog(destination: configuration.audit, linesPerSecond: configuration.auditLinesPerSecond,
+                             worker: index)
+        trusted = configuration.rateLimit.allowList
+        trustedEndpoints = configuration.proxy.upstreams
         switch configuration.dataPath {
         case .recvmmsg:
             ring = nil
@@ -202,12 +229,34 @@ public final class UDPWorker {
             counters.keepalives += 1
             return
         }
+        let now = MonotonicClock.milliseconds()
+        let isTrusted = trustedEndpoints.contains(source) || trusted.contains { $0.contains(source) }
         let message: SIPMessage
         do throws(SIPParseError) {
             message = try parser.parse(bytes)
         } catch {
-            counters.parseErrors += 1
+            refuseUnparsed(bytes, error: error, from: source, trusted: isTrusted, now: now, ring: ring)
             return
+        }
+        if !isTrusted {
+            if message.isRequest {
+                switch limiter.check(source, isRegister: message.method.known == .register, now: now) {
+                case .allow:
+                    break
+                case .limited:
+                    refuse(message, verdict: validator.verdict(for: .rateLimited), from: source, now: now, ring: ring,
+                           retryAfter: configuration.rateLimit.retryAfterSeconds)
+                    return
+                case .banned:
+                    refuse(message, verdict: validator.verdict(for: .banned), from: source, now: now, ring: ring)
+                    return
+                }
+            }
+            let verdict = validator.validate(message, fromPublicSide: true)
+            if verdict != .accept {
+                refuse(message, verdict: verdict, from: source, now: now, ring: ring)
+                return
+            }
         }
         switch proxy.process(message, source: source) {
         case .forward(let destination):
@@ -220,6 +269,43 @@ public final class UDPWorker {
         case .drop(let reason):
             counters.dropped[reason, default: 0] += 1
         }
+    }
+
+    /// A policy refusal: count, audit, and answer requests (never ACKs) when the verdict says so.
+    private func refuse(_ message: SIPMessage, verdict: Verdict, from source: EndpointAddress, now: UInt64,
+                        ring: URing?, retryAfter: UInt32? = nil) {
+        guard let rule = verdict.rule else { return }
+        counters.violations[SecurityRule.allCases.firstIndex(of: rule)!] += 1
+        var status: UInt16?
+        if case .reject(let code, let reason, _) = verdict, message.isRequest, message.method.known != .ack {
+            proxy.buildReply(to: message, status: code, reason: reason.text, retryAfter: retryAfter)
+            if send(proxy.output, to: source, viaUpstreamSocket: false, ring: ring) { counters.replied += 1 }
+            status = code
+        }
+        audit.record(rule: rule, action: status == nil ? "drop" : "reject", status: status, source: source,
+                     method: message.string(message.method.span), callID: message.string(message.callID), now: now)
+    }
+
+    /// A message that did not parse: a request gets 400 (505 for another SIP version) naming the problem, when
+    /// its lines allow addressing a response and the source is not flooding; anything else is dropped.
+    private func refuseUnparsed(_ bytes: PacketBytes, error: SIPParseError, from source: EndpointAddress,
+                                trusted: Bool, now: UInt64, ring: URing?) {
+        counters.parseErrors += 1
+        counters.parseErrorsByCode[SIPParseError.Code.allCases.firstIndex(of: error.code)!] += 1
+        counters.violations[SecurityRule.allCases.firstIndex(of: .malformed)!] += 1
+        var status: UInt16?
+        let isRequest = bytes.count > 4 && !bytes.equalsIgnoringCase(ByteSpan(offset: 0, length: 4), "SIP/")
+            && !bytes.equals(ByteSpan(offset: 0, length: 4), "ACK ")
+        let allowed = trusted || limiter.check(source, isRegister: false, now: now) == .allow
+        if isRequest, allowed, validator.configuration.action(for: .malformed) == .reject,
+            proxy.buildReply(toUnparsed: bytes, headers: parser.scanner.headers, status: error.code.responseStatus,
+                             reason: error.code == .unsupportedSIPVersion ? "Version Not Supported" : "Bad Request",
+                             detail: error.code.explanation) {
+            if send(proxy.output, to: source, viaUpstreamSocket: false, ring: ring) { counters.replied += 1 }
+            status = error.code.responseStatus
+        }
+        audit.record(rule: .malformed, action: status == nil ? "drop" : "reject", status: status, source: source,
+                     method: nil, callID: "parse error: \(error.code.rawValue)", now: now)
     }
 
     /// Sends through the ring when there is one and it has room, else directly.
