@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "sip-edge", targets: ["sip-edge"]),
         .library(name: "SIPParsing", targets: ["SIPParsing", "SIPBytes"]),
+        .library(name: "SIPSecurity", targets: ["SIPSecurity"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -22,6 +22,7 @@ let package = Package(
             name: "ParserBenchmarks",
             dependencies: [
                 .product(name: "SIPParsing", package: rootPackage),
+                .product(name: "SIPSecurity", package: rootPackage),
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],
             path: "Benchmarks/ParserBenchmarks",

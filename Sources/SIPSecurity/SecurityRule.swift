@@ -24,6 +24,29 @@ public enum SecurityRule: String, Sendable, CaseIterable, Codable {
     case banned = "banned"
 }
 
+extension SecurityRule {
+    /// Position in `allCases`: a bit index and an array index for per-rule counters.
+    public var ordinal: Int {
+        switch self {
+        case .sqlInjection: 0
+        case .scriptInjection: 1
+        case .shellInjection: 2
+        case .crlfInjection: 3
+        case .headerSmuggling: 4
+        case .controlCharacter: 5
+        case .pathTraversal: 6
+        case .invalidUTF8: 7
+        case .tooManyVias: 8
+        case .uriTooLong: 9
+        case .domainNotAllowed: 10
+        case .blockedUserAgent: 11
+        case .malformed: 12
+        case .rateLimited: 13
+        case .banned: 14
+        }
+    }
+}
+
 /// What to do with a message a rule refuses.
 public enum RuleAction: String, Sendable, Codable {
     /// Answer 403 Forbidden (or the rule's own status), then drop.

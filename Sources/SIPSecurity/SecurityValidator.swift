@@ -22,16 +22,26 @@ public struct SecurityConfiguration: Sendable, Equatable {
 }
 
 /// Checks one parsed message against the edge policy. Pure: no clock, no counters, no logging, no allocation on
-/// the accept path. One per worker (it holds pre-lowered copies of the configured strings).
-public struct SecurityValidator: Sendable {
+/// the accept path. One per worker (it holds pre-lowered copies of the configured strings); a class so a check
+/// does not copy (and reference-count) those arrays.
+public final class SecurityValidator: Sendable {
     public let configuration: SecurityConfiguration
     private let domains: [[UInt8]]
     private let agents: [[UInt8]]
+    private let patterns = PatternScan()
+    /// Bit per rule (`SecurityRule.allCases` order): set when the rule's action is not `allow`. A dictionary
+    /// lookup per check would cost more than the check.
+    private let enabledRules: UInt32
 
     public init(configuration: SecurityConfiguration) {
         self.configuration = configuration
         domains = configuration.allowedDomains.map { Array($0.lowercased().utf8) }
         agents = configuration.blockedUserAgents.map { Array($0.lowercased().utf8) }
+        var mask: UInt32 = 0
+        for (index, rule) in SecurityRule.allCases.enumerated() where configuration.action(for: rule) != .allow {
+            mask |= 1 << UInt32(index)
+        }
+        enabledRules = mask
     }
 
     /// The verdict for `message`. `fromPublicSide` enables the checks that only make sense for clients (domains).
@@ -66,7 +76,7 @@ public struct SecurityValidator: Sendable {
         }
     }
 
-    private func enabled(_ rule: SecurityRule) -> Bool { configuration.action(for: rule) != .allow }
+    private func enabled(_ rule: SecurityRule) -> Bool { enabledRules & (1 << UInt32(rule.ordinal)) != 0 }
 
     private func firstViolation(_ message: SIPMessage, fromPublicSide: Bool) -> SecurityRule? {
         let bytes = message.bytes
@@ -82,14 +92,14 @@ public struct SecurityValidator: Sendable {
         }
         // Injection patterns: the Request-URI and every header except the ones whose grammar the parser already
         // pinned down to harmless characters. The body (SDP) is not scanned.
-        if let requestURI, let rule = PatternScan.firstMatch(bytes, requestURI.span, enabled: enabled) { return rule }
+        if let requestURI, let rule = patterns.firstMatch(bytes, requestURI.span, enabledRules: enabledRules) { return rule }
         for index in 0..<message.headerCount {
             let kind = message.kind(at: index)
             if kind == .via || kind == .cseq || kind == .callID || kind == .contentLength || kind == .maxForwards
                 || kind == .contentType {
                 continue
             }
-            if let rule = PatternScan.firstMatch(bytes, message.header(at: index).value, enabled: enabled) {
+            if let rule = patterns.firstMatch(bytes, message.header(at: index).value, enabledRules: enabledRules) {
                 return rule
             }
         }
@@ -174,79 +184,105 @@ enum UTF8Check {
     }
 }
 
-/// Case-insensitive search for attack patterns, one pass per value: a byte can start a pattern only if it is the
-/// first byte of one, which a 128-bit mask tells at once.
-enum PatternScan {
-    struct Pattern {
-        let text: [UInt8]
-        let rule: SecurityRule
-    }
+/// Case-insensitive search for attack patterns in one pass per value. A byte can start a pattern only if it is the
+/// first byte of one (a 128-bit mask answers that at once), and a pattern that starts with a letter only at the
+/// start of a word. The patterns live in one flat byte array (no nested arrays, so no reference counting in the loop).
+struct PatternScan: Sendable {
+    private static let list: [(String, SecurityRule)] = [
+        // SQL: tautologies, comment-outs, stacked and union queries, time-based probes.
+        ("' or ", .sqlInjection), ("'or ", .sqlInjection), ("' and ", .sqlInjection), ("'--", .sqlInjection),
+        ("';", .sqlInjection), ("' union", .sqlInjection), ("union select", .sqlInjection),
+        ("union all select", .sqlInjection), ("select * from", .sqlInjection), ("drop table", .sqlInjection),
+        ("insert into", .sqlInjection), ("delete from", .sqlInjection), ("xp_cmdshell", .sqlInjection),
+        ("sleep(", .sqlInjection), ("benchmark(", .sqlInjection), ("waitfor delay", .sqlInjection),
+        ("or 1=1", .sqlInjection), ("1=1--", .sqlInjection),
+        // Script/XSS for web dashboards that render SIP headers.
+        ("<script", .scriptInjection), ("</script", .scriptInjection), ("javascript:", .scriptInjection),
+        ("vbscript:", .scriptInjection), ("onerror=", .scriptInjection), ("onload=", .scriptInjection),
+        ("onmouseover=", .scriptInjection), ("<img", .scriptInjection), ("<iframe", .scriptInjection),
+        ("<svg", .scriptInjection), ("<body", .scriptInjection), ("<object", .scriptInjection),
+        ("<embed", .scriptInjection), ("document.cookie", .scriptInjection), ("alert(", .scriptInjection),
+        // Shell: substitutions, chaining into common commands, interpreter paths.
+        ("$(", .shellInjection), ("${", .shellInjection), ("&&", .shellInjection), ("||", .shellInjection),
+        ("|sh", .shellInjection), ("| sh", .shellInjection), ("; rm ", .shellInjection), (";rm ", .shellInjection),
+        ("/bin/sh", .shellInjection), ("/bin/bash", .shellInjection), ("wget ", .shellInjection),
+        ("curl ", .shellInjection), ("nc -", .shellInjection), ("`id`", .shellInjection),
+        ("`whoami`", .shellInjection), ("`uname", .shellInjection),
+        // Traversal, raw and escaped.
+        ("../", .pathTraversal), ("..\\", .pathTraversal), ("..%2f", .pathTraversal), ("..%5c", .pathTraversal),
+        ("%2e%2e", .pathTraversal), ("/etc/passwd", .pathTraversal),
+        // Escaped CR/LF: response splitting once decoded.
+        ("%0d", .crlfInjection), ("%0a", .crlfInjection),
+    ]
 
-    /// Patterns grouped by first byte (lower case). Built once; read-only afterwards.
-    static let patternsByFirstByte: [[Pattern]] = {
-        let list: [(String, SecurityRule)] = [
-            // SQL: tautologies, comment-outs, stacked and union queries, time-based probes.
-            ("' or ", .sqlInjection), ("'or ", .sqlInjection), ("' and ", .sqlInjection), ("'--", .sqlInjection),
-            ("';", .sqlInjection), ("' union", .sqlInjection), ("union select", .sqlInjection),
-            ("union all select", .sqlInjection), ("select * from", .sqlInjection), ("drop table", .sqlInjection),
-            ("insert into", .sqlInjection), ("delete from", .sqlInjection), ("xp_cmdshell", .sqlInjection),
-            ("sleep(", .sqlInjection), ("benchmark(", .sqlInjection), ("waitfor delay", .sqlInjection),
-            ("or 1=1", .sqlInjection), ("1=1--", .sqlInjection),
-            // Script/XSS for web dashboards that render SIP headers.
-            ("<script", .scriptInjection), ("</script", .scriptInjection), ("javascript:", .scriptInjection),
-            ("vbscript:", .scriptInjection), ("onerror=", .scriptInjection), ("onload=", .scriptInjection),
-            ("onmouseover=", .scriptInjection), ("<img", .scriptInjection), ("<iframe", .scriptInjection),
-            ("<svg", .scriptInjection), ("<body", .scriptInjection), ("<object", .scriptInjection),
-            ("<embed", .scriptInjection), ("document.cookie", .scriptInjection), ("alert(", .scriptInjection),
-            // Shell: substitutions, chaining into common commands, interpreter paths.
-            ("$(", .shellInjection), ("${", .shellInjection), ("&&", .shellInjection), ("||", .shellInjection),
-            ("|sh", .shellInjection), ("| sh", .shellInjection), ("; rm ", .shellInjection), (";rm ", .shellInjection),
-            ("/bin/sh", .shellInjection), ("/bin/bash", .shellInjection), ("wget ", .shellInjection),
-            ("curl ", .shellInjection), ("nc -", .shellInjection), ("`id`", .shellInjection),
-            ("`whoami`", .shellInjection), ("`uname", .shellInjection),
-            // Traversal, raw and escaped.
-            ("../", .pathTraversal), ("..\\", .pathTraversal), ("..%2f", .pathTraversal), ("..%5c", .pathTraversal),
-            ("%2e%2e", .pathTraversal), ("/etc/passwd", .pathTraversal),
-            // Escaped CR/LF: response splitting once decoded.
-            ("%0d", .crlfInjection), ("%0a", .crlfInjection),
-        ]
-        var table = [[Pattern]](repeating: [], count: 128)
-        for (text, rule) in list {
-            let bytes = Array(text.utf8)
-            table[Int(bytes[0])].append(Pattern(text: bytes, rule: rule))
-        }
-        return table
-    }()
+    /// All pattern bytes, back to back, sorted by first byte.
+    private let text: [UInt8]
+    /// Per pattern: offset into `text`, length, rule.
+    private let offsets: [UInt16]
+    private let lengths: [UInt8]
+    private let rules: [SecurityRule]
+    /// Per first byte (lower case, < 128): the range of pattern indices, packed as start << 8 | count.
+    private let byFirstByte: [UInt16]
+    /// Bytes that may start a pattern (both cases of letters).
+    private let firstLow: UInt64
+    private let firstHigh: UInt64
 
-    /// Bit mask of the first bytes (both cases of letters), for a one-instruction skip.
-    static let firstBytes: (low: UInt64, high: UInt64) = {
+    init() {
+        let sorted = Self.list.map { (Array($0.0.utf8), $0.1) }.sorted { $0.0[0] < $1.0[0] }
+        var text: [UInt8] = []
+        var offsets: [UInt16] = []
+        var lengths: [UInt8] = []
+        var rules: [SecurityRule] = []
+        var byFirstByte = [UInt16](repeating: 0, count: 128)
         var low: UInt64 = 0
         var high: UInt64 = 0
-        for byte in 0..<128 where !patternsByFirstByte[byte].isEmpty {
-            for variant in [UInt8(byte), ASCII.isAlpha(UInt8(byte)) ? UInt8(byte) & ~0x20 : UInt8(byte)] {
+        for (index, (bytes, rule)) in sorted.enumerated() {
+            offsets.append(UInt16(text.count))
+            lengths.append(UInt8(bytes.count))
+            rules.append(rule)
+            text += bytes
+            let first = Int(bytes[0])
+            if byFirstByte[first] == 0 { byFirstByte[first] = UInt16(index) << 8 }
+            byFirstByte[first] += 1
+            for variant in [bytes[0], ASCII.isAlpha(bytes[0]) ? bytes[0] & ~0x20 : bytes[0]] {
                 if variant < 64 { low |= 1 << UInt64(variant) } else { high |= 1 << UInt64(variant - 64) }
             }
         }
-        return (low, high)
-    }()
+        self.text = text
+        self.offsets = offsets
+        self.lengths = lengths
+        self.rules = rules
+        self.byFirstByte = byFirstByte
+        firstLow = low
+        firstHigh = high
+    }
 
-    static func firstMatch(_ bytes: PacketBytes, _ span: ByteSpan,
-                           enabled: (SecurityRule) -> Bool) -> SecurityRule? {
-        let (low, high) = firstBytes
-        let table = patternsByFirstByte
+    /// The first pattern (whose rule is enabled) found in `span`.
+    func firstMatch(_ bytes: PacketBytes, _ span: ByteSpan, enabledRules: UInt32) -> SecurityRule? {
         var i = span.start
         let end = span.end
+        var previousIsWordCharacter = false
         while i < end {
             let byte = bytes[i]
-            let candidate = byte < 64 ? (low >> UInt64(byte)) & 1 != 0
-                : byte < 128 ? (high >> UInt64(byte &- 64)) & 1 != 0 : false
-            if candidate {
-                for pattern in table[Int(ASCII.lowercased(byte))] where i + pattern.text.count <= end {
-                    var k = 1
-                    while k < pattern.text.count && ASCII.lowercased(bytes[i + k]) == pattern.text[k] { k += 1 }
-                    if k == pattern.text.count && enabled(pattern.rule) { return pattern.rule }
+            let isCandidate = byte < 64 ? (firstLow >> UInt64(byte)) & 1 != 0
+                : byte < 128 ? (firstHigh >> UInt64(byte &- 64)) & 1 != 0 : false
+            let isWordCharacter = ASCII.isAlphanumeric(byte)
+            if isCandidate && !(isWordCharacter && previousIsWordCharacter && ASCII.isAlpha(byte)) {
+                let entry = byFirstByte[Int(ASCII.lowercased(byte))]
+                var index = Int(entry >> 8)
+                let last = index + Int(entry & 0xFF)
+                while index < last {
+                    let length = Int(lengths[index])
+                    if i + length <= end {
+                        let offset = Int(offsets[index])
+                        var k = 1
+                        while k < length && ASCII.lowercased(bytes[i + k]) == text[offset + k] { k += 1 }
+                        if k == length && enabledRules & (1 << UInt32(rules[index].ordinal)) != 0 { return rules[index] }
+                    }
+                    index += 1
                 }
             }
+            previousIsWordCharacter = isWordCharacter
             i += 1
         }
         return nil

@@ -74,7 +74,7 @@ public struct WorkerCounters: Sendable {
     public var parseErrorsByCode = [Int](repeating: 0, count: SIPParseError.Code.allCases.count)
 
     public func violations(of rule: SecurityRule) -> Int {
-        violations[SecurityRule.allCases.firstIndex(of: rule)!]
+        violations[rule.ordinal]
     }
     public var dropped: [DropReason: Int] = [:]
 
@@ -275,7 +275,7 @@ public final class UDPWorker {
     private func refuse(_ message: SIPMessage, verdict: Verdict, from source: EndpointAddress, now: UInt64,
                         ring: URing?, retryAfter: UInt32? = nil) {
         guard let rule = verdict.rule else { return }
-        counters.violations[SecurityRule.allCases.firstIndex(of: rule)!] += 1
+        counters.violations[rule.ordinal] += 1
         var status: UInt16?
         if case .reject(let code, let reason, _) = verdict, message.isRequest, message.method.known != .ack {
             proxy.buildReply(to: message, status: code, reason: reason.text, retryAfter: retryAfter)
@@ -292,7 +292,7 @@ public final class UDPWorker {
                                 trusted: Bool, now: UInt64, ring: URing?) {
         counters.parseErrors += 1
         counters.parseErrorsByCode[SIPParseError.Code.allCases.firstIndex(of: error.code)!] += 1
-        counters.violations[SecurityRule.allCases.firstIndex(of: .malformed)!] += 1
+        counters.violations[SecurityRule.malformed.ordinal] += 1
         var status: UInt16?
         let isRequest = bytes.count > 4 && !bytes.equalsIgnoringCase(ByteSpan(offset: 0, length: 4), "SIP/")
             && !bytes.equals(ByteSpan(offset: 0, length: 4), "ACK ")

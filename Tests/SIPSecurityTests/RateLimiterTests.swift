@@ -81,3 +81,10 @@ func limiter(requests: UInt32 = 10, registers: UInt32 = 5, tableSize: Int = 1_02
         #expect(AddressPrefix("not-an-address") == nil)
     }
 }
+
+@Suite struct SecurityRuleTests {
+    @Test func ordinalsFollowAllCases() {
+        for (index, rule) in SecurityRule.allCases.enumerated() { #expect(rule.ordinal == index, "\(rule)") }
+        #expect(SecurityRule.allCases.count <= 32)  // the validator keeps one bit per rule in a UInt32
+    }
+}

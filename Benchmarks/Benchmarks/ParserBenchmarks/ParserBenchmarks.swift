@@ -1,5 +1,6 @@
 import Benchmark
 import SIPParsing
+import SIPSecurity
 
 // Parser throughput and allocations on three realistic messages, plus a reference scan of the same bytes.
 //
@@ -33,6 +34,21 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("Parse 200 OK response") { benchmark in
         try measureParse(benchmark, Messages.okResponse)
+    }
+
+    // The edge policy on a parsed INVITE with SDP (the parse is outside the measured loop).
+    Benchmark("Validate INVITE with SDP (security policy)") { benchmark in
+        let parser = try SIPParser()
+        let validator = SecurityValidator(configuration: SecurityConfiguration())
+        let message = Messages.inviteWithSDP
+        try message.withPacketBytes { packet in
+            let parsed = try parser.parse(packet)
+            precondition(validator.validate(parsed, fromPublicSide: true) == .accept, "benchmark message refused")
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                blackHole(validator.validate(parsed, fromPublicSide: true))
+            }
+        }
     }
 
     // The floor for any parser: one pass over the same bytes looking for one byte value, as a plain Swift loop.
