@@ -63,7 +63,9 @@ let package = Package(
                 "SIPTransport",
                 "SIPConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // jemalloc is the process allocator: every Swift and C allocation goes through it (toolchain.md §2).
+            linkerSettings: [.linkedLibrary("jemalloc")]
         ),
 
         // Test support: runs a program with io_uring_setup refused by seccomp, like a container profile.

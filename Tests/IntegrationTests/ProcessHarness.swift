@@ -26,10 +26,14 @@ enum ProcessHarness {
     }
 
     /// Starts `executable` in the background with its output in a temporary log file.
-    static func start(_ executable: String, _ arguments: [String], log: String) throws -> Process {
+    static func start(_ executable: String, _ arguments: [String], log: String,
+                      environment: [String: String] = [:]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let logURL = FileManager.default.temporaryDirectory.appendingPathComponent(log)
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logURL)
@@ -41,8 +45,9 @@ enum ProcessHarness {
     }
 
     /// Runs `executable` to completion, bounded by `timeout` seconds; returns its exit status.
-    static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval, log: String) throws -> Int32 {
-        let process = try start(executable, arguments, log: log)
+    static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval, log: String,
+                    environment: [String: String] = [:]) throws -> Int32 {
+        let process = try start(executable, arguments, log: log, environment: environment)
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(50_000) }
         if process.isRunning {

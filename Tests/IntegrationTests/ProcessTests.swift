@@ -1,0 +1,38 @@
+import Foundation
+import Testing
+
+/// Facts about the sip-edge process itself.
+@Suite struct ProcessTests {
+    /// jemalloc must be the allocator: it is what the process links first, and it answers its own MALLOC_CONF.
+    @Test func jemallocIsTheProcessAllocator() throws {
+        let status = try ProcessHarness.run(ProcessHarness.sipEdgeBinary.path, ["config", "--defaults"], timeout: 10,
+                                            log: "jemalloc-stats.log", environment: ["MALLOC_CONF": "stats_print:true"])
+        #expect(status == 0)
+        let log = ProcessHarness.logContents("jemalloc-stats.log")
+        #expect(log.contains("___ Begin jemalloc statistics ___"), "no jemalloc statistics: \(log.prefix(300))")
+        #expect(log.contains("listen: udp:127.0.0.1:5060"))
+    }
+
+    @Test func checkPrintsAVerdictAndExitStatus() throws {
+        let corpus = ProcessHarness.repositoryRoot.appendingPathComponent("Tests/SIPParsingTests/Corpus/RFC4475")
+        let bad = try ProcessHarness.run(ProcessHarness.sipEdgeBinary.path,
+                                         ["check", corpus.appendingPathComponent("scalar02.sip").path],
+                                         timeout: 10, log: "check-bad.log")
+        #expect(bad == 1)
+        #expect(ProcessHarness.logContents("check-bad.log").contains("\"error\":\"cseqOutOfRange\""))
+        let good = try ProcessHarness.run(ProcessHarness.sipEdgeBinary.path,
+                                          ["check", corpus.appendingPathComponent("esc01.sip").path],
+                                          timeout: 10, log: "check-good.log")
+        #expect(good == 0)
+        #expect(ProcessHarness.logContents("check-good.log").contains("\"valid\":true"))
+    }
+
+    @Test func badConfigurationStopsStartUpNamingTheKey() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(getpid()).yaml")
+        try "rate_limit:\n  registers_per_window: lots\n".write(to: file, atomically: true, encoding: .utf8)
+        let status = try ProcessHarness.run(ProcessHarness.sipEdgeBinary.path, ["--config", file.path], timeout: 10,
+                                            log: "bad-config.log")
+        #expect(status == 2)
+        #expect(ProcessHarness.logContents("bad-config.log").contains("rate_limit.registers_per_window"))
+    }
+}
