@@ -5,7 +5,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RUN_ARGS ?=
 
-.PHONY: run test deps build build-release lint fuzz bench
+.PHONY: run test deps build build-release lint fuzz bench install
 
 deps:
 	@scripts/install-deps.sh
@@ -30,3 +30,7 @@ fuzz:
 
 bench:
 	cd Benchmarks && $(SWIFT) package benchmark --no-progress
+
+# Binary, systemd unit, sysusers entry, defaults and configuration; PREFIX=/usr/local DESTDIR= as usual.
+install: build-release
+	scripts/install.sh .build/release/sip-edge

@@ -2,7 +2,8 @@
 # perf/bench.sh: CPU per message and maximum clean call rate, sip-edge against Kamailio, under the same SIPp load.
 #
 # Configurations (both on 127.0.0.1, both stateless, both with WORKERS workers/children):
-#   sip-edge  .build/release/sip-edge --workers WORKERS (its embedded defaults otherwise: Record-Route on)
+#   sip-edge  .build/release/sip-edge --config perf/load-generator.yaml --workers WORKERS: defaults (Record-Route,
+#             every validator rule, rate limiter consulted) with per-source limits above what one SIPp sends
 #   kamailio  perf/kamailio-stateless.cfg, started with -x fm: Max-Forwards, rport, Record-Route, loose_route,
 #             forward() -- the same work per message
 # Method:
@@ -76,7 +77,7 @@ stop_pid() {
 start_proxy() { # $1 = edge | kamailio
     if [ "$1" = edge ]; then
         # shellcheck disable=SC2086 # EDGE_ARGS is a list of extra flags
-        "$EDGE" --listen "udp:127.0.0.1:$PROXY_PORT" --upstream "sip:127.0.0.1:$UAS_PORT" --workers "$WORKERS" \
+        "$EDGE" --config perf/load-generator.yaml --listen "udp:127.0.0.1:$PROXY_PORT" --upstream "sip:127.0.0.1:$UAS_PORT" --workers "$WORKERS" \
             ${EDGE_ARGS:-} > "$WORK/edge.log" 2>&1 &
         PROXY_PID=$!
     else

@@ -197,3 +197,20 @@ extension UDPSocket {
         guard status == 0 else { throw SystemCallError(call: "setsockopt(SO_ATTACH_REUSEPORT_CBPF)", errno: -status) }
     }
 }
+
+/// systemd's readiness protocol (sd_notify), for `Type=notify` units.
+public enum ServiceManager {
+    /// Sends `state` ("READY=1", "STOPPING=1", "WATCHDOG=1", "STATUS=...") when run by systemd; returns false
+    /// when not (or when the message could not be sent).
+    @discardableResult
+    public static func notify(_ state: String) -> Bool {
+        csip_sd_notify(state) == 1
+    }
+
+    /// The watchdog interval systemd asks for (WATCHDOG_USEC), in microseconds, when it is meant for this process.
+    public static var watchdogMicroseconds: UInt64? {
+        guard let text = getenv("WATCHDOG_USEC"), let value = UInt64(String(cString: text)), value > 0 else { return nil }
+        if let pidText = getenv("WATCHDOG_PID"), let pid = Int32(String(cString: pidText)), pid != getpid() { return nil }
+        return value
+    }
+}

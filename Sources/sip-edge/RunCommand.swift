@@ -5,6 +5,7 @@ import SIPConfig
 import SIPParsing
 import SIPProxyCore
 import SIPTransport
+import SIPUring
 import Synchronization
 
 #if canImport(Glibc)
@@ -85,11 +86,12 @@ struct RunCommand: ParsableCommand {
         let listenAddress = configuration.listen
         let upstreams = configuration.proxy.upstreams
 
-        // Block the stop signals before any thread starts, so only sigwait below sees them.
+        // Block the signals we handle before any thread starts, so only the wait below sees them.
         var signals = sigset_t()
         sigemptyset(&signals)
         sigaddset(&signals, SIGTERM)
         sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         let stop = StopSignal()
@@ -129,12 +131,33 @@ struct RunCommand: ParsableCommand {
         }
         log("sip-edge: \(workers) UDP workers (\(started.paths)) on \(listenAddress), upstream \(upstreams.map(\.description).joined(separator: ", "))")
 
-        var received: Int32 = 0
-        sigwait(&signals, &received)
-        log("sip-edge: signal \(received), stopping")
+        ServiceManager.notify("READY=1\nSTATUS=\(workers) UDP workers on \(listenAddress)")
+        waitForStopSignal(&signals)
+        ServiceManager.notify("STOPPING=1")
         stop.stop()
         let totals = started.waitForFinish()
         log("sip-edge: stopped; received \(totals.received), forwarded \(totals.forwarded), replied \(totals.replied), parse errors \(totals.parseErrors)")
+    }
+
+    /// Waits for SIGTERM or SIGINT, feeding systemd's watchdog meanwhile (at half its interval) when it asks for
+    /// one. SIGHUP does not stop the proxy: configuration reload is not implemented yet, so it says so and goes on.
+    private func waitForStopSignal(_ signals: inout sigset_t) {
+        let watchdog = ServiceManager.watchdogMicroseconds
+        let tick = watchdog.map { max($0 / 2, 100_000) } ?? 3_600_000_000
+        while true {
+            var timeout = timespec(tv_sec: Int(tick / 1_000_000), tv_nsec: Int(tick % 1_000_000) * 1_000)
+            let received = sigtimedwait(&signals, nil, &timeout)
+            if received < 0 {
+                if watchdog != nil { ServiceManager.notify("WATCHDOG=1") }
+                continue
+            }
+            if received == SIGHUP {
+                log("sip-edge: SIGHUP: configuration reload is not implemented yet; restart to apply changes")
+                continue
+            }
+            log("sip-edge: signal \(received), stopping")
+            return
+        }
     }
 
     private func log(_ line: String) {

@@ -40,6 +40,13 @@ int csip_udp_receive_batch(int fd, uint8_t *buffers, size_t buffer_size, unsigne
  */
 int csip_attach_reuseport_steering(int fd, int ipv6, uint32_t group_size);
 
+/**
+ * sd_notify(3) without libsystemd: sends `state` ("READY=1", "STOPPING=1", "WATCHDOG=1", ...) as one datagram to
+ * $NOTIFY_SOCKET (a path, or an abstract name starting with '@'). Returns 1 when sent, 0 when not run by systemd
+ * (no NOTIFY_SOCKET), -errno on failure.
+ */
+int csip_sd_notify(const char *state);
+
 /* ---------------------------------------------------------------------------------------------------------------
  * io_uring data path: one ring per worker, multishot recvmsg into a provided buffer ring, sendmsg from a slab of
  * send slots, completions decoded here so Swift sees plain events. The ring struct is opaque: liburing's types never

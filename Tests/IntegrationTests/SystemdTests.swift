@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The systemd unit is valid and hardened, and sip-edge speaks the notify protocol it declares.
+@Suite struct SystemdTests {
+    /// A copy of the unit whose ExecStart paths point at the built binary (verify insists the binary exists).
+    func unitCopy() throws -> URL {
+        let unit = try String(contentsOf: ProcessHarness.repositoryRoot.appendingPathComponent("systemd/sip-edge.service"),
+                              encoding: .utf8)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("unit-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let copy = directory.appendingPathComponent("sip-edge.service")
+        try unit.replacingOccurrences(of: "/usr/local/bin/sip-edge", with: ProcessHarness.sipEdgeBinary.path)
+            .write(to: copy, atomically: true, encoding: .utf8)
+        return copy
+    }
+
+    @Test func unitVerifiesCleanly() throws {
+        let analyze = try #require(ProcessHarness.which("systemd-analyze"))
+        let status = try ProcessHarness.run(analyze, ["verify", "--man=no", try unitCopy().path], timeout: 30,
+                                            log: "unit-verify.log")
+        let log = ProcessHarness.logContents("unit-verify.log")
+        #expect(status == 0, "\(log)")
+        // Unknown keys and bad values are only warnings (rc 0): any output at all is a defect.
+        #expect(log.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(log)")
+    }
+
+    @Test func unitExposureIsAtMostTwo() throws {
+        let analyze = try #require(ProcessHarness.which("systemd-analyze"))
+        let status = try ProcessHarness.run(analyze, ["security", "--offline=true", "--threshold=20",
+                                                      try unitCopy().path],
+                                            timeout: 30, log: "unit-security.log")
+        let log = ProcessHarness.logContents("unit-security.log")
+        #expect(status == 0, "exposure above 2.0:\n\(log.suffix(400))")
+        let line = try #require(log.split(separator: "\n").last { $0.contains("Overall exposure level") })
+        let score = try #require(Double(line.split(separator: ":").last!.split(separator: " ").first!))
+        #expect(score <= 2.0, "\(line)")
+    }
+
+    /// READY=1 once the workers are bound, WATCHDOG=1 while running, STOPPING=1 on SIGTERM.
+    @Test func notifiesSystemdOfReadinessWatchdogAndStop() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(getpid()).sock").path
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        #expect(fd >= 0)
+        defer {
+            close(fd)
+            unlink(path)
+        }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in path.utf8.enumerated() { raw[i] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        var timeout = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+
+        func receive() -> String? {
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let count = recv(fd, &buffer, buffer.count, 0)
+            return count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : nil
+        }
+
+        let edge = try ProcessHarness.start(
+            ProcessHarness.sipEdgeBinary.path,
+            ["--listen", "udp:127.0.0.1:\(ProcessHarness.portBase(9))", "--workers", "1"],
+            log: "notify-edge.log", environment: ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"])
+        defer { ProcessHarness.stop(edge) }
+        let ready = receive()
+        #expect(ready?.hasPrefix("READY=1\nSTATUS=1 UDP workers on 127.0.0.1:") == true, "\(String(describing: ready))")
+        #expect(receive() == "WATCHDOG=1")
+        kill(edge.processIdentifier, SIGHUP)  // no reload yet, but it must not stop the proxy
+        usleep(200_000)
+        #expect(edge.isRunning)
+        kill(edge.processIdentifier, SIGTERM)
+        var stopping = false
+        for _ in 0..<20 {
+            guard let message = receive() else { break }
+            if message == "STOPPING=1" {
+                stopping = true
+                break
+            }
+        }
+        #expect(stopping)
+        edge.waitUntilExit()
+        #expect(edge.terminationStatus == 0)
+    }
+}
+
+@Suite struct InstallTests {
+    @Test func installStagesEveryFileAndKeepsAnExistingConfiguration() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("install-\(getpid())")
+        try? FileManager.default.removeItem(at: root)
+        let script = ProcessHarness.repositoryRoot.appendingPathComponent("scripts/install.sh").path
+        let environment = ["DESTDIR": root.path, "PREFIX": "/opt/sip-edge"]
+        #expect(try ProcessHarness.run(script, [ProcessHarness.sipEdgeBinary.path], timeout: 30, log: "install.log",
+                                       environment: environment) == 0, "\(ProcessHarness.logContents("install.log"))")
+        for path in ["opt/sip-edge/bin/sip-edge", "etc/systemd/system/sip-edge.service", "usr/lib/sysusers.d/sip-edge.conf",
+                     "etc/default/sip-edge", "etc/sip-edge/sip-edge.yaml", "opt/sip-edge/share/doc/sip-edge/README.md"] {
+            #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path), "\(path)")
+        }
+        let unit = try String(contentsOf: root.appendingPathComponent("etc/systemd/system/sip-edge.service"), encoding: .utf8)
+        #expect(unit.contains("ExecStart=/opt/sip-edge/bin/sip-edge run --config /etc/sip-edge/sip-edge.yaml"))
+        // The installed configuration is the embedded defaults, and it checks.
+        let config = root.appendingPathComponent("etc/sip-edge/sip-edge.yaml")
+        #expect(try ProcessHarness.run(ProcessHarness.sipEdgeBinary.path, ["config", "--check", config.path], timeout: 10,
+                                       log: "install-check.log") == 0)
+        // A second install leaves an edited configuration alone.
+        try "workers: 3\n".write(to: config, atomically: true, encoding: .utf8)
+        #expect(try ProcessHarness.run(script, [ProcessHarness.sipEdgeBinary.path], timeout: 30, log: "install2.log",
+                                       environment: environment) == 0)
+        #expect(try String(contentsOf: config, encoding: .utf8) == "workers: 3\n")
+        try? FileManager.default.removeItem(at: root)
+    }
+}
