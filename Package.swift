@@ -49,11 +49,18 @@ let package = Package(
             ]
         ),
 
+        // Side targets: counters published by workers and rendered for Prometheus; the admin HTTP server.
+        .target(name: "SIPMetrics"),
+        .target(name: "SIPAdmin", dependencies: ["SIPMetrics", "SIPUring", "SIPParsing", "SIPBytes"]),
+
         // Unsafe fence B: sockets and (next) the io_uring ring.
         .target(name: "SIPUring", dependencies: ["CSIPUring", "SIPBytes"]),
 
         // Workers: each owns its sockets, parser and proxy core; no locks on the hot path.
-        .target(name: "SIPTransport", dependencies: ["SIPUring", "SIPProxyCore", "SIPSecurity", "SIPParsing", "SIPBytes"]),
+        .target(
+            name: "SIPTransport",
+            dependencies: ["SIPUring", "SIPProxyCore", "SIPSecurity", "SIPMetrics", "SIPParsing", "SIPBytes"]
+        ),
 
         .executableTarget(
             name: "sip-edge",
@@ -62,6 +69,8 @@ let package = Package(
                 "SIPProxyCore",
                 "SIPTransport",
                 "SIPConfig",
+                "SIPAdmin",
+                "SIPMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // jemalloc is the process allocator: every Swift and C allocation goes through it (toolchain.md §2).

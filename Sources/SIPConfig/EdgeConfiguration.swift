@@ -38,6 +38,10 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public var rateLimit: RateLimitConfiguration
     public var audit: AuditDestination
     public var auditLinesPerSecond: Int
+    /// The admin HTTP server (`/metrics`, `/health/live`, `/health/ready`); nil turns it off.
+    public var admin: EndpointAddress?
+    /// How often the upstreams are sent OPTIONS for readiness, in milliseconds.
+    public var probeIntervalMilliseconds: Int
 
     /// The configuration sip-edge runs with when given no file: shipped as YAML so `sip-edge config --defaults`
     /// prints a complete, commented starting point.
@@ -82,6 +86,9 @@ public struct EdgeConfiguration: Sendable, Equatable {
           ban_ms: 60000
           retry_after_s: 5                  # Retry-After on 503
           allow_list: []                    # CIDR prefixes never limited or filtered (upstreams always are)
+        admin:
+          listen: 127.0.0.1:9090            # /metrics, /health/live, /health/ready; "off" to disable
+          probe_interval_ms: 5000           # OPTIONS to the upstreams; ready when one answers
         """
 
     /// The embedded defaults.
@@ -107,7 +114,7 @@ public struct EdgeConfiguration: Sendable, Equatable {
         guard let node else { return configuration }
         let root = try Mapping(node, path: "")
         try root.allowOnly(["listen", "upstreams", "advertise", "workers", "data_path", "record_route", "limits", "uring",
-                            "security", "rate_limit"])
+                            "security", "rate_limit", "admin"])
         if let value = try root.string("listen") {
             configuration.listen = try Self.endpoint(value, scheme: "udp", path: "listen")
         }
@@ -211,6 +218,15 @@ public struct EdgeConfiguration: Sendable, Equatable {
                 configuration.security.actions[.rateLimited] = action
             }
         }
+        if let admin = try root.mapping("admin") {
+            try admin.allowOnly(["listen", "probe_interval_ms"])
+            if let text = try admin.string("listen") {
+                configuration.admin = text == "off" ? nil : try Self.endpoint(text, scheme: nil, path: "admin.listen")
+            }
+            if let v = try admin.integer("probe_interval_ms", in: 100...3_600_000) {
+                configuration.probeIntervalMilliseconds = v
+            }
+        }
         try configuration.validate()
         return configuration
     }
@@ -265,7 +281,7 @@ public struct EdgeConfiguration: Sendable, Equatable {
         listen: EndpointAddress.parse("127.0.0.1", port: 5060)!, upstreams: [], advertise: nil, workers: 0,
         dataPath: .auto, recordRoute: true, limits: ParseLimits(), uring: URingOptions(),
         security: SecurityConfiguration(), rateLimit: RateLimitConfiguration(), audit: .standardError,
-        auditLinesPerSecond: 50)
+        auditLinesPerSecond: 50, admin: nil, probeIntervalMilliseconds: 5_000)
 }
 
 extension URingOptions: Equatable {

@@ -5,8 +5,12 @@ import Glibc
 /// Milliseconds since an arbitrary start, never going backwards: for rate windows and bans.
 enum MonotonicClock {
     static func milliseconds() -> UInt64 {
+        nanoseconds() / 1_000_000
+    }
+
+    static func nanoseconds() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) * 1_000 + UInt64(now.tv_nsec) / 1_000_000
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 }

@@ -2,6 +2,7 @@ public import SIPBytes
 public import SIPParsing
 public import SIPProxyCore
 public import SIPSecurity
+public import SIPMetrics
 public import SIPUring
 import Synchronization
 
@@ -72,6 +73,50 @@ public struct WorkerCounters: Sendable {
     public var violations = [Int](repeating: 0, count: SecurityRule.allCases.count)
     /// Parse errors by code, indexed like `SIPParseError.Code.allCases`.
     public var parseErrorsByCode = [Int](repeating: 0, count: SIPParseError.Code.allCases.count)
+    /// Requests by method (indexed like `SIPMethod.Known.allCases`) and responses.
+    public var requestsByMethod = [Int](repeating: 0, count: SIPMethod.Known.allCases.count)
+    public var responses = 0
+    /// In-proxy time per message, per `latencyBucketBounds` (not cumulative; the last is +Inf).
+    public var latencyBuckets = [Int](repeating: 0, count: latencyBucketBounds.count + 1)
+    public var latencyNanoseconds: UInt64 = 0
+
+    /// The snapshot published for the metrics endpoint.
+    public func snapshot() -> WorkerSnapshot {
+        var snapshot = WorkerSnapshot()
+        for (index, method) in SIPMethod.Known.allCases.enumerated() where requestsByMethod[index] > 0 {
+            snapshot.messages[method == .extension ? "other" : method.name] = requestsByMethod[index]
+        }
+        if responses > 0 { snapshot.messages["response"] = responses }
+        for (index, code) in SIPParseError.Code.allCases.enumerated() where parseErrorsByCode[index] > 0 {
+            snapshot.errors[code.rawValue] = parseErrorsByCode[index]
+        }
+        for (reason, count) in dropped { snapshot.errors[reason.rawValue] = count }
+        if truncated > 0 { snapshot.errors["truncated"] = truncated }
+        if sendFailures > 0 { snapshot.errors["send_failed"] = sendFailures }
+        for rule in SecurityRule.allCases where violations[rule.ordinal] > 0 && rule != .malformed {
+            snapshot.violations[rule.rawValue] = violations[rule.ordinal]
+        }
+        snapshot.rateLimitRejections = violations[SecurityRule.rateLimited.ordinal] + violations[SecurityRule.banned.ordinal]
+        snapshot.forwarded = forwarded
+        snapshot.replied = replied
+        var cumulative = 0
+        for index in latencyBuckets.indices {
+            cumulative += latencyBuckets[index]
+            snapshot.latencyBuckets[index] = cumulative
+        }
+        snapshot.latencyCount = cumulative
+        snapshot.latencySum = Double(latencyNanoseconds) / 1e9
+        return snapshot
+    }
+
+    /// Counts one message's in-proxy time.
+    mutating func recordLatency(nanoseconds: UInt64) {
+        latencyNanoseconds &+= nanoseconds
+        let seconds = Double(nanoseconds) / 1e9
+        var index = 0
+        while index < latencyBucketBounds.count && seconds > latencyBucketBounds[index] { index += 1 }
+        latencyBuckets[index] += 1
+    }
 
     public func violations(of rule: SecurityRule) -> Int {
         violations[rule.ordinal]
@@ -92,6 +137,8 @@ public final class UDPWorker {
     private let proxy: StatelessProxy
     private let batch: DatagramBatch
     private let ring: URing?
+    private let board: MetricsBoard?
+    private var lastPublished: UInt64 = 0
     private let validator: SecurityValidator
     private var limiter: RateLimiter
     private let audit: AuditLog
@@ -107,9 +154,10 @@ public final class UDPWorker {
     private static let publicTag: UInt32 = 0
     private static let upstreamTag: UInt32 = 1
 
-    public init(index: Int, configuration: WorkerConfiguration) throws {
+    public init(index: Int, configuration: WorkerConfiguration, board: MetricsBoard? = nil) throws {
         self.index = index
         self.configuration = configuration
+        self.board = board
         publicSocket = try UDPSocket(binding: configuration.listen, reusePort: true)
         let anyAddress = configuration.listen.family == .ipv4
             ? EndpointAddress.parse("0.0.0.0", port: 0)! : EndpointAddress.parse("::", port: 0)!
@@ -146,11 +194,23 @@ public final class UDPWorker {
 
     /// Runs until `stop` is signalled; checks it at least every 200 ms.
     public func run(until stop: StopSignal) {
+        board?.markUp(worker: index, true)
         if let ring {
             runRing(ring, until: stop)
         } else {
             runBatches(until: stop)
         }
+        publishIfDue(force: true)
+        board?.markUp(worker: index, false)
+    }
+
+    /// Hands a copy of the counters to the metrics board, at most every 100 ms: never per message.
+    private func publishIfDue(force: Bool = false) {
+        guard let board else { return }
+        let now = MonotonicClock.milliseconds()
+        guard force || now - lastPublished >= 100 else { return }
+        lastPublished = now
+        board.publish(worker: index, counters.snapshot())
     }
 
     // MARK: io_uring path
@@ -165,6 +225,7 @@ public final class UDPWorker {
                 ? ring.wait(completions: options.batchSize, timeoutMicroseconds: options.batchWaitMicroseconds)
                 : ring.wait(completions: 1, timeoutMicroseconds: 200_000)
             busy = count > 0
+            publishIfDue()
             for i in 0..<count {
                 let event = ring.event(i)
                 switch event.kind {
@@ -201,6 +262,7 @@ public final class UDPWorker {
             let ready = waitForReadable(sockets, timeoutMilliseconds: 200)
             if ready & 1 != 0 { drain(publicSocket) }
             if ready & 2 != 0 { drain(upstreamSocket) }
+            publishIfDue()
         }
     }
 
@@ -229,7 +291,9 @@ public final class UDPWorker {
             counters.keepalives += 1
             return
         }
-        let now = MonotonicClock.milliseconds()
+        let started = MonotonicClock.nanoseconds()
+        defer { counters.recordLatency(nanoseconds: MonotonicClock.nanoseconds() &- started) }
+        let now = started / 1_000_000
         let isTrusted = trustedEndpoints.contains(source) || trusted.contains { $0.contains(source) }
         let message: SIPMessage
         do throws(SIPParseError) {
@@ -237,6 +301,11 @@ public final class UDPWorker {
         } catch {
             refuseUnparsed(bytes, error: error, from: source, trusted: isTrusted, now: now, ring: ring)
             return
+        }
+        if message.isRequest {
+            counters.requestsByMethod[Int(message.method.known.rawValue)] += 1
+        } else {
+            counters.responses += 1
         }
         if !isTrusted {
             if message.isRequest {

@@ -6,6 +6,8 @@ import SIPParsing
 import SIPProxyCore
 import SIPTransport
 import SIPUring
+import SIPAdmin
+import SIPMetrics
 import Synchronization
 
 #if canImport(Glibc)
@@ -44,6 +46,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Data path: auto (io_uring if the kernel allows, else recvmmsg), io-uring, recvmmsg.")
     var dataPath: DataPath?
 
+    @Option(help: "Admin HTTP address HOST:PORT for /metrics and /health, or 'off'. Default: 127.0.0.1:9090.")
+    var admin: String?
+
     /// Defaults, then the file, then the flags.
     func effectiveConfiguration() throws -> EdgeConfiguration {
         var configuration = EdgeConfiguration.defaults()
@@ -66,6 +71,9 @@ struct RunCommand: ParsableCommand {
         }
         if let recordRoute { configuration.recordRoute = recordRoute }
         if let dataPath { configuration.dataPath = dataPath }
+        if let admin {
+            configuration.admin = admin == "off" ? nil : try EdgeConfiguration.endpoint(admin, scheme: nil, path: "--admin")
+        }
         try configuration.validate()
         return configuration
     }
@@ -94,13 +102,32 @@ struct RunCommand: ParsableCommand {
         sigaddset(&signals, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
+        let board = MetricsBoard(workers: workers)
+        let probe = edge.admin == nil ? nil
+            : UpstreamProbe(upstreams: configuration.proxy.upstreams, intervalMilliseconds: edge.probeIntervalMilliseconds)
+        var adminServer: AdminServer?
+        if let adminAddress = edge.admin {
+            let listener: TCPListener
+            do {
+                listener = try TCPListener(binding: adminAddress)
+            } catch {
+                log("sip-edge: admin server: \(error)")
+                throw ExitCode(1)
+            }
+            let server = AdminServer(board: board, probe: probe)
+            adminServer = server
+            Thread { server.serve(listener) }.start()
+            if let probe { Thread { probe.run() }.start() }
+            log("sip-edge: admin on http://\(adminAddress)/metrics")
+        }
+
         let stop = StopSignal()
         let started = WorkerStartup(expected: workers)
         var threads: [Thread] = []
         for index in 0..<workers {
             let thread = Thread {
                 do {
-                    let worker = try UDPWorker(index: index, configuration: configuration)
+                    let worker = try UDPWorker(index: index, configuration: configuration, board: board)
                     started.report(nil, path: worker.dataPath)
                     if index == 0, configuration.workers > 1, started.waitForAll().isEmpty {
                         // Every socket of the group is bound now: steer by client address from here on. Without
@@ -135,6 +162,8 @@ struct RunCommand: ParsableCommand {
         waitForStopSignal(&signals)
         ServiceManager.notify("STOPPING=1")
         stop.stop()
+        adminServer?.stop()
+        probe?.stop()
         let totals = started.waitForFinish()
         log("sip-edge: stopped; received \(totals.received), forwarded \(totals.forwarded), replied \(totals.replied), parse errors \(totals.parseErrors)")
     }

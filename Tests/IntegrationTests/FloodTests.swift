@@ -33,6 +33,8 @@ import Testing
             listen: udp:127.0.0.1:\(base)
             upstreams: [sip:127.0.0.1:\(core.localAddress.port)]
             workers: 1
+            admin:
+              listen: "off"
             security:
               audit_log: stderr
             rate_limit:
@@ -90,7 +92,7 @@ import Testing
         let core = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: 0)!, reusePort: false)
         let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path,
                                             ["--listen", "udp:127.0.0.1:\(base)", "--upstream",
-                                             "sip:127.0.0.1:\(core.localAddress.port)", "--workers", "1"],
+                                             "sip:127.0.0.1:\(core.localAddress.port)", "--workers", "1", "--admin", "off"],
                                             log: "hostile-edge.log")
         defer { ProcessHarness.stop(edge) }
         usleep(500_000)

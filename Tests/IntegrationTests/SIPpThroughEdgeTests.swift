@@ -13,7 +13,7 @@ import Testing
                                               log: "\(name)-uas.log")
         defer { ProcessHarness.stop(server) }
         let edgeArguments = ["--listen", "udp:127.0.0.1:\(edgePort)", "--upstream", "sip:127.0.0.1:\(uasPort)",
-                             "--workers", "2", "--data-path", dataPath]
+                             "--workers", "2", "--data-path", dataPath, "--admin", "off"]
         let edge = denyIOURing
             ? try ProcessHarness.start(ProcessHarness.denyIOURingBinary.path,
                                        [ProcessHarness.sipEdgeBinary.path] + edgeArguments, log: "\(name)-edge.log")
@@ -83,7 +83,7 @@ import Testing
         let status = try ProcessHarness.run(
             ProcessHarness.denyIOURingBinary.path,
             [ProcessHarness.sipEdgeBinary.path, "--listen", "udp:127.0.0.1:\(ProcessHarness.portBase(5))",
-             "--workers", "1", "--data-path", "io-uring"],
+             "--workers", "1", "--data-path", "io-uring", "--admin", "off"],
             timeout: 10, log: "edge-seccomp-demanded.log")
         let log = ProcessHarness.logContents("edge-seccomp-demanded.log")
         #expect(status == 1)

@@ -71,7 +71,7 @@ import Glibc
 
         let edge = try ProcessHarness.start(
             ProcessHarness.sipEdgeBinary.path,
-            ["--listen", "udp:127.0.0.1:\(ProcessHarness.portBase(9))", "--workers", "1"],
+            ["--listen", "udp:127.0.0.1:\(ProcessHarness.portBase(9))", "--workers", "1", "--admin", "off"],
             log: "notify-edge.log", environment: ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"])
         defer { ProcessHarness.stop(edge) }
         let ready = receive()

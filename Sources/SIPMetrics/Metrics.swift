@@ -1,0 +1,147 @@
+import Synchronization
+
+/// Latency buckets of `sip_response_time_seconds` (upper bounds, seconds): in-proxy processing of one message.
+public let latencyBucketBounds: [Double] = [
+    0.000_001, 0.000_002_5, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5,
+    0.005, 0.01,
+]
+
+/// One worker's counters as of its last publication: plain values, copied out of the worker a few times a second.
+public struct WorkerSnapshot: Sendable {
+    /// Requests by method name (known methods plus "other"), and responses under "response".
+    public var messages: [String: Int] = [:]
+    /// Refused or failed messages by error type (parse error codes and drop reasons).
+    public var errors: [String: Int] = [:]
+    /// Policy refusals by rule.
+    public var violations: [String: Int] = [:]
+    public var rateLimitRejections = 0
+    public var forwarded = 0
+    public var replied = 0
+    /// Cumulative counts per `latencyBucketBounds` entry, then +Inf.
+    public var latencyBuckets: [Int] = Array(repeating: 0, count: latencyBucketBounds.count + 1)
+    public var latencySum: Double = 0
+    public var latencyCount = 0
+
+    public init() {}
+}
+
+/// Where workers publish their snapshots and the admin server reads them: the only shared state, touched a few
+/// times a second per worker (never per message), behind an uncontended lock.
+public final class MetricsBoard: Sendable {
+    private let snapshots: Mutex<[WorkerSnapshot?]>
+    private let workersUp: Mutex<Set<Int>>
+    public let workerCount: Int
+
+    public init(workers: Int) {
+        workerCount = workers
+        snapshots = Mutex(Array(repeating: nil, count: workers))
+        workersUp = Mutex([])
+    }
+
+    public func publish(worker: Int, _ snapshot: WorkerSnapshot) {
+        snapshots.withLock { $0[worker] = snapshot }
+    }
+
+    public func markUp(worker: Int, _ up: Bool) {
+        workersUp.withLock { if up { $0.insert(worker) } else { $0.remove(worker) } }
+    }
+
+    public var allWorkersUp: Bool { workersUp.withLock { $0.count == workerCount } }
+
+    /// The sum over workers.
+    public func total() -> WorkerSnapshot {
+        let all = snapshots.withLock { $0 }
+        var total = WorkerSnapshot()
+        for snapshot in all.compactMap({ $0 }) {
+            total.messages.merge(snapshot.messages, uniquingKeysWith: +)
+            total.errors.merge(snapshot.errors, uniquingKeysWith: +)
+            total.violations.merge(snapshot.violations, uniquingKeysWith: +)
+            total.rateLimitRejections += snapshot.rateLimitRejections
+            total.forwarded += snapshot.forwarded
+            total.replied += snapshot.replied
+            for i in total.latencyBuckets.indices { total.latencyBuckets[i] += snapshot.latencyBuckets[i] }
+            total.latencySum += snapshot.latencySum
+            total.latencyCount += snapshot.latencyCount
+        }
+        return total
+    }
+}
+
+/// Prometheus text exposition (format 0.0.4).
+public struct PrometheusText {
+    private(set) var text = ""
+
+    public init() {}
+
+    public mutating func family(_ name: String, type: String, help: String) {
+        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+    }
+
+    public mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
+        text += name
+        if !labels.isEmpty {
+            text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
+        }
+        text += " " + Self.format(value) + "\n"
+    }
+
+    public var output: String { text }
+
+    static func escape(_ value: String) -> String {
+        value.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"").replacingAll("\n", with: "\\n")
+    }
+
+    static func format(_ value: Double) -> String {
+        if value == value.rounded() && abs(value) < 1e15 { return String(Int64(value)) }
+        return String(value)
+    }
+
+    /// Renders the SIP families from `total`, with `transport` as the transport label.
+    public static func render(_ total: WorkerSnapshot, activeConnections: [String: Int], process: [(String, String, String, Double)]) -> String {
+        var out = PrometheusText()
+        out.family("sip_messages_total", type: "counter", help: "SIP messages received, by method (responses: response) and transport.")
+        for (method, count) in total.messages.sorted(by: { $0.key < $1.key }) {
+            out.sample("sip_messages_total", [("method", method), ("transport", "udp")], Double(count))
+        }
+        out.family("sip_messages_errors_total", type: "counter", help: "Messages that failed to parse or could not be routed, by error type.")
+        for (type, count) in total.errors.sorted(by: { $0.key < $1.key }) {
+            out.sample("sip_messages_errors_total", [("error_type", type)], Double(count))
+        }
+        out.family("sip_security_violations_total", type: "counter", help: "Messages refused by the edge policy, by rule.")
+        for (type, count) in total.violations.sorted(by: { $0.key < $1.key }) {
+            out.sample("sip_security_violations_total", [("violation_type", type)], Double(count))
+        }
+        out.family("sip_rate_limit_rejections_total", type: "counter", help: "Requests refused or dropped by the per-source rate limiter.")
+        out.sample("sip_rate_limit_rejections_total", [], Double(total.rateLimitRejections))
+        out.family("sip_forwarded_total", type: "counter", help: "Messages forwarded.")
+        out.sample("sip_forwarded_total", [], Double(total.forwarded))
+        out.family("sip_local_replies_total", type: "counter", help: "Responses generated by sip-edge itself.")
+        out.sample("sip_local_replies_total", [], Double(total.replied))
+        out.family("sip_response_time_seconds", type: "histogram", help: "Time sip-edge spends on one message, receive to send.")
+        for (index, bound) in latencyBucketBounds.enumerated() {
+            out.sample("sip_response_time_seconds_bucket", [("le", String(bound))], Double(total.latencyBuckets[index]))
+        }
+        out.sample("sip_response_time_seconds_bucket", [("le", "+Inf")], Double(total.latencyBuckets.last!))
+        out.sample("sip_response_time_seconds_sum", [], total.latencySum)
+        out.sample("sip_response_time_seconds_count", [], Double(total.latencyCount))
+        out.family("sip_active_connections", type: "gauge", help: "Open connections by transport.")
+        for (transport, count) in activeConnections.sorted(by: { $0.key < $1.key }) {
+            out.sample("sip_active_connections", [("transport", transport)], Double(count))
+        }
+        for (name, type, help, value) in process {
+            out.family(name, type: type, help: help)
+            out.sample(name, [], value)
+        }
+        return out.output
+    }
+}
+
+extension String {
+    func replacingAll(_ target: Character, with replacement: String) -> String {
+        var out = ""
+        for character in self {
+            if character == target { out += replacement } else { out.append(character) }
+        }
+        return out
+    }
+}
