@@ -139,12 +139,16 @@ public final class UDPWorker {
     private let ring: URing?
     private let board: MetricsBoard?
     private var lastPublished: UInt64 = 0
-    private let validator: SecurityValidator
+    private var validator: SecurityValidator
     private var limiter: RateLimiter
+    private let mailbox: PolicyMailbox?
+    private var policyGeneration: UInt64 = 0
+    /// Policy reloads this worker has applied.
+    public private(set) var policyReloads = 0
     private let audit: AuditLog
     /// Never rate limited or validated: the configured allow list (any port) and the upstreams (exact address and
     /// port, so a client sharing the core's IP, as on loopback, is still checked).
-    private let trusted: [AddressPrefix]
+    private var trusted: [AddressPrefix]
     private let trustedEndpoints: [EndpointAddress]
     public private(set) var counters = WorkerCounters()
 
@@ -154,10 +158,13 @@ public final class UDPWorker {
     private static let publicTag: UInt32 = 0
     private static let upstreamTag: UInt32 = 1
 
-    public init(index: Int, configuration: WorkerConfiguration, board: MetricsBoard? = nil) throws {
+    public init(index: Int, configuration: WorkerConfiguration, board: MetricsBoard? = nil,
+                mailbox: PolicyMailbox? = nil) throws {
         self.index = index
         self.configuration = configuration
         self.board = board
+        self.mailbox = mailbox
+        policyGeneration = mailbox?.currentGeneration ?? 0
         publicSocket = try UDPSocket(binding: configuration.listen, reusePort: true)
         let anyAddress = configuration.listen.family == .ipv4
             ? EndpointAddress.parse("0.0.0.0", port: 0)! : EndpointAddress.parse("::", port: 0)!
@@ -204,6 +211,20 @@ public final class UDPWorker {
         board?.markUp(worker: index, false)
     }
 
+    /// The safe point between batches: apply a policy posted since the last turn. Rate-limit state survives a
+    /// reload unless the limits themselves changed.
+    private func applyPolicyIfPosted() {
+        guard let mailbox, mailbox.currentGeneration != policyGeneration else { return }
+        policyGeneration = mailbox.currentGeneration
+        let policy = mailbox.read()
+        validator = SecurityValidator(configuration: policy.security)
+        if policy.rateLimit != limiter.configuration {
+            limiter = RateLimiter(configuration: policy.rateLimit)
+        }
+        trusted = policy.rateLimit.allowList
+        policyReloads += 1
+    }
+
     /// Hands a copy of the counters to the metrics board, at most every 100 ms: never per message.
     private func publishIfDue(force: Bool = false) {
         guard let board else { return }
@@ -226,6 +247,7 @@ public final class UDPWorker {
                 : ring.wait(completions: 1, timeoutMicroseconds: 200_000)
             busy = count > 0
             publishIfDue()
+            applyPolicyIfPosted()
             for i in 0..<count {
                 let event = ring.event(i)
                 switch event.kind {
@@ -263,6 +285,7 @@ public final class UDPWorker {
             if ready & 1 != 0 { drain(publicSocket) }
             if ready & 2 != 0 { drain(upstreamSocket) }
             publishIfDue()
+            applyPolicyIfPosted()
         }
     }
 

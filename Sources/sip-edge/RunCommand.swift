@@ -121,13 +121,15 @@ struct RunCommand: ParsableCommand {
             log("sip-edge: admin on http://\(adminAddress)/metrics")
         }
 
+        let mailbox = PolicyMailbox(Policy(security: edge.security, rateLimit: edge.rateLimit))
         let stop = StopSignal()
         let started = WorkerStartup(expected: workers)
         var threads: [Thread] = []
         for index in 0..<workers {
             let thread = Thread {
                 do {
-                    let worker = try UDPWorker(index: index, configuration: configuration, board: board)
+                    let worker = try UDPWorker(index: index, configuration: configuration, board: board,
+                                               mailbox: mailbox)
                     started.report(nil, path: worker.dataPath)
                     if index == 0, configuration.workers > 1, started.waitForAll().isEmpty {
                         // Every socket of the group is bound now: steer by client address from here on. Without
@@ -159,7 +161,7 @@ struct RunCommand: ParsableCommand {
         log("sip-edge: \(workers) UDP workers (\(started.paths)) on \(listenAddress), upstream \(upstreams.map(\.description).joined(separator: ", "))")
 
         ServiceManager.notify("READY=1\nSTATUS=\(workers) UDP workers on \(listenAddress)")
-        waitForStopSignal(&signals)
+        waitForStopSignal(&signals) { reload(running: edge, into: mailbox) }
         ServiceManager.notify("STOPPING=1")
         stop.stop()
         adminServer?.stop()
@@ -168,9 +170,35 @@ struct RunCommand: ParsableCommand {
         log("sip-edge: stopped; received \(totals.received), forwarded \(totals.forwarded), replied \(totals.replied), parse errors \(totals.parseErrors)")
     }
 
+    /// Re-reads the configuration (SIGHUP) and posts the new policy to the workers. A file that does not validate
+    /// changes nothing; settings that need new sockets or threads are reported as needing a restart.
+    private func reload(running: EdgeConfiguration, into mailbox: PolicyMailbox) {
+        guard config != nil else {
+            log("sip-edge: SIGHUP: no --config file to reload")
+            return
+        }
+        let next: EdgeConfiguration
+        do {
+            next = try effectiveConfiguration()
+        } catch {
+            log("sip-edge: SIGHUP: configuration rejected, keeping the running one: \(error)")
+            return
+        }
+        mailbox.post(Policy(security: next.security, rateLimit: next.rateLimit))
+        var needRestart: [String] = []
+        if next.listen != running.listen { needRestart.append("listen") }
+        if next.upstreams != running.upstreams { needRestart.append("upstreams") }
+        if next.workers != running.workers { needRestart.append("workers") }
+        if next.dataPath != running.dataPath { needRestart.append("data_path") }
+        if next.admin != running.admin { needRestart.append("admin") }
+        if next.limits != running.limits { needRestart.append("limits") }
+        log("sip-edge: SIGHUP: security and rate_limit reloaded"
+            + (needRestart.isEmpty ? "" : "; restart to apply \(needRestart.joined(separator: ", "))"))
+    }
+
     /// Waits for SIGTERM or SIGINT, feeding systemd's watchdog meanwhile (at half its interval) when it asks for
-    /// one. SIGHUP does not stop the proxy: configuration reload is not implemented yet, so it says so and goes on.
-    private func waitForStopSignal(_ signals: inout sigset_t) {
+    /// one. SIGHUP reloads the policy.
+    private func waitForStopSignal(_ signals: inout sigset_t, onReload: () -> Void) {
         let watchdog = ServiceManager.watchdogMicroseconds
         let tick = watchdog.map { max($0 / 2, 100_000) } ?? 3_600_000_000
         while true {
@@ -181,7 +209,9 @@ struct RunCommand: ParsableCommand {
                 continue
             }
             if received == SIGHUP {
-                log("sip-edge: SIGHUP: configuration reload is not implemented yet; restart to apply changes")
+                ServiceManager.notify("RELOADING=1")
+                onReload()
+                ServiceManager.notify("READY=1")
                 continue
             }
             log("sip-edge: signal \(received), stopping")

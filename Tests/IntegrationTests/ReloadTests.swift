@@ -1,0 +1,75 @@
+import Foundation
+import SIPBytes
+import SIPUring
+import Testing
+
+/// SIGHUP applies a new policy to running workers, and a bad file changes nothing.
+@Suite struct ReloadTests {
+    @Test func sighupReloadsThePolicyWithoutRestarting() throws {
+        let base = ProcessHarness.portBase(6)
+        let core = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: 0)!, reusePort: false)
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("reload-\(getpid()).yaml")
+        func writeConfig(blocking agent: String, extra: String = "") throws {
+            try """
+                listen: udp:127.0.0.1:\(base)
+                upstreams: [sip:127.0.0.1:\(core.localAddress.port)]
+                workers: 2
+                admin:
+                  listen: "off"
+                security:
+                  blocked_user_agents: [\(agent)]
+                \(extra)
+                """.write(to: config, atomically: true, encoding: .utf8)
+        }
+        try writeConfig(blocking: "evil-agent")
+        let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path], log: "reload-edge.log")
+        defer { ProcessHarness.stop(edge) }
+        usleep(500_000)
+        let client = try UDPSocket(binding: EndpointAddress.parse("127.0.0.5", port: 0)!, reusePort: false)
+        let edgeAddress = EndpointAddress.parse("127.0.0.1", port: UInt16(base))!
+        func sendOptions(_ callID: String) {
+            let port = client.localAddress.port
+            client.send(Array(("OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.5:\(port);branch=z9hG4bK\(callID)\r\n"
+                + "Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: \(callID)\r\n"
+                + "CSeq: 1 OPTIONS\r\nUser-Agent: good-agent/1.0\r\nContent-Length: 0\r\n\r\n").utf8), to: edgeAddress)
+        }
+        func forwardedCallIDs() -> [String] {
+            let batch = DatagramBatch(capacity: 16, bufferSize: 4_096)
+            var ids: [String] = []
+            while batch.receive(from: core) > 0 {
+                for i in 0..<batch.count {
+                    batch.withDatagram(i) { bytes, _ in
+                        let text = bytes.string(bytes.all)
+                        if let line = text.split(separator: "\r\n").first(where: { $0.hasPrefix("Call-ID: ") }) {
+                            ids.append(String(line.dropFirst(9)))
+                        }
+                    }
+                }
+            }
+            return ids
+        }
+
+        sendOptions("before-reload")
+        usleep(200_000)
+        #expect(forwardedCallIDs() == ["before-reload"])
+
+        try writeConfig(blocking: "good-agent")
+        kill(edge.processIdentifier, SIGHUP)
+        usleep(600_000)  // workers apply it at their next loop turn (at most 200 ms)
+        #expect(edge.isRunning)
+        sendOptions("after-reload")
+        usleep(200_000)
+        #expect(forwardedCallIDs().isEmpty, "good-agent should now be blocked")
+        #expect(ProcessHarness.logContents("reload-edge.log").contains("SIGHUP: security and rate_limit reloaded"))
+
+        // A broken file is refused and the running policy stays.
+        try writeConfig(blocking: "nobody", extra: "rate_limit:\n  window_ms: soon\n")
+        kill(edge.processIdentifier, SIGHUP)
+        usleep(600_000)
+        #expect(edge.isRunning)
+        #expect(ProcessHarness.logContents("reload-edge.log").contains("configuration rejected, keeping the running one: rate_limit.window_ms"))
+        sendOptions("after-bad-reload")
+        usleep(200_000)
+        #expect(forwardedCallIDs().isEmpty, "the good policy (blocking good-agent) must still apply")
+    }
+}
