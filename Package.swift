@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C: zero-copy span scanner (start line, headers, folding, header kinds), SIMD chosen at run time.
@@ -71,6 +72,7 @@ let package = Package(
                 "SIPConfig",
                 "SIPAdmin",
                 "SIPMetrics",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // jemalloc is the process allocator: every Swift and C allocation goes through it (toolchain.md §2).

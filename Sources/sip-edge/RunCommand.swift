@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SIPBytes
 import SIPConfig
 import SIPParsing
@@ -83,7 +84,7 @@ struct RunCommand: ParsableCommand {
         do {
             edge = try effectiveConfiguration()
         } catch let error as ConfigError {
-            log("sip-edge: configuration error: \(error)")
+            log("sip-edge: configuration error: \(error)", level: .error)
             throw ExitCode(2)
         }
         var secret: UInt64 = 0
@@ -111,7 +112,7 @@ struct RunCommand: ParsableCommand {
             do {
                 listener = try TCPListener(binding: adminAddress)
             } catch {
-                log("sip-edge: admin server: \(error)")
+                log("sip-edge: admin server: \(error)", level: .error)
                 throw ExitCode(1)
             }
             let server = AdminServer(board: board, probe: probe)
@@ -137,7 +138,7 @@ struct RunCommand: ParsableCommand {
                         do {
                             try worker.attachSourceSteering(groupSize: configuration.workers)
                         } catch {
-                            FileHandle.standardError.write(Data("sip-edge: source steering off: \(error)\n".utf8))
+                            Self.logger.warning("source steering off: \(error)")
                         }
                     }
                     worker.run(until: stop)
@@ -155,7 +156,7 @@ struct RunCommand: ParsableCommand {
         if !errors.isEmpty {
             stop.stop()
             started.waitForFinish()
-            for error in errors { log("error: \(error)") }
+            for error in errors { log("\(error)", level: .error) }
             throw ExitCode(1)
         }
         log("sip-edge: \(workers) UDP workers (\(started.paths)) on \(listenAddress), upstream \(upstreams.map(\.description).joined(separator: ", "))")
@@ -181,7 +182,7 @@ struct RunCommand: ParsableCommand {
         do {
             next = try effectiveConfiguration()
         } catch {
-            log("sip-edge: SIGHUP: configuration rejected, keeping the running one: \(error)")
+            log("sip-edge: SIGHUP: configuration rejected, keeping the running one: \(error)", level: .error)
             return
         }
         mailbox.post(Policy(security: next.security, rateLimit: next.rateLimit))
@@ -219,9 +220,17 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    private func log(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+    private func log(_ line: String, level: Logger.Level = .info) {
+        Self.logger.log(level: level, "\(line.hasPrefix("sip-edge: ") ? String(line.dropFirst(10)) : line)")
     }
+
+    /// Structured JSON lines on standard error; SIPEDGE_LOG sets the level (default info). Nothing is logged per
+    /// message at info: traffic shows in /metrics, refusals in the audit log.
+    static let logger: Logger = {
+        let level = JSONLogHandler.level(environment: ProcessInfo.processInfo.environment, fallback: .info)
+        LoggingSystem.bootstrap { label in JSONLogHandler(label: label, logLevel: level) }
+        return Logger(label: "sip-edge")
+    }()
 }
 
 /// Start-up handshake between the main thread and the workers: each reports once (nil or an error) when its

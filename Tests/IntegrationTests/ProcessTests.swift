@@ -35,4 +35,26 @@ import Testing
         #expect(status == 2)
         #expect(ProcessHarness.logContents("bad-config.log").contains("rate_limit.registers_per_window"))
     }
+
+    @Test func logsAreJSONLinesAndSIPEDGE_LOGSetsTheLevel() throws {
+        let port = ProcessHarness.portBase(2)
+        func runBriefly(_ environment: [String: String], log: String) throws -> String {
+            let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path,
+                                                ["--listen", "udp:127.0.0.1:\(port)", "--workers", "1", "--admin", "off"],
+                                                log: log, environment: environment)
+            usleep(400_000)
+            ProcessHarness.stop(edge)
+            return ProcessHarness.logContents(log)
+        }
+        let info = try runBriefly([:], log: "log-info.log")
+        let lines = info.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["level"] != nil && object?["message"] != nil && object?["ts"] != nil, "\(line)")
+        }
+        #expect(info.contains("\"level\":\"info\""))
+        let quiet = try runBriefly(["SIPEDGE_LOG": "warning"], log: "log-warning.log")
+        #expect(!quiet.contains("\"level\":\"info\""), "\(quiet)")
+    }
 }
