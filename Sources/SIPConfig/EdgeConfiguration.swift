@@ -5,6 +5,7 @@ public import SIPTransport
 public import SIPUring
 public import SIPSecurity
 import Yams
+import Foundation
 
 /// A configuration problem, named by its key path (`limits.max_headers`), found before any socket is bound.
 public struct ConfigError: Error, Equatable, CustomStringConvertible {
@@ -42,6 +43,8 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public var admin: EndpointAddress?
     /// How often the upstreams are sent OPTIONS for readiness, in milliseconds.
     public var probeIntervalMilliseconds: Int
+    /// Log level name (trace, debug, info, notice, warning, error, critical); SIPEDGE_LOG overrides it.
+    public var logLevel: String
 
     /// The configuration sip-edge runs with when given no file: shipped as YAML so `sip-edge config --defaults`
     /// prints a complete, commented starting point.
@@ -89,6 +92,8 @@ public struct EdgeConfiguration: Sendable, Equatable {
         admin:
           listen: 127.0.0.1:9090            # /metrics, /health/live, /health/ready; "off" to disable
           probe_interval_ms: 5000           # OPTIONS to the upstreams; ready when one answers
+        log:
+          level: info                       # trace | debug | info | notice | warning | error | critical
         """
 
     /// The embedded defaults.
@@ -114,7 +119,7 @@ public struct EdgeConfiguration: Sendable, Equatable {
         guard let node else { return configuration }
         let root = try Mapping(node, path: "")
         try root.allowOnly(["listen", "upstreams", "advertise", "workers", "data_path", "record_route", "limits", "uring",
-                            "security", "rate_limit", "admin"])
+                            "security", "rate_limit", "admin", "log"])
         if let value = try root.string("listen") {
             configuration.listen = try Self.endpoint(value, scheme: "udp", path: "listen")
         }
@@ -227,8 +232,47 @@ public struct EdgeConfiguration: Sendable, Equatable {
                 configuration.probeIntervalMilliseconds = v
             }
         }
+        if let log = try root.mapping("log") {
+            try log.allowOnly(["level"])
+            if let level = try log.string("level") {
+                let known = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+                guard known.contains(level) else { throw ConfigError("log.level", "must be one of \(known.joined(separator: ", "))") }
+                configuration.logLevel = level
+            }
+        }
         try configuration.validate()
         return configuration
+    }
+
+    /// Applies SIPEDGE_* environment variables (between the file and the command line): SIPEDGE_LISTEN,
+    /// SIPEDGE_UPSTREAMS (comma-separated), SIPEDGE_ADVERTISE, SIPEDGE_WORKERS, SIPEDGE_DATA_PATH,
+    /// SIPEDGE_ADMIN_LISTEN. Errors name the variable.
+    public mutating func applyEnvironment(_ environment: [String: String]) throws {
+        if let value = environment["SIPEDGE_LISTEN"] { listen = try Self.endpoint(value, scheme: "udp", path: "SIPEDGE_LISTEN") }
+        if let value = environment["SIPEDGE_UPSTREAMS"] {
+            upstreams = try value.split(separator: ",").map {
+                try Self.endpoint($0.trimmingCharacters(in: .whitespaces), scheme: "sip", path: "SIPEDGE_UPSTREAMS")
+            }
+        }
+        if let value = environment["SIPEDGE_ADVERTISE"] {
+            advertise = try Self.endpoint(value, scheme: nil, path: "SIPEDGE_ADVERTISE")
+        }
+        if let value = environment["SIPEDGE_WORKERS"] {
+            guard let count = Int(value), (0...256).contains(count) else {
+                throw ConfigError("SIPEDGE_WORKERS", "must be 0...256, got \(value)")
+            }
+            workers = count
+        }
+        if let value = environment["SIPEDGE_DATA_PATH"] {
+            guard let path = DataPath(rawValue: value) else {
+                throw ConfigError("SIPEDGE_DATA_PATH", "must be one of auto, io-uring, recvmmsg")
+            }
+            dataPath = path
+        }
+        if let value = environment["SIPEDGE_ADMIN_LISTEN"] {
+            admin = value == "off" ? nil : try Self.endpoint(value, scheme: nil, path: "SIPEDGE_ADMIN_LISTEN")
+        }
+        try validate()
     }
 
     /// Cross-field rules.
@@ -281,7 +325,7 @@ public struct EdgeConfiguration: Sendable, Equatable {
         listen: EndpointAddress.parse("127.0.0.1", port: 5060)!, upstreams: [], advertise: nil, workers: 0,
         dataPath: .auto, recordRoute: true, limits: ParseLimits(), uring: URingOptions(),
         security: SecurityConfiguration(), rateLimit: RateLimitConfiguration(), audit: .standardError,
-        auditLinesPerSecond: 50, admin: nil, probeIntervalMilliseconds: 5_000)
+        auditLinesPerSecond: 50, admin: nil, probeIntervalMilliseconds: 5_000, logLevel: "info")
 }
 
 extension URingOptions: Equatable {

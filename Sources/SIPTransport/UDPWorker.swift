@@ -207,8 +207,23 @@ public final class UDPWorker {
         } else {
             runBatches(until: stop)
         }
+        if let ring { drainSends(ring) }
         publishIfDue(force: true)
         board?.markUp(worker: index, false)
+    }
+
+    /// On stop: submit the sends still queued in the ring and wait (at most 200 ms) for them to complete, so the
+    /// last answers leave before the ring is torn down. New datagrams are no longer handled.
+    private func drainSends(_ ring: URing) {
+        for _ in 0..<10 {
+            let count = ring.wait(completions: 1, timeoutMicroseconds: 20_000)
+            if count == 0 { return }
+            for i in 0..<count {
+                let event = ring.event(i)
+                if event.kind == .sendDone && event.result < 0 { counters.sendFailures += 1 }
+                ring.recycle(event)
+            }
+        }
     }
 
     /// The safe point between batches: apply a policy posted since the last turn. Rate-limit state survives a

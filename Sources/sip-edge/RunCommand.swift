@@ -59,6 +59,7 @@ struct RunCommand: ParsableCommand {
             }
             configuration = try EdgeConfiguration.parse(yaml: String(decoding: data, as: UTF8.self), over: configuration)
         }
+        try configuration.applyEnvironment(ProcessInfo.processInfo.environment)
         if let listen { configuration.listen = try EdgeConfiguration.endpoint(listen, scheme: "udp", path: "--listen") }
         if !upstream.isEmpty {
             configuration.upstreams = try upstream.map { try EdgeConfiguration.endpoint($0, scheme: "sip", path: "--upstream") }
@@ -84,9 +85,11 @@ struct RunCommand: ParsableCommand {
         do {
             edge = try effectiveConfiguration()
         } catch let error as ConfigError {
+            Self.startLogging(configuredLevel: "info")
             log("sip-edge: configuration error: \(error)", level: .error)
             throw ExitCode(2)
         }
+        Self.startLogging(configuredLevel: edge.logLevel)
         var secret: UInt64 = 0
         arc4random_buf(&secret, MemoryLayout<UInt64>.size)
         let configuration = edge.workerConfiguration(branchSecret: secret,
@@ -224,13 +227,15 @@ struct RunCommand: ParsableCommand {
         Self.logger.log(level: level, "\(line.hasPrefix("sip-edge: ") ? String(line.dropFirst(10)) : line)")
     }
 
-    /// Structured JSON lines on standard error; SIPEDGE_LOG sets the level (default info). Nothing is logged per
-    /// message at info: traffic shows in /metrics, refusals in the audit log.
-    static let logger: Logger = {
-        let level = JSONLogHandler.level(environment: ProcessInfo.processInfo.environment, fallback: .info)
+    /// Structured JSON lines on standard error, at the configured level unless SIPEDGE_LOG says otherwise.
+    /// Nothing is logged per message at info: traffic shows in /metrics, refusals in the audit log.
+    static func startLogging(configuredLevel: String) {
+        let fallback = Logger.Level(rawValue: configuredLevel) ?? .info
+        let level = JSONLogHandler.level(environment: ProcessInfo.processInfo.environment, fallback: fallback)
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, logLevel: level) }
-        return Logger(label: "sip-edge")
-    }()
+    }
+
+    static var logger: Logger { Logger(label: "sip-edge") }
 }
 
 /// Start-up handshake between the main thread and the workers: each reports once (nil or an error) when its

@@ -11,7 +11,7 @@ import Testing
 
     @Test func readinessAndMetricsReflectTheUpstreamAndTheTraffic() throws {
         let sipp = try #require(ProcessHarness.which("sipp"))
-        let base = ProcessHarness.portBase(3)
+        let base = ProcessHarness.portBase(.admin)
         let (edgePort, corePort, uacPort, adminPort) = (base, base + 1, base + 2, base + 4)
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("admin-\(getpid()).yaml")
         try """

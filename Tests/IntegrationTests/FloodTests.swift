@@ -26,7 +26,7 @@ import Testing
     }
 
     @Test func registerFloodIsThrottledOthersAreUntouchedAndServiceRecovers() throws {
-        let base = ProcessHarness.portBase(7)
+        let base = ProcessHarness.portBase(.flood)
         let core = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: 0)!, reusePort: false)
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("flood-\(getpid()).yaml")
         try """
@@ -88,7 +88,7 @@ import Testing
     }
 
     @Test func hostileMessagesAreAnsweredAndAudited() throws {
-        let base = ProcessHarness.portBase(8)
+        let base = ProcessHarness.portBase(.hostile)
         let core = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: 0)!, reusePort: false)
         let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path,
                                             ["--listen", "udp:127.0.0.1:\(base)", "--upstream",

@@ -71,8 +71,20 @@ enum ProcessHarness {
         (try? String(contentsOf: FileManager.default.temporaryDirectory.appendingPathComponent(log), encoding: .utf8)) ?? ""
     }
 
-    /// A free-looking UDP port block per test process, so parallel suites do not collide.
-    static func portBase(_ offset: Int) -> Int {
-        20_000 + Int(getpid() % 2_000) * 10 + offset
+    /// Each suite's own block of ports, so suites running in parallel never share one.
+    enum PortBlock: Int {
+        case calls = 0  // edge, uas, uac
+        case seccomp = 4
+        case admin = 6  // edge, core, uac, admin (6...10)
+        case logging = 12
+        case reload = 14
+        case flood = 16
+        case hostile = 18
+        case notify = 20
+    }
+
+    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up).
+    static func portBase(_ block: PortBlock) -> Int {
+        20_000 + Int(getpid() % 400) * 30 + block.rawValue
     }
 }

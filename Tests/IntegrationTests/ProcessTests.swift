@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func logsAreJSONLinesAndSIPEDGE_LOGSetsTheLevel() throws {
-        let port = ProcessHarness.portBase(2)
+        let port = ProcessHarness.portBase(.logging)
         func runBriefly(_ environment: [String: String], log: String) throws -> String {
             let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path,
                                                 ["--listen", "udp:127.0.0.1:\(port)", "--workers", "1", "--admin", "off"],

@@ -6,7 +6,7 @@ import Testing
 /// SIGHUP applies a new policy to running workers, and a bad file changes nothing.
 @Suite struct ReloadTests {
     @Test func sighupReloadsThePolicyWithoutRestarting() throws {
-        let base = ProcessHarness.portBase(6)
+        let base = ProcessHarness.portBase(.reload)
         let core = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: 0)!, reusePort: false)
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("reload-\(getpid()).yaml")
         func writeConfig(blocking agent: String, extra: String = "") throws {

@@ -7,7 +7,7 @@ import Testing
     func runCalls(uac: [String], uas: [String], calls: Int, name: String,
                   dataPath: String = "auto", denyIOURing: Bool = false) throws -> (Int32, String) {
         let sipp = try #require(ProcessHarness.which("sipp"), "sipp (Debian sip-tester) must be installed")
-        let base = ProcessHarness.portBase(0)
+        let base = ProcessHarness.portBase(.calls)
         let (edgePort, uasPort, uacPort) = (base, base + 1, base + 2)
         let server = try ProcessHarness.start(sipp, uas + ["-i", "127.0.0.1", "-p", "\(uasPort)", "-nostdin"],
                                               log: "\(name)-uas.log")
@@ -82,7 +82,7 @@ import Testing
     @Test func demandedIOURingThatIsRefusedFailsClearly() throws {
         let status = try ProcessHarness.run(
             ProcessHarness.denyIOURingBinary.path,
-            [ProcessHarness.sipEdgeBinary.path, "--listen", "udp:127.0.0.1:\(ProcessHarness.portBase(5))",
+            [ProcessHarness.sipEdgeBinary.path, "--listen", "udp:127.0.0.1:\(ProcessHarness.portBase(.seccomp))",
              "--workers", "1", "--data-path", "io-uring", "--admin", "off"],
             timeout: 10, log: "edge-seccomp-demanded.log")
         let log = ProcessHarness.logContents("edge-seccomp-demanded.log")

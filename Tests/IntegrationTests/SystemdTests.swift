@@ -71,7 +71,7 @@ import Glibc
 
         let edge = try ProcessHarness.start(
             ProcessHarness.sipEdgeBinary.path,
-            ["--listen", "udp:127.0.0.1:\(ProcessHarness.portBase(9))", "--workers", "1", "--admin", "off"],
+            ["--listen", "udp:127.0.0.1:\(ProcessHarness.portBase(.notify))", "--workers", "1", "--admin", "off"],
             log: "notify-edge.log", environment: ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"])
         defer { ProcessHarness.stop(edge) }
         let ready = receive()
@@ -80,6 +80,7 @@ import Glibc
         kill(edge.processIdentifier, SIGHUP)  // no reload yet, but it must not stop the proxy
         usleep(200_000)
         #expect(edge.isRunning)
+        let stopRequested = Date()
         kill(edge.processIdentifier, SIGTERM)
         var stopping = false
         for _ in 0..<20 {
@@ -92,6 +93,8 @@ import Glibc
         #expect(stopping)
         edge.waitUntilExit()
         #expect(edge.terminationStatus == 0)
+        // Drained and gone well within systemd's TimeoutStopSec.
+        #expect(Date().timeIntervalSince(stopRequested) < 2)
     }
 }
 

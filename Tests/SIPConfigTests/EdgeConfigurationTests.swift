@@ -70,4 +70,21 @@ import Testing
             _ = try EdgeConfiguration.parse(yaml: "listen: [unclosed", over: nil)
         }
     }
+
+    @Test func environmentOverridesTheFileAndNamesBadVariables() throws {
+        var configuration = try EdgeConfiguration.parse(yaml: "workers: 3\nlog:\n  level: debug\n", over: EdgeConfiguration.defaults())
+        #expect(configuration.logLevel == "debug")
+        try configuration.applyEnvironment(["SIPEDGE_WORKERS": "5", "SIPEDGE_UPSTREAMS": "sip:10.0.0.2:5060, sip:10.0.0.3:5060",
+                                            "SIPEDGE_ADMIN_LISTEN": "off", "SIPEDGE_DATA_PATH": "recvmmsg"])
+        #expect(configuration.workers == 5)
+        #expect(configuration.upstreams.count == 2)
+        #expect(configuration.admin == nil)
+        #expect(configuration.dataPath == .recvmmsg)
+        #expect {
+            try configuration.applyEnvironment(["SIPEDGE_WORKERS": "lots"])
+        } throws: { ($0 as? ConfigError)?.keyPath == "SIPEDGE_WORKERS" }
+        #expect {
+            _ = try EdgeConfiguration.parse(yaml: "log:\n  level: chatty\n", over: EdgeConfiguration.defaults())
+        } throws: { ($0 as? ConfigError)?.keyPath == "log.level" }
+    }
 }
