@@ -5,7 +5,8 @@ import Testing
 @Suite(.serialized) struct SIPpThroughEdgeTests {
     /// Starts a UAS and sip-edge, runs the UAC scenario, stops everything; returns the UAC's exit status and logs.
     func runCalls(uac: [String], uas: [String], calls: Int, name: String,
-                  dataPath: String = "auto", denyIOURing: Bool = false) throws -> (Int32, String) {
+                  dataPath: String = "auto", denyIOURing: Bool = false, extraArguments: [String] = [],
+                  duringCalls: ((Process) -> Void)? = nil) throws -> (Int32, String) {
         let sipp = try #require(ProcessHarness.which("sipp"), "sipp (Debian sip-tester) must be installed")
         let base = ProcessHarness.portBase(.calls)
         let (edgePort, uasPort, uacPort) = (base, base + 1, base + 2)
@@ -13,7 +14,7 @@ import Testing
                                               log: "\(name)-uas.log")
         defer { ProcessHarness.stop(server) }
         let edgeArguments = ["--listen", "udp:127.0.0.1:\(edgePort)", "--upstream", "sip:127.0.0.1:\(uasPort)",
-                             "--workers", "2", "--data-path", dataPath, "--admin", "off"]
+                             "--workers", "2", "--data-path", dataPath, "--admin", "off"] + extraArguments
         let edge = denyIOURing
             ? try ProcessHarness.start(ProcessHarness.denyIOURingBinary.path,
                                        [ProcessHarness.sipEdgeBinary.path] + edgeArguments, log: "\(name)-edge.log")
@@ -21,6 +22,23 @@ import Testing
         defer { ProcessHarness.stop(edge) }
         usleep(500_000)
         #expect(edge.isRunning, "sip-edge exited: \(ProcessHarness.logContents("\(name)-edge.log"))")
+        if let duringCalls {
+            // Run the calls in the background and act on sip-edge while they flow.
+            let uacProcess = try ProcessHarness.start(
+                sipp,
+                uac + ["127.0.0.1:\(edgePort)", "-i", "127.0.0.1", "-p", "\(uacPort)", "-m", "\(calls)", "-r", "20",
+                       "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_stat", "-stf",
+                       FileManager.default.temporaryDirectory.appendingPathComponent("\(name).csv").path],
+                log: "\(name)-uac.log")
+            usleep(500_000)
+            duringCalls(edge)
+            let deadline = Date().addingTimeInterval(30)
+            while uacProcess.isRunning && Date() < deadline { usleep(50_000) }
+            ProcessHarness.stop(uacProcess)
+            ProcessHarness.stop(edge)
+            return (uacProcess.terminationStatus,
+                    ProcessHarness.logContents("\(name)-uac.log") + ProcessHarness.logContents("\(name)-edge.log"))
+        }
         let status = try ProcessHarness.run(
             sipp,
             uac + ["127.0.0.1:\(edgePort)", "-i", "127.0.0.1", "-p", "\(uacPort)", "-m", "\(calls)", "-r", "20",
@@ -89,5 +107,23 @@ import Testing
         #expect(status == 1)
         #expect(log.contains("io_uring setup"), "\(log)")
         #expect(log.contains("Operation not permitted"), "\(log)")
+    }
+
+    /// A policy reload (SIGHUP) in the middle of a run of calls drops none of them.
+    @Test func reloadingDuringCallsDropsNothing() throws {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("reload-calls-\(getpid()).yaml")
+        try "security:\n  max_via_hops: 20\n".write(to: config, atomically: true, encoding: .utf8)
+        let (status, log) = try runCalls(uac: ["-sn", "uac"], uas: ["-sn", "uas"], calls: 40, name: "edge-reload",
+                                         extraArguments: ["--config", config.path]) { edge in
+            try? "security:\n  max_via_hops: 10\n".write(to: config, atomically: true, encoding: .utf8)
+            kill(edge.processIdentifier, SIGHUP)
+            usleep(300_000)
+            kill(edge.processIdentifier, SIGHUP)
+        }
+        #expect(status == 0, "\(log)")
+        let totals = try callTotals("edge-reload")
+        #expect(totals.successful == 40)
+        #expect(totals.failed == 0)
+        #expect(log.components(separatedBy: "SIGHUP: security and rate_limit reloaded").count == 3, "\(log)")
     }
 }
