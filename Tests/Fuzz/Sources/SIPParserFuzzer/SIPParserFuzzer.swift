@@ -59,8 +59,13 @@ struct Summary: Equatable {
     var messageEnd: Int
     var callID: ByteSpan
     var cseq: CSeq
-    var from: NameAddress
-    var to: NameAddress
+    var fromValue: ByteSpan
+    var toValue: ByteSpan
+    var fromTag: ByteSpan?
+    var toTag: ByteSpan?
+    /// From/To parsed on demand (nil when they do not parse; validateAllHeaders reports why).
+    var from: NameAddress?
+    var to: NameAddress?
     var topVia: ViaHop
     var topViaHeaderIndex: Int
     var viaHopCount: Int
@@ -79,8 +84,12 @@ struct Summary: Equatable {
         messageEnd = message.messageEnd
         callID = message.callID
         cseq = message.cseq
-        from = message.from
-        to = message.to
+        fromValue = message.fromValue
+        toValue = message.toValue
+        fromTag = message.fromTag
+        toTag = message.toTag
+        from = try? message.fromAddress()
+        to = try? message.toAddress()
         topVia = message.topVia
         topViaHeaderIndex = message.topViaHeaderIndex
         viaHopCount = message.viaHopCount
@@ -166,8 +175,12 @@ func touch(_ m: SIPMessage) -> Int {
     h &+= Int(via.port ?? 0) &+ Int(via.ttl ?? 0) &+ (via.hasRFC3261Branch(in: bytes) ? 1 : 0)
     if let p = via.parameter("branch", in: bytes) { read(p.name); read(p.value) }
     if case .value(let port) = via.rport { h &+= Int(port) }
-    read(m.from)
-    read(m.to)
+    read(m.fromValue)
+    read(m.toValue)
+    read(m.fromTag)
+    read(m.toTag)
+    if let from = try? m.fromAddress() { read(from) }
+    if let to = try? m.toAddress() { read(to) }
 
     for index in 0..<m.headerCount {
         let line = m.header(at: index)
