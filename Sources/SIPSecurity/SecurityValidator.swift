@@ -24,11 +24,13 @@ public struct SecurityConfiguration: Sendable, Equatable {
 /// Checks one parsed message against the edge policy. Pure: no clock, no counters, no logging, no allocation on
 /// the accept path. One per worker (it holds pre-lowered copies of the configured strings); a class so a check
 /// does not copy (and reference-count) those arrays.
-public final class SecurityValidator: Sendable {
+public final class SecurityValidator {
     public let configuration: SecurityConfiguration
     private let domains: [[UInt8]]
     private let agents: [[UInt8]]
-    private let patterns = PatternScan()
+    private let patterns = PatternSet(PatternScan.list.map { Array($0.0.utf8) })
+    /// Per pattern (table order), enabled when its rule is.
+    private let patternMask: UInt64
     /// Bit per rule (`SecurityRule.allCases` order): set when the rule's action is not `allow`. A dictionary
     /// lookup per check would cost more than the check.
     private let enabledRules: UInt32
@@ -42,6 +44,9 @@ public final class SecurityValidator: Sendable {
             mask |= 1 << UInt32(index)
         }
         enabledRules = mask
+        patternMask = patterns.tableMask { index in
+            configuration.action(for: PatternScan.list[index].1) != .allow
+        }
     }
 
     /// The verdict for `message`. `fromPublicSide` enables the checks that only make sense for clients (domains).
@@ -92,15 +97,17 @@ public final class SecurityValidator: Sendable {
         }
         // Injection patterns: the Request-URI and every header except the ones whose grammar the parser already
         // pinned down to harmless characters. The body (SDP) is not scanned.
-        if let requestURI, let rule = patterns.firstMatch(bytes, requestURI.span, enabledRules: enabledRules) { return rule }
+        if let requestURI, let index = patterns.firstMatch(in: bytes, requestURI.span, mask: patternMask) {
+            return PatternScan.list[index].1
+        }
         for index in 0..<message.headerCount {
             let kind = message.kind(at: index)
             if kind == .via || kind == .cseq || kind == .callID || kind == .contentLength || kind == .maxForwards
                 || kind == .contentType {
                 continue
             }
-            if let rule = patterns.firstMatch(bytes, message.header(at: index).value, enabledRules: enabledRules) {
-                return rule
+            if let match = patterns.firstMatch(in: bytes, message.header(at: index).value, mask: patternMask) {
+                return PatternScan.list[match].1
             }
         }
         if fromPublicSide, !domains.isEmpty, let requestURI, requestURI.scheme == .sip || requestURI.scheme == .sips,
@@ -184,11 +191,10 @@ enum UTF8Check {
     }
 }
 
-/// Case-insensitive search for attack patterns in one pass per value. A byte can start a pattern only if it is the
-/// first byte of one (a 128-bit mask answers that at once), and a pattern that starts with a letter only at the
-/// start of a word. The patterns live in one flat byte array (no nested arrays, so no reference counting in the loop).
-struct PatternScan: Sendable {
-    private static let list: [(String, SecurityRule)] = [
+/// The attack patterns of the injection, traversal and CRLF rules, matched case-insensitively by `PatternSet` (C);
+/// a pattern starting with a letter only at the start of a word.
+enum PatternScan {
+    static let list: [(String, SecurityRule)] = [
         // SQL: tautologies, comment-outs, stacked and union queries, time-based probes.
         ("' or ", .sqlInjection), ("'or ", .sqlInjection), ("' and ", .sqlInjection), ("'--", .sqlInjection),
         ("';", .sqlInjection), ("' union", .sqlInjection), ("union select", .sqlInjection),
@@ -214,77 +220,4 @@ struct PatternScan: Sendable {
         // Escaped CR/LF: response splitting once decoded.
         ("%0d", .crlfInjection), ("%0a", .crlfInjection),
     ]
-
-    /// All pattern bytes, back to back, sorted by first byte.
-    private let text: [UInt8]
-    /// Per pattern: offset into `text`, length, rule.
-    private let offsets: [UInt16]
-    private let lengths: [UInt8]
-    private let rules: [SecurityRule]
-    /// Per first byte (lower case, < 128): the range of pattern indices, packed as start << 8 | count.
-    private let byFirstByte: [UInt16]
-    /// Bytes that may start a pattern (both cases of letters).
-    private let firstLow: UInt64
-    private let firstHigh: UInt64
-
-    init() {
-        let sorted = Self.list.map { (Array($0.0.utf8), $0.1) }.sorted { $0.0[0] < $1.0[0] }
-        var text: [UInt8] = []
-        var offsets: [UInt16] = []
-        var lengths: [UInt8] = []
-        var rules: [SecurityRule] = []
-        var byFirstByte = [UInt16](repeating: 0, count: 128)
-        var low: UInt64 = 0
-        var high: UInt64 = 0
-        for (index, (bytes, rule)) in sorted.enumerated() {
-            offsets.append(UInt16(text.count))
-            lengths.append(UInt8(bytes.count))
-            rules.append(rule)
-            text += bytes
-            let first = Int(bytes[0])
-            if byFirstByte[first] == 0 { byFirstByte[first] = UInt16(index) << 8 }
-            byFirstByte[first] += 1
-            for variant in [bytes[0], ASCII.isAlpha(bytes[0]) ? bytes[0] & ~0x20 : bytes[0]] {
-                if variant < 64 { low |= 1 << UInt64(variant) } else { high |= 1 << UInt64(variant - 64) }
-            }
-        }
-        self.text = text
-        self.offsets = offsets
-        self.lengths = lengths
-        self.rules = rules
-        self.byFirstByte = byFirstByte
-        firstLow = low
-        firstHigh = high
-    }
-
-    /// The first pattern (whose rule is enabled) found in `span`.
-    func firstMatch(_ bytes: PacketBytes, _ span: ByteSpan, enabledRules: UInt32) -> SecurityRule? {
-        var i = span.start
-        let end = span.end
-        var previousIsWordCharacter = false
-        while i < end {
-            let byte = bytes[i]
-            let isCandidate = byte < 64 ? (firstLow >> UInt64(byte)) & 1 != 0
-                : byte < 128 ? (firstHigh >> UInt64(byte &- 64)) & 1 != 0 : false
-            let isWordCharacter = ASCII.isAlphanumeric(byte)
-            if isCandidate && !(isWordCharacter && previousIsWordCharacter && ASCII.isAlpha(byte)) {
-                let entry = byFirstByte[Int(ASCII.lowercased(byte))]
-                var index = Int(entry >> 8)
-                let last = index + Int(entry & 0xFF)
-                while index < last {
-                    let length = Int(lengths[index])
-                    if i + length <= end {
-                        let offset = Int(offsets[index])
-                        var k = 1
-                        while k < length && ASCII.lowercased(bytes[i + k]) == text[offset + k] { k += 1 }
-                        if k == length && enabledRules & (1 << UInt32(rules[index].ordinal)) != 0 { return rules[index] }
-                    }
-                    index += 1
-                }
-            }
-            previousIsWordCharacter = isWordCharacter
-            i += 1
-        }
-        return nil
-    }
 }

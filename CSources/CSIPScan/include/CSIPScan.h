@@ -179,6 +179,39 @@ uint32_t csip_classify_header(const uint8_t *name, size_t len);
 /** Index of the first byte in [from, to) that is a control character (0x00-0x1F or 0x7F), or `to`. For tests. */
 size_t csip_find_control(const struct csip_scanner *scanner, const uint8_t *buf, size_t from, size_t to);
 
+/* ---------------------------------------------------------------------------------------------------------------
+ * Multi-pattern search for the edge policy: case-insensitive, a pattern starting with a letter matches only at the
+ * start of a word. The table is caller-owned, built once (csip_patterns_add in first-byte order), read-only after.
+ * ------------------------------------------------------------------------------------------------------------- */
+
+#define CSIP_PATTERNS_MAX 64
+#define CSIP_PATTERNS_TEXT_MAX 1024
+
+struct csip_patterns {
+    /** 1 when a byte (either case) may start a pattern. */
+    uint8_t candidate[256];
+    /** Patterns by lower-cased first byte: index of the first, and how many. */
+    uint8_t first_start[256];
+    uint8_t first_count[256];
+    uint16_t offset[CSIP_PATTERNS_MAX];
+    uint8_t length[CSIP_PATTERNS_MAX];
+    uint8_t text[CSIP_PATTERNS_TEXT_MAX];
+    uint32_t count;
+    uint32_t text_used;
+};
+
+void csip_patterns_init(struct csip_patterns *patterns);
+
+/** Adds a lower-case pattern. Patterns must come in ascending order of first byte. 0, -EINVAL or -ENOSPC. */
+int csip_patterns_add(struct csip_patterns *patterns, const uint8_t *text, size_t length);
+
+/**
+ * Index of the first pattern (enabled in `enabled`, bit i for pattern i) occurring in buf[from, to), or -1.
+ * A pattern whose first byte is a letter counts only where the byte before is not a letter or digit.
+ */
+int32_t csip_patterns_find(const struct csip_patterns *patterns, const uint8_t *buf, size_t from, size_t to,
+                           uint64_t enabled);
+
 #ifdef __cplusplus
 }
 #endif

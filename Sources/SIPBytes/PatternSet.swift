@@ -1,0 +1,43 @@
+import CSIPScan
+
+/// A set of up to 64 lower-case byte patterns searched case-insensitively in one pass by C
+/// (`csip_patterns_find`); a pattern starting with a letter matches only at a word start. Built once, read-only
+/// afterwards.
+public final class PatternSet {
+    private let table: UnsafeMutablePointer<csip_patterns>
+    /// `order[i]` is the caller's index of the pattern the C table holds at position i.
+    private let order: [Int]
+
+    /// Patterns in any order; each must be non-empty ASCII. Traps on more than 64 (a programming error).
+    public init(_ patterns: [[UInt8]]) {
+        let sorted = patterns.enumerated().map { ($0.offset, $0.element.map(ASCII.lowercased)) }
+            .sorted { $0.1[0] < $1.1[0] }
+        let table = UnsafeMutablePointer<csip_patterns>.allocate(capacity: 1)
+        csip_patterns_init(table)
+        for (_, text) in sorted {
+            let status = text.withUnsafeBufferPointer { csip_patterns_add(table, $0.baseAddress, $0.count) }
+            precondition(status == 0, "pattern table full or malformed")
+        }
+        self.table = table
+        order = sorted.map(\.0)
+    }
+
+    deinit {
+        table.deallocate()
+    }
+
+    /// The caller's mask (bit i = caller's pattern i) translated to the table's order.
+    public func tableMask(enabled: (Int) -> Bool) -> UInt64 {
+        var mask: UInt64 = 0
+        for (position, original) in order.enumerated() where enabled(original) { mask |= 1 << UInt64(position) }
+        return mask
+    }
+
+    /// The caller's index of the first enabled pattern found in `span`, or nil. `mask` comes from ``tableMask``.
+    public func firstMatch(in bytes: PacketBytes, _ span: ByteSpan, mask: UInt64) -> Int? {
+        precondition(bytes.contains(span), "span outside PacketBytes")
+        guard span.count > 0, let base = bytes.base.baseAddress else { return nil }
+        let found = csip_patterns_find(table, base.assumingMemoryBound(to: UInt8.self), span.start, span.end, mask)
+        return found < 0 ? nil : order[Int(found)]
+    }
+}
