@@ -15,23 +15,13 @@ public final class TCPListener: Sendable {
         guard fd >= 0 else { throw SystemCallError(call: "socket", errno: Glibc.errno) }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var storage = sockaddr_storage()
-        let length = address.write(to: &storage)
-        let bound = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        guard bound == 0, listen(fd, 64) == 0 else {
+        localAddress = try bindOrClose(fd, to: address)
+        guard listen(fd, 64) == 0 else {
             let error = Glibc.errno
             close(fd)
-            throw SystemCallError(call: "bind/listen(\(address))", errno: error)
-        }
-        var local = sockaddr_storage()
-        var localLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        _ = withUnsafeMutablePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &localLength) }
+            throw SystemCallError(call: "listen(\(address))", errno: error)
         }
         descriptor = fd
-        localAddress = EndpointAddress(storage: local) ?? address
     }
 
     deinit {

@@ -33,23 +33,8 @@ public final class UDPSocket {
         }
         // A larger receive buffer absorbs bursts; failure only means the system default stays.
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufferSize, socklen_t(MemoryLayout<Int32>.size))
-        var storage = sockaddr_storage()
-        let length = address.write(to: &storage)
-        let bound = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        guard bound == 0 else {
-            let error = Glibc.errno
-            close(fd)
-            throw SystemCallError(call: "bind(\(address))", errno: error)
-        }
-        var local = sockaddr_storage()
-        var localLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        _ = withUnsafeMutablePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &localLength) }
-        }
+        localAddress = try bindOrClose(fd, to: address)
         descriptor = fd
-        localAddress = EndpointAddress(storage: local) ?? address
     }
 
     deinit {
@@ -213,4 +198,25 @@ public enum ServiceManager {
         if let pidText = getenv("WATCHDOG_PID"), let pid = Int32(String(cString: pidText)), pid != getpid() { return nil }
         return value
     }
+}
+
+/// Binds `fd` to `address` and returns the address actually bound (the kernel's port when 0 was asked); on
+/// failure closes `fd` and throws. Shared by every socket type here.
+func bindOrClose(_ fd: Int32, to address: EndpointAddress) throws(SystemCallError) -> EndpointAddress {
+    var storage = sockaddr_storage()
+    let length = address.write(to: &storage)
+    let bound = withUnsafePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    guard bound == 0 else {
+        let error = Glibc.errno
+        close(fd)
+        throw SystemCallError(call: "bind(\(address))", errno: error)
+    }
+    var local = sockaddr_storage()
+    var localLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    _ = withUnsafeMutablePointer(to: &local) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &localLength) }
+    }
+    return EndpointAddress(storage: local) ?? address
 }

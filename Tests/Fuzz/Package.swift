@@ -16,7 +16,11 @@ let package = Package(
         .target(name: "CFuzzerDriver"),
         .executableTarget(
             name: "SIPParserFuzzer",
-            dependencies: ["CFuzzerDriver", .product(name: "SIPParsing", package: "SIPEdge")],
+            dependencies: [
+                "CFuzzerDriver",
+                .product(name: "SIPParsing", package: "SIPEdge"),
+                .product(name: "SIPSecurity", package: "SIPEdge"),
+            ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

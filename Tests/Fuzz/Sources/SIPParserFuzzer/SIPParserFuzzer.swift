@@ -14,6 +14,7 @@
 
 import SIPBytes
 import SIPParsing
+import SIPSecurity
 
 // MARK: - Parsers, created once (a fuzz harness is single-threaded)
 
@@ -280,7 +281,25 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
         let stream = outcome(mainParser, packet, framing: .stream, touching: true)
         checkStream(datagram: datagram, stream: stream)
+
+        // The edge policy runs on whatever parsed: it must never trap, whatever the bytes.
+        if let message = try? mainParser.parse(packet) {
+            _ = policy.validate(message, fromPublicSide: true)
+        }
+        // Stream framing of the same bytes: a frame must lie inside the input, and a message frame must start
+        // a parse that needs no more bytes than the frame holds.
+        switch StreamFramer.nextFrame(in: packet, scanner: framerScanner) {
+        case .message(let span):
+            if span.end > size { mismatch("stream frame", "input \(size) bytes", "frame \(span)") }
+        case .ping(let consumed), .padding(let consumed):
+            if consumed > size || consumed == 0 { mismatch("stream keep-alive", "input \(size) bytes", "consumed \(consumed)") }
+        case .needMore, .invalid:
+            break
+        }
     }
     checkFindControl(input)
     return 0
 }
+
+nonisolated(unsafe) let policy = SecurityValidator(configuration: SecurityConfiguration())
+nonisolated(unsafe) let framerScanner = try! MessageScanner()
