@@ -109,7 +109,8 @@ public final class UpstreamProbe: Sendable {
         guard let anyV4 = EndpointAddress.parse("0.0.0.0", port: 0),
             let socket = try? UDPSocket(binding: upstreams.first?.family == .ipv6
                 ? EndpointAddress.parse("::", port: 0)! : anyV4, reusePort: false),
-            let parser = try? SIPParser()
+            let parser = try? SIPParser(),
+            let readiness = try? ReadinessPoll([socket])
         else { return }
         let batch = DatagramBatch(capacity: 8, bufferSize: 8_192)
         var sequence = 0
@@ -121,7 +122,7 @@ public final class UpstreamProbe: Sendable {
             }
             let deadline = Date().addingTimeInterval(Double(intervalMilliseconds) / 1_000)
             while Date() < deadline && running.load(ordering: .acquiring) {
-                guard waitForReadable([socket], timeoutMilliseconds: 100) != 0 else { continue }
+                guard readiness.wait(timeoutMilliseconds: 100) != 0 else { continue }
                 let count = batch.receive(from: socket)
                 for i in 0..<count {
                     let answered = batch.withDatagram(i) { bytes, _ -> Bool in

@@ -137,6 +137,10 @@ public final class UDPWorker {
     private let proxy: StatelessProxy
     private let batch: DatagramBatch
     private let ring: URing?
+    /// Fallback path: epoll over the two sockets, and outgoing datagrams batched per socket into one sendmmsg.
+    private let readiness: ReadinessPoll?
+    private let publicSends: DatagramSendBatch
+    private let upstreamSends: DatagramSendBatch
     private let board: MetricsBoard?
     private var lastPublished: UInt64 = 0
     private var validator: SecurityValidator
@@ -188,6 +192,9 @@ public final class UDPWorker {
         }
         try ring?.armReceive(on: publicSocket, tag: Self.publicTag)
         try ring?.armReceive(on: upstreamSocket, tag: Self.upstreamTag)
+        readiness = ring == nil ? try ReadinessPoll([publicSocket, upstreamSocket]) : nil
+        publicSends = DatagramSendBatch(capacity: configuration.batchSize)
+        upstreamSends = DatagramSendBatch(capacity: configuration.batchSize)
     }
 
     /// Steers the public port's SO_REUSEPORT group by source address, so each client IP stays on one worker.
@@ -294,9 +301,9 @@ public final class UDPWorker {
     // MARK: recvmmsg path
 
     private func runBatches(until stop: StopSignal) {
-        let sockets = [publicSocket, upstreamSocket]
+        guard let readiness else { return }
         while !stop.isStopped {
-            let ready = waitForReadable(sockets, timeoutMilliseconds: 200)
+            let ready = readiness.wait(timeoutMilliseconds: 200)
             if ready & 1 != 0 { drain(publicSocket) }
             if ready & 2 != 0 { drain(upstreamSocket) }
             publishIfDue()
@@ -319,6 +326,8 @@ public final class UDPWorker {
                     if let source { handle(bytes, from: source, ring: nil) }
                 }
             }
+            // One sendmmsg per socket for everything this batch produced.
+            counters.sendFailures += publicSends.flush(on: publicSocket) + upstreamSends.flush(on: upstreamSocket)
         }
     }
 
@@ -420,6 +429,11 @@ public final class UDPWorker {
         let socket = viaUpstreamSocket ? upstreamSocket : publicSocket
         if let ring, ring.send(bytes, on: socket, tag: viaUpstreamSocket ? Self.upstreamTag : Self.publicTag,
                                to: destination) {
+            return true
+        }
+        if ring == nil {
+            let sends = viaUpstreamSocket ? upstreamSends : publicSends
+            counters.sendFailures += sends.append(bytes, to: destination, on: socket)
             return true
         }
         if socket.send(bytes, to: destination) { return true }

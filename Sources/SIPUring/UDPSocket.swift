@@ -104,19 +104,6 @@ public final class DatagramBatch {
     }
 }
 
-/// Waits until one of `sockets` is readable or `timeoutMilliseconds` pass. Returns the readable ones' indices
-/// as a bit mask.
-public func waitForReadable(_ sockets: [UDPSocket], timeoutMilliseconds: Int32) -> UInt64 {
-    var descriptors = sockets.map { pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0) }
-    let ready = poll(&descriptors, nfds_t(descriptors.count), timeoutMilliseconds)
-    guard ready > 0 else { return 0 }
-    var mask: UInt64 = 0
-    for (i, descriptor) in descriptors.enumerated() where descriptor.revents & Int16(POLLIN) != 0 {
-        mask |= 1 << UInt64(i)
-    }
-    return mask
-}
-
 extension EndpointAddress {
     /// Fills a sockaddr_in / sockaddr_in6 and returns its length.
     func write(to storage: inout sockaddr_storage) -> socklen_t {

@@ -57,3 +57,30 @@ import Glibc
         #expect(Set(socketOfClient.values).count == group, "eight clients should reach all four sockets")
     }
 }
+
+@Suite struct FallbackPathTests {
+    @Test func sendBatchDeliversEveryDatagramInOrderAndFlushesWhenFull() throws {
+        let receiver = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: 0)!, reusePort: false)
+        let sender = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: 0)!, reusePort: false)
+        let sends = DatagramSendBatch(capacity: 4)
+        for i in 0..<10 {
+            #expect(sends.append(Array("message \(i)".utf8), to: receiver.localAddress, on: sender) == 0)
+        }
+        #expect(!sends.isEmpty)  // 8 went out when the batch filled, 2 wait for the flush
+        #expect(sends.flush(on: sender) == 0)
+        #expect(sends.isEmpty)
+        let readiness = try ReadinessPoll([receiver])
+        #expect(readiness.wait(timeoutMilliseconds: 1_000) == 1)
+        let batch = DatagramBatch(capacity: 16, bufferSize: 256)
+        var texts: [String] = []
+        while batch.receive(from: receiver) > 0 {
+            for i in 0..<batch.count { batch.withDatagram(i) { bytes, _ in texts.append(bytes.string(bytes.all)) } }
+        }
+        #expect(texts == (0..<10).map { "message \($0)" })
+    }
+
+    @Test func readinessTimesOutWhenNothingArrives() throws {
+        let socket = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: 0)!, reusePort: false)
+        #expect(try ReadinessPoll([socket]).wait(timeoutMilliseconds: 50) == 0)
+    }
+}

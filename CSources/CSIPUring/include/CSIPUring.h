@@ -10,6 +10,7 @@
 #include <stdint.h> /* first: see toolchain.md §1 on header order */
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/epoll.h> /* for Swift: Glibc's module map does not export it */
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,6 +32,15 @@ struct csip_datagram_info {
  */
 int csip_udp_receive_batch(int fd, uint8_t *buffers, size_t buffer_size, unsigned count,
                            struct sockaddr_storage *sources, struct csip_datagram_info *info);
+
+/**
+ * Sends `count` (<= CSIP_UDP_BATCH_MAX) datagrams from non-blocking `fd` with one sendmmsg call: datagram i is
+ * `data + offsets[i]`, `lengths[i]` bytes, to `destinations[i]` (`destination_lengths[i]` bytes of address).
+ * Returns how many the kernel took (the rest were refused: buffers full), or -errno. EINTR is retried here.
+ */
+int csip_udp_send_batch(int fd, const uint8_t *data, const uint32_t *offsets, const uint32_t *lengths,
+                        const struct sockaddr_storage *destinations, const uint32_t *destination_lengths,
+                        unsigned count);
 
 /**
  * Attaches a classic BPF program to a SO_REUSEPORT socket group that picks the socket by the datagram's source

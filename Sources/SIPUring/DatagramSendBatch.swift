@@ -1,0 +1,107 @@
+public import SIPBytes
+import CSIPUring
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Outgoing datagrams collected while a batch of received ones is handled, then sent with one `sendmmsg`
+/// (the fallback path's counterpart of the io_uring send slots). Storage is allocated once and reused.
+public final class DatagramSendBatch {
+    private var data: [UInt8] = []
+    private var offsets: [UInt32] = []
+    private var lengths: [UInt32] = []
+    private var destinations: [sockaddr_storage] = []
+    private var destinationLengths: [UInt32] = []
+    private let capacity: Int
+
+    public init(capacity: Int = 32) {
+        precondition(capacity > 0 && capacity <= Int(CSIP_UDP_BATCH_MAX))
+        self.capacity = capacity
+        data.reserveCapacity(capacity * 2_048)
+        offsets.reserveCapacity(capacity)
+        lengths.reserveCapacity(capacity)
+        destinations.reserveCapacity(capacity)
+        destinationLengths.reserveCapacity(capacity)
+    }
+
+    public var isEmpty: Bool { offsets.isEmpty }
+
+    /// Queues `bytes` for `destination`; flushes first when the batch is full. Returns the number of datagrams
+    /// the kernel refused while flushing (0 normally).
+    @discardableResult
+    public func append(_ bytes: [UInt8], to destination: EndpointAddress, on socket: UDPSocket) -> Int {
+        var refused = 0
+        if offsets.count == capacity { refused = flush(on: socket) }
+        offsets.append(UInt32(data.count))
+        lengths.append(UInt32(bytes.count))
+        data.append(contentsOf: bytes)
+        var storage = sockaddr_storage()
+        destinationLengths.append(UInt32(destination.write(to: &storage)))
+        destinations.append(storage)
+        return refused
+    }
+
+    /// Sends everything queued with one system call; returns how many datagrams the kernel refused.
+    @discardableResult
+    public func flush(on socket: UDPSocket) -> Int {
+        guard !offsets.isEmpty else { return 0 }
+        let count = offsets.count
+        let sent = data.withUnsafeBufferPointer { data in
+            offsets.withUnsafeBufferPointer { offsets in
+                lengths.withUnsafeBufferPointer { lengths in
+                    destinations.withUnsafeBufferPointer { destinations in
+                        destinationLengths.withUnsafeBufferPointer { destinationLengths in
+                            csip_udp_send_batch(socket.descriptor, data.baseAddress, offsets.baseAddress,
+                                                lengths.baseAddress, destinations.baseAddress,
+                                                destinationLengths.baseAddress, UInt32(count))
+                        }
+                    }
+                }
+            }
+        }
+        data.removeAll(keepingCapacity: true)
+        offsets.removeAll(keepingCapacity: true)
+        lengths.removeAll(keepingCapacity: true)
+        destinations.removeAll(keepingCapacity: true)
+        destinationLengths.removeAll(keepingCapacity: true)
+        return count - max(Int(sent), 0)
+    }
+}
+
+/// An epoll instance watching a worker's sockets for input (the fallback path's wait).
+public final class ReadinessPoll {
+    private let descriptor: Int32
+    private var events = [epoll_event](repeating: epoll_event(), count: 8)
+
+    /// Watches `sockets`; the ready mask of ``wait(timeoutMilliseconds:)`` has bit i for `sockets[i]`.
+    public init(_ sockets: [UDPSocket]) throws(SystemCallError) {
+        let fd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard fd >= 0 else { throw SystemCallError(call: "epoll_create1", errno: errno) }
+        for (index, socket) in sockets.enumerated() {
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue
+            event.data.u64 = UInt64(index)
+            guard epoll_ctl(fd, EPOLL_CTL_ADD, socket.descriptor, &event) == 0 else {
+                let error = errno
+                close(fd)
+                throw SystemCallError(call: "epoll_ctl", errno: error)
+            }
+        }
+        descriptor = fd
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// Waits up to `timeoutMilliseconds`; returns the ready sockets as a bit mask (0 on timeout).
+    public func wait(timeoutMilliseconds: Int32) -> UInt64 {
+        let count = events.withUnsafeMutableBufferPointer {
+            epoll_wait(descriptor, $0.baseAddress, Int32($0.count), timeoutMilliseconds)
+        }
+        var mask: UInt64 = 0
+        for i in 0..<max(Int(count), 0) { mask |= 1 << events[i].data.u64 }
+        return mask
+    }
+}
