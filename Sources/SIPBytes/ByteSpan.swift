@@ -30,12 +30,5 @@ public struct ByteSpan: Hashable, Sendable, CustomStringConvertible {
     @inlinable public var count: Int { Int(length) }
     @inlinable public var isEmpty: Bool { length == 0 }
 
-    /// The part of this span from `index` on (clamped to the span).
-    @inlinable
-    public func suffix(from index: Int) -> ByteSpan {
-        let from = Swift.min(Swift.max(index, start), end)
-        return ByteSpan(from: from, to: end)
-    }
-
     public var description: String { "[\(offset)+\(length)]" }
 }
