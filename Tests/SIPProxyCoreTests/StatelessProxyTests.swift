@@ -208,3 +208,35 @@ func reparses(_ text: String) -> Bool {
         #expect(try run(request(vias: ["\(core1), \(ours), \(ours)"]), from: core).0 == .reply(status: 482, to: core))
     }
 }
+
+@Suite struct StatelessProxyIPv6Tests {
+    @Test func ipv6ClientsGetReceivedAndResponsesFindThemAgain() throws {
+        let edge6 = EndpointAddress.parse("::1", port: 5060)!
+        let core6 = EndpointAddress.parse("::1", port: 5070)!
+        let client6 = EndpointAddress.parse("2001:db8::10", port: 40_000)!
+        let parser = try SIPParser()
+        let proxy = StatelessProxy(configuration: ProxyConfiguration(advertised: edge6, upstreams: [core6]))
+        let request = lines([
+            "OPTIONS sip:bob@example.com SIP/2.0", "Via: SIP/2.0/UDP [2001:db8::10]:5062;branch=z9hG4bKv6;rport",
+            "Max-Forwards: 70", "From: <sip:a@example.com>;tag=1", "To: <sip:bob@example.com>", "Call-ID: v6",
+            "CSeq: 1 OPTIONS", "Content-Length: 0",
+        ])
+        let forwarded: String = try request.withPacketBytes { packet in
+            let message = try parser.parse(packet)
+            #expect(proxy.process(message, source: client6) == .forward(to: core6))
+            return String(decoding: proxy.output, as: UTF8.self)
+        }
+        #expect(forwarded.contains("Via: SIP/2.0/UDP [::1]:5060;rport;branch=z9hG4bK"))
+        #expect(forwarded.contains(";rport=40000;received=2001:db8::10"))
+
+        // The core answers through us: the response goes to the received address and rport.
+        let ourVia = forwarded.split(separator: "\r\n").first { $0.hasPrefix("Via: SIP/2.0/UDP [::1]") }!
+        let clientVia = forwarded.split(separator: "\r\n").first { $0.contains("z9hG4bKv6") }!
+        let response = lines(["SIP/2.0 200 OK", String(ourVia), String(clientVia), "From: <sip:a@example.com>;tag=1",
+                              "To: <sip:bob@example.com>;tag=2", "Call-ID: v6", "CSeq: 1 OPTIONS", "Content-Length: 0"])
+        try response.withPacketBytes { packet in
+            let message = try parser.parse(packet)
+            #expect(proxy.process(message, source: core6) == .forward(to: client6))
+        }
+    }
+}
