@@ -24,8 +24,6 @@ struct CharacterClass: Sendable {
     static var token: CharacterClass { CharacterClass(low: 0x03FF6CA200000000, high: 0x47FFFFFF87FFFFFE) }  // alphanumeric + -.!%*_+`'~
     /// Call-ID `word`.
     static var word: CharacterClass { CharacterClass(low: 0xD7FFEFA600000000, high: 0x6FFFFFFFBFFFFFFE) }  // alphanumeric + -.!%*_+`'~()<>:\"/[]?{}
-    /// `unreserved` = alphanum / mark.
-    static var unreserved: CharacterClass { CharacterClass(low: 0x03FF678200000000, high: 0x47FFFFFE87FFFFFE) }  // alphanumeric + -_.!~*'()
     /// URI user part: unreserved / user-unreserved (escapes are checked separately).
     static var user: CharacterClass { CharacterClass(low: 0xABFFFFD200000000, high: 0x47FFFFFE87FFFFFE) }  // alphanumeric + -_.!~*'()&=+$,;?/
     /// URI password.

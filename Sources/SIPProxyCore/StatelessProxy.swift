@@ -86,13 +86,14 @@ public final class StatelessProxy {
 
     // MARK: Requests
 
+    /// Local replies (483, 482, 502) go back to the request's source: RFC 3581 symmetric response.
     private func processRequest(_ message: SIPMessage, source: EndpointAddress) -> ForwardDecision {
         let bytes = message.bytes
         let isAck = message.method.known == .ack
         if let maxForwards = message.maxForwards, maxForwards == 0 {
             if isAck { return .drop(.unanswerableAck) }
             buildReply(to: message, status: 483, reason: "Too Many Hops")
-            return .reply(status: 483, to: responseAddress(for: message, source: source))
+            return .reply(status: 483, to: source)
         }
 
         let side = side(of: source)
@@ -104,7 +105,7 @@ public final class StatelessProxy {
         if ownViaCount(in: message) > (side == .upstream ? 1 : 0) {
             if isAck { return .drop(.unanswerableAck) }
             buildReply(to: message, status: 482, reason: "Loop Detected")
-            return .reply(status: 482, to: responseAddress(for: message, source: source))
+            return .reply(status: 482, to: source)
         }
 
         // Our own Route on top (we Record-Routed this dialog) is consumed here (RFC 3261 §16.4).
@@ -137,7 +138,7 @@ public final class StatelessProxy {
             guard let address = numericAddress(of: target, in: bytes) else {
                 if isAck { return .drop(.unresolvableDestination) }
                 buildReply(to: message, status: 502, reason: "Bad Gateway")
-                return .reply(status: 502, to: responseAddress(for: message, source: source))
+                return .reply(status: 502, to: source)
             }
             destination = address
         }
@@ -279,11 +280,6 @@ public final class StatelessProxy {
         LocalReply.build(into: &output, bytes: bytes, headers: headers, status: status, reason: reason,
                          detail: detail, retryAfter: nil,
                          tag: fnv1a(bytes, ByteSpan(offset: 0, length: min(bytes.count, 256)), seed: configuration.branchSecret))
-    }
-
-    /// Where a locally generated response goes: the request's source (RFC 3581 symmetric response).
-    private func responseAddress(for message: SIPMessage, source: EndpointAddress) -> EndpointAddress {
-        source
     }
 
     // MARK: Helpers

@@ -16,7 +16,7 @@ public enum DataPath: String, Sendable, CaseIterable {
     case auto
     /// io_uring: multishot recvmsg into provided buffers, sends batched through the ring.
     case ioUring = "io-uring"
-    /// poll + recvmmsg + sendto: works wherever io_uring is disabled or filtered (containers, seccomp).
+    /// epoll + recvmmsg + sendmmsg: works wherever io_uring is disabled or filtered (containers, seccomp).
     case recvmmsg
 }
 
@@ -117,10 +117,7 @@ public struct WorkerCounters: Sendable {
         while index < latencyBucketBounds.count && seconds > latencyBucketBounds[index] { index += 1 }
         latencyBuckets[index] += 1
     }
-
-    public func violations(of rule: SecurityRule) -> Int {
-        violations[rule.ordinal]
-    }
+    /// Messages the proxy core dropped, by reason.
     public var dropped: [DropReason: Int] = [:]
 
     public init() {}
@@ -147,8 +144,6 @@ public final class UDPWorker {
     private var limiter: RateLimiter
     private let mailbox: PolicyMailbox?
     private var policyGeneration: UInt64 = 0
-    /// Policy reloads this worker has applied.
-    public private(set) var policyReloads = 0
     private let audit: AuditLog
     /// Never rate limited or validated: the configured allow list (any port) and the upstreams (exact address and
     /// port, so a client sharing the core's IP, as on loopback, is still checked).
@@ -203,18 +198,15 @@ public final class UDPWorker {
         try publicSocket.attachSourceSteering(groupSize: groupSize)
     }
 
-    /// The port toward the upstream: where its responses come back.
-    public var upstreamPort: UInt16 { upstreamSocket.localAddress.port }
-
     /// Runs until `stop` is signalled; checks it at least every 200 ms.
     public func run(until stop: StopSignal) {
         board?.markUp(worker: index, true)
         if let ring {
             runRing(ring, until: stop)
+            drainSends(ring)
         } else {
             runBatches(until: stop)
         }
-        if let ring { drainSends(ring) }
         publishIfDue(force: true)
         board?.markUp(worker: index, false)
     }
@@ -244,7 +236,6 @@ public final class UDPWorker {
             limiter = RateLimiter(configuration: policy.rateLimit)
         }
         trusted = policy.rateLimit.allowList
-        policyReloads += 1
     }
 
     /// Hands a copy of the counters to the metrics board, at most every 100 ms: never per message.
@@ -278,7 +269,7 @@ public final class UDPWorker {
                     if event.truncated {
                         counters.truncated += 1
                     } else if let payload = event.payload, let source = event.source {
-                        handle(payload, from: source, ring: ring)
+                        handle(payload, from: source)
                     }
                 case .invalidDatagram:
                     counters.truncated += 1
@@ -323,7 +314,7 @@ public final class UDPWorker {
                     continue
                 }
                 batch.withDatagram(i) { bytes, source in
-                    if let source { handle(bytes, from: source, ring: nil) }
+                    if let source { handle(bytes, from: source) }
                 }
             }
             // One sendmmsg per socket for everything this batch produced.
@@ -333,7 +324,7 @@ public final class UDPWorker {
 
     // MARK: Both paths
 
-    private func handle(_ bytes: PacketBytes, from source: EndpointAddress, ring: URing?) {
+    private func handle(_ bytes: PacketBytes, from source: EndpointAddress) {
         if Self.isKeepalive(bytes) {
             counters.keepalives += 1
             return
@@ -346,7 +337,7 @@ public final class UDPWorker {
         do throws(SIPParseError) {
             message = try parser.parse(bytes)
         } catch {
-            refuseUnparsed(bytes, error: error, from: source, trusted: isTrusted, now: now, ring: ring)
+            refuseUnparsed(bytes, error: error, from: source, trusted: isTrusted, now: now)
             return
         }
         if message.isRequest {
@@ -360,28 +351,28 @@ public final class UDPWorker {
                 case .allow:
                     break
                 case .limited:
-                    refuse(message, verdict: validator.verdict(for: .rateLimited), from: source, now: now, ring: ring,
+                    refuse(message, verdict: validator.verdict(for: .rateLimited), from: source, now: now,
                            retryAfter: configuration.rateLimit.retryAfterSeconds)
                     return
                 case .banned:
-                    refuse(message, verdict: validator.verdict(for: .banned), from: source, now: now, ring: ring)
+                    refuse(message, verdict: validator.verdict(for: .banned), from: source, now: now)
                     return
                 }
             }
             let verdict = validator.validate(message, fromPublicSide: true)
             if verdict != .accept {
-                refuse(message, verdict: verdict, from: source, now: now, ring: ring)
+                refuse(message, verdict: verdict, from: source, now: now)
                 return
             }
         }
         switch proxy.process(message, source: source) {
         case .forward(let destination):
             let toUpstream = proxy.side(of: destination) == .upstream
-            if send(proxy.output, to: destination, viaUpstreamSocket: toUpstream, ring: ring) {
+            if send(proxy.output, to: destination, viaUpstreamSocket: toUpstream) {
                 counters.forwarded += 1
             }
         case .reply(_, let destination):
-            if send(proxy.output, to: destination, viaUpstreamSocket: false, ring: ring) { counters.replied += 1 }
+            if send(proxy.output, to: destination, viaUpstreamSocket: false) { counters.replied += 1 }
         case .drop(let reason):
             counters.dropped[reason, default: 0] += 1
         }
@@ -389,13 +380,13 @@ public final class UDPWorker {
 
     /// A policy refusal: count, audit, and answer requests (never ACKs) when the verdict says so.
     private func refuse(_ message: SIPMessage, verdict: Verdict, from source: EndpointAddress, now: UInt64,
-                        ring: URing?, retryAfter: UInt32? = nil) {
+                        retryAfter: UInt32? = nil) {
         guard let rule = verdict.rule else { return }
         counters.violations[rule.ordinal] += 1
         var status: UInt16?
         if case .reject(let code, let reason, _) = verdict, message.isRequest, message.method.known != .ack {
             proxy.buildReply(to: message, status: code, reason: reason.text, retryAfter: retryAfter)
-            if send(proxy.output, to: source, viaUpstreamSocket: false, ring: ring) { counters.replied += 1 }
+            if send(proxy.output, to: source, viaUpstreamSocket: false) { counters.replied += 1 }
             status = code
         }
         audit.record(rule: rule, action: status == nil ? "drop" : "reject", status: status, source: source,
@@ -405,7 +396,7 @@ public final class UDPWorker {
     /// A message that did not parse: a request gets 400 (505 for another SIP version) naming the problem, when
     /// its lines allow addressing a response and the source is not flooding; anything else is dropped.
     private func refuseUnparsed(_ bytes: PacketBytes, error: SIPParseError, from source: EndpointAddress,
-                                trusted: Bool, now: UInt64, ring: URing?) {
+                                trusted: Bool, now: UInt64) {
         counters.parseErrors += 1
         counters.parseErrorsByCode[SIPParseError.Code.allCases.firstIndex(of: error.code)!] += 1
         counters.violations[SecurityRule.malformed.ordinal] += 1
@@ -417,15 +408,16 @@ public final class UDPWorker {
             proxy.buildReply(toUnparsed: bytes, headers: parser.scanner.headers, status: error.code.responseStatus,
                              reason: error.code == .unsupportedSIPVersion ? "Version Not Supported" : "Bad Request",
                              detail: error.code.explanation) {
-            if send(proxy.output, to: source, viaUpstreamSocket: false, ring: ring) { counters.replied += 1 }
+            if send(proxy.output, to: source, viaUpstreamSocket: false) { counters.replied += 1 }
             status = error.code.responseStatus
         }
         audit.record(rule: .malformed, action: status == nil ? "drop" : "reject", status: status, source: source,
                      method: nil, callID: "parse error: \(error.code.rawValue)", now: now)
     }
 
-    /// Sends through the ring when there is one and it has room, else directly.
-    private func send(_ bytes: [UInt8], to destination: EndpointAddress, viaUpstreamSocket: Bool, ring: URing?) -> Bool {
+    /// Sends through the ring when there is one and it has room (else directly); on the fallback path, queues
+    /// into the socket's sendmmsg batch.
+    private func send(_ bytes: [UInt8], to destination: EndpointAddress, viaUpstreamSocket: Bool) -> Bool {
         let socket = viaUpstreamSocket ? upstreamSocket : publicSocket
         if let ring, ring.send(bytes, on: socket, tag: viaUpstreamSocket ? Self.upstreamTag : Self.publicTag,
                                to: destination) {

@@ -8,7 +8,6 @@ import Testing
     static let classes: [(String, CharacterClass, String)] = [
         ("token", .token, alphanumeric + "-.!%*_+`'~"),
         ("word", .word, alphanumeric + "-.!%*_+`'~()<>:\\\"/[]?{}"),
-        ("unreserved", .unreserved, alphanumeric + "-_.!~*'()"),
         ("user", .user, alphanumeric + "-_.!~*'()&=+$,;?/"),
         ("password", .password, alphanumeric + "-_.!~*'()&=+$,"),
         ("parameter", .parameter, alphanumeric + "[]/:&+$-_.!~*'()"),
