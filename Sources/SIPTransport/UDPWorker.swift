@@ -352,7 +352,7 @@ public final class UDPWorker {
                     break
                 case .limited:
                     refuse(message, verdict: validator.verdict(for: .rateLimited), from: source, now: now,
-                           retryAfter: configuration.rateLimit.retryAfterSeconds)
+                           retryAfter: limiter.configuration.retryAfterSeconds)
                     return
                 case .banned:
                     refuse(message, verdict: validator.verdict(for: .banned), from: source, now: now)
