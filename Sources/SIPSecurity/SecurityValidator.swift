@@ -28,7 +28,7 @@ public final class SecurityValidator {
     public let configuration: SecurityConfiguration
     private let domains: [[UInt8]]
     private let agents: [[UInt8]]
-    private let patterns = PatternSet(PatternScan.list.map { Array($0.0.utf8) })
+    private let patterns = PatternSet(AttackPatterns.all.map { Array($0.0.utf8) })
     /// Per pattern (table order), enabled when its rule is.
     private let patternMask: UInt64
     /// Bit per rule (`SecurityRule.allCases` order): set when the rule's action is not `allow`. A dictionary
@@ -45,7 +45,7 @@ public final class SecurityValidator {
         }
         enabledRules = mask
         patternMask = patterns.tableMask { index in
-            configuration.action(for: PatternScan.list[index].1) != .allow
+            configuration.action(for: AttackPatterns.all[index].1) != .allow
         }
     }
 
@@ -98,7 +98,7 @@ public final class SecurityValidator {
         // Injection patterns: the Request-URI and every header except the ones whose grammar the parser already
         // pinned down to harmless characters. The body (SDP) is not scanned.
         if let requestURI, let index = patterns.firstMatch(in: bytes, requestURI.span, mask: patternMask) {
-            return PatternScan.list[index].1
+            return AttackPatterns.all[index].1
         }
         for index in 0..<message.headerCount {
             let kind = message.kind(at: index)
@@ -107,7 +107,7 @@ public final class SecurityValidator {
                 continue
             }
             if let match = patterns.firstMatch(in: bytes, message.header(at: index).value, mask: patternMask) {
-                return PatternScan.list[match].1
+                return AttackPatterns.all[match].1
             }
         }
         if fromPublicSide, !domains.isEmpty, let requestURI, requestURI.scheme == .sip || requestURI.scheme == .sips,
@@ -193,8 +193,8 @@ enum UTF8Check {
 
 /// The attack patterns of the injection, traversal and CRLF rules, matched case-insensitively by `PatternSet` (C);
 /// a pattern starting with a letter only at the start of a word.
-enum PatternScan {
-    static let list: [(String, SecurityRule)] = [
+enum AttackPatterns {
+    static let all: [(String, SecurityRule)] = [
         // SQL: tautologies, comment-outs, stacked and union queries, time-based probes.
         ("' or ", .sqlInjection), ("'or ", .sqlInjection), ("' and ", .sqlInjection), ("'--", .sqlInjection),
         ("';", .sqlInjection), ("' union", .sqlInjection), ("union select", .sqlInjection),
