@@ -28,6 +28,12 @@ let package = Package(
             linkerSettings: [.linkedLibrary("uring")]
         ),
 
+        // C: OpenSSL behind a small surface (flow-token MAC; TLS sessions over memory BIOs).
+        .target(
+            name: "CSIPTLS", path: "CSources/CSIPTLS", cSettings: strictC,
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
+
         // Unsafe fence A: borrowed packet bytes, spans, the scanner call. The only Swift target (with SIPUring,
         // later) allowed to touch Unsafe* APIs.
         .target(name: "SIPBytes", dependencies: ["CSIPScan"]),
@@ -39,7 +45,7 @@ let package = Package(
         .target(name: "SIPSecurity", dependencies: ["SIPParsing", "SIPBytes"]),
 
         // Stateless proxy core: pure routing decisions and message edits, no I/O.
-        .target(name: "SIPProxyCore", dependencies: ["SIPParsing", "SIPBytes"]),
+        .target(name: "SIPProxyCore", dependencies: ["SIPParsing", "SIPBytes", "CSIPTLS"]),
 
         // Typed configuration: embedded defaults, YAML file, validation with key paths.
         .target(
@@ -55,7 +61,7 @@ let package = Package(
         .target(name: "SIPAdmin", dependencies: ["SIPMetrics", "SIPUring", "SIPParsing", "SIPBytes"]),
 
         // Unsafe fence B: sockets and (next) the io_uring ring.
-        .target(name: "SIPUring", dependencies: ["CSIPUring", "SIPBytes"]),
+        .target(name: "SIPUring", dependencies: ["CSIPUring", "CSIPTLS", "SIPBytes"]),
 
         // Workers: each owns its sockets, parser and proxy core; no locks on the hot path.
         .target(
