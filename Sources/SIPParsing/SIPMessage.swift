@@ -139,6 +139,14 @@ public struct SIPMessage {
         }
     }
 
+    /// Calls `body` with each comma-separated element of header line `index`, in order, until it returns false.
+    public func forEachElement(inLine index: Int, _ body: (ByteSpan) -> Bool) throws(SIPParseError) {
+        var elements = CommaSeparatedValues(bytes, header(at: index).value)
+        while let element = try elements.next() {
+            if !body(element) { return }
+        }
+    }
+
     /// The value of the first header named `name` (any case), matching unknown headers too. Not for the hot path.
     public func firstHeader(named name: String) -> HeaderLine? {
         let wanted = Array(name.utf8)

@@ -21,14 +21,16 @@ public enum DropReason: String, Sendable, CaseIterable {
     case unanswerableAck
     /// No upstream is configured.
     case noUpstream
+    /// A response for a stream client whose connection is gone (responses cannot be answered).
+    case flowGone
 }
 
-/// What to do with a message, decided by ``StatelessProxy/process(_:source:)``.
+/// What to do with a message, decided by ``StatelessProxy/process(_:from:)``.
 public enum ForwardDecision: Equatable, Sendable {
-    /// Send ``StatelessProxy/output`` to this address.
-    case forward(to: EndpointAddress)
-    /// Send ``StatelessProxy/output`` (a locally generated response) back to this address.
-    case reply(status: UInt16, to: EndpointAddress)
+    /// Send ``StatelessProxy/output`` down this flow (an upstream's address, a client's UDP address or connection).
+    case forward(to: Flow)
+    /// Send ``StatelessProxy/output`` (a locally generated response) back down this flow.
+    case reply(status: UInt16, to: Flow)
     case drop(DropReason)
 }
 
@@ -44,14 +46,36 @@ public struct ProxyConfiguration: Sendable {
     public var branchSecret: UInt64
     /// Max-Forwards to insert when a request has none (RFC 3261 §16.6 step 3).
     public var defaultMaxForwards: UInt8
+    /// Signs flow tokens (RFC 5626 style) in Path, Record-Route and Via; at least 16 bytes.
+    public var flowKey: [UInt8]
+    /// Add a Path header (RFC 3327) with the client's flow token to REGISTERs going upstream.
+    public var addPath: Bool
+    /// The transport toward the upstreams.
+    public var upstreamTransport: TransportKind
+    /// The port TLS clients reach us at (for Record-Route toward them); nil when TLS is off.
+    public var advertisedTLSPort: UInt16?
+    /// This worker's number, written into the flow tokens it makes.
+    public var worker: UInt8
+    /// The port of this worker's upstream-facing socket: Path and the upstream-facing Record-Route point here, so
+    /// requests from the core for a flow come back to the worker that owns it. 0: the advertised port.
+    public var internalPort: UInt16
 
     public init(advertised: EndpointAddress, upstreams: [EndpointAddress], recordRoute: Bool = true,
-                branchSecret: UInt64 = 0x5EED_CAFE_F00D_BEEF, defaultMaxForwards: UInt8 = 70) {
+                branchSecret: UInt64 = 0x5EED_CAFE_F00D_BEEF, defaultMaxForwards: UInt8 = 70,
+                flowKey: [UInt8] = Array("sip-edge default flow key".utf8), addPath: Bool = true,
+                upstreamTransport: TransportKind = .udp, advertisedTLSPort: UInt16? = nil, worker: UInt8 = 0,
+                internalPort: UInt16 = 0) {
         self.advertised = advertised
         self.upstreams = upstreams
         self.recordRoute = recordRoute
         self.branchSecret = branchSecret
         self.defaultMaxForwards = defaultMaxForwards
+        self.flowKey = flowKey
+        self.addPath = addPath
+        self.upstreamTransport = upstreamTransport
+        self.advertisedTLSPort = advertisedTLSPort
+        self.worker = worker
+        self.internalPort = internalPort
     }
 }
 
@@ -59,24 +83,40 @@ public struct ProxyConfiguration: Sendable {
 /// retransmissions, ACK and CANCEL map to the same branch), fills in received/rport (RFC 3581), decrements
 /// Max-Forwards (483 at zero), records and pops our Route (loose routing), and routes responses by popping our Via.
 ///
+/// In front of a registrar it keeps client flows reachable without state (RFC 3327, RFC 5626): REGISTERs get a
+/// Path, dialog-creating requests a Record-Route pair (one entry per side), both carrying a signed flow token; a
+/// request from the core that comes back through them is sent down the flow the token names.
+///
 /// One per worker. The message is never rewritten: edits are recorded and spliced into ``output``.
 public final class StatelessProxy {
     public let configuration: ProxyConfiguration
-    /// The bytes to send after ``process(_:source:)`` returns `.forward` or `.reply`. Reused.
+    /// The bytes to send after ``process(_:from:)`` returns `.forward` or `.reply`. Reused.
     public private(set) var output: [UInt8] = []
     private var editor = MessageEditor()
+    private let tokens: FlowTokenCodec
 
     public init(configuration: ProxyConfiguration) {
         self.configuration = configuration
+        tokens = FlowTokenCodec(key: configuration.flowKey)
         output.reserveCapacity(70_000)
     }
 
-    /// The side a datagram came from: the upstream set, or the public.
-    public func side(of source: EndpointAddress) -> Side {
-        configuration.upstreams.contains(source) ? .upstream : .client
+    /// True when `address` is one of the upstreams (exact address and port).
+    public func isUpstream(_ address: EndpointAddress) -> Bool {
+        configuration.upstreams.contains(address)
     }
 
+    /// The side a message came from: the upstream set, or the public.
+    public func side(of source: EndpointAddress) -> Side {
+        isUpstream(source) ? .upstream : .client
+    }
+
+    /// A UDP message from `source`.
     public func process(_ message: SIPMessage, source: EndpointAddress) -> ForwardDecision {
+        process(message, from: .udp(source))
+    }
+
+    public func process(_ message: SIPMessage, from source: Flow) -> ForwardDecision {
         editor.reset()
         if message.isRequest {
             return processRequest(message, source: source)
@@ -86,8 +126,8 @@ public final class StatelessProxy {
 
     // MARK: Requests
 
-    /// Local replies (483, 482, 502) go back to the request's source: RFC 3581 symmetric response.
-    private func processRequest(_ message: SIPMessage, source: EndpointAddress) -> ForwardDecision {
+    /// Local replies (483, 482, 502, 403) go back to the request's source: RFC 3581 symmetric response.
+    private func processRequest(_ message: SIPMessage, source: Flow) -> ForwardDecision {
         let bytes = message.bytes
         let isAck = message.method.known == .ack
         if let maxForwards = message.maxForwards, maxForwards == 0 {
@@ -96,7 +136,7 @@ public final class StatelessProxy {
             return .reply(status: 483, to: source)
         }
 
-        let side = side(of: source)
+        let side = side(of: source.address)
         let firstHeader = message.header(at: 0).name.start
 
         // Loop detection (RFC 3261 §16.3 step 4, simplified for an edge): a request may pass us once on its way in
@@ -108,40 +148,44 @@ public final class StatelessProxy {
             return .reply(status: 482, to: source)
         }
 
-        // Our own Route on top (we Record-Routed this dialog) is consumed here (RFC 3261 §16.4).
-        var nextRoute: NameAddress?
-        if let routeIndex = message.firstIndex(of: .route) {
-            var first: NameAddress?
-            var second: NameAddress?
-            var seen = 0
-            try? message.forEachElement(of: .route) { element throws(SIPParseError) in
-                seen += 1
-                if seen == 1 { first = try? NameAddress.parse(bytes, element) }
-                if seen == 2 { second = try? NameAddress.parse(bytes, element) }
-            }
-            if let first, isOurs(first.uri, in: bytes) {
-                deleteFirstElement(of: routeIndex, line: message.header(at: routeIndex), element: first.span,
-                                   in: message)
-                nextRoute = second
-            } else {
-                nextRoute = first
-            }
+        // A client may not hand the core a Path through us: only we mint those (it would bind someone's
+        // registration to a flow of our choosing, or of theirs).
+        let isRegister = message.method.known == .register
+        if side == .client, isRegister, claimsOurPath(message) {
+            buildReply(to: message, status: 403, reason: "Forbidden", detail: "Path through this edge")
+            return .reply(status: 403, to: source)
         }
 
-        let destination: EndpointAddress
+        // Our own Route entries on top (we Record-Routed this dialog, or a registrar used our Path) are consumed
+        // here (RFC 3261 §16.4); the flow token in them names the client flow.
+        let routes = popOwnRoutes(message)
+
+        let destination: Flow
         switch side {
         case .client:
+            // Outbound-proxy mode: everything from the public side goes to the core, whatever its Route says, so
+            // a token in a client's Route is never acted upon.
             guard let upstream = pickUpstream(for: message) else { return .drop(.noUpstream) }
-            destination = upstream
+            destination = Flow(transport: configuration.upstreamTransport, address: upstream)
         case .upstream:
-            let target = nextRoute?.uri ?? message.requestLine!.uri
-            guard let address = numericAddress(of: target, in: bytes) else {
-                if isAck { return .drop(.unresolvableDestination) }
-                buildReply(to: message, status: 502, reason: "Bad Gateway")
-                return .reply(status: 502, to: source)
+            if let token = routes.token {
+                guard let flow = tokens.decode(bytes, token) else {
+                    if isAck { return .drop(.unanswerableAck) }
+                    buildReply(to: message, status: 403, reason: "Forbidden", detail: "Invalid flow token")
+                    return .reply(status: 403, to: source)
+                }
+                destination = flow
+            } else {
+                let target = routes.next?.uri ?? message.requestLine!.uri
+                guard let address = numericAddress(of: target, in: bytes) else {
+                    if isAck { return .drop(.unresolvableDestination) }
+                    buildReply(to: message, status: 502, reason: "Bad Gateway")
+                    return .reply(status: 502, to: source)
+                }
+                destination = .udp(address)
             }
-            destination = address
         }
+        let clientFlow = side == .client ? source : destination
 
         // RFC 3581: tell the next hop where the request really came from.
         let topVia = message.topVia
@@ -149,14 +193,14 @@ public final class StatelessProxy {
             if let rport = topVia.parameter("rport", in: bytes), rport.value == nil {
                 editor.insert(at: rport.name.end) { out in
                     out.append(UInt8(ascii: "="))
-                    appendDecimal(UInt64(source.port), to: &out)
+                    appendDecimal(UInt64(source.address.port), to: &out)
                 }
             }
-            if !viaHost(topVia, matches: source, in: bytes) || topVia.rport != .absent {
+            if !viaHost(topVia, matches: source.address, in: bytes) || topVia.rport != .absent {
                 if topVia.received == nil {
                     editor.insert(at: topVia.span.end) { out in
                         out.append(ascii: ";received=")
-                        source.appendHost(to: &out)
+                        source.address.appendHost(to: &out)
                     }
                 }
             }
@@ -164,19 +208,29 @@ public final class StatelessProxy {
 
         let branch = branchHash(for: message)
         editor.insert(at: firstHeader) { out in
-            out.append(ascii: "Via: SIP/2.0/UDP ")
-            self.appendAdvertisedHostPort(to: &out)
+            out.append(ascii: "Via: SIP/2.0/")
+            out.append(ascii: destination.transport.viaName)
+            out.append(UInt8(ascii: " "))
+            self.appendPublicHostPort(for: destination.transport, to: &out)
             // rport: responses come back to the sending socket, which is this worker's own (RFC 3581).
             out.append(ascii: ";rport;branch=z9hG4bK")
             appendHex(branch, to: &out)
+            // A response for a stream client must go down its connection: the token finds it again.
+            if side == .client, source.transport.isStream {
+                out.append(ascii: ";ft=")
+                self.tokens.append(source, to: &out)
+            }
             out.append(ascii: "\r\n")
         }
         if configuration.recordRoute, MethodSet.dialogCreating.contains(message.method.known),
             message.toTag == nil {
+            insertRecordRoutes(at: firstHeader, clientFlow: clientFlow, fromClient: side == .client)
+        }
+        if side == .client, isRegister, configuration.addPath {
             editor.insert(at: firstHeader) { out in
-                out.append(ascii: "Record-Route: <sip:")
-                self.appendAdvertisedHostPort(to: &out)
-                out.append(ascii: ";lr>\r\n")
+                out.append(ascii: "Path: ")
+                self.appendInternalURI(token: source, to: &out)
+                out.append(ascii: "\r\n")
             }
         }
         if let index = message.firstIndex(of: .maxForwards), let value = message.maxForwards {
@@ -190,6 +244,104 @@ public final class StatelessProxy {
         }
         editor.apply(to: bytes, end: message.messageEnd, into: &output)
         return .forward(to: destination)
+    }
+
+    /// Record-Route for both sides (RFC 5658 double Record-Route): the entry the core will send to (our
+    /// upstream-facing address, with the client's flow token) and the entry the client will send to (our public
+    /// address on the client's transport). The entry facing the next hop goes on top. When both would name the
+    /// same address and transport, one entry (with the token) serves both.
+    private func insertRecordRoutes(at offset: Int, clientFlow: Flow, fromClient: Bool) {
+        let internalPort = configuration.internalPort == 0 ? configuration.advertised.port : configuration.internalPort
+        let single = internalPort == publicPort(for: clientFlow.transport)
+            && configuration.upstreamTransport == clientFlow.transport
+        let writeInternal: (inout [UInt8]) -> Void = { out in
+            out.append(ascii: "Record-Route: ")
+            self.appendInternalURI(token: clientFlow, to: &out)
+            out.append(ascii: "\r\n")
+        }
+        let writePublic: (inout [UInt8]) -> Void = { out in
+            out.append(ascii: "Record-Route: <sip:")
+            self.appendPublicHostPort(for: clientFlow.transport, to: &out)
+            if let transport = clientFlow.transport.uriParameter {
+                out.append(ascii: ";transport=")
+                out.append(ascii: transport)
+            }
+            out.append(ascii: ";lr>\r\n")
+        }
+        if single {
+            editor.insert(at: offset, writeInternal)
+        } else if fromClient {
+            editor.insert(at: offset, writeInternal)
+            editor.insert(at: offset, writePublic)
+        } else {
+            editor.insert(at: offset, writePublic)
+            editor.insert(at: offset, writeInternal)
+        }
+    }
+
+    /// `<sip:ADVERTISED:INTERNAL;transport=...;lr;ft=TOKEN>`: where the core reaches this worker for `token`'s flow.
+    private func appendInternalURI(token flow: Flow, to out: inout [UInt8]) {
+        out.append(ascii: "<sip:")
+        configuration.advertised.appendURIHost(to: &out)
+        out.append(UInt8(ascii: ":"))
+        let port = configuration.internalPort == 0 ? configuration.advertised.port : configuration.internalPort
+        appendDecimal(UInt64(port), to: &out)
+        if let transport = configuration.upstreamTransport.uriParameter {
+            out.append(ascii: ";transport=")
+            out.append(ascii: transport)
+        }
+        out.append(ascii: ";lr;ft=")
+        tokens.append(flow, to: &out)
+        out.append(UInt8(ascii: ">"))
+    }
+
+    /// What popping our own leading Route entries found: the flow token (from the first entry that has one) and the
+    /// first Route left.
+    private struct PoppedRoutes {
+        var token: ByteSpan?
+        var next: NameAddress?
+    }
+
+    /// Deletes up to two leading Route entries that name us (our Record-Route pair, or our Path), whether they share
+    /// a line or not.
+    private func popOwnRoutes(_ message: SIPMessage) -> PoppedRoutes {
+        var result = PoppedRoutes()
+        let bytes = message.bytes
+        var popped = 0
+        var lineIndex = message.firstIndex(of: .route)
+        while let index = lineIndex {
+            let line = message.header(at: index)
+            var kept: ByteSpan?
+            try? message.forEachElement(inLine: index) { element in
+                let address = try? NameAddress.parse(bytes, element)
+                if popped < 2, let address, isOurs(address.uri, in: bytes) {
+                    if result.token == nil { result.token = address.uri.parameter("ft", in: bytes)?.value }
+                    popped += 1
+                    return true
+                }
+                result.next = address
+                kept = element
+                return false
+            }
+            if let kept {
+                if kept.start > line.value.start { editor.delete(ByteSpan(from: line.value.start, to: kept.start)) }
+                return result
+            }
+            if popped > 0 { deleteLine(line, in: message) }
+            lineIndex = message.nextIndex(of: .route, after: index)
+        }
+        return result
+    }
+
+    /// True when a Path entry of the message names us.
+    private func claimsOurPath(_ message: SIPMessage) -> Bool {
+        guard message.headerSet.contains(.path) else { return false }
+        let bytes = message.bytes
+        var ours = false
+        try? message.forEachElement(of: .path) { element throws(SIPParseError) in
+            if let address = try? NameAddress.parse(bytes, element), isOurs(address.uri, in: bytes) { ours = true }
+        }
+        return ours
     }
 
     /// Call-ID hashing (rendezvous), so a CANCEL or ACK reaches the upstream its INVITE went to.
@@ -246,7 +398,15 @@ public final class StatelessProxy {
             if hops == 2 { nextHop = try? ViaHop.parse(bytes, element) }
         }
         guard let nextHop else { return .drop(.responseWithoutNextHop) }
-        guard let destination = responseDestination(nextHop, in: bytes) else { return .drop(.unresolvableDestination) }
+        let destination: Flow
+        if let token = message.topVia.parameter("ft", in: bytes)?.value {
+            // The request came over a stream: the response goes down that connection (RFC 3261 §18.2.2).
+            guard let flow = tokens.decode(bytes, token) else { return .drop(.responseNotForUs) }
+            destination = flow
+        } else {
+            guard let address = responseDestination(nextHop, in: bytes) else { return .drop(.unresolvableDestination) }
+            destination = .udp(address)
+        }
         let viaIndex = message.topViaHeaderIndex
         deleteFirstElement(of: viaIndex, line: message.header(at: viaIndex), element: message.topVia.span,
                            in: message)
@@ -298,18 +458,28 @@ public final class StatelessProxy {
         return count
     }
 
-    private func appendAdvertisedHostPort(to out: inout [UInt8]) {
+    /// The port clients reach us at over `transport`: TLS has its own, UDP and TCP share the advertised one.
+    private func publicPort(for transport: TransportKind) -> UInt16 {
+        transport == .tls ? configuration.advertisedTLSPort ?? configuration.advertised.port : configuration.advertised.port
+    }
+
+    private func appendPublicHostPort(for transport: TransportKind, to out: inout [UInt8]) {
         configuration.advertised.appendURIHost(to: &out)
         out.append(UInt8(ascii: ":"))
-        appendDecimal(UInt64(configuration.advertised.port), to: &out)
+        appendDecimal(UInt64(publicPort(for: transport)), to: &out)
     }
 
     private func isOurs(_ uri: SIPURI, in bytes: PacketBytes) -> Bool {
         (uri.scheme == .sip || uri.scheme == .sips) && isOurs(host: uri.host, port: uri.port, in: bytes)
     }
 
+    /// Our advertised host on any port we are reached at: public, TLS, or this worker's upstream-facing one.
     private func isOurs(host: ByteSpan, port: UInt16?, in bytes: PacketBytes) -> Bool {
-        guard let address = EndpointAddress.parse(bytes, host, port: port ?? 5060) else { return false }
+        let port = port ?? 5060
+        guard port == configuration.advertised.port || port == configuration.advertisedTLSPort
+            || (port == configuration.internalPort && port != 0),
+            let address = EndpointAddress.parse(bytes, host, port: configuration.advertised.port)
+        else { return false }
         return address == configuration.advertised
     }
 
@@ -326,14 +496,19 @@ public final class StatelessProxy {
         return address == source
     }
 
+    /// Removes a whole header line through its CRLF.
+    private func deleteLine(_ line: HeaderLine, in message: SIPMessage) {
+        let bytes = message.bytes
+        var end = line.value.end
+        while end + 1 < bytes.count, !(bytes[end] == 0x0D && bytes[end + 1] == 0x0A) { end += 1 }
+        editor.delete(ByteSpan(from: line.name.start, to: end + 2))
+    }
+
     /// Removes one comma-separated element of a header line, or the whole line when it is the only one.
     private func deleteFirstElement(of index: Int, line: HeaderLine, element: ByteSpan, in message: SIPMessage) {
         let bytes = message.bytes
         if element.start <= line.value.start && element.end >= line.value.end {
-            // Only element: delete the line through its CRLF.
-            var end = line.value.end
-            while end + 1 < message.bytes.count, !(bytes[end] == 0x0D && bytes[end + 1] == 0x0A) { end += 1 }
-            editor.delete(ByteSpan(from: line.name.start, to: end + 2))
+            deleteLine(line, in: message)
         } else {
             // First of several: delete through the comma and the whitespace after it.
             var end = element.end

@@ -169,7 +169,12 @@ public final class UDPWorker {
             ? EndpointAddress.parse("0.0.0.0", port: 0)! : EndpointAddress.parse("::", port: 0)!
         upstreamSocket = try UDPSocket(binding: anyAddress, reusePort: false)
         parser = try SIPParser(limits: configuration.parseLimits)
-        proxy = StatelessProxy(configuration: configuration.proxy)
+        // Path and Record-Route toward the core name this worker's own upstream port, so requests for the flows it
+        // owns come back to it.
+        var proxyConfiguration = configuration.proxy
+        proxyConfiguration.worker = UInt8(truncatingIfNeeded: index)
+        proxyConfiguration.internalPort = upstreamSocket.localAddress.port
+        proxy = StatelessProxy(configuration: proxyConfiguration)
         batch = DatagramBatch(capacity: configuration.batchSize)
         validator = SecurityValidator(configuration: configuration.security)
         limiter = RateLimiter(configuration: configuration.rateLimit)
@@ -365,17 +370,30 @@ public final class UDPWorker {
                 return
             }
         }
-        switch proxy.process(message, source: source) {
+        switch proxy.process(message, from: .udp(source)) {
         case .forward(let destination):
-            let toUpstream = proxy.side(of: destination) == .upstream
-            if send(proxy.output, to: destination, viaUpstreamSocket: toUpstream) {
+            guard destination.transport == .udp else {
+                flowFailed(message, from: source)
+                return
+            }
+            let toUpstream = proxy.isUpstream(destination.address)
+            if send(proxy.output, to: destination.address, viaUpstreamSocket: toUpstream) {
                 counters.forwarded += 1
             }
         case .reply(_, let destination):
-            if send(proxy.output, to: destination, viaUpstreamSocket: false) { counters.replied += 1 }
+            if send(proxy.output, to: destination.address, viaUpstreamSocket: proxy.isUpstream(destination.address)) { counters.replied += 1 }
         case .drop(let reason):
             counters.dropped[reason, default: 0] += 1
         }
+    }
+
+    /// RFC 5626 §5.3: a request for a flow that no longer exists is answered 430 Flow Failed (the registrar then
+    /// tries the user's other flows); responses and ACKs are dropped.
+    private func flowFailed(_ message: SIPMessage, from source: EndpointAddress) {
+        counters.dropped[.flowGone, default: 0] += 1
+        guard message.isRequest, message.method.known != .ack else { return }
+        proxy.buildReply(to: message, status: 430, reason: "Flow Failed")
+        if send(proxy.output, to: source, viaUpstreamSocket: proxy.isUpstream(source)) { counters.replied += 1 }
     }
 
     /// A policy refusal: count, audit, and answer requests (never ACKs) when the verdict says so.

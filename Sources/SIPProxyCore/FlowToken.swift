@@ -1,0 +1,185 @@
+public import SIPBytes
+import CSIPTLS
+
+/// The transport a client reached us over.
+public enum TransportKind: UInt8, Sendable, CaseIterable {
+    case udp = 0
+    case tcp = 1
+    case tls = 2
+
+    /// The Via transport token (RFC 3261 §20.42).
+    public var viaName: StaticString {
+        switch self {
+        case .udp: "UDP"
+        case .tcp: "TCP"
+        case .tls: "TLS"
+        }
+    }
+
+    /// The `transport=` URI parameter value, nil for UDP (the default, left out).
+    var uriParameter: StaticString? {
+        switch self {
+        case .udp: nil
+        case .tcp: "tcp"
+        case .tls: "tls"
+        }
+    }
+
+    public var isStream: Bool { self != .udp }
+}
+
+/// One client flow (RFC 5626 §3): how a message reached us, and so how to reach that client again. A UDP flow is
+/// its address (any worker can send from the shared port); a stream flow is one connection of one worker.
+public struct Flow: Equatable, Hashable, Sendable, CustomStringConvertible {
+    public var transport: TransportKind
+    /// The worker that owns the connection (stream flows only mean anything there).
+    public var worker: UInt8
+    /// The worker's connection key (slot and generation); 0 for UDP.
+    public var connection: UInt32
+    public var address: EndpointAddress
+
+    public init(transport: TransportKind, worker: UInt8 = 0, connection: UInt32 = 0, address: EndpointAddress) {
+        self.transport = transport
+        self.worker = worker
+        self.connection = connection
+        self.address = address
+    }
+
+    /// A UDP flow to `address`.
+    public static func udp(_ address: EndpointAddress) -> Flow { Flow(transport: .udp, address: address) }
+
+    public var description: String {
+        transport.isStream ? "\(transport)#\(worker).\(connection)@\(address)" : "udp@\(address)"
+    }
+}
+
+/// Stateless, signed flow tokens (RFC 5626 §5.2 style): the flow is encoded in the token itself and authenticated
+/// with HMAC-SHA256 (truncated to 80 bits) under a key from the configuration, so no table is needed to find a
+/// flow again and nobody without the key can make one. Encoded as base64url, which is legal in a URI parameter.
+///
+/// Layout before encoding: version, transport, worker, connection (4, big-endian), family, address (4 or 16),
+/// port (2), then the MAC over all of that.
+public struct FlowTokenCodec: Sendable {
+    static let version: UInt8 = 1
+    static let macLength = 10
+    private let key: [UInt8]
+
+    /// `key`: at least 16 bytes of secret. Tokens made with another key do not verify.
+    public init(key: [UInt8]) {
+        precondition(key.count >= 16, "flow token key shorter than 16 bytes")
+        self.key = key
+    }
+
+    /// Appends the token for `flow` to `out`.
+    public func append(_ flow: Flow, to out: inout [UInt8]) {
+        var raw: [UInt8] = [Self.version, flow.transport.rawValue, flow.worker]
+        raw.reserveCapacity(40)
+        appendBigEndian(UInt64(flow.connection), bytes: 4, to: &raw)
+        raw.append(flow.address.family.rawValue)
+        if flow.address.family == .ipv4 {
+            appendBigEndian(UInt64(flow.address.ipv4), bytes: 4, to: &raw)
+        } else {
+            appendBigEndian(flow.address.high, bytes: 8, to: &raw)
+            appendBigEndian(flow.address.low, bytes: 8, to: &raw)
+        }
+        appendBigEndian(UInt64(flow.address.port), bytes: 2, to: &raw)
+        var mac = [UInt8](repeating: 0, count: Self.macLength)
+        guard csip_hmac_sha256(key, key.count, raw, raw.count, &mac, Self.macLength) == 0 else {
+            // OpenSSL failing on HMAC means the process is broken; never emit an unsigned token.
+            preconditionFailure("HMAC-SHA256 failed")
+        }
+        raw += mac
+        Base64URL.append(raw, to: &out)
+    }
+
+    /// The flow in a token, or nil when it is malformed or its MAC does not verify.
+    public func decode(_ bytes: PacketBytes, _ span: ByteSpan) -> Flow? {
+        guard span.count <= 64, let raw = Base64URL.decode(bytes, span), raw.count > Self.macLength + 9 else {
+            return nil
+        }
+        let body = raw.count - Self.macLength
+        var mac = [UInt8](repeating: 0, count: Self.macLength)
+        guard csip_hmac_sha256(key, key.count, raw, body, &mac, Self.macLength) == 0 else { return nil }
+        // Constant-time comparison: the time taken must not reveal how many MAC bytes matched.
+        var difference: UInt8 = 0
+        for i in 0..<Self.macLength { difference |= mac[i] ^ raw[body + i] }
+        guard difference == 0, raw[0] == Self.version, let transport = TransportKind(rawValue: raw[1]) else {
+            return nil
+        }
+        let connection = UInt32(readBigEndian(raw, at: 3, bytes: 4))
+        let address: EndpointAddress
+        switch raw[7] {
+        case EndpointAddress.Family.ipv4.rawValue where body == 14:
+            address = EndpointAddress(family: .ipv4, high: readBigEndian(raw, at: 8, bytes: 4) << 32, low: 0,
+                                      port: UInt16(readBigEndian(raw, at: 12, bytes: 2)))
+        case EndpointAddress.Family.ipv6.rawValue where body == 26:
+            address = EndpointAddress(family: .ipv6, high: readBigEndian(raw, at: 8, bytes: 8),
+                                      low: readBigEndian(raw, at: 16, bytes: 8),
+                                      port: UInt16(readBigEndian(raw, at: 24, bytes: 2)))
+        default:
+            return nil
+        }
+        return Flow(transport: transport, worker: raw[2], connection: connection, address: address)
+    }
+}
+
+private func appendBigEndian(_ value: UInt64, bytes: Int, to out: inout [UInt8]) {
+    for index in stride(from: bytes - 1, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: value >> (8 * index))) }
+}
+
+private func readBigEndian(_ raw: [UInt8], at offset: Int, bytes: Int) -> UInt64 {
+    var value: UInt64 = 0
+    for index in 0..<bytes { value = value << 8 | UInt64(raw[offset + index]) }
+    return value
+}
+
+/// RFC 4648 §5 base64url without padding.
+enum Base64URL {
+    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    static func append(_ raw: [UInt8], to out: inout [UInt8]) {
+        var index = 0
+        while index + 3 <= raw.count {
+            let word = UInt32(raw[index]) << 16 | UInt32(raw[index + 1]) << 8 | UInt32(raw[index + 2])
+            for shift in [18, 12, 6, 0] { out.append(alphabet[Int(word >> UInt32(shift) & 63)]) }
+            index += 3
+        }
+        let rest = raw.count - index
+        if rest > 0 {
+            var word = UInt32(raw[index]) << 16
+            if rest == 2 { word |= UInt32(raw[index + 1]) << 8 }
+            for shift in [18, 12, 6].prefix(rest + 1) { out.append(alphabet[Int(word >> UInt32(shift) & 63)]) }
+        }
+    }
+
+    static func decode(_ bytes: PacketBytes, _ span: ByteSpan) -> [UInt8]? {
+        guard span.count % 4 != 1 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(span.count * 3 / 4)
+        var word: UInt32 = 0
+        var bits = 0
+        for index in span.start..<span.end {
+            guard let value = sextet(bytes[index]) else { return nil }
+            word = word << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: word >> UInt32(bits)))
+            }
+        }
+        // Leftover bits must be zero, so every token has exactly one spelling.
+        guard word & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
+        return out
+    }
+
+    private static func sextet(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): byte - UInt8(ascii: "a") + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0") + 52
+        case UInt8(ascii: "-"): 62
+        case UInt8(ascii: "_"): 63
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,192 @@
+import Foundation
+import SIPBytes
+import SIPParsing
+import SIPProxyCore
+import Testing
+
+private let key = Array("0123456789abcdef0123456789abcdef".utf8)
+private let codec = FlowTokenCodec(key: key)
+private let internalPort: UInt16 = 41_000
+private let tcpPhone = Flow(transport: .tcp, worker: 1, connection: 0x0003_0007,
+                            address: EndpointAddress.parse("192.0.2.10", port: 40_000)!)
+
+private func token(_ flow: Flow, codec: FlowTokenCodec = codec) -> String {
+    var out: [UInt8] = []
+    codec.append(flow, to: &out)
+    return String(decoding: out, as: UTF8.self)
+}
+
+private func decode(_ text: String, codec: FlowTokenCodec = codec) -> Flow? {
+    Array(text.utf8).withPacketBytes { codec.decode($0, $0.all) }
+}
+
+/// A worker's proxy in front of `core`, with its upstream-facing port at `internalPort`.
+private func edgeProxy() -> StatelessProxy {
+    StatelessProxy(configuration: ProxyConfiguration(advertised: edge, upstreams: [core], flowKey: key, worker: 1,
+                                                     internalPort: internalPort))
+}
+
+private func process(_ text: [String], from source: Flow, proxy: StatelessProxy = edgeProxy(),
+                     body: String = "") throws -> (ForwardDecision, [String]) {
+    let parser = try SIPParser()
+    return try lines(text, body: body).withPacketBytes { packet in
+        let message = try parser.parse(packet)
+        let decision = proxy.process(message, from: source)
+        let output = String(decoding: proxy.output, as: UTF8.self)
+        if case .drop = decision {} else { #expect(reparses(output), "output must be a valid SIP message") }
+        return (decision, output.components(separatedBy: "\r\n"))
+    }
+}
+
+private func parameter(_ name: String, in line: String) -> String? {
+    guard let range = line.range(of: ";\(name)=") else { return nil }
+    return String(line[range.upperBound...].prefix { $0 != ";" && $0 != ">" && $0 != "," })
+}
+
+@Suite struct FlowTokenTests {
+    @Test func tokensRoundTripEveryTransportAndFamily() {
+        let flows = [
+            tcpPhone,
+            Flow.udp(EndpointAddress.parse("203.0.113.9", port: 5060)!),
+            Flow(transport: .tls, worker: 255, connection: .max, address: EndpointAddress.parse("2001:db8::1", port: 5061)!),
+        ]
+        for flow in flows {
+            let text = token(flow)
+            #expect(text.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }, "URI-safe: \(text)")
+            #expect(decode(text) == flow)
+        }
+    }
+
+    @Test func tamperedTruncatedOrForeignTokensAreRefused() {
+        let text = token(tcpPhone)
+        // Every single-character change is caught by the MAC (or the encoding).
+        for index in text.indices {
+            var forged = text
+            forged.replaceSubrange(index...index, with: text[index] == "A" ? "B" : "A")
+            #expect(decode(forged) == nil, "forged at \(text.distance(from: text.startIndex, to: index))")
+        }
+        #expect(decode(String(text.dropLast())) == nil)
+        #expect(decode(String(text.dropLast(4))) == nil)
+        #expect(decode("") == nil)
+        #expect(decode(text + "AAAA") == nil)
+        // A token made under another key (another edge, or a guess) does not verify.
+        let other = FlowTokenCodec(key: Array("another key of 32 bytes........".utf8) + [1])
+        #expect(decode(token(tcpPhone, codec: other)) == nil)
+    }
+
+    @Test func registerFromAClientGetsAPathWithItsFlowToken() throws {
+        let (decision, out) = try process([
+            "REGISTER sip:example.com SIP/2.0", "Via: SIP/2.0/TCP 10.0.0.5:5062;branch=z9hG4bKreg1;rport",
+            "Max-Forwards: 70", "From: <sip:alice@example.com>;tag=r1", "To: <sip:alice@example.com>",
+            "Call-ID: reg-1", "CSeq: 1 REGISTER", "Contact: <sip:alice@10.0.0.5:5062;transport=tcp>",
+            "Content-Length: 0",
+        ], from: tcpPhone)
+        #expect(decision == .forward(to: .udp(core)))
+        let path = try #require(out.first { $0.hasPrefix("Path: ") })
+        #expect(path.hasPrefix("Path: <sip:127.0.0.1:41000;lr;ft="))
+        #expect(decode(try #require(parameter("ft", in: path))) == tcpPhone)
+        // The core is reached over UDP; the Via tells responses which connection to take.
+        let via = try #require(out.first { $0.hasPrefix("Via: SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bK") })
+        #expect(decode(try #require(parameter("ft", in: via))) == tcpPhone)
+    }
+
+    @Test func aClientCannotHandTheCoreAPathThroughUs() throws {
+        // Another user's genuine token, replayed by a client in its own REGISTER: refused, never forwarded.
+        let stolen = token(Flow.udp(EndpointAddress.parse("198.51.100.20", port: 5060)!))
+        let (decision, out) = try process([
+            "REGISTER sip:example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.10:40000;branch=z9hG4bKreg2",
+            "Max-Forwards: 70", "From: <sip:mallory@example.com>;tag=m1", "To: <sip:alice@example.com>",
+            "Call-ID: reg-2", "CSeq: 1 REGISTER", "Path: <sip:127.0.0.1:41000;lr;ft=\(stolen)>",
+            "Contact: <sip:m@192.0.2.10:40000>", "Content-Length: 0",
+        ], from: .udp(phone))
+        #expect(decision == .reply(status: 403, to: .udp(phone)))
+        #expect(out[0] == "SIP/2.0 403 Forbidden (Path through this edge)")
+    }
+
+    @Test func aRequestFromTheCoreThroughOurPathGoesDownTheFlow() throws {
+        let (decision, out) = try process([
+            "INVITE sip:alice@10.0.0.5:5062;transport=tcp SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKcore1",
+            "Route: <sip:127.0.0.1:41000;lr;ft=\(token(tcpPhone))>",
+            "Record-Route: <sip:127.0.0.1:5070;lr>",
+            "Max-Forwards: 69", "From: <sip:bob@example.com>;tag=b1", "To: <sip:alice@example.com>",
+            "Call-ID: call-9", "CSeq: 1 INVITE", "Content-Length: 0",
+        ], from: .udp(core))
+        #expect(decision == .forward(to: tcpPhone))
+        #expect(!out.contains { $0.hasPrefix("Route:") }, "our Route is consumed")
+        #expect(out[1].hasPrefix("Via: SIP/2.0/TCP 127.0.0.1:5060;rport;branch=z9hG4bK"))
+        // Record-Route pair: the client's side on top (TCP, where alice sends in-dialog requests), then the core's
+        // side with the token (where the core sends them on for alice).
+        let recordRoutes = out.filter { $0.hasPrefix("Record-Route:") }
+        #expect(recordRoutes.count == 3)
+        #expect(recordRoutes[0] == "Record-Route: <sip:127.0.0.1:5060;transport=tcp;lr>")
+        #expect(recordRoutes[1].hasPrefix("Record-Route: <sip:127.0.0.1:41000;lr;ft="))
+        #expect(decode(try #require(parameter("ft", in: recordRoutes[1]))) == tcpPhone)
+        #expect(recordRoutes[2] == "Record-Route: <sip:127.0.0.1:5070;lr>")
+    }
+
+    @Test func inDialogRequestsPopBothOfOurRoutesAndFollowTheToken() throws {
+        let (decision, out) = try process([
+            "BYE sip:alice@10.0.0.5:5062;transport=tcp SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKcore2",
+            "Route: <sip:127.0.0.1:41000;lr;ft=\(token(tcpPhone))>, <sip:127.0.0.1:5060;transport=tcp;lr>",
+            "Max-Forwards: 69", "From: <sip:bob@example.com>;tag=b1", "To: <sip:alice@example.com>;tag=a1",
+            "Call-ID: call-9", "CSeq: 2 BYE", "Content-Length: 0",
+        ], from: .udp(core))
+        #expect(decision == .forward(to: tcpPhone))
+        #expect(!out.contains { $0.hasPrefix("Route:") })
+        #expect(!out.contains { $0.hasPrefix("Record-Route:") })
+    }
+
+    @Test func aBadTokenFromTheCoreIs403AndAnAckIsDropped() throws {
+        var forged = token(tcpPhone)
+        forged.removeLast()
+        forged.append(forged.last == "A" ? "B" : "A")
+        let invite = [
+            "INVITE sip:alice@10.0.0.5:5062 SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKcore3",
+            "Route: <sip:127.0.0.1:41000;lr;ft=\(forged)>", "Max-Forwards: 69", "From: <sip:bob@example.com>;tag=b1",
+            "To: <sip:alice@example.com>", "Call-ID: call-10", "CSeq: 1 INVITE", "Content-Length: 0",
+        ]
+        let (decision, out) = try process(invite, from: .udp(core))
+        #expect(decision == .reply(status: 403, to: .udp(core)))
+        #expect(out[0] == "SIP/2.0 403 Forbidden (Invalid flow token)")
+        let ack = invite.map { $0.replacingOccurrences(of: "INVITE", with: "ACK") }
+        #expect(try process(ack, from: .udp(core)).0 == .drop(.unanswerableAck))
+    }
+
+    @Test func aClientsRouteTokenIsNeverActedUpon() throws {
+        // A client sending a Route with someone's genuine token still only reaches the core (outbound mode).
+        let victim = Flow(transport: .tcp, worker: 1, connection: 9, address: EndpointAddress.parse("198.51.100.20", port: 5060)!)
+        let (decision, _) = try process([
+            "MESSAGE sip:victim@example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.10:40000;branch=z9hG4bKm1",
+            "Route: <sip:127.0.0.1:41000;lr;ft=\(token(victim))>", "Max-Forwards: 70",
+            "From: <sip:mallory@example.com>;tag=m2", "To: <sip:victim@example.com>", "Call-ID: m-1",
+            "CSeq: 1 MESSAGE", "Content-Length: 0",
+        ], from: .udp(phone))
+        #expect(decision == .forward(to: .udp(core)))
+    }
+
+    @Test func aStreamClientsInviteIsDoubleRecordRoutedAndItsResponseFindsTheConnection() throws {
+        let proxy = edgeProxy()
+        let (decision, out) = try process([
+            "INVITE sip:bob@example.com SIP/2.0", "Via: SIP/2.0/TCP 10.0.0.5:5062;branch=z9hG4bKinv1;rport",
+            "Max-Forwards: 70", "From: <sip:alice@example.com>;tag=a1", "To: <sip:bob@example.com>",
+            "Call-ID: call-11", "CSeq: 1 INVITE", "Contact: <sip:alice@10.0.0.5:5062;transport=tcp>",
+            "Content-Length: 0",
+        ], from: tcpPhone, proxy: proxy)
+        #expect(decision == .forward(to: .udp(core)))
+        let recordRoutes = out.filter { $0.hasPrefix("Record-Route:") }
+        // Toward the core on top (the token), then the client's side.
+        #expect(recordRoutes.count == 2)
+        #expect(recordRoutes[0].hasPrefix("Record-Route: <sip:127.0.0.1:41000;lr;ft="))
+        #expect(recordRoutes[1] == "Record-Route: <sip:127.0.0.1:5060;transport=tcp;lr>")
+
+        let ourVia = try #require(out.first { $0.hasPrefix("Via: SIP/2.0/UDP 127.0.0.1:5060") })
+        let clientVia = try #require(out.first { $0.contains("z9hG4bKinv1") })
+        let (responseDecision, response) = try process([
+            "SIP/2.0 180 Ringing", ourVia, clientVia, "From: <sip:alice@example.com>;tag=a1",
+            "To: <sip:bob@example.com>;tag=b9", "Call-ID: call-11", "CSeq: 1 INVITE", "Content-Length: 0",
+        ], from: .udp(core), proxy: proxy)
+        #expect(responseDecision == .forward(to: tcpPhone))
+        #expect(response.filter { $0.hasPrefix("Via:") } == [clientVia])
+    }
+}
