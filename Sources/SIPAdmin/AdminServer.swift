@@ -71,7 +71,7 @@ public final class AdminServer: Sendable {
             process.append(("sip_upstream_up", "gauge", "1 when an upstream answered OPTIONS recently.",
                             probe.isUpstreamAnswering ? 1 : 0))
         }
-        return PrometheusText.render(board.total(), activeConnections: ["udp": 0, "tcp": 0, "tls": 0], process: process)
+        return PrometheusText.render(board.total(), process: process)
     }
 
     static func response(_ status: Int, _ body: String, contentType: String = "text/plain; charset=utf-8") -> [UInt8] {

@@ -101,6 +101,12 @@ public struct PacketBytes {
         return nil
     }
 
+    /// The first `count` bytes, borrowed like this view.
+    public func prefix(_ count: Int) -> PacketBytes {
+        precondition(count >= 0 && count <= base.count, "prefix longer than PacketBytes")
+        return PacketBytes(unsafeBorrowing: UnsafeRawBufferPointer(rebasing: base[0..<count]))
+    }
+
     /// A copy of the span's bytes. Allocates: for diagnostics, logs and tests, not the forwarding path.
     public func copyBytes(_ span: ByteSpan) -> [UInt8] {
         precondition(contains(span), "span outside PacketBytes")

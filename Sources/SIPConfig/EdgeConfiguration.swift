@@ -45,6 +45,14 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public var probeIntervalMilliseconds: Int
     /// Log level name (trace, debug, info, notice, warning, error, critical); SIPEDGE_LOG overrides it.
     public var logLevel: String
+    public var streams = StreamLimits()
+    /// Signs flow tokens; nil: a random key per start.
+    public var flowKey: String?
+    /// Add Path (RFC 3327) to REGISTERs.
+    public var addPath = true
+    /// SIP over TLS: where to listen (nil = off) and the server's certificate, key and client verification.
+    public var tlsListen: EndpointAddress?
+    public var tls = TLSConfiguration()
 
     /// The configuration sip-edge runs with when given no file: shipped as YAML so `sip-edge config --defaults`
     /// prints a complete, commented starting point.
@@ -89,6 +97,25 @@ public struct EdgeConfiguration: Sendable, Equatable {
           ban_ms: 60000
           retry_after_s: 5                  # Retry-After on 503
           allow_list: []                    # CIDR prefixes never limited or filtered (upstreams always are)
+        tcp:
+          enabled: true                     # SIP over TCP on the listen address (RFC 3261 §18.3 framing)
+          max_connections: 4096             # per worker; more are closed when accepted
+          idle_timeout_s: 300               # silent this long (no message, no RFC 5626 ping): closed
+          max_send_queue: 262144            # bytes queued toward one connection; a slower reader is cut
+        tls:
+          listen: null                      # tls:HOST:PORT, e.g. tls:0.0.0.0:5061; null = TLS off
+          certificate: null                 # PEM certificate chain, leaf first (required with listen)
+          private_key: null                 # PEM private key of the leaf
+          ca: null                          # PEM CAs that client certificates are verified against
+          require_client_certificate: false # mutual TLS: refuse clients without a certificate from ca
+          min_version: "1.2"                # 1.2 | 1.3
+          ciphers: null                     # OpenSSL list for TLS 1.2; null = ECDHE + AES-GCM/ChaCha20 only
+                                            # (SIGHUP re-reads certificate and key; open sessions keep theirs)
+        flow:
+          key: null                         # secret (16+ characters) signing flow tokens; null = random per start,
+                                            # so UDP registrations made before a restart get 403 until renewed
+          path: true                        # add Path with a flow token to REGISTERs (RFC 3327); the registrar
+                                            # then routes calls down the client's own flow (RFC 5626)
         admin:
           listen: 127.0.0.1:9090            # /metrics, /health/live, /health/ready; "off" to disable
           probe_interval_ms: 5000           # OPTIONS to the upstreams; ready when one answers
@@ -119,7 +146,7 @@ public struct EdgeConfiguration: Sendable, Equatable {
         guard let node else { return configuration }
         let root = try Mapping(node, path: "")
         try root.allowOnly(["listen", "upstreams", "advertise", "workers", "data_path", "record_route", "limits", "uring",
-                            "security", "rate_limit", "admin", "log"])
+                            "security", "rate_limit", "admin", "log", "tcp", "flow", "tls"])
         if let value = try root.string("listen") {
             configuration.listen = try Self.endpoint(value, scheme: "udp", path: "listen")
         }
@@ -223,6 +250,49 @@ public struct EdgeConfiguration: Sendable, Equatable {
                 configuration.security.actions[.rateLimited] = action
             }
         }
+        if let tcp = try root.mapping("tcp") {
+            try tcp.allowOnly(["enabled", "max_connections", "idle_timeout_s", "max_send_queue"])
+            if let v = try tcp.bool("enabled") { configuration.streams.tcpEnabled = v }
+            if let v = try tcp.integer("max_connections", in: 1...65_535) { configuration.streams.maxConnections = v }
+            if let v = try tcp.integer("idle_timeout_s", in: 1...86_400) {
+                configuration.streams.idleTimeoutMilliseconds = UInt64(v) * 1_000
+            }
+            if let v = try tcp.integer("max_send_queue", in: 4_096...67_108_864) { configuration.streams.maxSendQueueBytes = v }
+        }
+        if let tls = try root.mapping("tls") {
+            try tls.allowOnly(["listen", "certificate", "private_key", "ca", "require_client_certificate",
+                               "min_version", "ciphers"])
+            if tls.isNull("listen") {
+                configuration.tlsListen = nil
+            } else if let text = try tls.string("listen") {
+                configuration.tlsListen = try Self.endpoint(text, scheme: "tls", path: "tls.listen")
+            }
+            for (key, path) in [("certificate", \TLSConfiguration.certificatePath),
+                                ("private_key", \TLSConfiguration.privateKeyPath), ("ca", \TLSConfiguration.caPath)] {
+                guard let text = try tls.string(key) else { continue }
+                guard text.hasPrefix("/") else { throw ConfigError(tls.keyPath(key), "must be an absolute path") }
+                configuration.tls[keyPath: path] = text
+            }
+            if let v = try tls.bool("require_client_certificate") { configuration.tls.requirePeerCertificate = v }
+            if let text = try tls.string("min_version") {
+                switch text {
+                case "1.2": configuration.tls.minimumVersion = .tls12
+                case "1.3": configuration.tls.minimumVersion = .tls13
+                default: throw ConfigError("tls.min_version", "must be 1.2 or 1.3")
+                }
+            }
+            if let text = try tls.string("ciphers") { configuration.tls.ciphers = text }
+        }
+        if let flow = try root.mapping("flow") {
+            try flow.allowOnly(["key", "path"])
+            if flow.isNull("key") {
+                configuration.flowKey = nil
+            } else if let key = try flow.string("key") {
+                guard key.utf8.count >= 16 else { throw ConfigError("flow.key", "must be at least 16 characters") }
+                configuration.flowKey = key
+            }
+            if let v = try flow.bool("path") { configuration.addPath = v }
+        }
         if let admin = try root.mapping("admin") {
             try admin.allowOnly(["listen", "probe_interval_ms"])
             if let text = try admin.string("listen") {
@@ -281,24 +351,40 @@ public struct EdgeConfiguration: Sendable, Equatable {
         if upstreams.contains(listen) || upstreams.contains(advertise ?? listen) {
             throw ConfigError("upstreams", "an upstream may not be sip-edge itself (a forwarding loop)")
         }
+        if tlsListen != nil {
+            guard tls.certificatePath != nil else { throw ConfigError("tls.certificate", "required when tls.listen is set") }
+            guard tls.privateKeyPath != nil else { throw ConfigError("tls.private_key", "required when tls.listen is set") }
+        }
+        if tls.requirePeerCertificate && tls.caPath == nil {
+            throw ConfigError("tls.ca", "required when tls.require_client_certificate is true")
+        }
         guard limits.scan.maxLineLength <= limits.scan.maxMessageSize else {
             throw ConfigError("limits.max_line_length", "may not exceed limits.max_message_size")
         }
     }
 
     /// The worker settings this configuration implies, with the worker count resolved.
-    public func workerConfiguration(branchSecret: UInt64, cores: Int) -> WorkerConfiguration {
+    /// `randomFlowKey`: used when no `flow.key` is configured.
+    public func workerConfiguration(branchSecret: UInt64, cores: Int, randomFlowKey: [UInt8] = []) -> WorkerConfiguration {
         var uring = self.uring
         uring.receiveBufferSize = limits.scan.maxMessageSize
         var worker = WorkerConfiguration(
             listen: listen,
             proxy: ProxyConfiguration(advertised: advertise ?? listen, upstreams: upstreams, recordRoute: recordRoute,
-                                      branchSecret: branchSecret),
+                                      branchSecret: branchSecret,
+                                      flowKey: flowKey.map { Array($0.utf8) } ?? (randomFlowKey.count >= 16
+                                          ? randomFlowKey : Array("sip-edge default flow key".utf8)),
+                                      addPath: addPath),
             parseLimits: limits, dataPath: dataPath, workers: resolvedWorkers(cores: cores), uring: uring)
         worker.security = security
         worker.rateLimit = rateLimit
         worker.audit = audit
         worker.auditLinesPerSecond = auditLinesPerSecond
+        worker.streams = streams
+        worker.tlsListen = tlsListen
+        if let tlsListen {
+            worker.proxy.advertisedTLSPort = tlsListen.port
+        }
         return worker
     }
 

@@ -21,6 +21,11 @@ public struct WorkerSnapshot: Sendable {
     public var latencyBuckets: [Int] = Array(repeating: 0, count: latencyBucketBounds.count + 1)
     public var latencySum: Double = 0
     public var latencyCount = 0
+    /// Open connections by transport (tcp, tls): a gauge.
+    public var connections: [String: Int] = [:]
+    /// Connection life events (accepted, refused_full, idle_closed, slow_reader_cut, framing_error,
+    /// tls_handshake_failed, peer_closed).
+    public var connectionEvents: [String: Int] = [:]
 
     public init() {}
 }
@@ -62,6 +67,8 @@ public final class MetricsBoard: Sendable {
             for i in total.latencyBuckets.indices { total.latencyBuckets[i] += snapshot.latencyBuckets[i] }
             total.latencySum += snapshot.latencySum
             total.latencyCount += snapshot.latencyCount
+            total.connections.merge(snapshot.connections, uniquingKeysWith: +)
+            total.connectionEvents.merge(snapshot.connectionEvents, uniquingKeysWith: +)
         }
         return total
     }
@@ -97,7 +104,7 @@ public struct PrometheusText {
     }
 
     /// Renders the SIP families from `total`, with `transport` as the transport label.
-    public static func render(_ total: WorkerSnapshot, activeConnections: [String: Int], process: [(String, String, String, Double)]) -> String {
+    public static func render(_ total: WorkerSnapshot, process: [(String, String, String, Double)]) -> String {
         var out = PrometheusText()
         out.family("sip_messages_total", type: "counter", help: "SIP messages received, by method (responses: response) and transport.")
         for (method, count) in total.messages.sorted(by: { $0.key < $1.key }) {
@@ -125,8 +132,13 @@ public struct PrometheusText {
         out.sample("sip_response_time_seconds_sum", [], total.latencySum)
         out.sample("sip_response_time_seconds_count", [], Double(total.latencyCount))
         out.family("sip_active_connections", type: "gauge", help: "Open connections by transport.")
-        for (transport, count) in activeConnections.sorted(by: { $0.key < $1.key }) {
+        let connections = total.connections.merging(["tcp": 0, "tls": 0]) { current, _ in current }
+        for (transport, count) in connections.sorted(by: { $0.key < $1.key }) {
             out.sample("sip_active_connections", [("transport", transport)], Double(count))
+        }
+        out.family("sip_connection_events_total", type: "counter", help: "TCP/TLS connection events: accepted, refused_full, idle_closed, slow_reader_cut, framing_error, tls_handshake_failed, peer_closed.")
+        for (event, count) in total.connectionEvents.sorted(by: { $0.key < $1.key }) {
+            out.sample("sip_connection_events_total", [("event", event)], Double(count))
         }
         for (name, type, help, value) in process {
             out.family(name, type: type, help: help)

@@ -1,15 +1,23 @@
 public import SIPSecurity
+public import SIPUring
 import Synchronization
 
-/// The policy a reload may change while traffic flows: validator rules and rate limits. Sockets, workers and
-/// upstreams need a restart.
+/// The policy a reload may change while traffic flows: validator rules, rate limits and the TLS certificate.
+/// Sockets, workers and upstreams need a restart.
 public struct Policy: Sendable, Equatable {
     public var security: SecurityConfiguration
     public var rateLimit: RateLimitConfiguration
+    /// The server certificate and key for new TLS connections; nil when TLS is off.
+    public var tls: TLSContext?
 
-    public init(security: SecurityConfiguration, rateLimit: RateLimitConfiguration) {
+    public init(security: SecurityConfiguration, rateLimit: RateLimitConfiguration, tls: TLSContext? = nil) {
         self.security = security
         self.rateLimit = rateLimit
+        self.tls = tls
+    }
+
+    public static func == (a: Policy, b: Policy) -> Bool {
+        a.security == b.security && a.rateLimit == b.rateLimit && a.tls === b.tls
     }
 }
 

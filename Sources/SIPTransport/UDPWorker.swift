@@ -36,6 +36,9 @@ public struct WorkerConfiguration: Sendable {
     public var audit: AuditDestination = .standardError
     /// Audit lines per second per worker, at most. Default: 50.
     public var auditLinesPerSecond: Int = 50
+    public var streams = StreamLimits()
+    /// SIP over TLS: where to listen (nil = off). The certificate rides in the ``Policy`` so a reload can swap it.
+    public var tlsListen: EndpointAddress?
 
     public init(listen: EndpointAddress, proxy: ProxyConfiguration, parseLimits: ParseLimits = ParseLimits(),
                 dataPath: DataPath = .auto, workers: Int = 1, uring: URingOptions = URingOptions(),
@@ -48,6 +51,21 @@ public struct WorkerConfiguration: Sendable {
         self.uring = uring
         self.batchSize = batchSize
     }
+}
+
+/// Limits of SIP over TCP and TLS (RFC 3261 §18.3), per worker.
+public struct StreamLimits: Sendable, Equatable {
+    /// Accept TCP on the listen address.
+    public var tcpEnabled = true
+    /// Open connections per worker; more are closed as they are accepted. Default: 4,096.
+    public var maxConnections = 4_096
+    /// A connection that sends nothing (not even an RFC 5626 ping) this long is closed. Default: 300 s.
+    public var idleTimeoutMilliseconds: UInt64 = 300_000
+    /// Bytes queued toward one connection while the peer does not read; past it the connection is cut, never
+    /// buffered without bound. Default: 256 KiB.
+    public var maxSendQueueBytes = 262_144
+
+    public init() {}
 }
 
 /// Tells workers to stop; shared by all of them, read once per loop turn (not per message).
@@ -106,6 +124,8 @@ public struct WorkerCounters: Sendable {
         }
         snapshot.latencyCount = cumulative
         snapshot.latencySum = Double(latencyNanoseconds) / 1e9
+        for (transport, count) in openConnections { snapshot.connections["\(transport)"] = count }
+        snapshot.connectionEvents = connectionEvents
         return snapshot
     }
 
@@ -119,6 +139,9 @@ public struct WorkerCounters: Sendable {
     }
     /// Messages the proxy core dropped, by reason.
     public var dropped: [DropReason: Int] = [:]
+    /// Open connections by transport, and connection events (see `WorkerSnapshot.connectionEvents`).
+    public var openConnections: [TransportKind: Int] = [:]
+    public var connectionEvents: [String: Int] = [:]
 
     public init() {}
 }
@@ -127,13 +150,13 @@ public struct WorkerCounters: Sendable {
 /// so upstream responses return to it), its own parser and proxy. Runs on a dedicated thread.
 public final class UDPWorker {
     public let index: Int
-    private let configuration: WorkerConfiguration
+    let configuration: WorkerConfiguration
     private let publicSocket: UDPSocket
     private let upstreamSocket: UDPSocket
-    private let parser: SIPParser
-    private let proxy: StatelessProxy
+    let parser: SIPParser
+    let proxy: StatelessProxy
     private let batch: DatagramBatch
-    private let ring: URing?
+    let ring: URing?
     /// Fallback path: epoll over the two sockets, and outgoing datagrams batched per socket into one sendmmsg.
     private let readiness: ReadinessPoll?
     private let publicSends: DatagramSendBatch
@@ -149,13 +172,25 @@ public final class UDPWorker {
     /// port, so a client sharing the core's IP, as on loopback, is still checked).
     private var trusted: [AddressPrefix]
     private let trustedEndpoints: [EndpointAddress]
-    public private(set) var counters = WorkerCounters()
+    public internal(set) var counters = WorkerCounters()
+    /// SIP over TCP and TLS (io_uring path only): this worker's listeners on the shared ports and its connections.
+    let streamListener: StreamListener?
+    let tlsListener: StreamListener?
+    var streams: StreamTable
+    var tlsContext: TLSContext?
+    var lastIdleSweep: UInt64 = 0
+    /// Frames stream messages: the parser's own scanner, so a framing error's reply can copy the scanned headers.
+    var framingScanner: MessageScanner { parser.scanner }
+    /// Scratch for TLS records on their way out.
+    var ciphertext: [UInt8] = []
 
     /// The data path this worker actually uses (`.auto` resolved).
     public var dataPath: DataPath { ring == nil ? .recvmmsg : .ioUring }
 
-    private static let publicTag: UInt32 = 0
-    private static let upstreamTag: UInt32 = 1
+    static let publicTag: UInt32 = 0
+    static let upstreamTag: UInt32 = 1
+    static let tcpAcceptTag: UInt32 = 2
+    static let tlsAcceptTag: UInt32 = 3
 
     public init(index: Int, configuration: WorkerConfiguration, board: MetricsBoard? = nil,
                 mailbox: PolicyMailbox? = nil) throws {
@@ -193,6 +228,23 @@ public final class UDPWorker {
         try ring?.armReceive(on: publicSocket, tag: Self.publicTag)
         try ring?.armReceive(on: upstreamSocket, tag: Self.upstreamTag)
         readiness = ring == nil ? try ReadinessPoll([publicSocket, upstreamSocket]) : nil
+        // Streams need the ring (accept, receive and send complete there); the fallback path serves UDP only.
+        streams = StreamTable(capacity: configuration.streams.maxConnections)
+        tlsContext = mailbox?.read().tls
+        if let ring, configuration.streams.tcpEnabled {
+            let listener = try StreamListener(binding: configuration.listen)
+            try ring.armAccept(on: listener, tag: Self.tcpAcceptTag)
+            streamListener = listener
+        } else {
+            streamListener = nil
+        }
+        if let ring, let address = configuration.tlsListen {
+            let listener = try StreamListener(binding: address)
+            try ring.armAccept(on: listener, tag: Self.tlsAcceptTag)
+            tlsListener = listener
+        } else {
+            tlsListener = nil
+        }
         publicSends = DatagramSendBatch(capacity: configuration.batchSize)
         upstreamSends = DatagramSendBatch(capacity: configuration.batchSize)
     }
@@ -201,6 +253,8 @@ public final class UDPWorker {
     /// Call on one worker once every worker's socket is bound.
     public func attachSourceSteering(groupSize: Int) throws {
         try publicSocket.attachSourceSteering(groupSize: groupSize)
+        try streamListener?.attachSourceSteering(groupSize: groupSize)
+        try tlsListener?.attachSourceSteering(groupSize: groupSize)
     }
 
     /// Runs until `stop` is signalled; checks it at least every 200 ms.
@@ -208,6 +262,7 @@ public final class UDPWorker {
         board?.markUp(worker: index, true)
         if let ring {
             runRing(ring, until: stop)
+            closeAllStreams()
             drainSends(ring)
         } else {
             runBatches(until: stop)
@@ -241,6 +296,8 @@ public final class UDPWorker {
             limiter = RateLimiter(configuration: policy.rateLimit)
         }
         trusted = policy.rateLimit.allowList
+        // New TLS handshakes use the reloaded certificate; established sessions keep the one they started with.
+        tlsContext = policy.tls
     }
 
     /// Hands a copy of the counters to the metrics board, at most every 100 ms: never per message.
@@ -266,15 +323,28 @@ public final class UDPWorker {
             busy = count > 0
             publishIfDue()
             applyPolicyIfPosted()
+            sweepIdleStreams()
             for i in 0..<count {
                 let event = ring.event(i)
                 switch event.kind {
+                case .accepted:
+                    accept(event)
+                case .streamData:
+                    receiveStream(event)
+                case .streamSent:
+                    streamSent(event)
+                case .connected:
+                    break
                 case .datagram:
                     counters.received += 1
                     if event.truncated {
                         counters.truncated += 1
                     } else if let payload = event.payload, let source = event.source {
-                        handle(payload, from: source)
+                        if Self.isKeepalive(payload) {
+                            counters.keepalives += 1
+                        } else {
+                            handle(payload, from: .udp(source))
+                        }
                     }
                 case .invalidDatagram:
                     counters.truncated += 1
@@ -287,10 +357,26 @@ public final class UDPWorker {
                 }
                 ring.recycle(event)
                 if event.needsRearm {
-                    let socket = event.socketTag == Self.publicTag ? publicSocket : upstreamSocket
-                    try? ring.armReceive(on: socket, tag: event.socketTag)
+                    rearm(event)
                 }
             }
+        }
+    }
+
+    /// A multishot request ended (the kernel does that under pressure): queue it again.
+    private func rearm(_ event: URingEvent) {
+        guard let ring else { return }
+        switch event.kind {
+        case .accepted:
+            let listener = event.socketTag == Self.tlsAcceptTag ? tlsListener : streamListener
+            if let listener { try? ring.armAccept(on: listener, tag: event.socketTag) }
+        case .streamData:
+            rearmStream(event)
+        case .datagram, .invalidDatagram, .outOfBuffers, .receiveError:
+            let socket = event.socketTag == Self.publicTag ? publicSocket : upstreamSocket
+            try? ring.armReceive(on: socket, tag: event.socketTag)
+        case .sendDone, .streamSent, .connected:
+            break
         }
     }
 
@@ -319,7 +405,12 @@ public final class UDPWorker {
                     continue
                 }
                 batch.withDatagram(i) { bytes, source in
-                    if let source { handle(bytes, from: source) }
+                    guard let source else { return }
+                    if Self.isKeepalive(bytes) {
+                        counters.keepalives += 1
+                    } else {
+                        handle(bytes, from: .udp(source))
+                    }
                 }
             }
             // One sendmmsg per socket for everything this batch produced.
@@ -329,11 +420,9 @@ public final class UDPWorker {
 
     // MARK: Both paths
 
-    private func handle(_ bytes: PacketBytes, from source: EndpointAddress) {
-        if Self.isKeepalive(bytes) {
-            counters.keepalives += 1
-            return
-        }
+    /// One message from `flow` (a datagram, or one framed out of a stream).
+    func handle(_ bytes: PacketBytes, from flow: Flow) {
+        let source = flow.address
         let started = MonotonicClock.nanoseconds()
         defer { counters.recordLatency(nanoseconds: MonotonicClock.nanoseconds() &- started) }
         let now = started / 1_000_000
@@ -342,7 +431,7 @@ public final class UDPWorker {
         do throws(SIPParseError) {
             message = try parser.parse(bytes)
         } catch {
-            refuseUnparsed(bytes, error: error, from: source, trusted: isTrusted, now: now)
+            refuseUnparsed(bytes, error: error, from: flow, trusted: isTrusted, now: now)
             return
         }
         if message.isRequest {
@@ -356,80 +445,89 @@ public final class UDPWorker {
                 case .allow:
                     break
                 case .limited:
-                    refuse(message, verdict: validator.verdict(for: .rateLimited), from: source, now: now,
+                    refuse(message, verdict: validator.verdict(for: .rateLimited), from: flow, now: now,
                            retryAfter: limiter.configuration.retryAfterSeconds)
                     return
                 case .banned:
-                    refuse(message, verdict: validator.verdict(for: .banned), from: source, now: now)
+                    refuse(message, verdict: validator.verdict(for: .banned), from: flow, now: now)
                     return
                 }
             }
             let verdict = validator.validate(message, fromPublicSide: true)
             if verdict != .accept {
-                refuse(message, verdict: verdict, from: source, now: now)
+                refuse(message, verdict: verdict, from: flow, now: now)
                 return
             }
         }
-        switch proxy.process(message, from: .udp(source)) {
+        switch proxy.process(message, from: flow) {
         case .forward(let destination):
-            guard destination.transport == .udp else {
-                flowFailed(message, from: source)
-                return
-            }
-            let toUpstream = proxy.isUpstream(destination.address)
-            if send(proxy.output, to: destination.address, viaUpstreamSocket: toUpstream) {
+            if deliver(proxy.output, to: destination) {
                 counters.forwarded += 1
+            } else if destination.transport.isStream {
+                flowFailed(message, from: flow)
             }
         case .reply(_, let destination):
-            if send(proxy.output, to: destination.address, viaUpstreamSocket: proxy.isUpstream(destination.address)) { counters.replied += 1 }
+            if deliver(proxy.output, to: destination) { counters.replied += 1 }
         case .drop(let reason):
             counters.dropped[reason, default: 0] += 1
         }
     }
 
+    /// Sends `bytes` down `flow`: a UDP address (through the upstream socket when it is an upstream), or one of
+    /// this worker's connections. False when the flow is gone (or belongs to another worker).
+    func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool {
+        guard flow.transport.isStream else {
+            return send(bytes, to: flow.address, viaUpstreamSocket: proxy.isUpstream(flow.address))
+        }
+        guard flow.worker == UInt8(truncatingIfNeeded: index), let connection = streams.connection(flow.connection),
+            connection.peer == flow.address
+        else { return false }
+        return sendOnStream(connection, bytes[...])
+    }
+
     /// RFC 5626 §5.3: a request for a flow that no longer exists is answered 430 Flow Failed (the registrar then
     /// tries the user's other flows); responses and ACKs are dropped.
-    private func flowFailed(_ message: SIPMessage, from source: EndpointAddress) {
+    private func flowFailed(_ message: SIPMessage, from source: Flow) {
         counters.dropped[.flowGone, default: 0] += 1
         guard message.isRequest, message.method.known != .ack else { return }
         proxy.buildReply(to: message, status: 430, reason: "Flow Failed")
-        if send(proxy.output, to: source, viaUpstreamSocket: proxy.isUpstream(source)) { counters.replied += 1 }
+        if deliver(proxy.output, to: source) { counters.replied += 1 }
     }
 
     /// A policy refusal: count, audit, and answer requests (never ACKs) when the verdict says so.
-    private func refuse(_ message: SIPMessage, verdict: Verdict, from source: EndpointAddress, now: UInt64,
+    private func refuse(_ message: SIPMessage, verdict: Verdict, from flow: Flow, now: UInt64,
                         retryAfter: UInt32? = nil) {
         guard let rule = verdict.rule else { return }
         counters.violations[rule.ordinal] += 1
         var status: UInt16?
         if case .reject(let code, let reason, _) = verdict, message.isRequest, message.method.known != .ack {
             proxy.buildReply(to: message, status: code, reason: reason.text, retryAfter: retryAfter)
-            if send(proxy.output, to: source, viaUpstreamSocket: false) { counters.replied += 1 }
+            if deliver(proxy.output, to: flow) { counters.replied += 1 }
             status = code
         }
-        audit.record(rule: rule, action: status == nil ? "drop" : "reject", status: status, source: source,
+        audit.record(rule: rule, action: status == nil ? "drop" : "reject", status: status, source: flow.address,
                      method: message.string(message.method.span), callID: message.string(message.callID), now: now)
     }
 
     /// A message that did not parse: a request gets 400 (505 for another SIP version) naming the problem, when
     /// its lines allow addressing a response and the source is not flooding; anything else is dropped.
-    private func refuseUnparsed(_ bytes: PacketBytes, error: SIPParseError, from source: EndpointAddress,
-                                trusted: Bool, now: UInt64) {
+    func refuseUnparsed(_ bytes: PacketBytes, error: SIPParseError, from flow: Flow,
+                        trusted: Bool, now: UInt64) {
         counters.parseErrors += 1
         counters.parseErrorsByCode[SIPParseError.Code.allCases.firstIndex(of: error.code)!] += 1
         counters.violations[SecurityRule.malformed.ordinal] += 1
         var status: UInt16?
         let isRequest = bytes.count > 4 && !bytes.equalsIgnoringCase(ByteSpan(offset: 0, length: 4), "SIP/")
             && !bytes.equals(ByteSpan(offset: 0, length: 4), "ACK ")
-        let allowed = trusted || limiter.check(source, isRegister: false, now: now) == .allow
+        let allowed = trusted || limiter.check(flow.address, isRegister: false, now: now) == .allow
         if isRequest, allowed, validator.configuration.action(for: .malformed) == .reject,
             proxy.buildReply(toUnparsed: bytes, headers: parser.scanner.headers, status: error.code.responseStatus,
                              reason: error.code == .unsupportedSIPVersion ? "Version Not Supported" : "Bad Request",
                              detail: error.code.explanation) {
-            if send(proxy.output, to: source, viaUpstreamSocket: false) { counters.replied += 1 }
+            if deliver(proxy.output, to: flow) { counters.replied += 1 }
             status = error.code.responseStatus
         }
-        audit.record(rule: .malformed, action: status == nil ? "drop" : "reject", status: status, source: source,
+        audit.record(rule: .malformed, action: status == nil ? "drop" : "reject", status: status, source: flow.address,
                      method: nil, callID: "parse error: \(error.code.rawValue)", now: now)
     }
 

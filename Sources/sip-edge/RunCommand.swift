@@ -92,8 +92,14 @@ struct RunCommand: ParsableCommand {
         Self.startLogging(configuredLevel: edge.logLevel)
         var secret: UInt64 = 0
         arc4random_buf(&secret, MemoryLayout<UInt64>.size)
+        var randomFlowKey = [UInt8](repeating: 0, count: 32)
+        arc4random_buf(&randomFlowKey, randomFlowKey.count)
+        if edge.flowKey == nil {
+            Self.logger.notice("flow.key not set: flow tokens are signed with a random key for this run")
+        }
         let configuration = edge.workerConfiguration(branchSecret: secret,
-                                                     cores: ProcessInfo.processInfo.activeProcessorCount)
+                                                     cores: ProcessInfo.processInfo.activeProcessorCount,
+                                                     randomFlowKey: randomFlowKey)
         let workers = configuration.workers
         let listenAddress = configuration.listen
         let upstreams = configuration.proxy.upstreams
@@ -125,7 +131,16 @@ struct RunCommand: ParsableCommand {
             log("sip-edge: admin on http://\(adminAddress)/metrics")
         }
 
-        let mailbox = PolicyMailbox(Policy(security: edge.security, rateLimit: edge.rateLimit))
+        var tlsContext: TLSContext?
+        if edge.tlsListen != nil {
+            do {
+                tlsContext = try TLSContext(server: edge.tls)
+            } catch {
+                log("sip-edge: tls: \(error)", level: .error)
+                throw ExitCode(2)
+            }
+        }
+        let mailbox = PolicyMailbox(Policy(security: edge.security, rateLimit: edge.rateLimit, tls: tlsContext))
         let stop = StopSignal()
         let started = WorkerStartup(expected: workers)
         var threads: [Thread] = []
@@ -188,7 +203,18 @@ struct RunCommand: ParsableCommand {
             log("sip-edge: SIGHUP: configuration rejected, keeping the running one: \(error)", level: .error)
             return
         }
-        mailbox.post(Policy(security: next.security, rateLimit: next.rateLimit))
+        // A new certificate (renewed on disk) takes effect for new handshakes; one that does not load changes
+        // nothing, like a configuration that does not validate.
+        var tlsContext = mailbox.read().tls
+        if running.tlsListen != nil {
+            do {
+                tlsContext = try TLSContext(server: next.tls)
+            } catch {
+                log("sip-edge: SIGHUP: tls rejected, keeping the running certificate: \(error)", level: .error)
+                return
+            }
+        }
+        mailbox.post(Policy(security: next.security, rateLimit: next.rateLimit, tls: tlsContext))
         var needRestart: [String] = []
         if next.listen != running.listen { needRestart.append("listen") }
         if next.upstreams != running.upstreams { needRestart.append("upstreams") }
@@ -196,7 +222,8 @@ struct RunCommand: ParsableCommand {
         if next.dataPath != running.dataPath { needRestart.append("data_path") }
         if next.admin != running.admin { needRestart.append("admin") }
         if next.limits != running.limits { needRestart.append("limits") }
-        log("sip-edge: SIGHUP: security and rate_limit reloaded"
+        if next.tlsListen != running.tlsListen { needRestart.append("tls.listen") }
+        log("sip-edge: SIGHUP: security, rate_limit\(running.tlsListen == nil ? "" : " and tls certificate") reloaded"
             + (needRestart.isEmpty ? "" : "; restart to apply \(needRestart.joined(separator: ", "))"))
     }
 

@@ -1,0 +1,236 @@
+import SIPBytes
+import SIPParsing
+import SIPProxyCore
+import SIPUring
+
+/// SIP over TCP and TLS on the worker's ring (RFC 3261 §18.3): accept, receive into provided buffers, frame by
+/// Content-Length, hand each message to the same path as a datagram, and send in order with one send in flight per
+/// connection. Every buffer is bounded: a peer that sends too much is refused, one that reads too slowly is cut.
+extension UDPWorker {
+    // MARK: Accept
+
+    func accept(_ event: URingEvent) {
+        guard event.result >= 0 else { return }
+        let descriptor = event.result
+        let isTLS = event.socketTag == Self.tlsAcceptTag
+        guard let peer = event.source, let key = streams.reserve() else {
+            countConnectionEvent("refused_full")
+            closeStreamDescriptor(descriptor)
+            return
+        }
+        var session: TLSSession?
+        if isTLS {
+            guard let context = tlsContext, let made = try? TLSSession(context: context, serverName: nil) else {
+                streams.release(unused: key)
+                countConnectionEvent("tls_handshake_failed")
+                closeStreamDescriptor(descriptor)
+                return
+            }
+            session = made
+        }
+        let connection = StreamConnection(key: key, descriptor: descriptor, transport: isTLS ? .tls : .tcp,
+                                          peer: peer, now: MonotonicClock.milliseconds(), tls: session)
+        streams.insert(connection)
+        counters.openConnections[connection.transport, default: 0] += 1
+        countConnectionEvent("accepted")
+        setNoDelay(descriptor)
+        do {
+            try ringForStreams.armStreamReceive(descriptor: descriptor, key: UInt64(key))
+        } catch {
+            close(connection, event: "receive_failed")
+        }
+    }
+
+    // MARK: Receive
+
+    func receiveStream(_ event: URingEvent) {
+        guard let connection = streams.connection(UInt32(truncatingIfNeeded: event.streamKey)) else { return }
+        guard event.result > 0, let payload = event.payload else {
+            close(connection, event: "peer_closed")
+            return
+        }
+        connection.lastActivity = MonotonicClock.milliseconds()
+        if let tls = connection.tls {
+            tls.feed(payload)
+            readPlaintext(connection, tls)
+            flushCiphertext(connection)
+        } else {
+            payload.append(payload.all, to: &connection.inbound)
+        }
+        guard !connection.isClosed else { return }
+        frameMessages(connection)
+    }
+
+    func rearmStream(_ event: URingEvent) {
+        guard let connection = streams.connection(UInt32(truncatingIfNeeded: event.streamKey)), !connection.isClosed
+        else { return }
+        do {
+            try ringForStreams.armStreamReceive(descriptor: connection.descriptor, key: UInt64(connection.key))
+        } catch {
+            close(connection, event: "receive_failed")
+        }
+    }
+
+    /// Decrypts what the TLS session has, at most one message's worth beyond what is buffered.
+    private func readPlaintext(_ connection: StreamConnection, _ tls: TLSSession) {
+        let limit = Int(configuration.parseLimits.scan.maxMessageSize) * 2
+        while !connection.isClosed {
+            switch tls.readPlaintext(appendingTo: &connection.inbound, limit: limit) {
+            case .progress:
+                if connection.inbound.count >= limit { return }
+            case .wantMore:
+                return
+            case .closed:
+                close(connection, event: "peer_closed")
+            case .failed:
+                close(connection, event: tls.isHandshakeComplete ? "tls_error" : "tls_handshake_failed")
+            }
+        }
+    }
+
+    /// Takes every complete message off the front of the connection's buffer.
+    private func frameMessages(_ connection: StreamConnection) {
+        let limits = configuration.parseLimits.scan
+        while !connection.isClosed {
+            let frame = connection.inbound.withPacketBytes { bytes in
+                StreamFramer.nextFrame(in: bytes, scanner: framingScanner, limits: limits)
+            }
+            switch frame {
+            case .needMore:
+                // Headers or body still coming: never more than one message's worth (the framer refuses a
+                // Content-Length past the limit; this catches header blocks that never end).
+                if connection.inbound.count > Int(limits.maxMessageSize) {
+                    refuseStream(connection, SIPParseError(.messageTooLarge, at: 0))
+                }
+                return
+            case .padding(let consumed):
+                connection.inbound.removeFirst(consumed)
+            case .ping(let consumed):
+                connection.inbound.removeFirst(consumed)
+                counters.keepalives += 1
+                _ = sendOnStream(connection, Self.pong[...])
+            case .message(let span):
+                let flow = Flow(transport: connection.transport, worker: UInt8(truncatingIfNeeded: index),
+                                connection: connection.key, address: connection.peer)
+                counters.received += 1
+                connection.inbound.withPacketBytes { bytes in handle(bytes.prefix(span.end), from: flow) }
+                connection.inbound.removeFirst(span.end)
+            case .invalid(let error):
+                refuseStream(connection, error)
+                return
+            }
+        }
+    }
+
+    /// A stream that cannot be framed (no Content-Length, too large): 400 when the request can be addressed, then
+    /// close once it is sent (RFC 3261 §18.3: the stream is lost beyond this point).
+    private func refuseStream(_ connection: StreamConnection, _ error: SIPParseError) {
+        countConnectionEvent("framing_error")
+        let flow = Flow(transport: connection.transport, worker: UInt8(truncatingIfNeeded: index),
+                        connection: connection.key, address: connection.peer)
+        connection.inbound.withPacketBytes { bytes in
+            // The scanner's header table is from framing this very buffer: the reply can copy Via, From, To.
+            refuseUnparsed(bytes, error: error, from: flow, trusted: false, now: MonotonicClock.milliseconds())
+        }
+        connection.closeWhenFlushed = true
+        if !connection.sendInFlight { close(connection, event: nil) }
+    }
+
+    // MARK: Send
+
+    /// Queues `bytes` toward the connection (encrypted for TLS). At most one send is in flight per connection, so
+    /// the order is kept; the rest waits in a bounded queue. False when the connection was cut.
+    func sendOnStream(_ connection: StreamConnection, _ bytes: ArraySlice<UInt8>) -> Bool {
+        guard !connection.isClosed else { return false }
+        guard let tls = connection.tls else { return queue(bytes, on: connection) }
+        guard tls.write(bytes) else {
+            close(connection, event: "tls_error")
+            return false
+        }
+        return flushCiphertext(connection)
+    }
+
+    @discardableResult
+    private func flushCiphertext(_ connection: StreamConnection) -> Bool {
+        guard let tls = connection.tls, tls.hasCiphertext, !connection.isClosed else { return !connection.isClosed }
+        ciphertext.removeAll(keepingCapacity: true)
+        tls.takeCiphertext(appendingTo: &ciphertext)
+        return queue(ciphertext[...], on: connection)
+    }
+
+    private func queue(_ bytes: ArraySlice<UInt8>, on connection: StreamConnection) -> Bool {
+        if !connection.sendInFlight {
+            guard ringForStreams.sendStream(bytes, descriptor: connection.descriptor, key: UInt64(connection.key)) else {
+                close(connection, event: "send_failed")
+                return false
+            }
+            connection.sendInFlight = true
+            return true
+        }
+        guard connection.outbound.count + bytes.count <= configuration.streams.maxSendQueueBytes else {
+            close(connection, event: "slow_reader_cut")
+            return false
+        }
+        connection.outbound.append(contentsOf: bytes)
+        return true
+    }
+
+    func streamSent(_ event: URingEvent) {
+        guard let connection = streams.connection(UInt32(truncatingIfNeeded: event.streamKey)) else { return }
+        connection.sendInFlight = false
+        guard event.result >= 0 else {
+            close(connection, event: "send_failed")
+            return
+        }
+        if !connection.outbound.isEmpty {
+            let pending = connection.outbound
+            connection.outbound.removeAll(keepingCapacity: true)
+            _ = queue(pending[...], on: connection)
+        } else if connection.closeWhenFlushed {
+            close(connection, event: nil)
+        }
+    }
+
+    // MARK: Close
+
+    /// Closes a connection now: shut down first, so the kernel ends the receive still armed on it (a close alone
+    /// would leave the ring holding the socket open), then release the descriptor and the slot. Late completions
+    /// carry a key no connection has any more and are only recycled.
+    func close(_ connection: StreamConnection, event: String?) {
+        guard !connection.isClosed else { return }
+        connection.isClosed = true
+        if let event { countConnectionEvent(event) }
+        closeStreamDescriptor(connection.descriptor)
+        streams.remove(connection)
+        counters.openConnections[connection.transport, default: 1] -= 1
+    }
+
+    /// Closes connections silent for longer than the idle timeout; checked once a second.
+    func sweepIdleStreams() {
+        guard streams.count > 0 else { return }
+        let now = MonotonicClock.milliseconds()
+        guard now - lastIdleSweep >= 1_000 else { return }
+        lastIdleSweep = now
+        let timeout = configuration.streams.idleTimeoutMilliseconds
+        for connection in streams.all where now - connection.lastActivity > timeout {
+            close(connection, event: "idle_closed")
+        }
+    }
+
+    /// On stop: every connection is closed (its peer sees FIN and reconnects elsewhere).
+    func closeAllStreams() {
+        for connection in streams.all { close(connection, event: nil) }
+    }
+
+    private func countConnectionEvent(_ name: String) {
+        counters.connectionEvents[name, default: 0] += 1
+    }
+
+    private var ringForStreams: URing {
+        // Stream listeners exist only when the worker has a ring (see init), so every caller here has one.
+        ring!
+    }
+
+    /// RFC 5626 §4.4.1: the answer to a CRLF CRLF ping is one CRLF.
+    static let pong: [UInt8] = [0x0D, 0x0A]
+}
