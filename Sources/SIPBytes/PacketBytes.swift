@@ -113,6 +113,15 @@ public struct PacketBytes {
         return Array(base[span.start..<span.end])
     }
 
+    /// Runs `body` with the borrowed bytes themselves, for handing them to C (TLS decryption, socket writes)
+    /// without a copy. The pointer is valid only inside `body` and must not be stored or written through.
+    @inlinable
+    public func withUnsafeBytes<Result, Failure: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        try body(base)
+    }
+
     /// The span decoded as UTF-8 (invalid sequences replaced). Allocates: not for the forwarding path.
     public func string(_ span: ByteSpan) -> String {
         precondition(contains(span), "span outside PacketBytes")

@@ -1,0 +1,312 @@
+public import SIPBytes
+import CSIPTLS
+
+/// A TLS protocol version.
+public enum TLSVersion: Sendable, Equatable {
+    case tls12
+    case tls13
+
+    /// The version as on the wire (0x0303, 0x0304), which is what the C layer takes.
+    var wireValue: Int32 {
+        switch self {
+        case .tls12: Int32(CSIP_TLS_VERSION_1_2)
+        case .tls13: Int32(CSIP_TLS_VERSION_1_3)
+        }
+    }
+}
+
+/// How a ``TLSContext`` is built: files, peer verification, versions, ciphers.
+public struct TLSConfiguration: Sendable, Equatable {
+    /// PEM certificate chain, leaf first. A server needs one; a client only for mutual TLS.
+    public var certificatePath: String?
+    /// PEM private key of the leaf certificate (checked against it).
+    public var privateKeyPath: String?
+    /// PEM trust anchors. Server: client certificates are requested and verified against them. Client: the server
+    /// is verified against them (instead of the system's trust store).
+    public var caPath: String?
+    /// Server: a client certificate is mandatory and must verify against `caPath` (RFC 5922-style mutual TLS).
+    /// Client: verify the server's certificate and name (a client with a `caPath` verifies too).
+    public var requirePeerCertificate: Bool
+    /// Oldest version accepted. Default: TLS 1.2.
+    public var minimumVersion: TLSVersion
+    /// Newest version offered or accepted; nil (default) means the newest OpenSSL has, TLS 1.3.
+    public var maximumVersion: TLSVersion?
+    /// OpenSSL cipher list for TLS 1.2. Nil: ECDHE with AES-GCM or CHACHA20-POLY1305 only (no RSA key exchange,
+    /// no CBC).
+    public var ciphers: String?
+    /// OpenSSL TLS 1.3 ciphersuites. Nil: OpenSSL's defaults.
+    public var tls13Ciphersuites: String?
+    /// Server: issue session tickets (resumption). Default false: no tickets, no session cache.
+    public var sessionTickets: Bool
+
+    public init(certificatePath: String? = nil, privateKeyPath: String? = nil, caPath: String? = nil,
+                requirePeerCertificate: Bool = false, minimumVersion: TLSVersion = .tls12,
+                maximumVersion: TLSVersion? = nil, ciphers: String? = nil, tls13Ciphersuites: String? = nil,
+                sessionTickets: Bool = false) {
+        self.certificatePath = certificatePath
+        self.privateKeyPath = privateKeyPath
+        self.caPath = caPath
+        self.requirePeerCertificate = requirePeerCertificate
+        self.minimumVersion = minimumVersion
+        self.maximumVersion = maximumVersion
+        self.ciphers = ciphers
+        self.tls13Ciphersuites = tls13Ciphersuites
+        self.sessionTickets = sessionTickets
+    }
+}
+
+/// A TLS setup that failed, with OpenSSL's reason ("certificate file /x: No such file or directory",
+/// "private key /k does not match certificate /c").
+public struct TLSError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// Certificates, key and TLS settings, loaded and checked once; every connection's ``TLSSession`` is made from it.
+///
+/// `@unchecked Sendable`: it wraps an OpenSSL `SSL_CTX`, which is only read once built (nothing here mutates it
+/// after `init`) and which OpenSSL documents as safe to share across threads for creating sessions; its reference
+/// count is atomic. Every session holds its own reference, so a reload can build a new context and drop this one
+/// while existing connections keep using it.
+public final class TLSContext: @unchecked Sendable {
+    let handle: OpaquePointer
+    public let configuration: TLSConfiguration
+    public let isServer: Bool
+
+    /// A server context. Throws when a file is missing or unreadable, the key does not match the certificate, or
+    /// an option is unusable.
+    public init(server configuration: TLSConfiguration) throws(TLSError) {
+        handle = try Self.make(role: CSIP_TLS_ROLE_SERVER, configuration)
+        self.configuration = configuration
+        isServer = true
+    }
+
+    /// A client context. By default it verifies servers against the system's trust store; set `caPath` for a
+    /// private CA, and `certificatePath`/`privateKeyPath` to present a client certificate.
+    public init(client configuration: TLSConfiguration = TLSConfiguration(requirePeerCertificate: true)) throws(TLSError) {
+        handle = try Self.make(role: CSIP_TLS_ROLE_CLIENT, configuration)
+        self.configuration = configuration
+        isServer = false
+    }
+
+    deinit {
+        csip_tls_context_free(handle)
+    }
+
+    private static func make(role: csip_tls_role, _ configuration: TLSConfiguration) throws(TLSError) -> OpaquePointer {
+        var options = csip_tls_context_options()
+        options.role = Int32(role.rawValue)
+        options.require_peer_certificate = configuration.requirePeerCertificate ? 1 : 0
+        options.minimum_version = configuration.minimumVersion.wireValue
+        options.maximum_version = configuration.maximumVersion?.wireValue ?? 0
+        options.session_tickets = configuration.sessionTickets ? 1 : 0
+        var error = [CChar](repeating: 0, count: Int(CSIP_TLS_ERROR_MAX))
+        var context: OpaquePointer?
+        // The C strings live only inside these closures, which is as long as csip_tls_context_new needs them.
+        let status = withOptionalCString(configuration.certificatePath) { certificate in
+            withOptionalCString(configuration.privateKeyPath) { key in
+                withOptionalCString(configuration.caPath) { ca in
+                    withOptionalCString(configuration.ciphers) { ciphers in
+                        withOptionalCString(configuration.tls13Ciphersuites) { suites in
+                            options.certificate_chain_file = certificate
+                            options.private_key_file = key
+                            options.ca_file = ca
+                            options.cipher_list = ciphers
+                            options.ciphersuites = suites
+                            return csip_tls_context_new(&options, &context, &error, error.count)
+                        }
+                    }
+                }
+            }
+        }
+        guard status == 0, let context else { throw TLSError(text(of: error)) }
+        return context
+    }
+}
+
+/// What one ``TLSSession/readPlaintext(appendingTo:limit:)`` call achieved.
+public enum TLSReadStatus: Sendable, Equatable {
+    /// This many plaintext bytes were appended.
+    case progress(Int)
+    /// Nothing to decrypt yet: feed more ciphertext (and send any the session has, e.g. handshake replies).
+    case wantMore
+    /// The peer closed cleanly (close_notify).
+    case closed
+    /// The session is dead (bad record, handshake or certificate failure); send its remaining ciphertext (an
+    /// alert), then close the connection.
+    case failed(String)
+}
+
+/// One TLS connection's state, driven by the caller's I/O: OpenSSL never touches a socket.
+///
+/// The loop per connection: bytes received from the socket go to ``feed(_:)-(PacketBytes)``, then
+/// ``readPlaintext(appendingTo:limit:)`` runs the handshake and decrypts; whatever ``hasCiphertext`` reports goes
+/// to the socket through ``takeCiphertext(appendingTo:)`` (after every feed, read, write and shutdown).
+///
+/// Not Sendable: one connection, one worker thread.
+public final class TLSSession {
+    private let handle: OpaquePointer
+    /// Plaintext written before the handshake completed; encrypted as soon as it does (in `readPlaintext`).
+    private var early: [UInt8] = []
+
+    /// Most plaintext ``write(_:)`` holds back while the handshake is still running.
+    public static let maximumEarlyPlaintext = 1 << 20
+
+    /// Starts a session. `serverName` (client only) is sent as SNI and, when the context verifies the server, is
+    /// the name or IP address its certificate must carry. A client's first handshake message is ready at once:
+    /// send ``takeCiphertext(appendingTo:)``'s bytes as soon as the connection is up.
+    public init(context: TLSContext, serverName: String? = nil) throws(TLSError) {
+        var error = [CChar](repeating: 0, count: Int(CSIP_TLS_ERROR_MAX))
+        var session: OpaquePointer?
+        let status = withOptionalCString(serverName) { name in
+            csip_tls_session_new(context.handle, name, &session, &error, error.count)
+        }
+        guard status == 0, let session else { throw TLSError(text(of: error)) }
+        handle = session
+    }
+
+    deinit {
+        csip_tls_session_free(handle)
+    }
+
+    /// Hands over ciphertext received from the socket (copied). Returns false when the session cannot take it
+    /// (it failed before, or memory ran out); the next read reports why.
+    @discardableResult
+    public func feed(_ bytes: PacketBytes) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            csip_tls_feed(handle, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count) == raw.count
+        }
+    }
+
+    /// Hands over ciphertext received from the socket (copied).
+    @discardableResult
+    public func feed(_ bytes: ArraySlice<UInt8>) -> Bool {
+        bytes.withUnsafeBufferPointer { csip_tls_feed(handle, $0.baseAddress, $0.count) == $0.count }
+    }
+
+    /// Advances the handshake and appends decrypted plaintext to `buffer`, at most `limit` bytes (> 0) per call.
+    /// `.progress` may leave more ready: call again until `.wantMore`. When data and the peer's close arrive
+    /// together, the data comes first and `.closed` on the next call; `.closed` and `.failed` then stay.
+    public func readPlaintext(appendingTo buffer: inout [UInt8], limit: Int) -> TLSReadStatus {
+        precondition(limit > 0, "readPlaintext needs room for at least one byte")
+        var total = 0
+        // Bounded: every turn either appends bytes (at most `limit` in all) or ends the loop.
+        while total < limit {
+            // One TLS record carries at most 16 KiB of plaintext; grow the buffer by no more than that per call.
+            let room = min(limit - total, 16_384)
+            let start = buffer.count
+            buffer.append(contentsOf: repeatElement(0, count: room))
+            let result = buffer.withUnsafeMutableBufferPointer { csip_tls_read(handle, $0.baseAddress! + start, room) }
+            buffer.removeLast(room - max(Int(result), 0))
+            if let failure = flushEarlyPlaintext() { return total > 0 ? .progress(total) : failure }
+            if result > 0 {
+                total += Int(result)
+                continue
+            }
+            if total > 0 { return .progress(total) }
+            switch result {
+            case 0: return .wantMore
+            case -1: return .closed
+            default: return .failed(lastError)
+            }
+        }
+        return .progress(total)
+    }
+
+    /// Encrypts `plaintext` into the session's ciphertext (send it with ``takeCiphertext(appendingTo:)``). Before
+    /// the handshake completes the bytes are held (up to ``maximumEarlyPlaintext``) and encrypted as soon as it
+    /// does. Returns false when the session failed or was shut down, or too much is held back.
+    @discardableResult
+    public func write(_ plaintext: ArraySlice<UInt8>) -> Bool {
+        guard isHandshakeComplete else {
+            guard early.count + plaintext.count <= Self.maximumEarlyPlaintext,
+                  csip_tls_write(handle, nil, 0) == 0 else { return false }  // 0: the session has not failed
+            early += plaintext
+            return true
+        }
+        if flushEarlyPlaintext() != nil { return false }
+        let written = plaintext.withUnsafeBufferPointer { csip_tls_write(handle, $0.baseAddress, $0.count) }
+        return Int(written) == plaintext.count
+    }
+
+    /// Moves every ciphertext byte waiting to go to the socket onto the end of `out`.
+    public func takeCiphertext(appendingTo out: inout [UInt8]) {
+        // Bounded: each turn takes what is pending; nothing adds more meanwhile.
+        for _ in 0..<4 {
+            let pending = csip_tls_pending_output(handle)
+            if pending == 0 { return }
+            let start = out.count
+            out.append(contentsOf: repeatElement(0, count: pending))
+            let taken = out.withUnsafeMutableBufferPointer {
+                csip_tls_take_output(handle, $0.baseAddress! + start, pending)
+            }
+            out.removeLast(pending - Int(max(taken, 0)))
+            if taken <= 0 { return }
+        }
+    }
+
+    /// True when ciphertext (handshake, data, alerts) waits to be sent.
+    public var hasCiphertext: Bool { csip_tls_pending_output(handle) > 0 }
+
+    public var isHandshakeComplete: Bool { csip_tls_handshake_done(handle) == 1 }
+
+    /// The subject of the peer's certificate (RFC 2253, "CN=alice,O=Example") once it has been verified against
+    /// the context's CA; nil when the peer sent none or verification is off.
+    public var peerSubject: String? {
+        var subject = [CChar](repeating: 0, count: 1_024)
+        let length = csip_tls_peer_subject(handle, &subject, subject.count)
+        return length > 0 ? text(of: subject) : nil
+    }
+
+    /// "TLSv1.3" or "TLSv1.2" once the handshake is complete, "none" before.
+    public var protocolVersion: String {
+        switch csip_tls_protocol_version(handle) {
+        case Int32(CSIP_TLS_VERSION_1_3): "TLSv1.3"
+        case Int32(CSIP_TLS_VERSION_1_2): "TLSv1.2"
+        case 0: "none"
+        case let other: "0x" + String(other, radix: 16)
+        }
+    }
+
+    /// The reason of the last failure, "" when none.
+    public var lastError: String {
+        var error = [CChar](repeating: 0, count: Int(CSIP_TLS_ERROR_MAX))
+        csip_tls_last_error(handle, &error, error.count)
+        return text(of: error)
+    }
+
+    /// Queues close_notify (send it, then close the socket). Returns false when the session cannot close cleanly
+    /// (handshake incomplete, failed): just close the connection.
+    @discardableResult
+    public func shutdown() -> Bool {
+        csip_tls_shutdown(handle) == 0
+    }
+
+    /// Encrypts what ``write(_:)`` held back, once the handshake is done. Nil, or the failure.
+    private func flushEarlyPlaintext() -> TLSReadStatus? {
+        guard !early.isEmpty, isHandshakeComplete else { return nil }
+        let written = early.withUnsafeBufferPointer { csip_tls_write(handle, $0.baseAddress, $0.count) }
+        guard Int(written) == early.count else { return .failed(lastError) }
+        early = []
+        return nil
+    }
+}
+
+@available(*, unavailable, message: "a TLS session belongs to one connection on one thread")
+extension TLSSession: Sendable {}
+
+/// Runs `body` with `string` as a C string, or with nil.
+private func withOptionalCString<Result>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> Result) -> Result {
+    guard let string else { return body(nil) }
+    return string.withCString { body($0) }
+}
+
+/// The NUL-terminated text in a C buffer, decoded as UTF-8.
+private func text(of buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
