@@ -194,28 +194,26 @@ public final class TLSSession {
     /// together, the data comes first and `.closed` on the next call; `.closed` and `.failed` then stay.
     public func readPlaintext(appendingTo buffer: inout [UInt8], limit: Int) -> TLSReadStatus {
         precondition(limit > 0, "readPlaintext needs room for at least one byte")
-        var total = 0
-        // Bounded: every turn either appends bytes (at most `limit` in all) or ends the loop.
-        while total < limit {
-            // One TLS record carries at most 16 KiB of plaintext; grow the buffer by no more than that per call.
-            let room = min(limit - total, 16_384)
-            let start = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: room))
-            let result = buffer.withUnsafeMutableBufferPointer { csip_tls_read(handle, $0.baseAddress! + start, room) }
-            buffer.removeLast(room - max(Int(result), 0))
-            if let failure = flushEarlyPlaintext() { return total > 0 ? .progress(total) : failure }
-            if result > 0 {
-                total += Int(result)
-                continue
+        return withRecordBuffer { scratch in
+            var total = 0
+            // Bounded: every turn either appends bytes (at most `limit` in all) or ends the loop.
+            while total < limit {
+                let result = csip_tls_read(handle, scratch.baseAddress, min(limit - total, scratch.count))
+                if result > 0 { buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<Int(result)])) }
+                if let failure = flushEarlyPlaintext() { return total > 0 ? .progress(total) : failure }
+                if result > 0 {
+                    total += Int(result)
+                    continue
+                }
+                if total > 0 { return .progress(total) }
+                switch result {
+                case 0: return .wantMore
+                case -1: return .closed
+                default: return .failed(lastError)
+                }
             }
-            if total > 0 { return .progress(total) }
-            switch result {
-            case 0: return .wantMore
-            case -1: return .closed
-            default: return .failed(lastError)
-            }
+            return .progress(total)
         }
-        return .progress(total)
     }
 
     /// Encrypts `plaintext` into the session's ciphertext (send it with ``takeCiphertext(appendingTo:)``). Before
@@ -236,17 +234,13 @@ public final class TLSSession {
 
     /// Moves every ciphertext byte waiting to go to the socket onto the end of `out`.
     public func takeCiphertext(appendingTo out: inout [UInt8]) {
-        // Bounded: each turn takes what is pending; nothing adds more meanwhile.
-        for _ in 0..<4 {
-            let pending = csip_tls_pending_output(handle)
-            if pending == 0 { return }
-            let start = out.count
-            out.append(contentsOf: repeatElement(0, count: pending))
-            let taken = out.withUnsafeMutableBufferPointer {
-                csip_tls_take_output(handle, $0.baseAddress! + start, pending)
+        withRecordBuffer { scratch in
+            // Bounded: each turn takes up to a scratch buffer of what is pending; nothing adds more meanwhile.
+            for _ in 0...(csip_tls_pending_output(handle) / scratch.count) {
+                let taken = csip_tls_take_output(handle, scratch.baseAddress, scratch.count)
+                if taken <= 0 { return }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<Int(taken)]))
             }
-            out.removeLast(pending - Int(max(taken, 0)))
-            if taken <= 0 { return }
         }
     }
 
@@ -299,6 +293,13 @@ public final class TLSSession {
 
 @available(*, unavailable, message: "a TLS session belongs to one connection on one thread")
 extension TLSSession: Sendable {}
+
+/// Runs `body` with a temporary buffer the size of the largest TLS record's plaintext (16 KiB), on the stack when
+/// there is room: no zero-filling and no per-session buffer (an edge holds many idle sessions). The buffer must
+/// not escape `body`.
+private func withRecordBuffer<Result>(_ body: (UnsafeMutableBufferPointer<UInt8>) -> Result) -> Result {
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16_384, body)
+}
 
 /// Runs `body` with `string` as a C string, or with nil.
 private func withOptionalCString<Result>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> Result) -> Result {
