@@ -354,6 +354,8 @@ public final class UDPWorker {
                     break
                 case .sendDone:
                     if event.result < 0 { counters.sendFailures += 1 }
+                case .accepted, .streamData, .streamSent, .connected:
+                    break  // this worker arms no stream requests (TCP lands with the stream worker)
                 }
                 ring.recycle(event)
                 if event.needsRearm {

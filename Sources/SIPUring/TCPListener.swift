@@ -1,4 +1,7 @@
 public import SIPBytes
+// Not used directly: once another file of this module uses SOCK_STREAM through CSIPUring (which includes
+// <sys/socket.h>), the compiler attributes the constant to CSIPUring and files without this import lose it.
+import CSIPUring
 
 #if canImport(Glibc)
 import Glibc

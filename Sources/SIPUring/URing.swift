@@ -23,6 +23,12 @@ public struct URingOptions: Sendable {
     public var batchWaitMicroseconds: UInt32 = 0
     /// Completions that end a batch wait early. Default: 32.
     public var batchSize: UInt32 = 32
+    /// Most stream requests (armed TCP receives, sends, connects) in flight at once; about two per connection.
+    /// Default: 65,536.
+    public var maxStreamRequests: UInt32 = 65_536
+    /// Arm stream receives single-shot even when the kernel has multishot recv (what the ring does by itself on
+    /// kernels before 6.0). Every `.streamData` event then needs a re-arm. Default: false.
+    public var singleShotStreamReceive = false
 
     public init() {}
 }
@@ -35,26 +41,48 @@ public struct URingEvent {
         case outOfBuffers
         case receiveError
         case sendDone
+        /// A connection on a listener armed with ``URing/armAccept(on:tag:)``: `result` is its descriptor (the
+        /// caller owns it: non-blocking, close-on-exec) or -errno, `source` the peer, `socketTag` the listener's.
+        case accepted
+        /// Bytes of a connection armed with ``URing/armStreamReceive(descriptor:key:)``, in order. `result` > 0:
+        /// `payload` holds them. 0: the peer closed. < 0: -errno (`ENOBUFS`: recycle and re-arm; `ECANCELED`: after
+        /// ``URing/cancelStream(descriptor:)``).
+        case streamData
+        /// A ``URing/sendStream(_:descriptor:key:)`` finished: `result` is the full length, or -errno.
+        case streamSent
+        /// A ``URing/connect(descriptor:key:to:)`` finished: `result` 0, or -errno (`ECONNREFUSED`, ...).
+        case connected
     }
 
     public let kind: Kind
-    /// The tag the receive or send was queued with (which socket).
+    /// The tag the receive, send or accept was queued with (which socket).
     public let socketTag: UInt32
-    /// Bytes, or -errno.
+    /// Stream events (`.streamData`, `.streamSent`, `.connected`): the key given when the request was queued,
+    /// exactly. Zero otherwise.
+    public let streamKey: UInt64
+    /// Bytes, or -errno; the new descriptor for `.accepted`.
     public let result: Int32
-    /// The multishot receive ended: arm it again.
+    /// The multishot receive (or accept) ended: arm it again if the socket is still wanted.
     public let needsRearm: Bool
     public let truncated: Bool
-    /// The datagram's bytes: valid until ``URing/recycle(_:)`` is called for this event.
+    /// The datagram's or stream chunk's bytes: valid until ``URing/recycle(_:)`` is called for this event.
     public let payload: PacketBytes?
+    /// The datagram's source, or the accepted connection's peer.
     public let source: EndpointAddress?
     let bufferID: UInt16?
 }
 
-/// A worker's io_uring: multishot receive into provided buffers, batched sends. Not thread-safe: one owner.
+/// A worker's io_uring: multishot receive into provided buffers, batched sends, TCP streams (accept, receive,
+/// send, connect). Not thread-safe: one owner.
 ///
 /// Receive buffers are lent by the kernel: every event that carries one must be recycled exactly once, after its
-/// payload is no longer used (``recycle(_:)``); otherwise the ring runs out and reports `outOfBuffers`.
+/// payload is no longer used (``recycle(_:)``); otherwise the ring runs out and reports `outOfBuffers` (datagrams)
+/// or `.streamData` with -ENOBUFS (streams). Datagrams and streams share the buffers.
+///
+/// Streams: the caller names each connection with a 64-bit key (e.g. slot index and generation) that every event
+/// of that connection carries back. The ring never closes a descriptor. To drop a connection:
+/// ``cancelStream(descriptor:)`` then ``closeStream(_:)``; events for its key may still arrive afterwards (some
+/// with -ECANCELED): ignore them by key, but recycle them all.
 public final class URing {
     private let handle: OpaquePointer
     private let events: UnsafeMutablePointer<csip_uring_event>
@@ -65,7 +93,10 @@ public final class URing {
     public init(options: URingOptions = URingOptions(), eventCapacity: Int = 128) throws(SystemCallError) {
         var cOptions = csip_uring_options(entries: options.entries, receive_buffers: options.receiveBuffers,
                                           receive_buffer_size: options.receiveBufferSize,
-                                          send_slots: options.sendSlots, send_slot_size: options.sendSlotSize)
+                                          send_slots: options.sendSlots, send_slot_size: options.sendSlotSize,
+                                          max_stream_requests: options.maxStreamRequests,
+                                          flags: options.singleShotStreamReceive
+                                              ? CSIP_URING_SINGLE_SHOT_STREAM_RECEIVE : 0)
         var ring: OpaquePointer?
         let status = csip_uring_create(&ring, &cOptions)
         guard status == 0, let ring else { throw SystemCallError(call: "io_uring setup", errno: -status) }
@@ -96,6 +127,52 @@ public final class URing {
         return status == 0
     }
 
+    // MARK: streams
+
+    /// Queues a multishot accept on `listener`; each connection comes back as `.accepted` with `tag` (low 24 bits).
+    /// Stop it with ``cancelStream(descriptor:)`` on the listener's descriptor.
+    public func armAccept(on listener: StreamListener, tag: UInt32) throws(SystemCallError) {
+        let status = csip_uring_arm_accept(handle, listener.descriptor, tag)
+        guard status == 0 else { throw SystemCallError(call: "io_uring accept", errno: -status) }
+    }
+
+    /// Queues a receive on connection `descriptor`; its bytes come back as `.streamData` events with `key`. Arm
+    /// once per connection, and again after an event with `needsRearm` while the connection is wanted.
+    public func armStreamReceive(descriptor: Int32, key: UInt64) throws(SystemCallError) {
+        let status = csip_uring_arm_stream_receive(handle, descriptor, key)
+        guard status == 0 else { throw SystemCallError(call: "io_uring recv", errno: -status) }
+    }
+
+    /// Copies `bytes` (at most 1 MiB) and queues them for sending on connection `descriptor`; one `.streamSent`
+    /// event with `key` reports the whole send (short sends are continued inside). Returns false when not queued
+    /// (too long, too many requests in flight, queue full).
+    ///
+    /// At most one stream send may be in flight per descriptor: queue further bytes and send them after the
+    /// `.streamSent` event, or bytes of two sends could interleave.
+    public func sendStream(_ bytes: ArraySlice<UInt8>, descriptor: Int32, key: UInt64) -> Bool {
+        let status = bytes.withUnsafeBufferPointer {
+            csip_uring_stream_send(handle, descriptor, key, $0.baseAddress, $0.count)
+        }
+        return status == 0
+    }
+
+    /// Queues a connect of non-blocking stream socket `descriptor` (see ``openStreamSocket(family:)``) to
+    /// `destination`; `.connected` with `key` reports the outcome.
+    public func connect(descriptor: Int32, key: UInt64, to destination: EndpointAddress) throws(SystemCallError) {
+        var storage = sockaddr_storage()
+        let length = destination.write(to: &storage)
+        let status = csip_uring_connect(handle, descriptor, key, &storage, UInt32(length))
+        guard status == 0 else { throw SystemCallError(call: "io_uring connect", errno: -status) }
+    }
+
+    /// Cancels every request on `descriptor` (receive, send, connect, accept) at once, so it may be closed right
+    /// after. Events already under way still arrive, some with -ECANCELED. Returns false when the cancel could
+    /// not be submitted; the socket was then shut down instead, which ends its requests too: closing stays safe.
+    @discardableResult
+    public func cancelStream(descriptor: Int32) -> Bool {
+        csip_uring_cancel_stream(handle, descriptor) == 0
+    }
+
     /// Submits queued work and waits until `completions` are ready or `timeoutMicroseconds` pass; returns how many
     /// events arrived (possibly fewer than asked, or none).
     public func wait(completions: UInt32 = 1, timeoutMicroseconds: UInt32) -> Int {
@@ -114,17 +191,30 @@ public final class URing {
         case Int32(CSIP_EVENT_DATAGRAM_INVALID): kind = .invalidDatagram
         case Int32(CSIP_EVENT_OUT_OF_BUFFERS): kind = .outOfBuffers
         case Int32(CSIP_EVENT_SEND_DONE): kind = .sendDone
+        case Int32(CSIP_EVENT_ACCEPTED): kind = .accepted
+        case Int32(CSIP_EVENT_STREAM_DATA): kind = .streamData
+        case Int32(CSIP_EVENT_STREAM_SENT): kind = .streamSent
+        case Int32(CSIP_EVENT_CONNECTED): kind = .connected
         default: kind = .receiveError
         }
         var payload: PacketBytes?
         var source: EndpointAddress?
-        if kind == .datagram, let start = raw.payload {
-            payload = PacketBytes(unsafeBorrowing: UnsafeRawBufferPointer(start: start, count: Int(raw.payload_length)))
-            source = EndpointAddress(storage: raw.source)
+        switch kind {
+        case .datagram, .streamData:
+            // The C glue sets payload only for a datagram or a stream chunk (result > 0) in a lent buffer.
+            if let start = raw.payload {
+                payload = PacketBytes(unsafeBorrowing: UnsafeRawBufferPointer(start: start,
+                                                                              count: Int(raw.payload_length)))
+            }
+            if kind == .datagram { source = EndpointAddress(storage: raw.source) }
+        case .accepted:
+            if raw.source_length > 0 { source = EndpointAddress(storage: raw.source) }
+        default:
+            break
         }
-        return URingEvent(kind: kind, socketTag: raw.socket_tag, result: raw.result, needsRearm: raw.needs_rearm != 0,
-                          truncated: raw.truncated != 0, payload: payload, source: source,
-                          bufferID: raw.has_buffer != 0 ? raw.buffer_id : nil)
+        return URingEvent(kind: kind, socketTag: raw.socket_tag, streamKey: raw.stream_key, result: raw.result,
+                          needsRearm: raw.needs_rearm != 0, truncated: raw.truncated != 0, payload: payload,
+                          source: source, bufferID: raw.has_buffer != 0 ? raw.buffer_id : nil)
     }
 
     /// Returns the event's receive buffer to the kernel. Call once per event, after its payload is done with.

@@ -1,6 +1,7 @@
 /*
- * CSIPUring: the system-call glue Swift cannot reach by itself. Today: batched datagram receive (recvmmsg needs
- * _GNU_SOURCE, which Swift's Glibc module is built without). The io_uring ring lands here next.
+ * CSIPUring: the system-call glue Swift cannot reach by itself: batched datagram receive (recvmmsg needs
+ * _GNU_SOURCE, which Swift's Glibc module is built without), reuseport steering, sd_notify, and the per-worker
+ * io_uring ring (UDP datagrams and TCP streams).
  *
  * Rules: no global mutable state, -errno returns, every return value checked, csip_ prefix.
  */
@@ -77,7 +78,23 @@ struct csip_uring_options {
     uint32_t send_slots;
     /** Bytes per send slot; larger datagrams are refused with -EMSGSIZE (send them another way). Default 8192. */
     uint32_t send_slot_size;
+    /**
+     * Most stream requests in flight at once (armed receives, sends, connects; an accept needs none). Their
+     * records are allocated 256 at a time as needed and kept until the ring is destroyed. Default 65536.
+     */
+    uint32_t max_stream_requests;
+    /** CSIP_URING_* flags. Default 0. */
+    uint32_t flags;
 };
+
+/**
+ * Arm stream receives as single-shot recv even when the kernel supports multishot (what the ring falls back to by
+ * itself when a multishot recv is refused with -EINVAL, kernels before 6.0). For tests and odd kernels.
+ */
+#define CSIP_URING_SINGLE_SHOT_STREAM_RECEIVE 1u
+
+/** Largest csip_uring_stream_send payload. */
+#define CSIP_STREAM_SEND_MAX (1u << 20)
 
 /** What a completion meant. */
 enum {
@@ -91,6 +108,24 @@ enum {
     CSIP_EVENT_RECEIVE_ERROR = 4,
     /** A send finished: `result` is bytes sent or -errno. Its slot is free again. */
     CSIP_EVENT_SEND_DONE = 5,
+    /**
+     * A connection arrived on a listener armed with csip_uring_arm_accept: `result` is the new connected fd
+     * (non-blocking, close-on-exec; the caller owns it) or -errno; `source` is the peer (source_length 0 when the
+     * peer was already gone); `socket_tag` is the listener's tag. needs_rearm: the multishot accept ended.
+     */
+    CSIP_EVENT_ACCEPTED = 6,
+    /**
+     * Bytes arrived on a connection armed with csip_uring_arm_stream_receive, in order: `payload`,
+     * `payload_length` (== result) in a receive buffer to recycle. result 0: the peer closed (EOF). result < 0:
+     * -errno; -ENOBUFS means the receive buffers ran out (the bytes wait in the socket: recycle, then re-arm);
+     * -ECANCELED after csip_uring_cancel_stream. has_buffer may be set whatever the result: always recycle it.
+     * needs_rearm: the receive ended; re-arm it only when the connection is still wanted (result > 0 or -ENOBUFS).
+     */
+    CSIP_EVENT_STREAM_DATA = 7,
+    /** A csip_uring_stream_send finished: `result` is the full length sent, or -errno (part may have left). */
+    CSIP_EVENT_STREAM_SENT = 8,
+    /** A csip_uring_connect finished: `result` 0 (connected) or -errno (-ECONNREFUSED, -ETIMEDOUT, ...). */
+    CSIP_EVENT_CONNECTED = 9,
 };
 
 struct csip_uring_event {
@@ -107,6 +142,8 @@ struct csip_uring_event {
     uint8_t reserved;
     uint16_t buffer_id;
     uint16_t reserved2;
+    /** Stream events (STREAM_DATA, STREAM_SENT, CONNECTED): the caller's key, exactly as given (all 64 bits). */
+    uint64_t stream_key;
     const uint8_t *payload;
     uint32_t payload_length;
     uint32_t source_length;
@@ -130,10 +167,64 @@ int csip_uring_send(struct csip_uring *ring, int fd, uint32_t socket_tag, const 
 /** Gives a receive buffer back to the kernel. */
 void csip_uring_recycle(struct csip_uring *ring, uint16_t buffer_id);
 
+/*
+ * Streams (TCP). The caller names each connection with a 64-bit `stream_key` (e.g. slot index + generation) that
+ * comes back exactly in every event of that connection; the ring keeps it in a per-request record, not in
+ * user_data. The ring never closes a descriptor: the caller owns every fd, including accepted ones.
+ *
+ * Closing a connection: csip_uring_cancel_stream(fd), then close(fd). Events for that key may still arrive
+ * afterwards (completed before the cancel, or cancelled with -ECANCELED); check the key's generation, and recycle
+ * every event that has_buffer, whatever its result.
+ */
+
+/**
+ * Queues a multishot accept (SOCK_NONBLOCK | SOCK_CLOEXEC) on listening `listen_fd`; each connection comes back
+ * as CSIP_EVENT_ACCEPTED tagged `socket_tag` (low 24 bits kept). Stop it with csip_uring_cancel_stream(listen_fd).
+ * 0 or -errno.
+ */
+int csip_uring_arm_accept(struct csip_uring *ring, int listen_fd, uint32_t socket_tag);
+
+/**
+ * Queues a receive on connected `fd` into the shared receive buffers (the same group as datagrams): multishot
+ * when the kernel has it (6.0), else single-shot (every event then needs_rearm). Arm once per connection and again
+ * after an event with needs_rearm. 0, -EAGAIN (max_stream_requests in flight), -EBUSY (submission queue full).
+ */
+int csip_uring_arm_stream_receive(struct csip_uring *ring, int fd, uint64_t stream_key);
+
+/**
+ * Copies `length` (<= CSIP_STREAM_SEND_MAX) bytes of `data` (into a free send slot when they fit, else onto the
+ * heap until the send completes) and queues a send with MSG_NOSIGNAL. A short send is continued here from the
+ * remaining bytes, so the caller sees ONE CSIP_EVENT_STREAM_SENT per call: the full length, or -errno.
+ *
+ * Contract: at most ONE stream send in flight per fd. Queue further bytes yourself and send them after the
+ * STREAM_SENT event; two sends in flight on one socket could interleave their bytes.
+ *
+ * 0, -EMSGSIZE (too long), -ENOMEM, -EAGAIN (max_stream_requests in flight), -EBUSY (submission queue full).
+ */
+int csip_uring_stream_send(struct csip_uring *ring, int fd, uint64_t stream_key, const uint8_t *data,
+                           size_t length);
+
+/**
+ * Queues a connect of the caller's non-blocking socket `fd` to `to`; CSIP_EVENT_CONNECTED reports the outcome.
+ * 0, -EINVAL, -EAGAIN (max_stream_requests in flight), -EBUSY (submission queue full).
+ */
+int csip_uring_connect(struct csip_uring *ring, int fd, uint64_t stream_key, const struct sockaddr_storage *to,
+                       uint32_t to_length);
+
+/**
+ * Cancels every request on `fd` (receives, sends, connects, accepts) and submits at once: the kernel resolves
+ * the fd while the call runs, so the caller may close(fd) as soon as it returns. A short send of `fd` still
+ * being continued stops with -ECANCELED. Events for the fd may still arrive later (see above). When the cancel
+ * cannot be submitted the socket is shut down instead (its requests then end by themselves) and -errno returned;
+ * closing is still safe. Costs a scan of the stream records. 0 or -errno.
+ */
+int csip_uring_cancel_stream(struct csip_uring *ring, int fd);
+
 /**
  * Submits what is queued, waits until `wait_for` completions are ready or `timeout_us` microseconds pass, and
- * decodes up to `capacity` ready completions into `events`. Returns the number of events (0 when nothing
- * completed) or -errno. Waiting for several completions with a short timeout batches wake-ups under load.
+ * decodes up to `capacity` ready completions into `events`. Returns the number of events (0 when nothing the
+ * caller needs completed: some completions are handled inside, e.g. a short send being continued) or -errno.
+ * Waiting for several completions with a short timeout batches wake-ups under load.
  */
 int csip_uring_wait(struct csip_uring *ring, struct csip_uring_event *events, uint32_t capacity, uint32_t wait_for,
                     uint32_t timeout_us);
