@@ -15,7 +15,7 @@ extension UDPWorker {
         let isTLS = event.socketTag == Self.tlsAcceptTag
         guard let peer = event.source, let key = streams.reserve() else {
             countConnectionEvent("refused_full")
-            closeStreamDescriptor(descriptor)
+            closeStream(descriptor)
             return
         }
         var session: TLSSession?
@@ -23,7 +23,7 @@ extension UDPWorker {
             guard let context = tlsContext, let made = try? TLSSession(context: context, serverName: nil) else {
                 streams.release(unused: key)
                 countConnectionEvent("tls_handshake_failed")
-                closeStreamDescriptor(descriptor)
+                closeStream(descriptor)
                 return
             }
             session = made
@@ -193,14 +193,15 @@ extension UDPWorker {
 
     // MARK: Close
 
-    /// Closes a connection now: shut down first, so the kernel ends the receive still armed on it (a close alone
-    /// would leave the ring holding the socket open), then release the descriptor and the slot. Late completions
-    /// carry a key no connection has any more and are only recycled.
+    /// Closes a connection now: cancel its requests first (a close alone would leave the ring holding the socket
+    /// open through the armed receive), then release the descriptor and the slot. Late completions carry a key no
+    /// connection has any more and are only recycled.
     func close(_ connection: StreamConnection, event: String?) {
         guard !connection.isClosed else { return }
         connection.isClosed = true
         if let event { countConnectionEvent(event) }
-        closeStreamDescriptor(connection.descriptor)
+        ringForStreams.cancelStream(descriptor: connection.descriptor)
+        closeStream(connection.descriptor)
         streams.remove(connection)
         counters.openConnections[connection.transport, default: 1] -= 1
     }

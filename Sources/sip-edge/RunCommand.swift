@@ -177,7 +177,14 @@ struct RunCommand: ParsableCommand {
             for error in errors { log("\(error)", level: .error) }
             throw ExitCode(1)
         }
-        log("sip-edge: \(workers) UDP workers (\(started.paths)) on \(listenAddress), upstream \(upstreams.map(\.description).joined(separator: ", "))")
+        var streams = ""
+        if started.paths.contains("io-uring") {
+            if configuration.streams.tcpEnabled { streams += ", TCP on \(listenAddress)" }
+            if let tls = configuration.tlsListen { streams += ", TLS on \(tls)" }
+        } else if configuration.streams.tcpEnabled || configuration.tlsListen != nil {
+            Self.logger.warning("TCP and TLS need io_uring, which this system refuses: serving UDP only")
+        }
+        log("sip-edge: \(workers) UDP workers (\(started.paths)) on \(listenAddress)\(streams), upstream \(upstreams.map(\.description).joined(separator: ", "))")
 
         ServiceManager.notify("READY=1\nSTATUS=\(workers) UDP workers on \(listenAddress)")
         waitForStopSignal(&signals) { reload(running: edge, into: mailbox) }
