@@ -87,15 +87,18 @@ let package = Package(
 
         // Test support: runs a program with io_uring_setup refused by seccomp, like a container profile.
         .executableTarget(name: "deny-io-uring", path: "Tests/Support/DenyIOURing", cSettings: strictC),
-        // Real peers (SIPp) on 127.0.0.1 against the built sip-edge binary.
+        // Test support shared by the suites: a throwaway PKI, a blocking loopback stream client.
+        .target(name: "SIPTestSupport", path: "Tests/Support/SIPTestSupport"),
+        // Real peers (SIPp, Kamailio, openssl) on 127.0.0.1 against the built sip-edge binary.
         .testTarget(
-            name: "IntegrationTests", dependencies: ["sip-edge", "deny-io-uring", "SIPUring", "SIPBytes"],
+            name: "IntegrationTests",
+            dependencies: ["sip-edge", "deny-io-uring", "SIPUring", "SIPBytes", "SIPTestSupport"],
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPParsing", "SIPTransport", "SIPProxyCore", "SIPUring", "SIPBytes"]),
         .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport", "SIPSecurity", "SIPBytes"]),
-        .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPBytes"]),
+        .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPBytes", "SIPTestSupport"]),
         .testTarget(name: "SIPProxyCoreTests", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "CSIPScanTests", dependencies: ["CSIPScan", "SIPBytes"]),
         .testTarget(

@@ -1,84 +1,12 @@
 import Foundation
 import SIPBytes
 import SIPUring
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A throwaway PKI made with the `openssl` command line in a temporary directory: a CA, a server certificate for
-/// CN=localhost and a client certificate, both signed by the CA, plus a second CA that signed nothing here.
-/// EC P-256 keys, valid one day. Removed by ``withCertificates(_:)``.
-struct TestCertificates {
-    let directory: String
-    var caCertificate: String { directory + "/ca.pem" }
-    var otherCA: String { directory + "/other-ca.pem" }
-    var serverCertificate: String { directory + "/server.pem" }
-    var serverKey: String { directory + "/server.key" }
-    var clientCertificate: String { directory + "/client.pem" }
-    var clientKey: String { directory + "/client.key" }
-
-    static let clientCommonName = "sip-client.example"
-
-    static var openssl: String {
-        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
-            let path = "\(directory)/openssl"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return "/usr/bin/openssl"
-    }
-
-    /// Runs `openssl` with `arguments` in `directory`, at most 20 s; throws when it fails.
-    static func runOpenSSL(_ arguments: [String], in directory: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: openssl)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw TLSError("openssl \(arguments.first ?? "") timed out")
-        }
-        guard process.terminationStatus == 0 else {
-            throw TLSError("openssl \(arguments.joined(separator: " ")) exited \(process.terminationStatus)")
-        }
-    }
-
-    static func make() throws -> TestCertificates {
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("sipedge-tls-\(getpid())-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let ec = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
-        let leaf = ["-days", "1", "-CA", "ca.pem", "-CAkey", "ca.key", "-addext", "basicConstraints=critical,CA:FALSE"]
-        for name in ["ca", "other-ca", "server", "client"] {
-            try runOpenSSL(["genpkey"] + ec + ["-out", "\(name).key"], in: directory)
-        }
-        try runOpenSSL(["req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=SIPEdge Test CA", "-days", "1",
-                        "-out", "ca.pem"], in: directory)
-        try runOpenSSL(["req", "-x509", "-new", "-key", "other-ca.key", "-subj", "/CN=Unrelated CA", "-days", "1",
-                        "-out", "other-ca.pem"], in: directory)
-        try runOpenSSL(["req", "-new", "-key", "server.key", "-subj", "/CN=localhost",
-                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-out", "server.pem"] + leaf,
-                       in: directory)
-        try runOpenSSL(["req", "-new", "-key", "client.key", "-subj", "/CN=\(clientCommonName)/O=SIPEdge Tests",
-                        "-out", "client.pem"] + leaf, in: directory)
-        return TestCertificates(directory: directory)
-    }
-}
-
-/// Runs `body` with a fresh PKI and removes it afterwards.
-func withCertificates(_ body: (TestCertificates) throws -> Void) throws {
-    let certificates = try TestCertificates.make()
-    defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
-    try body(certificates)
-}
 
 /// One side of an in-memory connection: its session, the plaintext it received, how its reads ended.
 final class Endpoint {
