@@ -57,14 +57,26 @@ enum ProcessHarness {
         return process.terminationStatus
     }
 
-    /// Stops a process this test started: SIGTERM, then SIGKILL after 3 s.
+    /// Stops a process this test started: SIGTERM, then SIGKILL after 3 s. Its children (Kamailio forks workers)
+    /// are ours too: whatever of them outlives it is killed by PID, or they would hold its output open and
+    /// `waitUntilExit` would never return.
     static func stop(_ process: Process) {
         guard process.isRunning else { return }
+        let children = descendants(of: process.processIdentifier)
         kill(process.processIdentifier, SIGTERM)
         let deadline = Date().addingTimeInterval(3)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        for child in children { kill(child, SIGKILL) }
         process.waitUntilExit()
+    }
+
+    /// Every process below `pid`, from /proc.
+    static func descendants(of pid: Int32) -> [Int32] {
+        let path = "/proc/\(pid)/task/\(pid)/children"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        let children = text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        return children + children.flatMap { descendants(of: $0) }
     }
 
     static func logContents(_ log: String) -> String {
@@ -81,10 +93,12 @@ enum ProcessHarness {
         case flood = 16
         case hostile = 18
         case notify = 20
+        case streams = 22  // edge, core, tls, admin (22...25)
+        case kamailio = 26  // edge, tls, kamailio, callee, caller, socat (26...31)
     }
 
     /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up).
     static func portBase(_ block: PortBlock) -> Int {
-        20_000 + Int(getpid() % 400) * 30 + block.rawValue
+        20_000 + Int(getpid() % 300) * 40 + block.rawValue
     }
 }

@@ -1,0 +1,138 @@
+import Foundation
+import SIPTestSupport
+import Testing
+
+/// sip-edge in front of a real Kamailio registrar (Fixtures/kamailio-registrar.cfg: usrloc in memory, registrar with
+/// use_path, record_route, t_relay): a SIPp callee registers through the edge over UDP, TCP or TLS, a SIPp caller
+/// calls it through the edge, and Kamailio sends the call back through the edge down the registered flow.
+@Suite(.serialized) struct KamailioFrontingTests {
+    struct Ports {
+        let base = ProcessHarness.portBase(.kamailio)
+        var edge: Int { base }
+        var edgeTLS: Int { base + 1 }
+        var kamailio: Int { base + 2 }
+        var callee: Int { base + 3 }
+        var caller: Int { base + 4 }
+        var tlsBridge: Int { base + 5 }
+    }
+
+    let ports = Ports()
+    static let callID = "alice-%u@sipedge.test"
+
+    func fixture(_ name: String) -> String { ProcessHarness.fixtures.appendingPathComponent(name).path }
+
+    func startKamailio(log: String) throws -> Process {
+        let kamailio = try #require(ProcessHarness.which("kamailio") ?? (FileManager.default.isExecutableFile(
+            atPath: "/usr/sbin/kamailio") ? "/usr/sbin/kamailio" : nil), "kamailio must be installed")
+        let runtime = FileManager.default.temporaryDirectory.appendingPathComponent("kamailio-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: runtime, withIntermediateDirectories: true)
+        return try ProcessHarness.start(kamailio, [
+            "-f", fixture("kamailio-registrar.cfg"), "-DD", "-E", "-m", "64", "-M", "8", "-n", "1",
+            "-Y", runtime, "-P", "\(runtime)/kamailio.pid",
+            "-l", "udp:127.0.0.1:\(ports.kamailio)", "-l", "tcp:127.0.0.1:\(ports.kamailio)",
+        ], log: log)
+    }
+
+    /// Two workers, so flows live on different workers and Kamailio must reach each one at its own port.
+    func startEdge(certificates: TestCertificates, log: String) throws -> Process {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("kamailio-edge-\(getpid()).yaml")
+        try """
+            listen: udp:127.0.0.1:\(ports.edge)
+            upstreams: [sip:127.0.0.1:\(ports.kamailio)]
+            workers: 2
+            admin:
+              listen: "off"
+            tls:
+              listen: tls:127.0.0.1:\(ports.edgeTLS)
+              certificate: \(certificates.serverCertificate)
+              private_key: \(certificates.serverKey)
+            flow:
+              key: kamailio-fronting-test-flow-key
+            """.write(to: config, atomically: true, encoding: .utf8)
+        return try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path], log: log)
+    }
+
+    /// SIPp has no TLS here: its TCP connection goes through socat, which speaks TLS (OpenSSL) to the edge.
+    func startTLSBridge(certificates: TestCertificates, log: String) throws -> Process {
+        let socat = try #require(ProcessHarness.which("socat"), "socat must be installed (scripts/install-deps.sh)")
+        return try ProcessHarness.start(socat, [
+            "TCP-LISTEN:\(ports.tlsBridge),bind=127.0.0.1,reuseaddr",
+            "OPENSSL:127.0.0.1:\(ports.edgeTLS),cafile=\(certificates.caCertificate),commonname=localhost",
+        ], log: log)
+    }
+
+    /// Registers alice through the edge over `transport`, then runs `caller` against the edge over UDP.
+    /// Returns the exit statuses of callee and caller and every log.
+    func registerAndCall(transport: String, caller: String, calleeStaysUp: Bool = true)
+        throws -> (callee: Int32, caller: Int32, logs: String)
+    {
+        let sipp = try #require(ProcessHarness.which("sipp"), "sipp (Debian sip-tester) must be installed")
+        let certificates = try TestCertificates.make()
+        defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
+        let name = "kamailio-\(transport)"
+        let kamailio = try startKamailio(log: "\(name)-kamailio.log")
+        defer { ProcessHarness.stop(kamailio) }
+        let edge = try startEdge(certificates: certificates, log: "\(name)-edge.log")
+        defer { ProcessHarness.stop(edge) }
+        usleep(700_000)
+        #expect(kamailio.isRunning, "kamailio exited: \(ProcessHarness.logContents("\(name)-kamailio.log"))")
+        #expect(edge.isRunning, "sip-edge exited: \(ProcessHarness.logContents("\(name)-edge.log"))")
+
+        var bridge: Process?
+        defer { bridge.map(ProcessHarness.stop) }
+        let target: Int
+        switch transport {
+        case "tls":
+            bridge = try startTLSBridge(certificates: certificates, log: "\(name)-socat.log")
+            usleep(200_000)
+            target = ports.tlsBridge
+        default:
+            target = ports.edge
+        }
+        var calleeArguments = [
+            "127.0.0.1:\(target)", "-sf", fixture("register-then-answer.xml"), "-i", "127.0.0.1",
+            "-p", "\(ports.callee)", "-t", transport == "udp" ? "u1" : "t1", "-m", "1", "-timeout", "20s",
+            "-timeout_error", "-cid_str", Self.callID, "-nostdin",
+        ]
+        if !calleeStaysUp { calleeArguments += ["-set", "register_only", "yes"] }
+        let callee = try ProcessHarness.start(sipp, calleeArguments, log: "\(name)-callee.log")
+        defer { ProcessHarness.stop(callee) }
+        // Registered (Kamailio logs the REGISTER with the Path it stores) before the call starts.
+        let deadline = Date().addingTimeInterval(10)
+        while !ProcessHarness.logContents("\(name)-kamailio.log").contains("path <"), Date() < deadline { usleep(50_000) }
+        if !calleeStaysUp {
+            while callee.isRunning, Date() < deadline { usleep(50_000) }
+            usleep(300_000)  // the edge sees the connection close
+        }
+        let callerStatus = try ProcessHarness.run(sipp, [
+            "127.0.0.1:\(ports.edge)", "-sf", fixture(caller), "-i", "127.0.0.1", "-p", "\(ports.caller)",
+            "-t", "u1", "-m", "1", "-timeout", "15s", "-timeout_error", "-cid_str", Self.callID, "-nostdin",
+        ], timeout: 25, log: "\(name)-caller.log")
+        let calleeDeadline = Date().addingTimeInterval(10)
+        while callee.isRunning, Date() < calleeDeadline { usleep(50_000) }
+        let calleeStatus: Int32 = callee.isRunning ? -1 : callee.terminationStatus
+        let logs = ["callee", "caller", "edge", "kamailio", "socat"].map {
+            "--- \($0):\n" + ProcessHarness.logContents("\(name)-\($0).log")
+        }.joined(separator: "\n")
+        return (calleeStatus, callerStatus, logs)
+    }
+
+    @Test(arguments: ["udp", "tcp", "tls"])
+    func aUserRegisteredThroughTheEdgeIsCalledDownItsFlow(transport: String) throws {
+        let result = try registerAndCall(transport: transport, caller: "call-registered.xml")
+        #expect(result.callee == 0, "callee (registered over \(transport)) failed:\n\(result.logs)")
+        #expect(result.caller == 0, "caller failed:\n\(result.logs)")
+        let kamailio = result.logs.components(separatedBy: "--- kamailio:").last ?? ""
+        // Kamailio stored the edge's Path (a flow token on this edge's worker port) and routed the call into it.
+        #expect(kamailio.contains("path <<sip:127.0.0.1:"), "\(kamailio)")
+        #expect(kamailio.contains(";lr;ft="), "\(kamailio)")
+        #expect(kamailio.contains("Route: <sip:127.0.0.1:"), "the INVITE should carry the Path as Route:\n\(kamailio)")
+    }
+
+    /// RFC 5626 §5.3: the callee registered over TCP and hung up; the call for it gets 430 Flow Failed.
+    @Test func aCallToAFlowThatIsGoneGets430() throws {
+        let result = try registerAndCall(transport: "tcp", caller: "call-flow-failed.xml", calleeStaysUp: false)
+        #expect(result.callee == 0, "callee failed to register:\n\(result.logs)")
+        #expect(result.caller == 0, "the caller should see 430 Flow Failed:\n\(result.logs)")
+    }
+}
