@@ -76,6 +76,18 @@ import Testing
         #expect(log.contains("forwarded 180,"), "\(log)")
     }
 
+    /// SIPp's UAC over TCP (one connection, io_uring stream path), the core over UDP: responses find the
+    /// connection again through the flow token in the edge's Via.
+    @Test func callsOverTCPCompleteThroughTheEdge() throws {
+        let (status, log) = try runCalls(uac: ["-sn", "uac", "-t", "t1"], uas: ["-sn", "uas"], calls: 30,
+                                         name: "edge-calls-tcp")
+        #expect(status == 0, "SIPp UAC failed:\n\(log)")
+        let totals = try callTotals("edge-calls-tcp")
+        #expect(totals.successful == 30)
+        #expect(totals.failed == 0)
+        #expect(log.contains("TCP on 127.0.0.1:"), "\(log)")
+    }
+
     @Test func optionsRequestsAreAnsweredThroughTheEdge() throws {
         let fixtures = ProcessHarness.fixtures
         let (status, log) = try runCalls(uac: ["-sf", fixtures.appendingPathComponent("options-uac.xml").path],

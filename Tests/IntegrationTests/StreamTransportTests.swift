@@ -1,0 +1,250 @@
+import Foundation
+import SIPTestSupport
+import Testing
+
+/// SIP over TCP and TLS against the real binary: framing of real byte streams, keep-alives, refusals, the
+/// connection limit, idle timeouts, openssl s_client as the TLS peer, certificate reload and mutual TLS.
+@Suite(.serialized) struct StreamTransportTests {
+    let base = ProcessHarness.portBase(.streams)
+    var edgePort: Int { base }
+    var corePort: Int { base + 1 }
+    var tlsPort: Int { base + 2 }
+    var adminPort: Int { base + 3 }
+
+    func options(_ number: Int, transport: String = "TCP") -> String {
+        [
+            "OPTIONS sip:core@127.0.0.1:\(corePort) SIP/2.0",
+            "Via: SIP/2.0/\(transport) 127.0.0.1:5999;branch=z9hG4bK-stream-\(number)-\(getpid());rport",
+            "Max-Forwards: 70", "From: <sip:tester@127.0.0.1>;tag=s\(number)", "To: <sip:core@127.0.0.1>",
+            "Call-ID: stream-\(number)-\(getpid())@test", "CSeq: 1 OPTIONS", "Content-Length: 0", "", "",
+        ].joined(separator: "\r\n")
+    }
+
+    /// sip-edge (1 worker, TCP and TLS, small limits) in front of a SIPp UAS answering OPTIONS.
+    func withEdge(certificates: TestCertificates, tlsExtra: String = "", name: String,
+                  _ body: (Process, URL) throws -> Void) throws {
+        let sipp = try #require(ProcessHarness.which("sipp"))
+        let core = try ProcessHarness.start(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uas.xml").path,
+                                                   "-i", "127.0.0.1", "-p", "\(corePort)", "-nostdin"],
+                                            log: "\(name)-core.log")
+        defer { ProcessHarness.stop(core) }
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid()).yaml")
+        try edgeConfig(certificate: certificates.serverCertificate, key: certificates.serverKey, extra: tlsExtra)
+            .write(to: config, atomically: true, encoding: .utf8)
+        let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
+                                            log: "\(name)-edge.log")
+        defer { ProcessHarness.stop(edge) }
+        usleep(600_000)
+        #expect(edge.isRunning, "sip-edge exited: \(ProcessHarness.logContents("\(name)-edge.log"))")
+        try body(edge, config)
+    }
+
+    func edgeConfig(certificate: String, key: String, extra: String = "") -> String {
+        """
+        listen: udp:127.0.0.1:\(edgePort)
+        upstreams: [sip:127.0.0.1:\(corePort)]
+        workers: 1
+        admin:
+          listen: 127.0.0.1:\(adminPort)
+        rate_limit:
+          enabled: false
+        tcp:
+          max_connections: 3
+          idle_timeout_s: 1
+          max_send_queue: 4096
+        tls:
+          listen: tls:127.0.0.1:\(tlsPort)
+          certificate: \(certificate)
+          private_key: \(key)
+        \(extra)
+        """
+    }
+
+    func metrics() throws -> String {
+        let curl = try #require(ProcessHarness.which("curl"))
+        _ = try ProcessHarness.run(curl, ["-s", "--max-time", "3", "http://127.0.0.1:\(adminPort)/metrics"],
+                                   timeout: 10, log: "streams-metrics.log")
+        return ProcessHarness.logContents("streams-metrics.log")
+    }
+
+    func count(_ needle: String, in text: String) -> Int { text.components(separatedBy: needle).count - 1 }
+
+    @Test func tcpMessagesArriveWholeWhateverTheSegmentsAndAnswersComeBackOnTheConnection() throws {
+        try withCertificates { certificates in
+            try withEdge(certificates: certificates, name: "streams-framing") { _, _ in
+                let client = try #require(TestStreamClient(port: edgePort))
+                // Two messages in one segment, then one split across three segments mid-header.
+                client.send(options(1) + options(2))
+                let third = Array(options(3).utf8)
+                for range in [0..<17, 17..<90, 90..<third.count] {
+                    client.send(String(decoding: third[range], as: UTF8.self))
+                    usleep(50_000)
+                }
+                let answers = client.receive(timeout: 5) { self.count("SIP/2.0 200 OK", in: $0) >= 3 }
+                #expect(count("SIP/2.0 200 OK", in: answers) == 3, "\(answers)")
+                for number in 1...3 { #expect(answers.contains("Call-ID: stream-\(number)-\(getpid())@test")) }
+                // Our Via is gone from the answers: the client sees only its own.
+                #expect(!answers.contains("127.0.0.1:\(edgePort);rport;branch="), "\(answers)")
+
+                // RFC 5626 keep-alive: CRLF CRLF is answered with CRLF.
+                let before = client.text.utf8.count
+                client.send("\r\n\r\n")
+                let afterPing = client.receive(timeout: 3) { $0.utf8.count >= before + 2 }
+                #expect(afterPing.utf8.count == before + 2 && afterPing.hasSuffix("\r\n"))
+            }
+        }
+    }
+
+    @Test func aStreamWithoutContentLengthGets400AndIsClosed() throws {
+        try withCertificates { certificates in
+            try withEdge(certificates: certificates, name: "streams-no-length") { _, _ in
+                let client = try #require(TestStreamClient(port: edgePort))
+                client.send(options(4).replacingOccurrences(of: "Content-Length: 0\r\n", with: ""))
+                let answer = client.receive(timeout: 5) { $0.contains("\r\n\r\n") }
+                #expect(answer.hasPrefix("SIP/2.0 400 Bad Request"), "\(answer)")
+                #expect(answer.contains("Call-ID: stream-4-"), "the 400 must be addressed to the request")
+                #expect(client.waitForClose(timeout: 3), "the connection must be closed after the 400")
+                usleep(400_000)  // workers publish counters every 100 ms, at their next wake-up
+                #expect(try metrics().contains("sip_connection_events_total{event=\"framing_error\"} 1"))
+            }
+        }
+    }
+
+    @Test func theConnectionLimitHoldsAndSilentConnectionsAreClosed() throws {
+        try withCertificates { certificates in
+            try withEdge(certificates: certificates, name: "streams-limits") { _, _ in
+                let open = (0..<3).compactMap { _ in TestStreamClient(port: edgePort) }
+                #expect(open.count == 3)
+                usleep(200_000)
+                // Past max_connections (3 per worker): accepted by the kernel, closed by the edge at once.
+                let extra = try #require(TestStreamClient(port: edgePort))
+                #expect(extra.waitForClose(timeout: 2), "a fourth connection must be refused")
+                #expect(!open[0].peerClosed)
+                // One keeps talking (pings), the others are silent: idle_timeout_s 1 closes only the silent ones.
+                for _ in 0..<6 {
+                    open[0].send("\r\n\r\n")
+                    usleep(400_000)
+                }
+                #expect(open[1].waitForClose(timeout: 2), "a silent connection must be closed")
+                #expect(open[2].waitForClose(timeout: 2))
+                #expect(!open[0].waitForClose(timeout: 0.2), "a connection that pings stays open")
+                let text = try metrics()
+                #expect(text.contains("sip_connection_events_total{event=\"refused_full\"} 1"), "\(text)")
+                #expect(text.contains("sip_connection_events_total{event=\"idle_closed\"} 2"), "\(text)")
+                #expect(text.contains("sip_active_connections{transport=\"tcp\"} 1"), "\(text)")
+            }
+        }
+    }
+
+    /// Backpressure: a client that sends but never reads is cut once its queue passes max_send_queue, instead of
+    /// the edge buffering answers for it without bound.
+    @Test func aClientThatDoesNotReadIsCutNotBufferedForever() throws {
+        try withCertificates { certificates in
+            try withEdge(certificates: certificates, name: "streams-slow-reader") { _, _ in
+                let client = try #require(TestStreamClient(port: edgePort, receiveBuffer: 4_096))
+                for burst in 0..<30 {
+                    client.send((0..<50).map { options(1_000 + burst * 50 + $0) }.joined())
+                    usleep(50_000)
+                }
+                usleep(1_000_000)
+                let text = try metrics()
+                #expect(text.contains("sip_connection_events_total{event=\"slow_reader_cut\"} 1"), "\(text)")
+                #expect(text.contains("sip_active_connections{transport=\"tcp\"} 0"), "\(text)")
+                // What the kernel had buffered still drains, then the close shows.
+                #expect(client.waitForClose(timeout: 5))
+            }
+        }
+    }
+
+    /// openssl s_client as the TLS peer: a session it opened stays usable across a SIGHUP that swaps the
+    /// certificate, and a new session gets the renewed certificate.
+    @Test func tlsClientsAreServedAndACertificateReloadKeepsOpenSessions() throws {
+        try withCertificates { certificates in
+            try withEdge(certificates: certificates, name: "streams-tls") { edge, config in
+                let first = try OpenSSLClient(port: tlsPort, certificates: certificates, name: "tls-first")
+                defer { first.stop() }
+                first.send(options(10, transport: "TLS"))
+                #expect(first.waitFor("SIP/2.0 200 OK"), "\(first.output)")
+                #expect(first.output.contains("CN = localhost") || first.output.contains("CN=localhost"), "\(first.output)")
+
+                try edgeConfig(certificate: certificates.renewedServerCertificate, key: certificates.renewedServerKey)
+                    .write(to: config, atomically: true, encoding: .utf8)
+                kill(edge.processIdentifier, SIGHUP)
+                usleep(700_000)
+
+                let second = try OpenSSLClient(port: tlsPort, certificates: certificates, name: "tls-second")
+                defer { second.stop() }
+                second.send(options(11, transport: "TLS"))
+                #expect(second.waitFor("SIP/2.0 200 OK"), "\(second.output)")
+                #expect(second.output.contains("renewed.localhost"), "new sessions get the renewed certificate:\n\(second.output)")
+                // The session opened before the reload still carries requests.
+                first.send(options(12, transport: "TLS"))
+                #expect(first.waitFor("Call-ID: stream-12-"), "\(first.output)")
+                #expect(ProcessHarness.logContents("streams-tls-edge.log").contains("and tls certificate reloaded"))
+            }
+        }
+    }
+
+    @Test func mutualTLSRefusesClientsWithoutACertificate() throws {
+        try withCertificates { certificates in
+            let extra = "  ca: \(certificates.caCertificate)\n  require_client_certificate: true"
+            try withEdge(certificates: certificates, tlsExtra: extra, name: "streams-mtls") { _, _ in
+                let anonymous = try OpenSSLClient(port: tlsPort, certificates: certificates, name: "mtls-anonymous")
+                defer { anonymous.stop() }
+                anonymous.send(options(20, transport: "TLS"))
+                #expect(!anonymous.waitFor("SIP/2.0 200 OK", timeout: 2), "\(anonymous.output)")
+                let named = try OpenSSLClient(port: tlsPort, certificates: certificates, name: "mtls-named",
+                                              withCertificate: true)
+                defer { named.stop() }
+                named.send(options(21, transport: "TLS"))
+                #expect(named.waitFor("SIP/2.0 200 OK"), "\(named.output)")
+                usleep(400_000)
+                #expect(try metrics().contains("sip_connection_events_total{event=\"tls_handshake_failed\"} 1"))
+            }
+        }
+    }
+}
+
+/// `openssl s_client` started by a test, its stdin a pipe the test writes SIP into, its output in a log.
+final class OpenSSLClient {
+    let process: Process
+    let input = Pipe()
+    let name: String
+
+    init(port: Int, certificates: TestCertificates, name: String, withCertificate: Bool = false) throws {
+        self.name = name
+        // A client that gave up (refused handshake) closes its stdin: writing then must fail, not kill the tests.
+        signal(SIGPIPE, SIG_IGN)
+        var arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certificates.caCertificate,
+                         "-servername", "localhost", "-ign_eof"]
+        if withCertificate { arguments += ["-cert", certificates.clientCertificate, "-key", certificates.clientKey] }
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: TestCertificates.openssl)
+        process.arguments = arguments
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(name).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = input
+        try process.run()
+        usleep(300_000)
+    }
+
+    func send(_ text: String) {
+        try? input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+    }
+
+    var output: String { ProcessHarness.logContents("\(name).log") }
+
+    func waitFor(_ text: String, timeout: TimeInterval = 5) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !output.contains(text), Date() < deadline { usleep(50_000) }
+        return output.contains(text)
+    }
+
+    func stop() {
+        try? input.fileHandleForWriting.close()
+        ProcessHarness.stop(process)
+    }
+}
