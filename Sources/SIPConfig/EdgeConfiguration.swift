@@ -50,6 +50,12 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public var flowKey: String?
     /// Add Path (RFC 3327) to REGISTERs.
     public var addPath = true
+    /// How the upstreams are reached: UDP, or pooled TCP/TLS connections.
+    public var upstreamTransport: TransportKind = .udp
+    public var upstreamPool = UpstreamPoolSettings()
+    /// TLS toward the upstreams (client side): trust anchors, optional client certificate.
+    public var upstreamTLS = TLSConfiguration(requirePeerCertificate: true)
+    public var upstreamServerName: String?
     /// SIP over TLS: where to listen (nil = off) and the server's certificate, key and client verification.
     public var tlsListen: EndpointAddress?
     public var tls = TLSConfiguration()
@@ -61,6 +67,16 @@ public struct EdgeConfiguration: Sendable, Equatable {
         listen: udp:127.0.0.1:5060          # public side: udp:HOST:PORT (numeric host)
         upstreams:                          # the SIP core; several = Call-ID hashing across them
           - sip:127.0.0.1:5070
+        upstream_transport: udp             # udp | tcp | tls; tcp/tls: a pool of persistent connections per worker
+        upstream_pool:
+          connections: 2                    # per upstream per worker (tcp/tls)
+          reconnect_min_ms: 200             # first retry after a failed connection, doubled per failure...
+          reconnect_max_ms: 10000           # ...up to this
+        upstream_tls:
+          ca: null                          # PEM CAs the core's certificate must chain to (required for tls)
+          server_name: null                 # name the core's certificate must carry; null = its IP address
+          certificate: null                 # client certificate, when the core asks for one
+          private_key: null
         advertise: null                     # HOST:PORT for Via/Record-Route; null = listen address
         workers: 0                          # worker threads; 0 = one per core
         data_path: auto                     # auto | io-uring | recvmmsg
@@ -146,7 +162,8 @@ public struct EdgeConfiguration: Sendable, Equatable {
         guard let node else { return configuration }
         let root = try Mapping(node, path: "")
         try root.allowOnly(["listen", "upstreams", "advertise", "workers", "data_path", "record_route", "limits", "uring",
-                            "security", "rate_limit", "admin", "log", "tcp", "flow", "tls"])
+                            "security", "rate_limit", "admin", "log", "tcp", "flow", "tls", "upstream_transport", "upstream_pool",
+                            "upstream_tls"])
         if let value = try root.string("listen") {
             configuration.listen = try Self.endpoint(value, scheme: "udp", path: "listen")
         }
@@ -259,6 +276,32 @@ public struct EdgeConfiguration: Sendable, Equatable {
             }
             if let v = try tcp.integer("max_send_queue", in: 4_096...67_108_864) { configuration.streams.maxSendQueueBytes = v }
         }
+        if let text = try root.string("upstream_transport") {
+            guard let transport = TransportKind.allCases.first(where: { "\($0)" == text }) else {
+                throw ConfigError("upstream_transport", "must be udp, tcp or tls")
+            }
+            configuration.upstreamTransport = transport
+        }
+        if let pool = try root.mapping("upstream_pool") {
+            try pool.allowOnly(["connections", "reconnect_min_ms", "reconnect_max_ms"])
+            if let v = try pool.integer("connections", in: 1...64) { configuration.upstreamPool.connectionsPerUpstream = v }
+            if let v = try pool.integer("reconnect_min_ms", in: 10...600_000) {
+                configuration.upstreamPool.reconnectMinMilliseconds = UInt64(v)
+            }
+            if let v = try pool.integer("reconnect_max_ms", in: 10...3_600_000) {
+                configuration.upstreamPool.reconnectMaxMilliseconds = UInt64(v)
+            }
+        }
+        if let upstreamTLS = try root.mapping("upstream_tls") {
+            try upstreamTLS.allowOnly(["ca", "server_name", "certificate", "private_key"])
+            for (key, path) in [("certificate", \TLSConfiguration.certificatePath),
+                                ("private_key", \TLSConfiguration.privateKeyPath), ("ca", \TLSConfiguration.caPath)] {
+                guard let text = try upstreamTLS.string(key) else { continue }
+                guard text.hasPrefix("/") else { throw ConfigError(upstreamTLS.keyPath(key), "must be an absolute path") }
+                configuration.upstreamTLS[keyPath: path] = text
+            }
+            if let text = try upstreamTLS.string("server_name") { configuration.upstreamServerName = text }
+        }
         if let tls = try root.mapping("tls") {
             try tls.allowOnly(["listen", "certificate", "private_key", "ca", "require_client_certificate",
                                "min_version", "ciphers"])
@@ -355,6 +398,12 @@ public struct EdgeConfiguration: Sendable, Equatable {
             guard tls.certificatePath != nil else { throw ConfigError("tls.certificate", "required when tls.listen is set") }
             guard tls.privateKeyPath != nil else { throw ConfigError("tls.private_key", "required when tls.listen is set") }
         }
+        if upstreamPool.reconnectMinMilliseconds > upstreamPool.reconnectMaxMilliseconds {
+            throw ConfigError("upstream_pool.reconnect_min_ms", "may not exceed upstream_pool.reconnect_max_ms")
+        }
+        if upstreamTransport == .tls && upstreamTLS.caPath == nil {
+            throw ConfigError("upstream_tls.ca", "required when upstream_transport is tls (the core's certificate is verified)")
+        }
         if tls.requirePeerCertificate && tls.caPath == nil {
             throw ConfigError("tls.ca", "required when tls.require_client_certificate is true")
         }
@@ -382,6 +431,9 @@ public struct EdgeConfiguration: Sendable, Equatable {
         worker.auditLinesPerSecond = auditLinesPerSecond
         worker.streams = streams
         worker.tlsListen = tlsListen
+        worker.proxy.upstreamTransport = upstreamTransport
+        worker.upstreamPool = upstreamPool
+        worker.upstreamPool.tlsServerName = upstreamServerName
         if let tlsListen {
             worker.proxy.advertisedTLSPort = tlsListen.port
         }

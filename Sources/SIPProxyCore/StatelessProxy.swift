@@ -211,7 +211,15 @@ public final class StatelessProxy {
             out.append(ascii: "Via: SIP/2.0/")
             out.append(ascii: destination.transport.viaName)
             out.append(UInt8(ascii: " "))
-            self.appendPublicHostPort(for: destination.transport, to: &out)
+            if side == .client, destination.transport.isStream {
+                // Toward the core over this worker's pooled connection: sent-by is the worker's own address and
+                // ";alias" (RFC 5923) lets the core send requests for our Path and Record-Route (which name that
+                // address) back over the same connection instead of dialling us.
+                self.appendInternalHostPort(to: &out)
+                out.append(ascii: ";alias")
+            } else {
+                self.appendPublicHostPort(for: destination.transport, to: &out)
+            }
             // rport: responses come back to the sending socket, which is this worker's own (RFC 3581).
             out.append(ascii: ";rport;branch=z9hG4bK")
             appendHex(branch, to: &out)
@@ -244,6 +252,13 @@ public final class StatelessProxy {
         }
         editor.apply(to: bytes, end: message.messageEnd, into: &output)
         return .forward(to: destination)
+    }
+
+    private func appendInternalHostPort(to out: inout [UInt8]) {
+        configuration.advertised.appendURIHost(to: &out)
+        out.append(UInt8(ascii: ":"))
+        let port = configuration.internalPort == 0 ? configuration.advertised.port : configuration.internalPort
+        appendDecimal(UInt64(port), to: &out)
     }
 
     /// Record-Route for both sides (RFC 5658 double Record-Route): the entry the core will send to (our
@@ -282,10 +297,7 @@ public final class StatelessProxy {
     /// `<sip:ADVERTISED:INTERNAL;transport=...;lr;ft=TOKEN>`: where the core reaches this worker for `token`'s flow.
     private func appendInternalURI(token flow: Flow, to out: inout [UInt8]) {
         out.append(ascii: "<sip:")
-        configuration.advertised.appendURIHost(to: &out)
-        out.append(UInt8(ascii: ":"))
-        let port = configuration.internalPort == 0 ? configuration.advertised.port : configuration.internalPort
-        appendDecimal(UInt64(port), to: &out)
+        appendInternalHostPort(to: &out)
         if let transport = configuration.upstreamTransport.uriParameter {
             out.append(ascii: ";transport=")
             out.append(ascii: transport)

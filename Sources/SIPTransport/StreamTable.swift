@@ -18,6 +18,10 @@ final class StreamConnection {
     var sendInFlight = false
     /// Close once the queued bytes are sent (after a final 400).
     var closeWhenFlushed = false
+    /// For a connection of the upstream pool: its slot there. Nil for a client's connection.
+    var poolSlot: Int?
+    /// An outbound connection whose connect has not completed: nothing is sent on it yet.
+    var isConnecting = false
     /// Milliseconds (monotonic) of the last bytes received.
     var lastActivity: UInt64
     let tls: TLSSession?
@@ -92,4 +96,14 @@ struct StreamTable {
 
     /// Every open connection (for idle sweeps and shutdown).
     var all: [StreamConnection] { slots.compactMap { $0 } }
+}
+
+/// One place in a worker's upstream pool: the connection filling it (if any) and when to try again.
+struct UpstreamPoolSlot {
+    let upstream: EndpointAddress
+    var connection: StreamConnection?
+    /// Monotonic milliseconds before which no reconnect is tried.
+    var nextAttempt: UInt64 = 0
+    /// The delay the next failure waits (doubles per failure, reset by a successful connect).
+    var backoff: UInt64
 }

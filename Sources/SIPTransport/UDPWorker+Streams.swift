@@ -204,6 +204,12 @@ extension UDPWorker {
         closeStream(connection.descriptor)
         streams.remove(connection)
         counters.openConnections[connection.transport, default: 1] -= 1
+        if let slot = connection.poolSlot, pool[slot].connection === connection {
+            // Try again later, waiting longer after each failure in a row.
+            pool[slot].connection = nil
+            pool[slot].nextAttempt = MonotonicClock.milliseconds() + pool[slot].backoff
+            pool[slot].backoff = min(pool[slot].backoff * 2, configuration.upstreamPool.reconnectMaxMilliseconds)
+        }
     }
 
     /// Closes connections silent for longer than the idle timeout; checked once a second.
@@ -213,7 +219,8 @@ extension UDPWorker {
         guard now - lastIdleSweep >= 1_000 else { return }
         lastIdleSweep = now
         let timeout = configuration.streams.idleTimeoutMilliseconds
-        for connection in streams.all where now - connection.lastActivity > timeout {
+        // Pool connections are ours to keep: the core closes them when it wants, and they are dialled again.
+        for connection in streams.all where connection.poolSlot == nil && now - connection.lastActivity > timeout {
             close(connection, event: "idle_closed")
         }
     }
@@ -221,6 +228,85 @@ extension UDPWorker {
     /// On stop: every connection is closed (its peer sees FIN and reconnects elsewhere).
     func closeAllStreams() {
         for connection in streams.all { close(connection, event: nil) }
+    }
+
+    // MARK: Upstream pool
+
+    /// Dials the pool slots that are empty and due. Cheap when all are connected: a pass over a few slots.
+    func maintainUpstreamPool() {
+        guard !pool.isEmpty else { return }
+        let now = MonotonicClock.milliseconds()
+        for slot in pool.indices where pool[slot].connection == nil && now >= pool[slot].nextAttempt {
+            dial(slot, now: now)
+        }
+    }
+
+    private func dial(_ slot: Int, now: UInt64) {
+        let upstream = pool[slot].upstream
+        let transport = configuration.proxy.upstreamTransport
+        var session: TLSSession?
+        if transport == .tls {
+            guard let context = configuration.upstreamPool.tls,
+                let made = try? TLSSession(context: context, serverName: configuration.upstreamPool.tlsServerName)
+            else {
+                pool[slot].nextAttempt = now + configuration.upstreamPool.reconnectMaxMilliseconds
+                return
+            }
+            session = made
+        }
+        guard let key = streams.reserve() else { return }
+        let descriptor: Int32
+        do {
+            descriptor = try openStreamSocket(family: upstream.family)
+        } catch {
+            streams.release(unused: key)
+            pool[slot].nextAttempt = now + pool[slot].backoff
+            return
+        }
+        let connection = StreamConnection(key: key, descriptor: descriptor, transport: transport, peer: upstream,
+                                          now: now, tls: session)
+        connection.poolSlot = slot
+        connection.isConnecting = true
+        streams.insert(connection)
+        counters.openConnections[transport, default: 0] += 1
+        pool[slot].connection = connection
+        do {
+            try ringForStreams.connect(descriptor: descriptor, key: UInt64(key), to: upstream)
+        } catch {
+            close(connection, event: "upstream_connect_failed")
+        }
+    }
+
+    func upstreamConnected(_ event: URingEvent) {
+        guard let connection = streams.connection(UInt32(truncatingIfNeeded: event.streamKey)),
+            let slot = connection.poolSlot
+        else { return }
+        guard event.result == 0 else {
+            close(connection, event: "upstream_connect_failed")
+            return
+        }
+        connection.isConnecting = false
+        connection.lastActivity = MonotonicClock.milliseconds()
+        pool[slot].backoff = configuration.upstreamPool.reconnectMinMilliseconds
+        countConnectionEvent("upstream_connected")
+        setNoDelay(connection.descriptor)
+        do {
+            try ringForStreams.armStreamReceive(descriptor: connection.descriptor, key: UInt64(connection.key))
+        } catch {
+            close(connection, event: "receive_failed")
+            return
+        }
+        // TLS: the ClientHello is waiting (and any request written before the handshake is held by the session).
+        flushCiphertext(connection)
+    }
+
+    /// A connected pool connection to `upstream`, or nil when none is up. The first one up takes the traffic, so
+    /// a transaction's requests keep their order; the others stand by.
+    func pooledConnection(to upstream: EndpointAddress) -> StreamConnection? {
+        for slot in pool where slot.upstream == upstream {
+            if let connection = slot.connection, !connection.isConnecting, !connection.isClosed { return connection }
+        }
+        return nil
     }
 
     private func countConnectionEvent(_ name: String) {

@@ -39,6 +39,7 @@ public struct WorkerConfiguration: Sendable {
     public var streams = StreamLimits()
     /// SIP over TLS: where to listen (nil = off). The certificate rides in the ``Policy`` so a reload can swap it.
     public var tlsListen: EndpointAddress?
+    public var upstreamPool = UpstreamPoolSettings()
 
     public init(listen: EndpointAddress, proxy: ProxyConfiguration, parseLimits: ParseLimits = ParseLimits(),
                 dataPath: DataPath = .auto, workers: Int = 1, uring: URingOptions = URingOptions(),
@@ -66,6 +67,28 @@ public struct StreamLimits: Sendable, Equatable {
     public var maxSendQueueBytes = 262_144
 
     public init() {}
+}
+
+/// Persistent connections toward the upstreams when they are reached over TCP or TLS (the transport is
+/// `ProxyConfiguration.upstreamTransport`): a few per upstream per worker, reconnected with exponential backoff.
+public struct UpstreamPoolSettings: Sendable, Equatable {
+    /// Connections per upstream per worker. Default: 2.
+    public var connectionsPerUpstream = 2
+    /// First reconnect delay after a failure, doubled per failure up to `reconnectMaxMilliseconds`.
+    public var reconnectMinMilliseconds: UInt64 = 200
+    public var reconnectMaxMilliseconds: UInt64 = 10_000
+    /// TLS toward the upstreams: the client context (trust anchors, optional client certificate) and the name
+    /// their certificate must carry (nil: the address is checked against the certificate's IP entries).
+    public var tls: TLSContext?
+    public var tlsServerName: String?
+
+    public init() {}
+
+    public static func == (a: UpstreamPoolSettings, b: UpstreamPoolSettings) -> Bool {
+        a.connectionsPerUpstream == b.connectionsPerUpstream && a.reconnectMinMilliseconds == b.reconnectMinMilliseconds
+            && a.reconnectMaxMilliseconds == b.reconnectMaxMilliseconds && a.tls === b.tls
+            && a.tlsServerName == b.tlsServerName
+    }
 }
 
 /// Tells workers to stop; shared by all of them, read once per loop turn (not per message).
@@ -179,6 +202,8 @@ public final class UDPWorker {
     var streams: StreamTable
     var tlsContext: TLSContext?
     var lastIdleSweep: UInt64 = 0
+    /// Connections toward the upstreams when they are reached over TCP or TLS; empty for UDP.
+    var pool: [UpstreamPoolSlot] = []
     /// Frames stream messages: the parser's own scanner, so a framing error's reply can copy the scanned headers.
     var framingScanner: MessageScanner { parser.scanner }
     /// Scratch for TLS records on their way out.
@@ -237,6 +262,14 @@ public final class UDPWorker {
             streamListener = listener
         } else {
             streamListener = nil
+        }
+        if ring != nil, configuration.proxy.upstreamTransport.isStream {
+            for upstream in configuration.proxy.upstreams {
+                for _ in 0..<max(configuration.upstreamPool.connectionsPerUpstream, 1) {
+                    pool.append(UpstreamPoolSlot(upstream: upstream,
+                                                 backoff: configuration.upstreamPool.reconnectMinMilliseconds))
+                }
+            }
         }
         if let ring, let address = configuration.tlsListen {
             let listener = try StreamListener(binding: address)
@@ -324,6 +357,7 @@ public final class UDPWorker {
             publishIfDue()
             applyPolicyIfPosted()
             sweepIdleStreams()
+            maintainUpstreamPool()
             for i in 0..<count {
                 let event = ring.event(i)
                 switch event.kind {
@@ -334,7 +368,7 @@ public final class UDPWorker {
                 case .streamSent:
                     streamSent(event)
                 case .connected:
-                    break
+                    upstreamConnected(event)
                 case .datagram:
                     counters.received += 1
                     if event.truncated {
@@ -465,6 +499,8 @@ public final class UDPWorker {
         case .forward(let destination):
             if deliver(proxy.output, to: destination) {
                 counters.forwarded += 1
+            } else if !pool.isEmpty, proxy.isUpstream(destination.address) {
+                upstreamUnavailable(message, from: flow)
             } else if destination.transport.isStream {
                 flowFailed(message, from: flow)
             }
@@ -478,6 +514,10 @@ public final class UDPWorker {
     /// Sends `bytes` down `flow`: a UDP address (through the upstream socket when it is an upstream), or one of
     /// this worker's connections. False when the flow is gone (or belongs to another worker).
     func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool {
+        if !pool.isEmpty, proxy.isUpstream(flow.address) {
+            guard let connection = pooledConnection(to: flow.address) else { return false }
+            return sendOnStream(connection, bytes[...])
+        }
         guard flow.transport.isStream else {
             return send(bytes, to: flow.address, viaUpstreamSocket: proxy.isUpstream(flow.address))
         }
@@ -493,6 +533,16 @@ public final class UDPWorker {
         counters.dropped[.flowGone, default: 0] += 1
         guard message.isRequest, message.method.known != .ack else { return }
         proxy.buildReply(to: message, status: 430, reason: "Flow Failed")
+        if deliver(proxy.output, to: source) { counters.replied += 1 }
+    }
+
+    /// No pooled connection to the core is up (it is down or still being dialled): 503 with Retry-After, so the
+    /// client retries rather than waits for a timeout (RFC 3261 §21.5.4).
+    private func upstreamUnavailable(_ message: SIPMessage, from source: Flow) {
+        counters.sendFailures += 1
+        guard message.isRequest, message.method.known != .ack else { return }
+        proxy.buildReply(to: message, status: 503, reason: "Service Unavailable", detail: "upstream not connected",
+                         retryAfter: 1)
         if deliver(proxy.output, to: source) { counters.replied += 1 }
     }
 

@@ -97,9 +97,18 @@ struct RunCommand: ParsableCommand {
         if edge.flowKey == nil {
             Self.logger.notice("flow.key not set: flow tokens are signed with a random key for this run")
         }
-        let configuration = edge.workerConfiguration(branchSecret: secret,
+        var workerConfiguration = edge.workerConfiguration(branchSecret: secret,
                                                      cores: ProcessInfo.processInfo.activeProcessorCount,
                                                      randomFlowKey: randomFlowKey)
+        if edge.upstreamTransport == .tls {
+            do {
+                workerConfiguration.upstreamPool.tls = try TLSContext(client: edge.upstreamTLS)
+            } catch {
+                log("sip-edge: upstream_tls: \(error)", level: .error)
+                throw ExitCode(2)
+            }
+        }
+        let configuration = workerConfiguration
         let workers = configuration.workers
         let listenAddress = configuration.listen
         let upstreams = configuration.proxy.upstreams
@@ -230,7 +239,7 @@ struct RunCommand: ParsableCommand {
         if next.admin != running.admin { needRestart.append("admin") }
         if next.limits != running.limits { needRestart.append("limits") }
         if next.tlsListen != running.tlsListen { needRestart.append("tls.listen") }
-        log("sip-edge: SIGHUP: security, rate_limit\(running.tlsListen == nil ? "" : " and tls certificate") reloaded"
+        log("sip-edge: SIGHUP: \(running.tlsListen == nil ? "security and rate_limit" : "security, rate_limit and tls certificate") reloaded"
             + (needRestart.isEmpty ? "" : "; restart to apply \(needRestart.joined(separator: ", "))"))
     }
 

@@ -34,11 +34,12 @@ import Testing
     }
 
     /// Two workers, so flows live on different workers and Kamailio must reach each one at its own port.
-    func startEdge(certificates: TestCertificates, log: String) throws -> Process {
+    func startEdge(certificates: TestCertificates, upstreamTransport: String, log: String) throws -> Process {
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("kamailio-edge-\(getpid()).yaml")
         try """
             listen: udp:127.0.0.1:\(ports.edge)
             upstreams: [sip:127.0.0.1:\(ports.kamailio)]
+            upstream_transport: \(upstreamTransport)
             workers: 2
             admin:
               listen: "off"
@@ -63,16 +64,17 @@ import Testing
 
     /// Registers alice through the edge over `transport`, then runs `caller` against the edge over UDP.
     /// Returns the exit statuses of callee and caller and every log.
-    func registerAndCall(transport: String, caller: String, calleeStaysUp: Bool = true)
+    func registerAndCall(transport: String, caller: String, calleeStaysUp: Bool = true, upstreamTransport: String = "udp")
         throws -> (callee: Int32, caller: Int32, logs: String)
     {
         let sipp = try #require(ProcessHarness.which("sipp"), "sipp (Debian sip-tester) must be installed")
         let certificates = try TestCertificates.make()
         defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
-        let name = "kamailio-\(transport)"
+        let name = "kamailio-\(transport)-\(upstreamTransport)"
         let kamailio = try startKamailio(log: "\(name)-kamailio.log")
         defer { ProcessHarness.stop(kamailio) }
-        let edge = try startEdge(certificates: certificates, log: "\(name)-edge.log")
+        let edge = try startEdge(certificates: certificates, upstreamTransport: upstreamTransport,
+                                 log: "\(name)-edge.log")
         defer { ProcessHarness.stop(edge) }
         usleep(700_000)
         #expect(kamailio.isRunning, "kamailio exited: \(ProcessHarness.logContents("\(name)-kamailio.log"))")
@@ -127,6 +129,21 @@ import Testing
         #expect(kamailio.contains("path <<sip:127.0.0.1:"), "\(kamailio)")
         #expect(kamailio.contains(";lr;ft="), "\(kamailio)")
         #expect(kamailio.contains("Route: <sip:127.0.0.1:"), "the INVITE should carry the Path as Route:\n\(kamailio)")
+    }
+
+    /// The core over TCP: each worker keeps pooled connections to Kamailio, whose requests for the edge's Path and
+    /// Record-Route come back over those same connections (RFC 5923 alias), never a connection it dials.
+    @Test(arguments: ["udp", "tcp"])
+    func theCoreIsReachedOverPooledTCPConnections(transport: String) throws {
+        let result = try registerAndCall(transport: transport, caller: "call-registered.xml", upstreamTransport: "tcp")
+        #expect(result.callee == 0, "callee (registered over \(transport)) failed:\n\(result.logs)")
+        #expect(result.caller == 0, "caller failed:\n\(result.logs)")
+        let kamailio = result.logs.components(separatedBy: "--- kamailio:").last ?? ""
+        #expect(kamailio.contains("from tcp:127.0.0.1:"), "requests should reach Kamailio over TCP:\n\(kamailio)")
+        #expect(kamailio.contains(";transport=tcp;lr;ft="), "the Path names the edge over TCP:\n\(kamailio)")
+        // The call for alice left Kamailio over TCP toward the edge's worker (its Path), not toward alice.
+        let sendInvite = kamailio.split(separator: "\n").first { $0.contains("SEND INVITE sip:alice@") } ?? ""
+        #expect(sendInvite.contains(" to tcp:127.0.0.1:") && !sendInvite.hasSuffix(":\(ports.callee)"), "\(sendInvite)")
     }
 
     /// RFC 5626 §5.3: the callee registered over TCP and hung up; the call for it gets 430 Flow Failed.
