@@ -14,6 +14,7 @@ import Testing
         var callee: Int { base + 3 }
         var caller: Int { base + 4 }
         var tlsBridge: Int { base + 5 }
+        var coreTLS: Int { base + 6 }
     }
 
     let ports = Ports()
@@ -21,12 +22,26 @@ import Testing
 
     func fixture(_ name: String) -> String { ProcessHarness.fixtures.appendingPathComponent(name).path }
 
-    func startKamailio(log: String) throws -> Process {
+    /// Kamailio on UDP and TCP, and with `tls` also on TLS (tls module, the test CA's certificate for localhost).
+    func startKamailio(log: String, certificates: TestCertificates, tls: Bool = false) throws -> Process {
         let kamailio = try #require(ProcessHarness.which("kamailio") ?? (FileManager.default.isExecutableFile(
             atPath: "/usr/sbin/kamailio") ? "/usr/sbin/kamailio" : nil), "kamailio must be installed")
         let runtime = FileManager.default.temporaryDirectory.appendingPathComponent("kamailio-\(getpid())").path
         try FileManager.default.createDirectory(atPath: runtime, withIntermediateDirectories: true)
-        return try ProcessHarness.start(kamailio, [
+        var tlsArguments: [String] = []
+        if tls {
+            let profile = "\(runtime)/tls.cfg"
+            try """
+                [server:default]
+                method = TLSv1.2+
+                certificate = \(certificates.serverCertificate)
+                private_key = \(certificates.serverKey)
+                verify_certificate = no
+                require_certificate = no
+                """.write(toFile: profile, atomically: true, encoding: .utf8)
+            tlsArguments = ["-A", "WITH_TLS", "-A", "TLS_CONFIG=\"\(profile)\"", "-l", "tls:127.0.0.1:\(ports.coreTLS)"]
+        }
+        return try ProcessHarness.start(kamailio, tlsArguments + [
             "-f", fixture("kamailio-registrar.cfg"), "-DD", "-E", "-m", "64", "-M", "8", "-n", "1",
             "-Y", runtime, "-P", "\(runtime)/kamailio.pid",
             "-l", "udp:127.0.0.1:\(ports.kamailio)", "-l", "tcp:127.0.0.1:\(ports.kamailio)",
@@ -35,11 +50,15 @@ import Testing
 
     /// Two workers, so flows live on different workers and Kamailio must reach each one at its own port.
     func startEdge(certificates: TestCertificates, upstreamTransport: String, log: String) throws -> Process {
+        let upstreamPort = upstreamTransport == "tls" ? ports.coreTLS : ports.kamailio
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("kamailio-edge-\(getpid()).yaml")
         try """
             listen: udp:127.0.0.1:\(ports.edge)
-            upstreams: [sip:127.0.0.1:\(ports.kamailio)]
+            upstreams: [sip:127.0.0.1:\(upstreamPort)]
             upstream_transport: \(upstreamTransport)
+            upstream_tls:
+              ca: \(certificates.caCertificate)
+              server_name: localhost
             workers: 2
             admin:
               listen: "off"
@@ -71,7 +90,8 @@ import Testing
         let certificates = try TestCertificates.make()
         defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
         let name = "kamailio-\(transport)-\(upstreamTransport)"
-        let kamailio = try startKamailio(log: "\(name)-kamailio.log")
+        let kamailio = try startKamailio(log: "\(name)-kamailio.log", certificates: certificates,
+                                         tls: upstreamTransport == "tls")
         defer { ProcessHarness.stop(kamailio) }
         let edge = try startEdge(certificates: certificates, upstreamTransport: upstreamTransport,
                                  log: "\(name)-edge.log")
@@ -82,6 +102,7 @@ import Testing
 
         var bridge: Process?
         defer { bridge.map(ProcessHarness.stop) }
+
         let target: Int
         switch transport {
         case "tls":
@@ -131,19 +152,21 @@ import Testing
         #expect(kamailio.contains("Route: <sip:127.0.0.1:"), "the INVITE should carry the Path as Route:\n\(kamailio)")
     }
 
-    /// The core over TCP: each worker keeps pooled connections to Kamailio, whose requests for the edge's Path and
+    /// The core over TCP (or TLS): each worker keeps pooled connections to Kamailio, whose requests for the edge's Path and
     /// Record-Route come back over those same connections (RFC 5923 alias), never a connection it dials.
-    @Test(arguments: ["udp", "tcp"])
-    func theCoreIsReachedOverPooledTCPConnections(transport: String) throws {
-        let result = try registerAndCall(transport: transport, caller: "call-registered.xml", upstreamTransport: "tcp")
+    @Test(arguments: [("udp", "tcp"), ("tcp", "tcp"), ("tcp", "tls")])
+    func theCoreIsReachedOverPooledStreamConnections(transport: String, upstreamTransport: String) throws {
+        let result = try registerAndCall(transport: transport, caller: "call-registered.xml",
+                                         upstreamTransport: upstreamTransport)
         #expect(result.callee == 0, "callee (registered over \(transport)) failed:\n\(result.logs)")
         #expect(result.caller == 0, "caller failed:\n\(result.logs)")
         let kamailio = result.logs.components(separatedBy: "--- kamailio:").last ?? ""
-        #expect(kamailio.contains("from tcp:127.0.0.1:"), "requests should reach Kamailio over TCP:\n\(kamailio)")
-        #expect(kamailio.contains(";transport=tcp;lr;ft="), "the Path names the edge over TCP:\n\(kamailio)")
+        #expect(kamailio.contains("from \(upstreamTransport):127.0.0.1:"), "requests should reach Kamailio over \(upstreamTransport):\n\(kamailio)")
+        #expect(kamailio.contains(";transport=\(upstreamTransport);lr;ft="), "the Path names the edge:\n\(kamailio)")
         // The call for alice left Kamailio over TCP toward the edge's worker (its Path), not toward alice.
         let sendInvite = kamailio.split(separator: "\n").first { $0.contains("SEND INVITE sip:alice@") } ?? ""
-        #expect(sendInvite.contains(" to tcp:127.0.0.1:") && !sendInvite.hasSuffix(":\(ports.callee)"), "\(sendInvite)")
+        #expect(sendInvite.contains(" to \(upstreamTransport):127.0.0.1:") && !sendInvite.hasSuffix(":\(ports.callee)"),
+                "\(sendInvite)")
     }
 
     /// RFC 5626 §5.3: the callee registered over TCP and hung up; the call for it gets 430 Flow Failed.
