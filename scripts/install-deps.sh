@@ -4,7 +4,7 @@
 # Tests: sip-tester (SIPp), kamailio, redis-server, openssl, procps, socat (Debian's SIPp has no TLS: socat
 # TCP-LISTEN,fork -> OPENSSL bridges a SIPp -t t1 UA to a TLS listener, one TLS connection per TCP connection).
 set -euo pipefail
-packages=(liburing-dev libssl-dev libjemalloc-dev pkg-config sip-tester kamailio kamailio-tls-modules redis-server openssl procps socat)
+packages=(liburing-dev libssl-dev libjemalloc-dev pkg-config sip-tester kamailio kamailio-tls-modules redis-server openssl procps socat curl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
