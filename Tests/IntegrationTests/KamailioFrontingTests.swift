@@ -1,5 +1,7 @@
 import Foundation
+import SIPBytes
 import SIPTestSupport
+import SIPUring
 import Testing
 
 /// sip-edge in front of a real Kamailio registrar (Fixtures/kamailio-registrar.cfg: usrloc in memory, registrar with
@@ -167,6 +169,74 @@ import Testing
         let sendInvite = kamailio.split(separator: "\n").first { $0.contains("SEND INVITE sip:alice@") } ?? ""
         #expect(sendInvite.contains(" to \(upstreamTransport):127.0.0.1:") && !sendInvite.hasSuffix(":\(ports.callee)"),
                 "\(sendInvite)")
+    }
+
+    /// The pool redials a core that was down (503 with Retry-After meanwhile), and again after it restarts.
+    @Test func thePoolRedialsACoreThatComesAndGoes() throws {
+        let certificates = try TestCertificates.make()
+        defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("kamailio-pool-\(getpid()).yaml")
+        try """
+            listen: udp:127.0.0.1:\(ports.edge)
+            upstreams: [sip:127.0.0.1:\(ports.kamailio)]
+            upstream_transport: tcp
+            upstream_pool:
+              reconnect_min_ms: 100
+              reconnect_max_ms: 400
+            workers: 1
+            admin:
+              listen: "off"
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
+                                            log: "kamailio-pool-edge.log")
+        defer { ProcessHarness.stop(edge) }
+        let client = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: UInt16(ports.caller))!,
+                                   reusePort: false)
+        let batch = DatagramBatch(capacity: 8, bufferSize: 4_096)
+        var sequence = 0
+        /// Sends OPTIONS for Kamailio itself through the edge; the status line of the answer, if one came.
+        func ping() -> String? {
+            sequence += 1
+            let request = [
+                "OPTIONS sip:127.0.0.1:\(ports.kamailio) SIP/2.0",
+                "Via: SIP/2.0/UDP 127.0.0.1:\(ports.caller);branch=z9hG4bK-pool-\(sequence)-\(getpid());rport",
+                "Max-Forwards: 70", "From: <sip:probe@127.0.0.1>;tag=p\(sequence)", "To: <sip:127.0.0.1>",
+                "Call-ID: pool-\(sequence)-\(getpid())", "CSeq: 1 OPTIONS", "Content-Length: 0", "", "",
+            ].joined(separator: "\r\n")
+            _ = client.send(Array(request.utf8), to: EndpointAddress.parse("127.0.0.1", port: UInt16(ports.edge))!)
+            let deadline = Date().addingTimeInterval(1)
+            while Date() < deadline {
+                if batch.receive(from: client) > 0 {
+                    var line: String?
+                    batch.withDatagram(0) { bytes, _ in line = bytes.string(bytes.all).components(separatedBy: "\r\n").first }
+                    return line
+                }
+                usleep(20_000)
+            }
+            return nil
+        }
+        func pingUntil(_ prefix: String, seconds: TimeInterval) -> String? {
+            let deadline = Date().addingTimeInterval(seconds)
+            var last: String?
+            while Date() < deadline {
+                last = ping()
+                if last?.hasPrefix(prefix) == true { break }
+                usleep(100_000)
+            }
+            return last
+        }
+        usleep(500_000)
+        // No core yet: refused at once with 503, not left to time out.
+        #expect(pingUntil("SIP/2.0 503", seconds: 2)?.hasPrefix("SIP/2.0 503 Service Unavailable") == true)
+        var kamailio = try startKamailio(log: "kamailio-pool-kamailio.log", certificates: certificates)
+        // The core came up: within the backoff (at most 400 ms) the pool is connected and Kamailio answers.
+        #expect(pingUntil("SIP/2.0 200", seconds: 5) == "SIP/2.0 200 OK",
+                "\(ProcessHarness.logContents("kamailio-pool-edge.log"))")
+        ProcessHarness.stop(kamailio)
+        #expect(pingUntil("SIP/2.0 503", seconds: 3)?.hasPrefix("SIP/2.0 503") == true, "core gone: 503 again")
+        kamailio = try startKamailio(log: "kamailio-pool-kamailio2.log", certificates: certificates)
+        defer { ProcessHarness.stop(kamailio) }
+        #expect(pingUntil("SIP/2.0 200", seconds: 5) == "SIP/2.0 200 OK", "redialled after a restart")
     }
 
     /// RFC 5626 §5.3: the callee registered over TCP and hung up; the call for it gets 430 Flow Failed.
