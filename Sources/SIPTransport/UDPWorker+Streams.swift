@@ -50,15 +50,25 @@ extension UDPWorker {
             return
         }
         connection.lastActivity = MonotonicClock.milliseconds()
-        if let tls = connection.tls {
-            tls.feed(payload)
-            readPlaintext(connection, tls)
-            flushCiphertext(connection)
-        } else {
+        // Refused (a final 400 on its way out): the rest of the stream is not read.
+        guard !connection.closeWhenFlushed else { return }
+        guard let tls = connection.tls else {
             payload.append(payload.all, to: &connection.inbound)
+            frameMessages(connection)
+            return
         }
-        guard !connection.isClosed else { return }
-        frameMessages(connection)
+        guard tls.feed(payload) else {
+            close(connection, event: "tls_error")
+            return
+        }
+        // Decrypt and frame in turns, so one segment carrying many records never needs more than two messages'
+        // worth of plaintext buffered, and nothing decrypted is left waiting for a segment that may not come.
+        var more = true
+        while more, !connection.isClosed, !connection.closeWhenFlushed {
+            more = readPlaintext(connection, tls)
+            flushCiphertext(connection)
+            if !connection.isClosed { frameMessages(connection) }
+        }
     }
 
     func rearmStream(_ event: URingEvent) {
@@ -71,27 +81,29 @@ extension UDPWorker {
         }
     }
 
-    /// Decrypts what the TLS session has, at most one message's worth beyond what is buffered.
-    private func readPlaintext(_ connection: StreamConnection, _ tls: TLSSession) {
+    /// Decrypts what the TLS session has, up to two messages' worth buffered. True when it stopped at that limit
+    /// (more plaintext may be waiting).
+    private func readPlaintext(_ connection: StreamConnection, _ tls: TLSSession) -> Bool {
         let limit = Int(configuration.parseLimits.scan.maxMessageSize) * 2
         while !connection.isClosed {
             switch tls.readPlaintext(appendingTo: &connection.inbound, limit: limit) {
             case .progress:
-                if connection.inbound.count >= limit { return }
+                if connection.inbound.count >= limit { return true }
             case .wantMore:
-                return
+                return false
             case .closed:
                 close(connection, event: "peer_closed")
             case .failed:
                 close(connection, event: tls.isHandshakeComplete ? "tls_error" : "tls_handshake_failed")
             }
         }
+        return false
     }
 
     /// Takes every complete message off the front of the connection's buffer.
     private func frameMessages(_ connection: StreamConnection) {
         let limits = configuration.parseLimits.scan
-        while !connection.isClosed {
+        while !connection.isClosed, !connection.closeWhenFlushed {
             let frame = connection.inbound.withPacketBytes { bytes in
                 StreamFramer.nextFrame(in: bytes, scanner: framingScanner, limits: limits)
             }
