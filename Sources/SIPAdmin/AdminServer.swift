@@ -10,12 +10,23 @@ import Synchronization
 public final class AdminServer: Sendable {
     private let board: MetricsBoard
     private let probe: UpstreamProbe?
+    /// Upstreams reached over pooled TCP/TLS connections: up means the workers hold at least one connection.
+    private let pooledUpstream: Bool
     private let startTime = Date().timeIntervalSince1970
     private let running = Atomic<Bool>(true)
 
-    public init(board: MetricsBoard, probe: UpstreamProbe?) {
+    /// `probe`: OPTIONS over UDP decide whether the upstream answers. `pooledUpstream`: the workers' pooled
+    /// connections decide instead (a core reached over TCP/TLS need not listen on UDP at all).
+    public init(board: MetricsBoard, probe: UpstreamProbe?, pooledUpstream: Bool = false) {
         self.board = board
-        self.probe = probe
+        self.probe = pooledUpstream ? nil : probe
+        self.pooledUpstream = pooledUpstream
+    }
+
+    /// Whether an upstream is reachable, and how that was decided.
+    private var upstreamState: (up: Bool, how: String) {
+        if pooledUpstream { return (board.total().upstreamConnections > 0, "connected") }
+        return (probe?.isUpstreamAnswering ?? true, "answering OPTIONS")
     }
 
     /// Serves on `listener` until ``stop()``; call on a dedicated thread.
@@ -42,9 +53,9 @@ public final class AdminServer: Sendable {
             return Self.response(200, "ok\n")
         case "/health/ready":
             let workers = board.allWorkersUp
-            let upstream = probe?.isUpstreamAnswering ?? true
-            if workers && upstream { return Self.response(200, "ready\n") }
-            return Self.response(503, "not ready: workers \(workers ? "up" : "starting"), upstream \(upstream ? "answering" : "not answering OPTIONS")\n")
+            let upstream = upstreamState
+            if workers && upstream.up { return Self.response(200, "ready\n") }
+            return Self.response(503, "not ready: workers \(workers ? "up" : "starting"), upstream \(upstream.up ? "" : "not ")\(upstream.how)\n")
         default:
             return Self.response(404, "not found\n")
         }
@@ -67,9 +78,10 @@ public final class AdminServer: Sendable {
         if let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
             process.append(("process_open_fds", "gauge", "Open file descriptors.", Double(descriptors.count)))
         }
-        if let probe {
-            process.append(("sip_upstream_up", "gauge", "1 when an upstream answered OPTIONS recently.",
-                            probe.isUpstreamAnswering ? 1 : 0))
+        if probe != nil || pooledUpstream {
+            process.append(("sip_upstream_up", "gauge",
+                            "1 when an upstream answered OPTIONS recently (UDP) or a pooled connection is up (TCP/TLS).",
+                            upstreamState.up ? 1 : 0))
         }
         return PrometheusText.render(board.total(), process: process)
     }

@@ -6,10 +6,25 @@ public let latencyBucketBounds: [Double] = [
     0.005, 0.01,
 ]
 
+/// The labels of `sip_messages_total`: method (or "response") and transport.
+public struct MessageCountKey: Hashable, Sendable, Comparable {
+    public var method: String
+    public var transport: String
+
+    public init(method: String, transport: String) {
+        self.method = method
+        self.transport = transport
+    }
+
+    public static func < (a: MessageCountKey, b: MessageCountKey) -> Bool {
+        (a.method, a.transport) < (b.method, b.transport)
+    }
+}
+
 /// One worker's counters as of its last publication: plain values, copied out of the worker a few times a second.
 public struct WorkerSnapshot: Sendable {
-    /// Requests by method name (known methods plus "other"), and responses under "response".
-    public var messages: [String: Int] = [:]
+    /// Requests by method name (known methods plus "other") and transport, responses under "response".
+    public var messages: [MessageCountKey: Int] = [:]
     /// Refused or failed messages by error type (parse error codes and drop reasons).
     public var errors: [String: Int] = [:]
     /// Policy refusals by rule.
@@ -26,6 +41,8 @@ public struct WorkerSnapshot: Sendable {
     /// Connection life events (accepted, refused_full, idle_closed, slow_reader_cut, framing_error,
     /// tls_handshake_failed, peer_closed).
     public var connectionEvents: [String: Int] = [:]
+    /// Pooled connections to the upstreams that are up (TCP/TLS upstreams).
+    public var upstreamConnections = 0
 
     public init() {}
 }
@@ -69,6 +86,7 @@ public final class MetricsBoard: Sendable {
             total.latencyCount += snapshot.latencyCount
             total.connections.merge(snapshot.connections, uniquingKeysWith: +)
             total.connectionEvents.merge(snapshot.connectionEvents, uniquingKeysWith: +)
+            total.upstreamConnections += snapshot.upstreamConnections
         }
         return total
     }
@@ -107,8 +125,8 @@ public struct PrometheusText {
     public static func render(_ total: WorkerSnapshot, process: [(String, String, String, Double)]) -> String {
         var out = PrometheusText()
         out.family("sip_messages_total", type: "counter", help: "SIP messages received, by method (responses: response) and transport.")
-        for (method, count) in total.messages.sorted(by: { $0.key < $1.key }) {
-            out.sample("sip_messages_total", [("method", method), ("transport", "udp")], Double(count))
+        for (key, count) in total.messages.sorted(by: { $0.key < $1.key }) {
+            out.sample("sip_messages_total", [("method", key.method), ("transport", key.transport)], Double(count))
         }
         out.family("sip_messages_errors_total", type: "counter", help: "Messages that failed to parse or could not be routed, by error type.")
         for (type, count) in total.errors.sorted(by: { $0.key < $1.key }) {

@@ -1,6 +1,7 @@
 import SIPBytes
 import SIPParsing
 import SIPProxyCore
+import SIPSecurity
 import SIPUring
 
 /// SIP over TCP and TLS on the worker's ring (RFC 3261 §18.3): accept, receive into provided buffers, frame by
@@ -13,7 +14,18 @@ extension UDPWorker {
         guard event.result >= 0 else { return }
         let descriptor = event.result
         let isTLS = event.socketTag == Self.tlsAcceptTag
-        guard let peer = event.source, let key = streams.reserve() else {
+        guard let peer = event.source else {
+            closeStream(descriptor)
+            return
+        }
+        // A connection counts as a request for the source's rate limit: one address opening connections in a loop
+        // is throttled and banned like one sending requests in a loop, before it can fill the table.
+        if !isTrusted(peer), limiter.check(peer, isRegister: false, now: MonotonicClock.milliseconds()) != .allow {
+            countConnectionEvent("refused_rate_limited")
+            closeStream(descriptor)
+            return
+        }
+        guard let key = streams.reserve() else {
             countConnectionEvent("refused_full")
             closeStream(descriptor)
             return
@@ -217,6 +229,7 @@ extension UDPWorker {
         streams.remove(connection)
         counters.openConnections[connection.transport, default: 1] -= 1
         if let slot = connection.poolSlot, pool[slot].connection === connection {
+            if !connection.isConnecting { counters.upstreamConnections -= 1 }
             // Try again later, waiting longer after each failure in a row.
             pool[slot].connection = nil
             pool[slot].nextAttempt = MonotonicClock.milliseconds() + pool[slot].backoff
@@ -298,6 +311,7 @@ extension UDPWorker {
             return
         }
         connection.isConnecting = false
+        counters.upstreamConnections += 1
         connection.lastActivity = MonotonicClock.milliseconds()
         pool[slot].backoff = configuration.upstreamPool.reconnectMinMilliseconds
         countConnectionEvent("upstream_connected")

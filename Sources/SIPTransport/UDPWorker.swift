@@ -114,9 +114,11 @@ public struct WorkerCounters: Sendable {
     public var violations = [Int](repeating: 0, count: SecurityRule.allCases.count)
     /// Parse errors by code, indexed like `SIPParseError.Code.allCases`.
     public var parseErrorsByCode = [Int](repeating: 0, count: SIPParseError.Code.allCases.count)
-    /// Requests by method (indexed like `SIPMethod.Known.allCases`) and responses.
-    public var requestsByMethod = [Int](repeating: 0, count: SIPMethod.Known.allCases.count)
-    public var responses = 0
+    /// Requests by transport (indexed like `TransportKind`) and method (indexed like `SIPMethod.Known.allCases`),
+    /// and responses by transport.
+    public var requestsByMethod = [[Int]](repeating: [Int](repeating: 0, count: SIPMethod.Known.allCases.count),
+                                          count: TransportKind.allCases.count)
+    public var responses = [Int](repeating: 0, count: TransportKind.allCases.count)
     /// In-proxy time per message, per `latencyBucketBounds` (not cumulative; the last is +Inf).
     public var latencyBuckets = [Int](repeating: 0, count: latencyBucketBounds.count + 1)
     public var latencyNanoseconds: UInt64 = 0
@@ -124,10 +126,17 @@ public struct WorkerCounters: Sendable {
     /// The snapshot published for the metrics endpoint.
     public func snapshot() -> WorkerSnapshot {
         var snapshot = WorkerSnapshot()
-        for (index, method) in SIPMethod.Known.allCases.enumerated() where requestsByMethod[index] > 0 {
-            snapshot.messages[method == .extension ? "other" : method.name] = requestsByMethod[index]
+        for transport in TransportKind.allCases {
+            let counts = requestsByMethod[Int(transport.rawValue)]
+            for (index, method) in SIPMethod.Known.allCases.enumerated() where counts[index] > 0 {
+                snapshot.messages[MessageCountKey(method: method == .extension ? "other" : method.name,
+                                                  transport: "\(transport)")] = counts[index]
+            }
+            if responses[Int(transport.rawValue)] > 0 {
+                snapshot.messages[MessageCountKey(method: "response", transport: "\(transport)")] =
+                    responses[Int(transport.rawValue)]
+            }
         }
-        if responses > 0 { snapshot.messages["response"] = responses }
         for (index, code) in SIPParseError.Code.allCases.enumerated() where parseErrorsByCode[index] > 0 {
             snapshot.errors[code.rawValue] = parseErrorsByCode[index]
         }
@@ -149,6 +158,7 @@ public struct WorkerCounters: Sendable {
         snapshot.latencySum = Double(latencyNanoseconds) / 1e9
         for (transport, count) in openConnections { snapshot.connections["\(transport)"] = count }
         snapshot.connectionEvents = connectionEvents
+        snapshot.upstreamConnections = upstreamConnections
         return snapshot
     }
 
@@ -165,6 +175,8 @@ public struct WorkerCounters: Sendable {
     /// Open connections by transport, and connection events (see `WorkerSnapshot.connectionEvents`).
     public var openConnections: [TransportKind: Int] = [:]
     public var connectionEvents: [String: Int] = [:]
+    /// Pool connections to the upstreams that are connected now.
+    public var upstreamConnections = 0
 
     public init() {}
 }
@@ -187,7 +199,7 @@ public final class UDPWorker {
     private let board: MetricsBoard?
     private var lastPublished: UInt64 = 0
     private var validator: SecurityValidator
-    private var limiter: RateLimiter
+    var limiter: RateLimiter
     private let mailbox: PolicyMailbox?
     private var policyGeneration: UInt64 = 0
     private let audit: AuditLog
@@ -456,13 +468,18 @@ public final class UDPWorker {
 
     // MARK: Both paths
 
+    /// Upstreams (exact address and port) and the allow list are never rate limited or validated.
+    func isTrusted(_ source: EndpointAddress) -> Bool {
+        trustedEndpoints.contains(source) || trusted.contains { $0.contains(source) }
+    }
+
     /// One message from `flow` (a datagram, or one framed out of a stream).
     func handle(_ bytes: PacketBytes, from flow: Flow) {
         let source = flow.address
         let started = MonotonicClock.nanoseconds()
         defer { counters.recordLatency(nanoseconds: MonotonicClock.nanoseconds() &- started) }
         let now = started / 1_000_000
-        let isTrusted = trustedEndpoints.contains(source) || trusted.contains { $0.contains(source) }
+        let isTrusted = isTrusted(source)
         let message: SIPMessage
         do throws(SIPParseError) {
             message = try parser.parse(bytes)
@@ -471,9 +488,9 @@ public final class UDPWorker {
             return
         }
         if message.isRequest {
-            counters.requestsByMethod[Int(message.method.known.rawValue)] += 1
+            counters.requestsByMethod[Int(flow.transport.rawValue)][Int(message.method.known.rawValue)] += 1
         } else {
-            counters.responses += 1
+            counters.responses[Int(flow.transport.rawValue)] += 1
         }
         if !isTrusted {
             if message.isRequest {

@@ -122,7 +122,7 @@ struct RunCommand: ParsableCommand {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         let board = MetricsBoard(workers: workers)
-        let probe = edge.admin == nil ? nil
+        let probe = edge.admin == nil || edge.upstreamTransport.isStream ? nil
             : UpstreamProbe(upstreams: configuration.proxy.upstreams, intervalMilliseconds: edge.probeIntervalMilliseconds)
         var adminServer: AdminServer?
         if let adminAddress = edge.admin {
@@ -133,7 +133,8 @@ struct RunCommand: ParsableCommand {
                 log("sip-edge: admin server: \(error)", level: .error)
                 throw ExitCode(1)
             }
-            let server = AdminServer(board: board, probe: probe)
+            let server = AdminServer(board: board, probe: probe,
+                                     pooledUpstream: configuration.proxy.upstreamTransport.isStream)
             adminServer = server
             Thread { server.serve(listener) }.start()
             if let probe { Thread { probe.run() }.start() }

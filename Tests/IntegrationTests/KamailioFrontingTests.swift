@@ -17,6 +17,7 @@ import Testing
         var caller: Int { base + 4 }
         var tlsBridge: Int { base + 5 }
         var coreTLS: Int { base + 6 }
+        var admin: Int { base + 7 }
     }
 
     let ports = Ports()
@@ -185,10 +186,16 @@ import Testing
               reconnect_max_ms: 400
             workers: 1
             admin:
-              listen: "off"
+              listen: 127.0.0.1:\(ports.admin)
             """.write(to: config, atomically: true, encoding: .utf8)
         let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
                                             log: "kamailio-pool-edge.log")
+        let curl = try #require(ProcessHarness.which("curl"))
+        func readiness() throws -> String {
+            _ = try ProcessHarness.run(curl, ["-s", "--max-time", "2", "http://127.0.0.1:\(ports.admin)/health/ready"],
+                                       timeout: 5, log: "kamailio-pool-ready.log")
+            return ProcessHarness.logContents("kamailio-pool-ready.log")
+        }
         defer { ProcessHarness.stop(edge) }
         let client = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: UInt16(ports.caller))!,
                                    reusePort: false)
@@ -228,10 +235,14 @@ import Testing
         usleep(500_000)
         // No core yet: refused at once with 503, not left to time out.
         #expect(pingUntil("SIP/2.0 503", seconds: 2)?.hasPrefix("SIP/2.0 503 Service Unavailable") == true)
+        // Readiness follows the pool (no UDP OPTIONS probe toward a core reached over TCP).
+        #expect(try readiness() == "not ready: workers up, upstream not connected\n")
         var kamailio = try startKamailio(log: "kamailio-pool-kamailio.log", certificates: certificates)
         // The core came up: within the backoff (at most 400 ms) the pool is connected and Kamailio answers.
         #expect(pingUntil("SIP/2.0 200", seconds: 5) == "SIP/2.0 200 OK",
                 "\(ProcessHarness.logContents("kamailio-pool-edge.log"))")
+        usleep(300_000)
+        #expect(try readiness() == "ready\n")
         ProcessHarness.stop(kamailio)
         #expect(pingUntil("SIP/2.0 503", seconds: 3)?.hasPrefix("SIP/2.0 503") == true, "core gone: 503 again")
         kamailio = try startKamailio(log: "kamailio-pool-kamailio2.log", certificates: certificates)

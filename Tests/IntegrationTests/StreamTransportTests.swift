@@ -22,7 +22,7 @@ import Testing
 
     /// sip-edge (1 worker, TCP and TLS, small limits) in front of a SIPp UAS answering OPTIONS.
     func withEdge(certificates: TestCertificates, tlsExtra: String = "", idleTimeout: Int = 1,
-                  sendQueue: Int = 262_144, name: String,
+                  sendQueue: Int = 262_144, connectionsPerSecond: Int? = nil, name: String,
                   _ body: (Process, URL) throws -> Void) throws {
         let sipp = try #require(ProcessHarness.which("sipp"))
         let core = try ProcessHarness.start(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uas.xml").path,
@@ -31,7 +31,7 @@ import Testing
         defer { ProcessHarness.stop(core) }
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid()).yaml")
         try edgeConfig(certificate: certificates.serverCertificate, key: certificates.serverKey, extra: tlsExtra,
-                       idleTimeout: idleTimeout, sendQueue: sendQueue)
+                       idleTimeout: idleTimeout, sendQueue: sendQueue, connectionsPerSecond: connectionsPerSecond)
             .write(to: config, atomically: true, encoding: .utf8)
         let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
                                             log: "\(name)-edge.log")
@@ -42,15 +42,17 @@ import Testing
     }
 
     func edgeConfig(certificate: String, key: String, extra: String = "", idleTimeout: Int = 1,
-                    sendQueue: Int = 262_144) -> String {
-        """
+                    sendQueue: Int = 262_144, connectionsPerSecond: Int? = nil) -> String {
+        let rateLimit = connectionsPerSecond.map {
+            "rate_limit:\n  window_ms: 1000\n  requests_per_window: \($0)\n  ban_multiplier: 1000"
+        } ?? "rate_limit:\n  enabled: false"
+        return """
         listen: udp:127.0.0.1:\(edgePort)
         upstreams: [sip:127.0.0.1:\(corePort)]
         workers: 1
         admin:
           listen: 127.0.0.1:\(adminPort)
-        rate_limit:
-          enabled: false
+        \(rateLimit)
         tcp:
           max_connections: 3
           idle_timeout_s: \(idleTimeout)
@@ -85,6 +87,8 @@ import Testing
                 }
                 let answers = client.receive(timeout: 5) { self.count("SIP/2.0 200 OK", in: $0) >= 3 }
                 #expect(count("SIP/2.0 200 OK", in: answers) == 3, "\(answers)")
+                usleep(300_000)
+                #expect(try metrics().contains("sip_messages_total{method=\"OPTIONS\",transport=\"tcp\"} 3"))
                 for number in 1...3 { #expect(answers.contains("Call-ID: stream-\(number)-\(getpid())@test")) }
                 // Our Via is gone from the answers: the client sees only its own.
                 #expect(!answers.contains("127.0.0.1:\(edgePort);rport;branch="), "\(answers)")
@@ -135,6 +139,23 @@ import Testing
                 #expect(text.contains("sip_connection_events_total{event=\"refused_full\"} 1"), "\(text)")
                 #expect(text.contains("sip_connection_events_total{event=\"idle_closed\"} 2"), "\(text)")
                 #expect(text.contains("sip_active_connections{transport=\"tcp\"} 1"), "\(text)")
+            }
+        }
+    }
+
+    /// A source opening connections in a loop is limited like one sending requests in a loop.
+    @Test func connectionFloodsFromOneAddressAreRateLimited() throws {
+        try withCertificates { certificates in
+            try withEdge(certificates: certificates, connectionsPerSecond: 5, name: "streams-conn-flood") { _, _ in
+                let clients = (0..<12).compactMap { _ in TestStreamClient(port: edgePort) }
+                #expect(clients.count == 12, "the kernel accepts them all")
+                let closed = clients.filter { $0.waitForClose(timeout: 0.3) }.count
+                // 5 pass the limit (3 of them fit max_connections), the other 7 are refused by the limiter.
+                #expect(closed == 9, "\(closed) closed")
+                usleep(400_000)
+                let text = try metrics()
+                #expect(text.contains("sip_connection_events_total{event=\"refused_rate_limited\"} 7"), "\(text)")
+                #expect(text.contains("sip_connection_events_total{event=\"refused_full\"} 2"), "\(text)")
             }
         }
     }
