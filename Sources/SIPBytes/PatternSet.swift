@@ -2,14 +2,16 @@ import CSIPScan
 
 /// A set of up to 64 lower-case byte patterns searched case-insensitively in one pass by C
 /// (`csip_patterns_find`); a pattern starting with a letter matches only at a word start. Built once, read-only
-/// afterwards.
+/// afterwards. The search runs a SIMD prefilter (AVX2 or SSE4.2, chosen at run time) in front of the exact check;
+/// every level gives the same result as the scalar reference.
 public final class PatternSet {
     private let table: UnsafeMutablePointer<csip_patterns>
     /// `order[i]` is the caller's index of the pattern the C table holds at position i.
     private let order: [Int]
 
-    /// Patterns in any order; each must be non-empty ASCII. Traps on more than 64 (a programming error).
-    public init(_ patterns: [[UInt8]]) {
+    /// Patterns in any order; each must be non-empty ASCII. Traps on more than 64 (a programming error), or on a
+    /// `simd` level this CPU lacks (see `MessageScanner.supports`); `.auto` picks the best one.
+    public init(_ patterns: [[UInt8]], simd: SIMDLevel = .auto) {
         let sorted = patterns.enumerated().map { ($0.offset, $0.element.map(ASCII.lowercased)) }
             .sorted { $0.1[0] < $1.1[0] }
         let table = UnsafeMutablePointer<csip_patterns>.allocate(capacity: 1)
@@ -18,6 +20,7 @@ public final class PatternSet {
             let status = text.withUnsafeBufferPointer { csip_patterns_add(table, $0.baseAddress, $0.count) }
             precondition(status == 0, "pattern table full or malformed")
         }
+        precondition(csip_patterns_set_level(table, simd.rawValue) == 0, "SIMD level \(simd) not supported")
         self.table = table
         order = sorted.map(\.0)
     }
