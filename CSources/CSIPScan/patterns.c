@@ -75,24 +75,6 @@ static const char training_text[] =
     "<sip:+15551234567@gw.example.net;user=phone>\0sip:+15551234567@example.com;user=phone\0"
     "Bob <sips:bob@biloxi.example.com:5061;transport=tls>\0<sip:edge-1.example.org;lr;ftag=8f3a2b>\0";
 
-/* Positions of training_text where nibble sets (lo, hi) for bytes 0-2 let a pattern start. */
-static uint64_t training_hits(const uint16_t lo[3], const uint16_t hi[3]) {
-    const uint8_t *t = (const uint8_t *)training_text;
-    size_t n = sizeof(training_text) - 1;
-    uint64_t hits = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (t[i] == 0) continue;
-        if (is_letter(t[i]) && i > 0 && is_word(t[i - 1])) continue;
-        int pass = 1;
-        for (size_t j = 0; j < 3 && pass; j++) {
-            uint8_t c = i + j < n ? t[i + j] : 0;
-            pass = ((lo[j] >> (c & 15)) & 1) && ((hi[j] >> (c >> 4)) & 1);
-        }
-        hits += (uint64_t)pass;
-    }
-    return hits;
-}
-
 /* Part 2, the tie-break: a rough weight of how often each byte turns up in header text, multiplied over bytes 0-2. */
 static uint64_t byte_weight(unsigned x) {
     if (x >= 'a' && x <= 'z') return 8;
@@ -101,22 +83,42 @@ static uint64_t byte_weight(unsigned x) {
     return 1;
 }
 
-static uint64_t nibble_weight(uint16_t lo, uint16_t hi) {
-    uint64_t sum = 0;
-    for (unsigned h = 0; h < 16; h++) {
-        if (!((hi >> h) & 1)) continue;
-        for (unsigned l = 0; l < 16; l++) {
-            if ((lo >> l) & 1) sum += byte_weight(h << 4 | l);
+/* Cost of each bucket given its nibble sets, all 8 at once (an empty bucket costs 0): training hits above, the
+ * weight product (at most 579^3 < 2^28) below. */
+static void bucket_costs(const uint16_t lo[CSIP_PATTERNS_BUCKETS][3], const uint16_t hi[CSIP_PATTERNS_BUCKETS][3],
+                         uint64_t cost[CSIP_PATTERNS_BUCKETS]) {
+    uint8_t pass[3][256]; /* per byte j and byte value: the buckets that let it through */
+    uint64_t weight[CSIP_PATTERNS_BUCKETS];
+    for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) weight[b] = 1;
+    for (int j = 0; j < 3; j++) {
+        uint8_t lo_table[16] = {0}, hi_table[16] = {0};
+        for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) {
+            for (unsigned n = 0; n < 16; n++) {
+                if ((lo[b][j] >> n) & 1) lo_table[n] |= (uint8_t)(1u << b);
+                if ((hi[b][j] >> n) & 1) hi_table[n] |= (uint8_t)(1u << b);
+            }
         }
+        uint64_t sum[CSIP_PATTERNS_BUCKETS] = {0};
+        for (unsigned c = 0; c < 256; c++) {
+            uint8_t bits = (uint8_t)(lo_table[c & 15] & hi_table[c >> 4]);
+            pass[j][c] = bits;
+            for (uint32_t rest = bits; rest != 0; rest &= rest - 1) sum[__builtin_ctz(rest)] += byte_weight(c);
+        }
+        for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) weight[b] *= sum[b];
     }
-    return sum;
-}
-
-/* Cost of a bucket with these nibble sets (at most 579^3 < 2^28 for part 2). */
-static uint64_t bucket_cost(const uint16_t lo[3], const uint16_t hi[3]) {
-    uint64_t weight = 1;
-    for (int j = 0; j < 3; j++) weight *= nibble_weight(lo[j], hi[j]);
-    return (training_hits(lo, hi) << 32) + weight;
+    uint64_t hits[CSIP_PATTERNS_BUCKETS] = {0};
+    const uint8_t *t = (const uint8_t *)training_text;
+    size_t n = sizeof(training_text) - 1;
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] == 0) continue;
+        if (is_letter(t[i]) && i > 0 && is_word(t[i - 1])) continue; /* the prefilter's word-start rule */
+        uint32_t bits = pass[0][t[i]];
+        if (bits == 0) continue;
+        bits &= pass[1][i + 1 < n ? t[i + 1] : 0];
+        bits &= pass[2][i + 2 < n ? t[i + 2] : 0];
+        for (; bits != 0; bits &= bits - 1) hits[__builtin_ctz(bits)]++;
+    }
+    for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) cost[b] = (hits[b] << 32) + weight[b];
 }
 
 /* Nibble sets of one pattern's first three bytes (both cases of a letter; any byte past its end). */
@@ -138,16 +140,20 @@ static void pattern_nibbles(const uint8_t *text, size_t length, uint16_t lo[3], 
 static void place_pattern(struct csip_patterns *p, uint32_t k) {
     uint16_t lo[3], hi[3];
     pattern_nibbles(p->text + p->offset[k], p->length[k], lo, hi);
+    uint16_t merged_lo[CSIP_PATTERNS_BUCKETS][3], merged_hi[CSIP_PATTERNS_BUCKETS][3];
+    for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) {
+        for (int j = 0; j < 3; j++) {
+            merged_lo[b][j] = (uint16_t)(p->bucket_lo[b][j] | lo[j]);
+            merged_hi[b][j] = (uint16_t)(p->bucket_hi[b][j] | hi[j]);
+        }
+    }
+    uint64_t before[CSIP_PATTERNS_BUCKETS], after[CSIP_PATTERNS_BUCKETS];
+    bucket_costs((const uint16_t(*)[3])p->bucket_lo, (const uint16_t(*)[3])p->bucket_hi, before);
+    bucket_costs((const uint16_t(*)[3])merged_lo, (const uint16_t(*)[3])merged_hi, after);
     uint32_t best = 0;
     uint64_t best_delta = UINT64_MAX;
     for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) {
-        uint16_t merged_lo[3], merged_hi[3];
-        for (int j = 0; j < 3; j++) {
-            merged_lo[j] = (uint16_t)(p->bucket_lo[b][j] | lo[j]);
-            merged_hi[j] = (uint16_t)(p->bucket_hi[b][j] | hi[j]);
-        }
-        uint64_t before = p->bucket_patterns[b] ? bucket_cost(p->bucket_lo[b], p->bucket_hi[b]) : 0;
-        uint64_t delta = bucket_cost(merged_lo, merged_hi) - before;
+        uint64_t delta = after[b] - before[b];
         if (delta < best_delta) {
             best_delta = delta;
             best = b;
