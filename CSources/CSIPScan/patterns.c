@@ -45,6 +45,12 @@ void csip_patterns_init(struct csip_patterns *p) {
                                                          : CSIP_SIMD_SCALAR;
 }
 
+void csip_patterns_init_anywhere(struct csip_patterns *p) {
+    if (p == NULL) return;
+    csip_patterns_init(p);
+    p->anywhere = 1;
+}
+
 int csip_patterns_set_level(struct csip_patterns *p, uint32_t level) {
     if (p == NULL || level > CSIP_SIMD_AVX2) return -EINVAL;
     if (level == CSIP_SIMD_AUTO) {
@@ -194,11 +200,12 @@ int csip_patterns_add(struct csip_patterns *p, const uint8_t *text, size_t lengt
 
 static int32_t find_scalar(const struct csip_patterns *p, const uint8_t *buf, size_t from, size_t to,
                            uint64_t enabled) {
+    int word_start = !p->anywhere;
     int previous_word = 0;
     for (size_t i = from; i < to; i++) {
         uint8_t c = buf[i];
         int word = is_word(c);
-        if (p->candidate[c] && !(previous_word && is_letter(c))) {
+        if (p->candidate[c] && !(word_start && previous_word && is_letter(c))) {
             uint8_t first = lower(c);
             uint32_t start = p->first_start[first];
             uint32_t end = start + p->first_count[first];
@@ -225,7 +232,7 @@ static inline int32_t verify(const struct csip_patterns *p, const uint8_t *buf, 
                              uint32_t buckets, uint64_t enabled) {
     uint8_t c = buf[i];
     /* A letter inside a word starts nothing (only patterns starting with that letter could match here). */
-    if (is_letter(c) && i > from && is_word(buf[i - 1])) return -1;
+    if (!p->anywhere && is_letter(c) && i > from && is_word(buf[i - 1])) return -1;
     uint64_t candidates = 0;
     while (buckets != 0) {
         candidates |= p->bucket_patterns[__builtin_ctz(buckets)];
@@ -302,7 +309,7 @@ static int32_t find_sse42(const struct csip_patterns *p, const uint8_t *buf, siz
         __m128i digit = _mm_cmpeq_epi8(_mm_min_epu8(digit_index, nine_span), digit_index);
         uint32_t letters = (uint32_t)_mm_movemask_epi8(letter);
         uint32_t words = (uint32_t)_mm_movemask_epi8(_mm_or_si128(letter, digit));
-        mask &= ~(letters & ((words << 1) | previous_word));
+        if (!p->anywhere) mask &= ~(letters & ((words << 1) | previous_word));
         previous_word = (words >> 15) & 1;
         if (left < 16) mask &= (1u << left) - 1;
         if (mask == 0) continue;
@@ -363,7 +370,7 @@ static int32_t find_avx2(const struct csip_patterns *p, const uint8_t *buf, size
         __m256i digit = _mm256_cmpeq_epi8(_mm256_min_epu8(digit_index, nine_span), digit_index);
         uint32_t letters = (uint32_t)_mm256_movemask_epi8(letter);
         uint32_t words = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(letter, digit));
-        mask &= ~(letters & ((words << 1) | previous_word));
+        if (!p->anywhere) mask &= ~(letters & ((words << 1) | previous_word));
         previous_word = words >> 31;
         if (left < 32) mask &= (1u << left) - 1;
         if (mask == 0) continue;

@@ -9,13 +9,14 @@ public final class PatternSet {
     /// `order[i]` is the caller's index of the pattern the C table holds at position i.
     private let order: [Int]
 
-    /// Patterns in any order; each must be non-empty ASCII. Traps on more than 64 (a programming error), or on a
-    /// `simd` level this CPU lacks (see `MessageScanner.supports`); `.auto` picks the best one.
-    public init(_ patterns: [[UInt8]], simd: SIMDLevel = .auto) {
+    /// Patterns in any order (ASCII letters are compared without case, other bytes as they are). Traps when they do
+    /// not ``fit(_:)`` (a programming error), or on a `simd` level this CPU lacks (see `MessageScanner.supports`);
+    /// `.auto` picks the best one. `wordStart: false` drops the word-start rule: plain substring search.
+    public init(_ patterns: [[UInt8]], wordStart: Bool = true, simd: SIMDLevel = .auto) {
         let sorted = patterns.enumerated().map { ($0.offset, $0.element.map(ASCII.lowercased)) }
             .sorted { $0.1[0] < $1.1[0] }
         let table = UnsafeMutablePointer<csip_patterns>.allocate(capacity: 1)
-        csip_patterns_init(table)
+        if wordStart { csip_patterns_init(table) } else { csip_patterns_init_anywhere(table) }
         for (_, text) in sorted {
             let status = text.withUnsafeBufferPointer { csip_patterns_add(table, $0.baseAddress, $0.count) }
             precondition(status == 0, "pattern table full or malformed")
@@ -23,6 +24,12 @@ public final class PatternSet {
         precondition(csip_patterns_set_level(table, simd.rawValue) == 0, "SIMD level \(simd) not supported")
         self.table = table
         order = sorted.map(\.0)
+    }
+
+    /// True when `patterns` fit one table: at most 64, each 1-255 bytes, 1,024 bytes in all.
+    public static func fit(_ patterns: [[UInt8]]) -> Bool {
+        patterns.count <= Int(CSIP_PATTERNS_MAX) && patterns.allSatisfy { !$0.isEmpty && $0.count <= 255 }
+            && patterns.reduce(0) { $0 + $1.count } <= Int(CSIP_PATTERNS_TEXT_MAX)
     }
 
     deinit {

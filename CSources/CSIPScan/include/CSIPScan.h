@@ -211,11 +211,16 @@ struct csip_patterns {
     /** Nibble sets per bucket and byte (bit n = nibble n), used to place new patterns. */
     uint16_t bucket_lo[CSIP_PATTERNS_BUCKETS][3];
     uint16_t bucket_hi[CSIP_PATTERNS_BUCKETS][3];
+    /** 1: patterns match anywhere (csip_patterns_init_anywhere); 0: the word-start rule applies. */
+    uint32_t anywhere;
     /** CSIP_SIMD_* level csip_patterns_find uses: the best this CPU runs, set by init (or csip_patterns_set_level). */
     uint32_t simd_level;
 };
 
 void csip_patterns_init(struct csip_patterns *patterns);
+
+/** As csip_patterns_init, for plain substrings: no word-start rule, a pattern matches at any position. */
+void csip_patterns_init_anywhere(struct csip_patterns *patterns);
 
 /**
  * Chooses the search csip_patterns_find uses (CSIP_SIMD_AUTO: the best this CPU supports; init already did that).
@@ -228,7 +233,8 @@ int csip_patterns_add(struct csip_patterns *patterns, const uint8_t *text, size_
 
 /**
  * Index of the first pattern (enabled in `enabled`, bit i for pattern i) occurring in buf[from, to), or -1.
- * A pattern whose first byte is a letter counts only where the byte before is not a letter or digit.
+ * A pattern whose first byte is a letter counts only where the byte before is not a letter or digit (unless the
+ * table was initialised with csip_patterns_init_anywhere); buf[from - 1] is never read: `from` starts a word.
  */
 int32_t csip_patterns_find(const struct csip_patterns *patterns, const uint8_t *buf, size_t from, size_t to,
                            uint64_t enabled);
