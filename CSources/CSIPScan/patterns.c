@@ -277,51 +277,71 @@ static inline __m128i teddy16(const struct csip_patterns *p, const uint8_t *s, _
     return result;
 }
 
+/* The SIMD searches read anywhere in buf[0, len) (the whole message, not just the span: no copy, so no
+ * store-forwarding stall on short header values). A step of W positions reads W + 2 bytes; where those would pass
+ * `len` the step's window is moved back to end at len and its hits shifted, and the last two positions of the buffer
+ * (which the window cannot cover) get the exact check directly. A buffer shorter than one step is copied to a
+ * zeroed stack buffer first (zeros cannot complete a pattern: the exact check stops at `to`). */
+
+/* The exact check for the positions [start, to) a window did not cover (at most two). */
+static inline int32_t verify_rest(const struct csip_patterns *p, const uint8_t *buf, size_t from, size_t start,
+                                  size_t to, uint64_t enabled) {
+    for (size_t i = start; i < to; i++) {
+        int32_t k = verify(p, buf, from, to, i, 0xff, enabled);
+        if (k >= 0) return k;
+    }
+    return -1;
+}
+
 __attribute__((target("sse4.2")))
-static int32_t find_sse42(const struct csip_patterns *p, const uint8_t *buf, size_t from, size_t to,
+static int32_t find_sse42(const struct csip_patterns *p, const uint8_t *buf, size_t len, size_t from, size_t to,
                           uint64_t enabled) {
     uint8_t active = active_buckets(p, enabled);
-    if (active == 0) return -1;
+    if (active == 0 || from >= to) return -1;
+    uint8_t small[64];
+    if (len < 18) { /* one step reads 18 bytes */
+        memset(small, 0, sizeof(small));
+        memcpy(small, buf, len);
+        buf = small;
+        len = sizeof(small);
+    }
     const __m128i nibble = _mm_set1_epi8(0x0f);
     const __m128i zero = _mm_setzero_si128();
     const __m128i keep = _mm_set1_epi8((char)active);
     const __m128i case_bit = _mm_set1_epi8(0x20);
     const __m128i a = _mm_set1_epi8('a'), z_span = _mm_set1_epi8(25);
     const __m128i zero_char = _mm_set1_epi8('0'), nine_span = _mm_set1_epi8(9);
-    uint8_t tail[32];
     uint8_t hits[16];
     uint32_t previous_word = 0; /* bit 0: the byte before this step is a letter or digit */
-    for (size_t i = from; i < to; i += 16) {
-        size_t left = to - i;
-        const uint8_t *s = buf + i;
-        if (left < 18) { /* a step reads 18 bytes */
-            memset(tail, 0, sizeof(tail));
-            memcpy(tail, buf + i, left);
-            s = tail;
-        }
+    size_t end = to < len - 2 ? to : len - 2; /* positions the windows cover */
+    for (size_t i = from; i < end; i += 16) {
+        size_t window = i + 18 <= len ? i : len - 18;
+        uint32_t shift = (uint32_t)(i - window); /* < 16: i < len - 2 */
+        const uint8_t *s = buf + window;
         __m128i r = _mm_and_si128(teddy16(p, s, nibble), keep);
-        uint32_t mask = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(r, zero)) ^ 0xffffu;
+        uint32_t mask = ((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(r, zero)) ^ 0xffffu) >> shift;
         /* The word-start rule: a letter right after a letter or digit starts nothing. */
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
         __m128i letter_index = _mm_sub_epi8(_mm_or_si128(v, case_bit), a);
         __m128i digit_index = _mm_sub_epi8(v, zero_char);
         __m128i letter = _mm_cmpeq_epi8(_mm_min_epu8(letter_index, z_span), letter_index);
         __m128i digit = _mm_cmpeq_epi8(_mm_min_epu8(digit_index, nine_span), digit_index);
-        uint32_t letters = (uint32_t)_mm_movemask_epi8(letter);
-        uint32_t words = (uint32_t)_mm_movemask_epi8(_mm_or_si128(letter, digit));
+        uint32_t letters = (uint32_t)_mm_movemask_epi8(letter) >> shift;
+        uint32_t words = (uint32_t)_mm_movemask_epi8(_mm_or_si128(letter, digit)) >> shift;
         if (!p->anywhere) mask &= ~(letters & ((words << 1) | previous_word));
         previous_word = (words >> 15) & 1;
+        size_t left = end - i;
         if (left < 16) mask &= (1u << left) - 1;
         if (mask == 0) continue;
         _mm_storeu_si128((__m128i *)(void *)hits, r);
         do {
             uint32_t at = (uint32_t)__builtin_ctz(mask);
             mask &= mask - 1;
-            int32_t k = verify(p, buf, from, to, i + at, hits[at], enabled);
+            int32_t k = verify(p, buf, from, to, i + at, hits[at + shift], enabled);
             if (k >= 0) return k;
         } while (mask != 0);
     }
-    return -1;
+    return verify_rest(p, buf, from, end > from ? end : from, to, enabled);
 }
 
 __attribute__((target("avx2,bmi")))
@@ -339,63 +359,74 @@ static inline __m256i teddy32(const struct csip_patterns *p, const uint8_t *s, _
 }
 
 __attribute__((target("avx2,bmi")))
-static int32_t find_avx2(const struct csip_patterns *p, const uint8_t *buf, size_t from, size_t to,
+static int32_t find_avx2(const struct csip_patterns *p, const uint8_t *buf, size_t len, size_t from, size_t to,
                          uint64_t enabled) {
     uint8_t active = active_buckets(p, enabled);
-    if (active == 0) return -1;
+    if (active == 0 || from >= to) return -1;
+    uint8_t small[64];
+    if (len < 34) { /* one step reads 34 bytes */
+        memset(small, 0, sizeof(small));
+        memcpy(small, buf, len);
+        buf = small;
+        len = sizeof(small);
+    }
     const __m256i nibble = _mm256_set1_epi8(0x0f);
     const __m256i zero = _mm256_setzero_si256();
     const __m256i keep = _mm256_set1_epi8((char)active);
     const __m256i case_bit = _mm256_set1_epi8(0x20);
     const __m256i a = _mm256_set1_epi8('a'), z_span = _mm256_set1_epi8(25);
     const __m256i zero_char = _mm256_set1_epi8('0'), nine_span = _mm256_set1_epi8(9);
-    uint8_t tail[64];
     uint8_t hits[32];
     uint32_t previous_word = 0; /* bit 0: the byte before this step is a letter or digit */
-    for (size_t i = from; i < to; i += 32) {
-        size_t left = to - i;
-        const uint8_t *s = buf + i;
-        if (left < 34) { /* a step reads 34 bytes */
-            memset(tail, 0, sizeof(tail));
-            memcpy(tail, buf + i, left);
-            s = tail;
-        }
+    size_t end = to < len - 2 ? to : len - 2; /* positions the windows cover */
+    for (size_t i = from; i < end; i += 32) {
+        size_t window = i + 34 <= len ? i : len - 34;
+        uint32_t shift = (uint32_t)(i - window); /* < 32: i < len - 2 */
+        const uint8_t *s = buf + window;
         __m256i r = _mm256_and_si256(teddy32(p, s, nibble), keep);
-        uint32_t mask = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(r, zero));
+        uint32_t mask = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(r, zero)) >> shift;
         /* The word-start rule: a letter right after a letter or digit starts nothing. */
         __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)s);
         __m256i letter_index = _mm256_sub_epi8(_mm256_or_si256(v, case_bit), a);
         __m256i digit_index = _mm256_sub_epi8(v, zero_char);
         __m256i letter = _mm256_cmpeq_epi8(_mm256_min_epu8(letter_index, z_span), letter_index);
         __m256i digit = _mm256_cmpeq_epi8(_mm256_min_epu8(digit_index, nine_span), digit_index);
-        uint32_t letters = (uint32_t)_mm256_movemask_epi8(letter);
-        uint32_t words = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(letter, digit));
+        uint32_t letters = (uint32_t)_mm256_movemask_epi8(letter) >> shift;
+        uint32_t words = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(letter, digit)) >> shift;
         if (!p->anywhere) mask &= ~(letters & ((words << 1) | previous_word));
         previous_word = words >> 31;
+        size_t left = end - i;
         if (left < 32) mask &= (1u << left) - 1;
         if (mask == 0) continue;
         _mm256_storeu_si256((__m256i *)(void *)hits, r);
         do {
             uint32_t at = (uint32_t)_tzcnt_u32(mask);
             mask &= mask - 1;
-            int32_t k = verify(p, buf, from, to, i + at, hits[at], enabled);
+            int32_t k = verify(p, buf, from, to, i + at, hits[at + shift], enabled);
             if (k >= 0) return k;
         } while (mask != 0);
     }
-    return -1;
+    return verify_rest(p, buf, from, end > from ? end : from, to, enabled);
 }
 
 #endif
 
-int32_t csip_patterns_find(const struct csip_patterns *p, const uint8_t *buf, size_t from, size_t to,
-                           uint64_t enabled) {
-    if (p == NULL || buf == NULL) return -1;
+int32_t csip_patterns_find_in(const struct csip_patterns *p, const uint8_t *buf, size_t len, size_t from, size_t to,
+                              uint64_t enabled) {
+    if (p == NULL || buf == NULL || to > len) return -1;
 #if CSIP_HAVE_X86
     switch (p->simd_level) {
-    case CSIP_SIMD_AVX2: return find_avx2(p, buf, from, to, enabled);
-    case CSIP_SIMD_SSE42: return find_sse42(p, buf, from, to, enabled);
+    case CSIP_SIMD_AVX2: return find_avx2(p, buf, len, from, to, enabled);
+    case CSIP_SIMD_SSE42: return find_sse42(p, buf, len, from, to, enabled);
     default: break;
     }
 #endif
     return find_scalar(p, buf, from, to, enabled);
+}
+
+int32_t csip_patterns_find(const struct csip_patterns *p, const uint8_t *buf, size_t from, size_t to,
+                           uint64_t enabled) {
+    if (p == NULL || buf == NULL || from >= to) return -1;
+    /* Only [from, to) may be read: that is the whole buffer. The word-start rule depends on `from` alone. */
+    return csip_patterns_find_in(p, buf + from, to - from, 0, to - from, enabled);
 }

@@ -47,7 +47,8 @@ public final class PatternSet {
     public func firstMatch(in bytes: PacketBytes, _ span: ByteSpan, mask: UInt64) -> Int? {
         precondition(bytes.contains(span), "span outside PacketBytes")
         guard span.count > 0, let base = bytes.base.baseAddress else { return nil }
-        let found = csip_patterns_find(table, base.assumingMemoryBound(to: UInt8.self), span.start, span.end, mask)
+        let found = csip_patterns_find_in(
+            table, base.assumingMemoryBound(to: UInt8.self), bytes.count, span.start, span.end, mask)
         return found < 0 ? nil : order[Int(found)]
     }
 }

@@ -1,3 +1,4 @@
+import CSIPScan
 import SIPBytes
 import Testing
 
@@ -183,6 +184,57 @@ import Testing
                 Array("p0123456789x ".utf8).randomElement(using: &rng)!
             }), &rng)
             sets.check(bytes, from: 0, to: bytes.count)
+        }
+    }
+
+    /// Short patterns (1-2 bytes) in the last positions of buffers of every small length: the SIMD window cannot
+    /// cover a buffer's last two positions, and buffers under one step are copied.
+    @Test func shortPatternsAtTheEndOfSmallBuffers() {
+        var rng = SplitMix64(state: 11)
+        let sets = Sets(["a", "b;", ";", "&&", "x", "'z"].map { Array($0.utf8) })
+        for length in 0...70 {
+            for _ in 0..<40 {
+                let bytes = Self.mixCase((0..<length).map { _ in Array("ab;&x'z .".utf8).randomElement(using: &rng)! }, &rng)
+                let from = Int.random(in: 0...length, using: &rng)
+                sets.check(bytes, from: from, to: length)
+                sets.check(bytes, from: max(0, length - 2), to: length)
+                sets.check(bytes, from: max(0, length - 1), to: length)
+            }
+        }
+    }
+
+    /// csip_patterns_find (reads only [from, to)) agrees with csip_patterns_find_in (reads the whole buffer) at
+    /// every level, on spans cut out of random text.
+    @Test func findAndFindInAgree() {
+        var rng = SplitMix64(state: 3)
+        let patterns = Self.attackPatterns.map { Array($0.utf8) }.sorted { $0[0] < $1[0] }
+        for level in [SIMDLevel.scalar] + Self.levels {
+            let table = UnsafeMutablePointer<csip_patterns>.allocate(capacity: 1)
+            defer { table.deallocate() }
+            csip_patterns_init(table)
+            for pattern in patterns {
+                #expect(pattern.withUnsafeBufferPointer { csip_patterns_add(table, $0.baseAddress, $0.count) } == 0)
+            }
+            #expect(csip_patterns_set_level(table, level.rawValue) == 0)
+            let fragments = Self.attackPatterns.map { Array($0.utf8) } + [Array("abc ".utf8), Array("x1".utf8)]
+            for _ in 0..<5_000 {
+                var bytes: [UInt8] = []
+                while bytes.count < Int.random(in: 0...90, using: &rng) {
+                    bytes += Self.mixCase(fragments.randomElement(using: &rng)!, &rng)
+                }
+                if bytes.isEmpty { continue }
+                let from = Int.random(in: 0...bytes.count, using: &rng)
+                let to = Int.random(in: from...bytes.count, using: &rng)
+                let enabled = UInt64.random(in: 0...UInt64.max, using: &rng) | (Bool.random(using: &rng) ? ~0 : 0)
+                let (whole, cut) = bytes.withUnsafeBufferPointer { buffer in
+                    (csip_patterns_find_in(table, buffer.baseAddress!, buffer.count, from, to, enabled),
+                     // An exact-size copy of the span: the plain search must not need anything around it.
+                     Array(buffer[from..<to]).withUnsafeBufferPointer { span in
+                         csip_patterns_find(table, span.baseAddress ?? buffer.baseAddress!, 0, span.count, enabled)
+                     })
+                }
+                #expect(whole == cut, "\(level) \(String(decoding: bytes, as: UTF8.self).debugDescription) [\(from), \(to))")
+            }
         }
     }
 }

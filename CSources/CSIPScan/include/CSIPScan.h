@@ -239,6 +239,13 @@ int csip_patterns_add(struct csip_patterns *patterns, const uint8_t *text, size_
 int32_t csip_patterns_find(const struct csip_patterns *patterns, const uint8_t *buf, size_t from, size_t to,
                            uint64_t enabled);
 
+/**
+ * Same result as csip_patterns_find(patterns, buf, from, to, enabled), but buf holds `len` readable bytes and the
+ * search may read any of them (whole SIMD steps, no copying near `to`). -1 as well when to > len.
+ */
+int32_t csip_patterns_find_in(const struct csip_patterns *patterns, const uint8_t *buf, size_t len, size_t from,
+                              size_t to, uint64_t enabled);
+
 #ifdef __cplusplus
 }
 #endif
