@@ -238,7 +238,12 @@ static inline int32_t verify(const struct csip_patterns *p, const uint8_t *buf, 
         candidates |= p->bucket_patterns[__builtin_ctz(buckets)];
         buckets &= buckets - 1;
     }
-    candidates &= enabled;
+    /* Only patterns starting with this byte (the table is in first-byte order: one run of indexes). */
+    uint8_t first = lower(c);
+    uint32_t run = p->first_count[first];
+    if (run == 0) return -1;
+    uint64_t same_first = (run >= 64 ? ~0ull : ((1ull << run) - 1)) << p->first_start[first];
+    candidates &= enabled & same_first;
     while (candidates != 0) {
         uint32_t k = (uint32_t)__builtin_ctzll(candidates);
         candidates &= candidates - 1;
