@@ -1,8 +1,29 @@
-/* Multi-pattern search (see CSIPScan.h). No globals: the table is the caller's. */
+/*
+ * Multi-pattern search (see CSIPScan.h). No globals: the table is the caller's.
+ *
+ * Two searches return identical results (tested against each other, and fuzzed):
+ *   - scalar (the reference): byte by byte, every byte that may start a pattern is verified;
+ *   - SIMD (SSE4.2 16 bytes, AVX2 32 bytes per step): a Teddy prefilter as in Hyperscan. Each pattern sits in one
+ *     of 8 buckets; PSHUFB looks up, for the low and the high nibble of bytes i, i+1 and i+2, which buckets allow
+ *     that nibble there, and the AND of the six lookups says which buckets may start a match at i. Those positions
+ *     (few: three bytes must agree) get the same exact check as the scalar search, in position order and, at one
+ *     position, in table order, so the first match is the same one.
+ * The prefilter cannot lose a match: a pattern that occurs at i has, in every byte j < 3 it covers, a byte whose two
+ * nibbles were both entered for its bucket (both cases of a letter are entered; bytes past a short pattern allow
+ * anything). Bytes are only read inside [from, to): a step that would read past `to` copies the tail to a zeroed
+ * stack buffer, and the exact check then rejects anything that does not fit before `to`.
+ */
 #include <errno.h>
 #include <string.h>
 
 #include "scan_internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CSIP_HAVE_X86 1
+#else
+#define CSIP_HAVE_X86 0
+#endif
 
 static inline uint8_t lower(uint8_t c) {
     return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
@@ -19,6 +40,141 @@ static inline int is_word(uint8_t c) {
 void csip_patterns_init(struct csip_patterns *p) {
     if (p == NULL) return;
     memset(p, 0, sizeof(*p));
+    p->simd_level = csip_cpu_supports(CSIP_SIMD_AVX2)    ? CSIP_SIMD_AVX2
+                    : csip_cpu_supports(CSIP_SIMD_SSE42) ? CSIP_SIMD_SSE42
+                                                         : CSIP_SIMD_SCALAR;
+}
+
+void csip_patterns_init_anywhere(struct csip_patterns *p) {
+    if (p == NULL) return;
+    csip_patterns_init(p);
+    p->anywhere = 1;
+}
+
+int csip_patterns_set_level(struct csip_patterns *p, uint32_t level) {
+    if (p == NULL || level > CSIP_SIMD_AVX2) return -EINVAL;
+    if (level == CSIP_SIMD_AUTO) {
+        level = csip_cpu_supports(CSIP_SIMD_AVX2)    ? CSIP_SIMD_AVX2
+                : csip_cpu_supports(CSIP_SIMD_SSE42) ? CSIP_SIMD_SSE42
+                                                     : CSIP_SIMD_SCALAR;
+    }
+    if (!csip_cpu_supports(level)) return -ENOTSUP;
+    p->simd_level = level;
+    return 0;
+}
+
+/* ---- bucket placement ------------------------------------------------------------------------------------------ */
+
+/* Placement cost, part 1: how often a bucket passes the prefilter where no pattern occurs, counted on typical header
+ * values (the prefilter's word-start rule applied). Only speed depends on this, never the result. */
+static const char training_text[] =
+    "sip:bob@biloxi.com\0Bob <sip:bob@biloxi.com>;tag=a6c85cf\0"
+    "\"Alice Liddell\" <sip:alice@atlanta.com>;tag=1928301774\0"
+    "<sip:alice@192.0.2.101:5060;transport=udp>;expires=3600;+sip.instance=\"<urn:uuid:0a1b2c3d-0000-1000-8000-"
+    "AABBCCDDEEFF>\"\0INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, REFER, NOTIFY, INFO, SUBSCRIBE, MESSAGE\0"
+    "replaces, timer, 100rel, path, gruu, outbound\0ExamplePhone/4.2.1 (Linux)\0Asterisk PBX 18.20.0\0"
+    "Linphone/5.2.0 (belle-sip/5.2.0)\0Digest username=\"alice\", realm=\"atlanta.com\", "
+    "nonce=\"84a4cc6f3082121f32b42a2187831a9e\", uri=\"sip:bob@biloxi.com\", "
+    "response=\"7587245234b3434cc3412213e5f113a5\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"0a4f113b\"\0"
+    "<sip:proxy.atlanta.com;lr>\0application/sdp, application/dtmf-relay\0en, fr;q=0.8\0"
+    "Tue, 15 Nov 1994 08:12:31 GMT\0session=1800;refresher=uac\0presence, dialog, message-summary\0"
+    "<sip:+15551234567@gw.example.net;user=phone>\0sip:+15551234567@example.com;user=phone\0"
+    "Bob <sips:bob@biloxi.example.com:5061;transport=tls>\0<sip:edge-1.example.org;lr;ftag=8f3a2b>\0";
+
+/* Part 2, the tie-break: a rough weight of how often each byte turns up in header text, multiplied over bytes 0-2. */
+static uint64_t byte_weight(unsigned x) {
+    if (x >= 'a' && x <= 'z') return 8;
+    if ((x >= 'A' && x <= 'Z') || (x >= '0' && x <= '9')) return 4;
+    if (x >= 0x20 && x < 0x7f) return 2;
+    return 1;
+}
+
+/* Cost of each bucket given its nibble sets, all 8 at once (an empty bucket costs 0): training hits above, the
+ * weight product (at most 579^3 < 2^28) below. */
+static void bucket_costs(const uint16_t lo[CSIP_PATTERNS_BUCKETS][3], const uint16_t hi[CSIP_PATTERNS_BUCKETS][3],
+                         uint64_t cost[CSIP_PATTERNS_BUCKETS]) {
+    uint8_t pass[3][256]; /* per byte j and byte value: the buckets that let it through */
+    uint64_t weight[CSIP_PATTERNS_BUCKETS];
+    for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) weight[b] = 1;
+    for (int j = 0; j < 3; j++) {
+        uint8_t lo_table[16] = {0}, hi_table[16] = {0};
+        for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) {
+            for (unsigned n = 0; n < 16; n++) {
+                if ((lo[b][j] >> n) & 1) lo_table[n] |= (uint8_t)(1u << b);
+                if ((hi[b][j] >> n) & 1) hi_table[n] |= (uint8_t)(1u << b);
+            }
+        }
+        uint64_t sum[CSIP_PATTERNS_BUCKETS] = {0};
+        for (unsigned c = 0; c < 256; c++) {
+            uint8_t bits = (uint8_t)(lo_table[c & 15] & hi_table[c >> 4]);
+            pass[j][c] = bits;
+            for (uint32_t rest = bits; rest != 0; rest &= rest - 1) sum[__builtin_ctz(rest)] += byte_weight(c);
+        }
+        for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) weight[b] *= sum[b];
+    }
+    uint64_t hits[CSIP_PATTERNS_BUCKETS] = {0};
+    const uint8_t *t = (const uint8_t *)training_text;
+    size_t n = sizeof(training_text) - 1;
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] == 0) continue;
+        if (is_letter(t[i]) && i > 0 && is_word(t[i - 1])) continue; /* the prefilter's word-start rule */
+        uint32_t bits = pass[0][t[i]];
+        if (bits == 0) continue;
+        bits &= pass[1][i + 1 < n ? t[i + 1] : 0];
+        bits &= pass[2][i + 2 < n ? t[i + 2] : 0];
+        for (; bits != 0; bits &= bits - 1) hits[__builtin_ctz(bits)]++;
+    }
+    for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) cost[b] = (hits[b] << 32) + weight[b];
+}
+
+/* Nibble sets of one pattern's first three bytes (both cases of a letter; any byte past its end). */
+static void pattern_nibbles(const uint8_t *text, size_t length, uint16_t lo[3], uint16_t hi[3]) {
+    for (size_t j = 0; j < 3; j++) {
+        if (j >= length) {
+            lo[j] = 0xffff;
+            hi[j] = 0xffff;
+            continue;
+        }
+        uint8_t c = text[j];
+        lo[j] = (uint16_t)(1u << (c & 15));
+        hi[j] = (uint16_t)(1u << (c >> 4));
+        if (is_letter(c)) hi[j] |= (uint16_t)(1u << ((c ^ 0x20) >> 4));
+    }
+}
+
+/* Puts pattern k in the bucket where it adds the least cost, and enters it in the lookup tables. */
+static void place_pattern(struct csip_patterns *p, uint32_t k) {
+    uint16_t lo[3], hi[3];
+    pattern_nibbles(p->text + p->offset[k], p->length[k], lo, hi);
+    uint16_t merged_lo[CSIP_PATTERNS_BUCKETS][3], merged_hi[CSIP_PATTERNS_BUCKETS][3];
+    for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) {
+        for (int j = 0; j < 3; j++) {
+            merged_lo[b][j] = (uint16_t)(p->bucket_lo[b][j] | lo[j]);
+            merged_hi[b][j] = (uint16_t)(p->bucket_hi[b][j] | hi[j]);
+        }
+    }
+    uint64_t before[CSIP_PATTERNS_BUCKETS], after[CSIP_PATTERNS_BUCKETS];
+    bucket_costs((const uint16_t(*)[3])p->bucket_lo, (const uint16_t(*)[3])p->bucket_hi, before);
+    bucket_costs((const uint16_t(*)[3])merged_lo, (const uint16_t(*)[3])merged_hi, after);
+    uint32_t best = 0;
+    uint64_t best_delta = UINT64_MAX;
+    for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) {
+        uint64_t delta = after[b] - before[b];
+        if (delta < best_delta) {
+            best_delta = delta;
+            best = b;
+        }
+    }
+    p->bucket_patterns[best] |= 1ull << k;
+    uint8_t bit = (uint8_t)(1u << best);
+    for (int j = 0; j < 3; j++) {
+        p->bucket_lo[best][j] |= lo[j];
+        p->bucket_hi[best][j] |= hi[j];
+        for (unsigned n = 0; n < 16; n++) {
+            if ((p->bucket_lo[best][j] >> n) & 1) p->teddy_lo[j][n] = p->teddy_lo[j][n + 16] = (uint8_t)(p->teddy_lo[j][n] | bit);
+            if ((p->bucket_hi[best][j] >> n) & 1) p->teddy_hi[j][n] = p->teddy_hi[j][n + 16] = (uint8_t)(p->teddy_hi[j][n] | bit);
+        }
+    }
 }
 
 int csip_patterns_add(struct csip_patterns *p, const uint8_t *text, size_t length) {
@@ -35,18 +191,21 @@ int csip_patterns_add(struct csip_patterns *p, const uint8_t *text, size_t lengt
     p->text_used += (uint32_t)length;
     p->candidate[first] = 1;
     if (is_letter(first)) p->candidate[first & (uint8_t)~0x20] = 1;
+    place_pattern(p, p->count);
     p->count++;
     return 0;
 }
 
-int32_t csip_patterns_find(const struct csip_patterns *p, const uint8_t *buf, size_t from, size_t to,
+/* ---- scalar (reference) ---------------------------------------------------------------------------------------- */
+
+static int32_t find_scalar(const struct csip_patterns *p, const uint8_t *buf, size_t from, size_t to,
                            uint64_t enabled) {
-    if (p == NULL || buf == NULL) return -1;
+    int word_start = !p->anywhere;
     int previous_word = 0;
     for (size_t i = from; i < to; i++) {
         uint8_t c = buf[i];
         int word = is_word(c);
-        if (p->candidate[c] && !(previous_word && is_letter(c))) {
+        if (p->candidate[c] && !(word_start && previous_word && is_letter(c))) {
             uint8_t first = lower(c);
             uint32_t start = p->first_start[first];
             uint32_t end = start + p->first_count[first];
@@ -63,4 +222,216 @@ int32_t csip_patterns_find(const struct csip_patterns *p, const uint8_t *buf, si
         previous_word = word;
     }
     return -1;
+}
+
+/* ---- SIMD prefilter -------------------------------------------------------------------------------------------- */
+
+/* The exact check at a prefilter hit: the first enabled pattern of the hit's buckets (table order) that occurs at i,
+ * with the scalar search's word-start rule. */
+static inline int32_t verify(const struct csip_patterns *p, const uint8_t *buf, size_t from, size_t to, size_t i,
+                             uint32_t buckets, uint64_t enabled) {
+    uint8_t c = buf[i];
+    /* A letter inside a word starts nothing (only patterns starting with that letter could match here). */
+    if (!p->anywhere && is_letter(c) && i > from && is_word(buf[i - 1])) return -1;
+    uint64_t candidates = 0;
+    while (buckets != 0) {
+        candidates |= p->bucket_patterns[__builtin_ctz(buckets)];
+        buckets &= buckets - 1;
+    }
+    /* Only patterns starting with this byte (the table is in first-byte order: one run of indexes). */
+    uint8_t first = lower(c);
+    uint32_t run = p->first_count[first];
+    if (run == 0) return -1;
+    uint64_t same_first = (run >= 64 ? ~0ull : ((1ull << run) - 1)) << p->first_start[first];
+    candidates &= enabled & same_first;
+    while (candidates != 0) {
+        uint32_t k = (uint32_t)__builtin_ctzll(candidates);
+        candidates &= candidates - 1;
+        size_t length = p->length[k];
+        if (length > to - i) continue;
+        const uint8_t *pattern = p->text + p->offset[k];
+        size_t j = 0;
+        while (j < length && lower(buf[i + j]) == pattern[j]) j++;
+        if (j == length) return (int32_t)k;
+    }
+    return -1;
+}
+
+/* Buckets holding at least one enabled pattern. */
+static inline uint8_t active_buckets(const struct csip_patterns *p, uint64_t enabled) {
+    uint8_t active = 0;
+    for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) {
+        if (p->bucket_patterns[b] & enabled) active |= (uint8_t)(1u << b);
+    }
+    return active;
+}
+
+#if CSIP_HAVE_X86
+
+__attribute__((target("sse4.2")))
+static inline __m128i teddy16(const struct csip_patterns *p, const uint8_t *s, __m128i nibble) {
+    __m128i result = _mm_set1_epi8(-1);
+    for (int j = 0; j < 3; j++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + j));
+        __m128i lo = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)p->teddy_lo[j]),
+                                      _mm_and_si128(v, nibble));
+        __m128i hi = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)p->teddy_hi[j]),
+                                      _mm_and_si128(_mm_srli_epi16(v, 4), nibble));
+        result = _mm_and_si128(result, _mm_and_si128(lo, hi));
+    }
+    return result;
+}
+
+/* The SIMD searches read anywhere in buf[0, len) (the whole message, not just the span: no copy, so no
+ * store-forwarding stall on short header values). A step of W positions reads W + 2 bytes; where those would pass
+ * `len` the step's window is moved back to end at len and its hits shifted, and the last two positions of the buffer
+ * (which the window cannot cover) get the exact check directly. A buffer shorter than one step is copied to a
+ * zeroed stack buffer first (zeros cannot complete a pattern: the exact check stops at `to`). */
+
+/* The exact check for the positions [start, to) a window did not cover (at most two). */
+static inline int32_t verify_rest(const struct csip_patterns *p, const uint8_t *buf, size_t from, size_t start,
+                                  size_t to, uint64_t enabled) {
+    for (size_t i = start; i < to; i++) {
+        int32_t k = verify(p, buf, from, to, i, 0xff, enabled);
+        if (k >= 0) return k;
+    }
+    return -1;
+}
+
+__attribute__((target("sse4.2")))
+static int32_t find_sse42(const struct csip_patterns *p, const uint8_t *buf, size_t len, size_t from, size_t to,
+                          uint64_t enabled) {
+    uint8_t active = active_buckets(p, enabled);
+    if (active == 0 || from >= to) return -1;
+    uint8_t small[64];
+    if (len < 18) { /* one step reads 18 bytes */
+        memset(small, 0, sizeof(small));
+        memcpy(small, buf, len);
+        buf = small;
+        len = sizeof(small);
+    }
+    const __m128i nibble = _mm_set1_epi8(0x0f);
+    const __m128i zero = _mm_setzero_si128();
+    const __m128i keep = _mm_set1_epi8((char)active);
+    const __m128i case_bit = _mm_set1_epi8(0x20);
+    const __m128i a = _mm_set1_epi8('a'), z_span = _mm_set1_epi8(25);
+    const __m128i zero_char = _mm_set1_epi8('0'), nine_span = _mm_set1_epi8(9);
+    uint8_t hits[16];
+    uint32_t previous_word = 0; /* bit 0: the byte before this step is a letter or digit */
+    size_t end = to < len - 2 ? to : len - 2; /* positions the windows cover */
+    for (size_t i = from; i < end; i += 16) {
+        size_t window = i + 18 <= len ? i : len - 18;
+        uint32_t shift = (uint32_t)(i - window); /* < 16: i < len - 2 */
+        const uint8_t *s = buf + window;
+        __m128i r = _mm_and_si128(teddy16(p, s, nibble), keep);
+        uint32_t mask = ((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(r, zero)) ^ 0xffffu) >> shift;
+        /* The word-start rule: a letter right after a letter or digit starts nothing. */
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        __m128i letter_index = _mm_sub_epi8(_mm_or_si128(v, case_bit), a);
+        __m128i digit_index = _mm_sub_epi8(v, zero_char);
+        __m128i letter = _mm_cmpeq_epi8(_mm_min_epu8(letter_index, z_span), letter_index);
+        __m128i digit = _mm_cmpeq_epi8(_mm_min_epu8(digit_index, nine_span), digit_index);
+        uint32_t letters = (uint32_t)_mm_movemask_epi8(letter) >> shift;
+        uint32_t words = (uint32_t)_mm_movemask_epi8(_mm_or_si128(letter, digit)) >> shift;
+        if (!p->anywhere) mask &= ~(letters & ((words << 1) | previous_word));
+        previous_word = (words >> 15) & 1;
+        size_t left = end - i;
+        if (left < 16) mask &= (1u << left) - 1;
+        if (mask == 0) continue;
+        _mm_storeu_si128((__m128i *)(void *)hits, r);
+        do {
+            uint32_t at = (uint32_t)__builtin_ctz(mask);
+            mask &= mask - 1;
+            int32_t k = verify(p, buf, from, to, i + at, hits[at + shift], enabled);
+            if (k >= 0) return k;
+        } while (mask != 0);
+    }
+    return verify_rest(p, buf, from, end > from ? end : from, to, enabled);
+}
+
+__attribute__((target("avx2,bmi")))
+static inline __m256i teddy32(const struct csip_patterns *p, const uint8_t *s, __m256i nibble) {
+    __m256i result = _mm256_set1_epi8(-1);
+    for (int j = 0; j < 3; j++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + j));
+        __m256i lo = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(const void *)p->teddy_lo[j]),
+                                         _mm256_and_si256(v, nibble));
+        __m256i hi = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(const void *)p->teddy_hi[j]),
+                                         _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
+        result = _mm256_and_si256(result, _mm256_and_si256(lo, hi));
+    }
+    return result;
+}
+
+__attribute__((target("avx2,bmi")))
+static int32_t find_avx2(const struct csip_patterns *p, const uint8_t *buf, size_t len, size_t from, size_t to,
+                         uint64_t enabled) {
+    uint8_t active = active_buckets(p, enabled);
+    if (active == 0 || from >= to) return -1;
+    uint8_t small[64];
+    if (len < 34) { /* one step reads 34 bytes */
+        memset(small, 0, sizeof(small));
+        memcpy(small, buf, len);
+        buf = small;
+        len = sizeof(small);
+    }
+    const __m256i nibble = _mm256_set1_epi8(0x0f);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i keep = _mm256_set1_epi8((char)active);
+    const __m256i case_bit = _mm256_set1_epi8(0x20);
+    const __m256i a = _mm256_set1_epi8('a'), z_span = _mm256_set1_epi8(25);
+    const __m256i zero_char = _mm256_set1_epi8('0'), nine_span = _mm256_set1_epi8(9);
+    uint8_t hits[32];
+    uint32_t previous_word = 0; /* bit 0: the byte before this step is a letter or digit */
+    size_t end = to < len - 2 ? to : len - 2; /* positions the windows cover */
+    for (size_t i = from; i < end; i += 32) {
+        size_t window = i + 34 <= len ? i : len - 34;
+        uint32_t shift = (uint32_t)(i - window); /* < 32: i < len - 2 */
+        const uint8_t *s = buf + window;
+        __m256i r = _mm256_and_si256(teddy32(p, s, nibble), keep);
+        uint32_t mask = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(r, zero)) >> shift;
+        /* The word-start rule: a letter right after a letter or digit starts nothing. */
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)s);
+        __m256i letter_index = _mm256_sub_epi8(_mm256_or_si256(v, case_bit), a);
+        __m256i digit_index = _mm256_sub_epi8(v, zero_char);
+        __m256i letter = _mm256_cmpeq_epi8(_mm256_min_epu8(letter_index, z_span), letter_index);
+        __m256i digit = _mm256_cmpeq_epi8(_mm256_min_epu8(digit_index, nine_span), digit_index);
+        uint32_t letters = (uint32_t)_mm256_movemask_epi8(letter) >> shift;
+        uint32_t words = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(letter, digit)) >> shift;
+        if (!p->anywhere) mask &= ~(letters & ((words << 1) | previous_word));
+        previous_word = words >> 31;
+        size_t left = end - i;
+        if (left < 32) mask &= (1u << left) - 1;
+        if (mask == 0) continue;
+        _mm256_storeu_si256((__m256i *)(void *)hits, r);
+        do {
+            uint32_t at = (uint32_t)_tzcnt_u32(mask);
+            mask &= mask - 1;
+            int32_t k = verify(p, buf, from, to, i + at, hits[at + shift], enabled);
+            if (k >= 0) return k;
+        } while (mask != 0);
+    }
+    return verify_rest(p, buf, from, end > from ? end : from, to, enabled);
+}
+
+#endif
+
+int32_t csip_patterns_find_in(const struct csip_patterns *p, const uint8_t *buf, size_t len, size_t from, size_t to,
+                              uint64_t enabled) {
+    if (p == NULL || buf == NULL || to > len) return -1;
+#if CSIP_HAVE_X86
+    switch (p->simd_level) {
+    case CSIP_SIMD_AVX2: return find_avx2(p, buf, len, from, to, enabled);
+    case CSIP_SIMD_SSE42: return find_sse42(p, buf, len, from, to, enabled);
+    default: break;
+    }
+#endif
+    return find_scalar(p, buf, from, to, enabled);
+}
+
+int32_t csip_patterns_find(const struct csip_patterns *p, const uint8_t *buf, size_t from, size_t to,
+                           uint64_t enabled) {
+    if (p == NULL || buf == NULL || from >= to) return -1;
+    /* Only [from, to) may be read: that is the whole buffer. The word-start rule depends on `from` alone. */
+    return csip_patterns_find_in(p, buf + from, to - from, 0, to - from, enabled);
 }

@@ -2,24 +2,34 @@ import CSIPScan
 
 /// A set of up to 64 lower-case byte patterns searched case-insensitively in one pass by C
 /// (`csip_patterns_find`); a pattern starting with a letter matches only at a word start. Built once, read-only
-/// afterwards.
+/// afterwards. The search runs a SIMD prefilter (AVX2 or SSE4.2, chosen at run time) in front of the exact check;
+/// every level gives the same result as the scalar reference.
 public final class PatternSet {
     private let table: UnsafeMutablePointer<csip_patterns>
     /// `order[i]` is the caller's index of the pattern the C table holds at position i.
     private let order: [Int]
 
-    /// Patterns in any order; each must be non-empty ASCII. Traps on more than 64 (a programming error).
-    public init(_ patterns: [[UInt8]]) {
+    /// Patterns in any order (ASCII letters are compared without case, other bytes as they are). Traps when they do
+    /// not ``fit(_:)`` (a programming error), or on a `simd` level this CPU lacks (see `MessageScanner.supports`);
+    /// `.auto` picks the best one. `wordStart: false` drops the word-start rule: plain substring search.
+    public init(_ patterns: [[UInt8]], wordStart: Bool = true, simd: SIMDLevel = .auto) {
         let sorted = patterns.enumerated().map { ($0.offset, $0.element.map(ASCII.lowercased)) }
             .sorted { $0.1[0] < $1.1[0] }
         let table = UnsafeMutablePointer<csip_patterns>.allocate(capacity: 1)
-        csip_patterns_init(table)
+        if wordStart { csip_patterns_init(table) } else { csip_patterns_init_anywhere(table) }
         for (_, text) in sorted {
             let status = text.withUnsafeBufferPointer { csip_patterns_add(table, $0.baseAddress, $0.count) }
             precondition(status == 0, "pattern table full or malformed")
         }
+        precondition(csip_patterns_set_level(table, simd.rawValue) == 0, "SIMD level \(simd) not supported")
         self.table = table
         order = sorted.map(\.0)
+    }
+
+    /// True when `patterns` fit one table: at most 64, each 1-255 bytes, 1,024 bytes in all.
+    public static func fit(_ patterns: [[UInt8]]) -> Bool {
+        patterns.count <= Int(CSIP_PATTERNS_MAX) && patterns.allSatisfy { !$0.isEmpty && $0.count <= 255 }
+            && patterns.reduce(0) { $0 + $1.count } <= Int(CSIP_PATTERNS_TEXT_MAX)
     }
 
     deinit {
@@ -37,7 +47,8 @@ public final class PatternSet {
     public func firstMatch(in bytes: PacketBytes, _ span: ByteSpan, mask: UInt64) -> Int? {
         precondition(bytes.contains(span), "span outside PacketBytes")
         guard span.count > 0, let base = bytes.base.baseAddress else { return nil }
-        let found = csip_patterns_find(table, base.assumingMemoryBound(to: UInt8.self), span.start, span.end, mask)
+        let found = csip_patterns_find_in(
+            table, base.assumingMemoryBound(to: UInt8.self), bytes.count, span.start, span.end, mask)
         return found < 0 ? nil : order[Int(found)]
     }
 }

@@ -28,6 +28,9 @@ public final class SecurityValidator {
     public let configuration: SecurityConfiguration
     private let domains: [[UInt8]]
     private let agents: [[UInt8]]
+    /// `agents` as one substring search (C, SIMD prefilter), or nil when they do not fit a table (an empty entry,
+    /// over 64, over 255 bytes): then the plain loop below runs.
+    private let agentSet: PatternSet?
     private let patterns = PatternSet(AttackPatterns.all.map { Array($0.0.utf8) })
     /// Per pattern (table order), enabled when its rule is.
     private let patternMask: UInt64
@@ -39,6 +42,7 @@ public final class SecurityValidator {
         self.configuration = configuration
         domains = configuration.allowedDomains.map { Array($0.lowercased().utf8) }
         agents = configuration.blockedUserAgents.map { Array($0.lowercased().utf8) }
+        agentSet = !agents.isEmpty && PatternSet.fit(agents) ? PatternSet(agents, wordStart: false) : nil
         var mask: UInt32 = 0
         for (index, rule) in SecurityRule.allCases.enumerated() where configuration.action(for: rule) != .allow {
             mask |= 1 << UInt32(index)
@@ -118,7 +122,11 @@ public final class SecurityValidator {
             var index = message.firstIndex(of: .userAgent)
             while let current = index {
                 let value = message.header(at: current).value
-                if agents.contains(where: { Self.contains(bytes, value, lowercased: $0) }) { return .blockedUserAgent }
+                if let agentSet {
+                    if agentSet.firstMatch(in: bytes, value, mask: ~0) != nil { return .blockedUserAgent }
+                } else if agents.contains(where: { Self.contains(bytes, value, lowercased: $0) }) {
+                    return .blockedUserAgent
+                }
                 index = message.nextIndex(of: .userAgent, after: current)
             }
         }

@@ -121,6 +121,44 @@ func violation(_ bytes: [UInt8], _ configuration: SecurityConfiguration = Securi
         #expect(try violation(invite(headers: ["User-Agent: Friendly Phone"])) == nil)
     }
 
+    /// Blocked agents are a plain substring search without case (C, SIMD prefilter), whatever the list holds: the
+    /// verdict must equal a naive search, also for lists that do not fit the C table (empty entry, over 64).
+    @Test func blockedAgentsMatchANaiveSubstringSearch() throws {
+        var rng = SystemRandomNumberGenerator()
+        var seed = UInt64.random(in: 0...UInt64.max, using: &rng)
+        func next(_ range: ClosedRange<Int>) -> Int {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return range.lowerBound + Int((seed >> 33) % UInt64(range.count))
+        }
+        let alphabet = Array("aAbBsSiI-/. 09xX")
+        func word(_ length: ClosedRange<Int>) -> String { String((0..<next(length)).map { _ in alphabet[next(0...alphabet.count - 1)] }) }
+        var configuration = SecurityConfiguration()
+        for rule in [SecurityRule.sqlInjection, .scriptInjection, .shellInjection, .pathTraversal, .crlfInjection] {
+            configuration.actions[rule] = .allow
+        }
+        let parser = try SIPParser()
+        for round in 0..<150 {
+            var agents = (0..<next(1...6)).map { _ in word(1...4) }
+            if round % 10 == 3 { agents.append("") }  // matches every User-Agent: the plain loop
+            if round % 10 == 7 { agents += (0..<70).map { "zz\($0)" } }  // more than a table holds
+            if round % 10 == 5 { agents = SecurityConfiguration().blockedUserAgents }
+            configuration.blockedUserAgents = agents
+            let validator = SecurityValidator(configuration: configuration)
+            let needles = agents.map { Array($0.lowercased().utf8) }
+            for _ in 0..<40 {
+                let value = "a" + word(0...40) + "z"
+                let haystack = Array(value.lowercased().utf8)
+                let expected = needles.contains { needle in
+                    needle.isEmpty || (haystack.count >= needle.count && (0...haystack.count - needle.count).contains { haystack[$0..<$0 + needle.count].elementsEqual(needle) })
+                }
+                let rule = try invite(headers: ["User-Agent: \(value)"]).withPacketBytes { packet in
+                    validator.validate(try parser.parse(packet), fromPublicSide: true).rule
+                }
+                #expect(rule == (expected ? .blockedUserAgent : nil), "agents \(agents) value \(value.debugDescription)")
+            }
+        }
+    }
+
     @Test func actionsArePerRule() throws {
         var configuration = SecurityConfiguration()
         let validator = SecurityValidator(configuration: configuration)

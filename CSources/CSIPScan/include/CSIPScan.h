@@ -186,6 +186,7 @@ size_t csip_find_control(const struct csip_scanner *scanner, const uint8_t *buf,
 
 #define CSIP_PATTERNS_MAX 64
 #define CSIP_PATTERNS_TEXT_MAX 1024
+#define CSIP_PATTERNS_BUCKETS 8
 
 struct csip_patterns {
     /** 1 when a byte (either case) may start a pattern. */
@@ -198,19 +199,52 @@ struct csip_patterns {
     uint8_t text[CSIP_PATTERNS_TEXT_MAX];
     uint32_t count;
     uint32_t text_used;
+    /* SIMD prefilter (Teddy, as in Hyperscan): every pattern sits in one of CSIP_PATTERNS_BUCKETS buckets. For byte
+     * j (0-2) of a position, bucket b may match there only if bit b is set in both teddy_lo[j][byte & 15] and
+     * teddy_hi[j][byte >> 4]; both cases of a letter are entered, and a pattern shorter than j+1 bytes allows any
+     * byte. A position whose three bytes leave no bucket cannot start a match; the others are verified exactly.
+     * The 16 entries are stored twice so one 32-byte load feeds both AVX2 lanes. */
+    uint8_t teddy_lo[3][32];
+    uint8_t teddy_hi[3][32];
+    /** Patterns (bit k = pattern k) in each bucket. */
+    uint64_t bucket_patterns[CSIP_PATTERNS_BUCKETS];
+    /** Nibble sets per bucket and byte (bit n = nibble n), used to place new patterns. */
+    uint16_t bucket_lo[CSIP_PATTERNS_BUCKETS][3];
+    uint16_t bucket_hi[CSIP_PATTERNS_BUCKETS][3];
+    /** 1: patterns match anywhere (csip_patterns_init_anywhere); 0: the word-start rule applies. */
+    uint32_t anywhere;
+    /** CSIP_SIMD_* level csip_patterns_find uses: the best this CPU runs, set by init (or csip_patterns_set_level). */
+    uint32_t simd_level;
 };
 
 void csip_patterns_init(struct csip_patterns *patterns);
+
+/** As csip_patterns_init, for plain substrings: no word-start rule, a pattern matches at any position. */
+void csip_patterns_init_anywhere(struct csip_patterns *patterns);
+
+/**
+ * Chooses the search csip_patterns_find uses (CSIP_SIMD_AUTO: the best this CPU supports; init already did that).
+ * Every level returns the same result; a specific level is for tests and benchmarks. 0, -EINVAL or -ENOTSUP.
+ */
+int csip_patterns_set_level(struct csip_patterns *patterns, uint32_t requested_level);
 
 /** Adds a lower-case pattern. Patterns must come in ascending order of first byte. 0, -EINVAL or -ENOSPC. */
 int csip_patterns_add(struct csip_patterns *patterns, const uint8_t *text, size_t length);
 
 /**
  * Index of the first pattern (enabled in `enabled`, bit i for pattern i) occurring in buf[from, to), or -1.
- * A pattern whose first byte is a letter counts only where the byte before is not a letter or digit.
+ * A pattern whose first byte is a letter counts only where the byte before is not a letter or digit (unless the
+ * table was initialised with csip_patterns_init_anywhere); buf[from - 1] is never read: `from` starts a word.
  */
 int32_t csip_patterns_find(const struct csip_patterns *patterns, const uint8_t *buf, size_t from, size_t to,
                            uint64_t enabled);
+
+/**
+ * Same result as csip_patterns_find(patterns, buf, from, to, enabled), but buf holds `len` readable bytes and the
+ * search may read any of them (whole SIMD steps, no copying near `to`). -1 as well when to > len.
+ */
+int32_t csip_patterns_find_in(const struct csip_patterns *patterns, const uint8_t *buf, size_t len, size_t from,
+                              size_t to, uint64_t enabled);
 
 #ifdef __cplusplus
 }

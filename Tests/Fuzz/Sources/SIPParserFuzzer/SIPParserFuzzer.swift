@@ -7,7 +7,9 @@
 //      and with tight limits that cut the input mid-line: all levels must reach the same outcome, down to the error
 //      offset, every span and the validation verdict;
 //   3. parsed as a stream, which must agree with the datagram outcome (it differs only by requiring Content-Length);
-//   4. run through the raw control-character search of every SIMD level, which must agree byte for byte.
+//   4. run through the raw control-character search of every SIMD level, which must agree byte for byte;
+//   5. searched for the validator's attack patterns and blocked agents at every SIMD level (Teddy prefilter), which
+//      must find the same pattern as the scalar search, on the whole input and on spans and masks from its bytes.
 // A disagreement is a fatalError, which libFuzzer reports as a crash with the input saved as an artifact.
 //
 // main.swift starts libFuzzer (LLVMFuzzerRunDriver), which calls LLVMFuzzerTestOneInput below for every input.
@@ -238,6 +240,46 @@ func checkFindControl(_ input: [UInt8]) {
     }
 }
 
+/// The validator's attack patterns (SIPSecurity keeps them internal; same list) and its default blocked agents.
+let attackPatterns: [[UInt8]] = [
+    "' or ", "'or ", "' and ", "'--", "';", "' union", "union select", "union all select", "select * from",
+    "drop table", "insert into", "delete from", "xp_cmdshell", "sleep(", "benchmark(", "waitfor delay", "or 1=1",
+    "1=1--", "<script", "</script", "javascript:", "vbscript:", "onerror=", "onload=", "onmouseover=", "<img",
+    "<iframe", "<svg", "<body", "<object", "<embed", "document.cookie", "alert(", "$(", "${", "&&", "||", "|sh",
+    "| sh", "; rm ", ";rm ", "/bin/sh", "/bin/bash", "wget ", "curl ", "nc -", "`id`", "`whoami`", "`uname",
+    "../", "..\\", "..%2f", "..%5c", "%2e%2e", "/etc/passwd", "%0d", "%0a",
+].map { Array($0.utf8) }
+let agentPatterns = SecurityConfiguration().blockedUserAgents.map { Array($0.utf8) }
+/// Scalar first, then every SIMD level: word-start sets (attack patterns) and substring sets (agents).
+nonisolated(unsafe) let attackSets = simdLevels.map { PatternSet(attackPatterns, simd: $0) }
+nonisolated(unsafe) let agentSets = simdLevels.map { PatternSet(agentPatterns, wordStart: false, simd: $0) }
+
+/// Multi-pattern search: every SIMD level (Teddy prefilter) must find the same pattern as scalar, on the whole
+/// input and on spans and masks taken from its bytes.
+func checkPatterns(_ input: [UInt8], _ packet: PacketBytes) {
+    guard simdLevels.count > 1 else { return }
+    let n = input.count
+    var ranges: [(Int, Int, UInt64)] = [(0, n, ~0)]
+    for k in 0..<min(n, 16) {
+        let from = Int(input[k]) % n
+        let to = from + Int(input[n - 1 - k]) % (n - from + 1)
+        ranges.append((from, to, k % 3 == 2 ? UInt64(input[k]) &* 0x9E37_79B9_7F4A_7C15 : ~0))
+    }
+    for (name, sets) in [("attack patterns", attackSets), ("agents", agentSets)] {
+        for (from, to, enabled) in ranges {
+            let span = ByteSpan(from: from, to: to)
+            let expected = sets[0].firstMatch(in: packet, span, mask: enabled)
+            for (level, set) in zip(simdLevels, sets).dropFirst() {
+                let found = set.firstMatch(in: packet, span, mask: enabled)
+                if found != expected {
+                    mismatch("\(name) firstMatch(\(from)..<\(to), mask \(enabled))",
+                             "scalar: \(String(describing: expected))", "\(level): \(String(describing: found))")
+                }
+            }
+        }
+    }
+}
+
 /// Stream framing differs from datagram framing only in requiring Content-Length (checked after everything else).
 func checkStream(datagram: Outcome, stream: Outcome) {
     switch datagram {
@@ -296,6 +338,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         case .needMore, .invalid:
             break
         }
+        checkPatterns(input, packet)
     }
     checkFindControl(input)
     return 0
