@@ -59,21 +59,36 @@ public struct Flow: Equatable, Hashable, Sendable, CustomStringConvertible {
 ///
 /// Layout before encoding: version, transport, worker, connection (4, big-endian), family, address (4 or 16),
 /// port (2), then the MAC over all of that.
-public struct FlowTokenCodec: Sendable {
+///
+/// Holds a keyed OpenSSL MAC context and scratch buffers, reused from token to token (no allocation per token):
+/// one per worker, not shared between threads.
+public final class FlowTokenCodec {
     static let version: UInt8 = 1
     static let macLength = 10
-    private let key: [UInt8]
+    private let context: OpaquePointer
+    private var raw: [UInt8] = []
+    private var mac = [UInt8](repeating: 0, count: FlowTokenCodec.macLength)
 
     /// `key`: at least 16 bytes of secret. Tokens made with another key do not verify.
     public init(key: [UInt8]) {
         precondition(key.count >= 16, "flow token key shorter than 16 bytes")
-        self.key = key
+        var made: OpaquePointer?
+        // OpenSSL unable to set up HMAC-SHA256 means the process is broken; never run without signing.
+        precondition(csip_mac_new(&made, key, key.count) == 0 && made != nil, "HMAC-SHA256 setup failed")
+        context = made!
+        raw.reserveCapacity(48)
+    }
+
+    deinit {
+        csip_mac_free(context)
     }
 
     /// Appends the token for `flow` to `out`.
     public func append(_ flow: Flow, to out: inout [UInt8]) {
-        var raw: [UInt8] = [Self.version, flow.transport.rawValue, flow.worker]
-        raw.reserveCapacity(40)
+        raw.removeAll(keepingCapacity: true)
+        raw.append(Self.version)
+        raw.append(flow.transport.rawValue)
+        raw.append(flow.worker)
         appendBigEndian(UInt64(flow.connection), bytes: 4, to: &raw)
         raw.append(flow.address.family.rawValue)
         if flow.address.family == .ipv4 {
@@ -83,9 +98,7 @@ public struct FlowTokenCodec: Sendable {
             appendBigEndian(flow.address.low, bytes: 8, to: &raw)
         }
         appendBigEndian(UInt64(flow.address.port), bytes: 2, to: &raw)
-        var mac = [UInt8](repeating: 0, count: Self.macLength)
-        guard csip_hmac_sha256(key, key.count, raw, raw.count, &mac, Self.macLength) == 0 else {
-            // OpenSSL failing on HMAC means the process is broken; never emit an unsigned token.
+        guard csip_mac_compute(context, raw, raw.count, &mac, Self.macLength) == 0 else {
             preconditionFailure("HMAC-SHA256 failed")
         }
         raw += mac
@@ -94,12 +107,11 @@ public struct FlowTokenCodec: Sendable {
 
     /// The flow in a token, or nil when it is malformed or its MAC does not verify.
     public func decode(_ bytes: PacketBytes, _ span: ByteSpan) -> Flow? {
-        guard span.count <= 64, let raw = Base64URL.decode(bytes, span), raw.count > Self.macLength + 9 else {
+        guard span.count <= 64, Base64URL.decode(bytes, span, into: &raw), raw.count > Self.macLength + 9 else {
             return nil
         }
         let body = raw.count - Self.macLength
-        var mac = [UInt8](repeating: 0, count: Self.macLength)
-        guard csip_hmac_sha256(key, key.count, raw, body, &mac, Self.macLength) == 0 else { return nil }
+        guard csip_mac_compute(context, raw, body, &mac, Self.macLength) == 0 else { return nil }
         // Constant-time comparison: the time taken must not reveal how many MAC bytes matched.
         var difference: UInt8 = 0
         for i in 0..<Self.macLength { difference |= mac[i] ^ raw[body + i] }
@@ -152,14 +164,14 @@ enum Base64URL {
         }
     }
 
-    static func decode(_ bytes: PacketBytes, _ span: ByteSpan) -> [UInt8]? {
-        guard span.count % 4 != 1 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(span.count * 3 / 4)
+    /// Decodes `span` into `out` (cleared first); false when it is not canonical base64url.
+    static func decode(_ bytes: PacketBytes, _ span: ByteSpan, into out: inout [UInt8]) -> Bool {
+        out.removeAll(keepingCapacity: true)
+        guard span.count % 4 != 1 else { return false }
         var word: UInt32 = 0
         var bits = 0
         for index in span.start..<span.end {
-            guard let value = sextet(bytes[index]) else { return nil }
+            guard let value = sextet(bytes[index]) else { return false }
             word = word << 6 | UInt32(value)
             bits += 6
             if bits >= 8 {
@@ -168,8 +180,7 @@ enum Base64URL {
             }
         }
         // Leftover bits must be zero, so every token has exactly one spelling.
-        guard word & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
-        return out
+        return word & ((1 << UInt32(bits)) - 1) == 0
     }
 
     private static func sextet(_ byte: UInt8) -> UInt8? {

@@ -5,18 +5,18 @@ import SIPProxyCore
 import Testing
 
 private let key = Array("0123456789abcdef0123456789abcdef".utf8)
-private let codec = FlowTokenCodec(key: key)
 private let internalPort: UInt16 = 41_000
 private let tcpPhone = Flow(transport: .tcp, worker: 1, connection: 0x0003_0007,
                             address: EndpointAddress.parse("192.0.2.10", port: 40_000)!)
 
-private func token(_ flow: Flow, codec: FlowTokenCodec = codec) -> String {
+/// A fresh codec per use: codecs hold a MAC context and are not shared between (concurrently running) tests.
+private func token(_ flow: Flow, codec: FlowTokenCodec = FlowTokenCodec(key: key)) -> String {
     var out: [UInt8] = []
     codec.append(flow, to: &out)
     return String(decoding: out, as: UTF8.self)
 }
 
-private func decode(_ text: String, codec: FlowTokenCodec = codec) -> Flow? {
+private func decode(_ text: String, codec: FlowTokenCodec = FlowTokenCodec(key: key)) -> Flow? {
     Array(text.utf8).withPacketBytes { codec.decode($0, $0.all) }
 }
 
@@ -44,6 +44,20 @@ private func parameter(_ name: String, in line: String) -> String? {
 }
 
 @Suite struct FlowTokenTests {
+    @Test func oneCodecSignsAndVerifiesManyTokensInARow() {
+        // The MAC context and scratch buffers are reused from token to token: nothing may leak between them.
+        let codec = FlowTokenCodec(key: key)
+        var tokens: [(Flow, String)] = []
+        for index in 0..<200 {
+            let flow = Flow(transport: index % 2 == 0 ? .tcp : .udp, worker: UInt8(index % 4), connection: UInt32(index),
+                            address: EndpointAddress.parse(index % 3 == 0 ? "2001:db8::\(index)" : "192.0.2.\(index % 250)",
+                                                           port: UInt16(5_000 + index))!)
+            tokens.append((flow, token(flow, codec: codec)))
+        }
+        for (flow, text) in tokens.reversed() { #expect(decode(text, codec: codec) == flow) }
+        #expect(Set(tokens.map(\.1)).count == 200)
+    }
+
     @Test func tokensRoundTripEveryTransportAndFamily() {
         let flows = [
             tcpPhone,

@@ -24,6 +24,19 @@ extern "C" {
 int csip_hmac_sha256(const uint8_t *key, size_t key_length, const uint8_t *data, size_t data_length, uint8_t *out,
                      size_t out_length);
 
+/**
+ * A keyed HMAC-SHA256 context for many messages under one key: OpenSSL's one-shot HMAC() fetches the digest and
+ * builds a context per call (~1.8 us); reusing one costs ~0.25 us. Not thread-safe: one per worker.
+ */
+struct csip_mac;
+
+/** A context for `key`. 0, or -1 when OpenSSL failed (nothing allocated). */
+int csip_mac_new(struct csip_mac **out, const uint8_t *key, size_t key_length);
+void csip_mac_free(struct csip_mac *mac);
+
+/** HMAC-SHA256 of `data` under the context's key, truncated to `out_length` (1...CSIP_MAC_MAX). 0 or -1. */
+int csip_mac_compute(struct csip_mac *mac, const uint8_t *data, size_t data_length, uint8_t *out, size_t out_length);
+
 /* ---------------------------------------------------------------------------------------------------------------
  * TLS 1.2 / 1.3 over memory BIOs. OpenSSL never touches a socket: the caller reads ciphertext from the socket and
  * feeds it in (csip_tls_feed), takes ciphertext out and writes it to the socket (csip_tls_take_output), and moves
