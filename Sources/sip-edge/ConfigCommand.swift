@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import SIPConfig
+import SIPProxyCore
+import SIPUring
 
 /// `sip-edge config`: prints the embedded defaults, or checks a file (for systemd's ExecStartPre and reloads).
 struct ConfigCommand: ParsableCommand {
@@ -22,8 +24,12 @@ struct ConfigCommand: ParsableCommand {
                 throw ValidationError("cannot read \(check)")
             }
             do {
-                _ = try EdgeConfiguration.parse(yaml: String(decoding: data, as: UTF8.self),
-                                                over: EdgeConfiguration.defaults())
+                let edge = try EdgeConfiguration.parse(yaml: String(decoding: data, as: UTF8.self),
+                                                       over: EdgeConfiguration.defaults())
+                // Certificates and keys are loaded as a start or a reload would, so a renewal that does not load
+                // (wrong key, unreadable file) is caught before systemd sends SIGHUP.
+                if edge.tlsListen != nil { _ = try TLSContext(server: edge.tls) }
+                if edge.upstreamTransport == .tls { _ = try TLSContext(client: edge.upstreamTLS) }
                 print("ok")
             } catch {
                 FileHandle.standardError.write(Data("\(check): \(error)\n".utf8))

@@ -212,6 +212,25 @@ import Testing
         }
     }
 
+    /// `sip-edge config --check` (systemd's ExecReload runs it before SIGHUP) loads the certificate and key, so a
+    /// renewal that cannot work is refused before it reaches the running proxy.
+    @Test func configCheckLoadsTheCertificateAndKey() throws {
+        try withCertificates { certificates in
+            let config = FileManager.default.temporaryDirectory.appendingPathComponent("check-tls-\(getpid()).yaml")
+            func check(key: String) throws -> (Int32, String) {
+                try edgeConfig(certificate: certificates.serverCertificate, key: key)
+                    .write(to: config, atomically: true, encoding: .utf8)
+                let status = try ProcessHarness.run(ProcessHarness.sipEdgeBinary.path, ["config", "--check", config.path],
+                                                    timeout: 10, log: "check-tls.log")
+                return (status, ProcessHarness.logContents("check-tls.log"))
+            }
+            #expect(try check(key: certificates.serverKey) == (0, "ok\n"))
+            let (status, output) = try check(key: certificates.renewedServerKey)
+            #expect(status == 2)
+            #expect(output.contains("does not match certificate"), "\(output)")
+        }
+    }
+
     @Test func mutualTLSRefusesClientsWithoutACertificate() throws {
         try withCertificates { certificates in
             let extra = "  ca: \(certificates.caCertificate)\n  require_client_certificate: true"
