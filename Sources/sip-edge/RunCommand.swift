@@ -157,7 +157,7 @@ struct RunCommand: ParsableCommand {
         for index in 0..<workers {
             let thread = Thread {
                 do {
-                    let worker = try UDPWorker(index: index, configuration: configuration, board: board,
+                    let worker = try EdgeWorker(index: index, configuration: configuration, board: board,
                                                mailbox: mailbox)
                     started.report(nil, path: worker.dataPath)
                     if index == 0, configuration.workers > 1, started.waitForAll().isEmpty {
@@ -176,7 +176,7 @@ struct RunCommand: ParsableCommand {
                     started.finished(index: index, counters: nil)
                 }
             }
-            thread.name = "sip-edge-udp-\(index)"
+            thread.name = "sip-edge-worker-\(index)"
             thread.start()
             threads.append(thread)
         }

@@ -181,9 +181,10 @@ public struct WorkerCounters: Sendable {
     public init() {}
 }
 
-/// One UDP worker: its own public socket (SO_REUSEPORT on the shared port), its own upstream socket (its own port,
-/// so upstream responses return to it), its own parser and proxy. Runs on a dedicated thread.
-public final class UDPWorker {
+/// One worker: its own public UDP socket and TCP/TLS listeners (SO_REUSEPORT on the shared ports), its own upstream
+/// socket (its own port, so upstream responses and requests for its flows return to it), its own connections,
+/// parser, policy and proxy. Runs on a dedicated thread. Streams live in `EdgeWorker+Streams.swift`.
+public final class EdgeWorker {
     public let index: Int
     let configuration: WorkerConfiguration
     private let publicSocket: UDPSocket

@@ -7,7 +7,7 @@ import SIPUring
 /// SIP over TCP and TLS on the worker's ring (RFC 3261 §18.3): accept, receive into provided buffers, frame by
 /// Content-Length, hand each message to the same path as a datagram, and send in order with one send in flight per
 /// connection. Every buffer is bounded: a peer that sends too much is refused, one that reads too slowly is cut.
-extension UDPWorker {
+extension EdgeWorker {
     // MARK: Accept
 
     func accept(_ event: URingEvent) {
