@@ -189,6 +189,136 @@ static void enter_first_byte(struct csip_patterns *p, uint8_t c) {
     for (unsigned n = 8; n < 16; n++) p->first_hi[n] = p->first_hi[n + 16] = 0xff;
 }
 
+/* ---- refinement ------------------------------------------------------------------------------------------------ */
+
+/* Cost of one bucket with the given nibble sets over the training positions (bytes 0-2 of each position the search
+ * would examine): hits above, the weight product below, as bucket_costs. An empty bucket costs 0. */
+static uint64_t refine_cost(const uint16_t lo[3], const uint16_t hi[3], const uint8_t (*positions)[3], size_t n) {
+    if (lo[0] == 0) return 0;
+    uint64_t hits = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t pass = 1;
+        for (int j = 0; j < 3; j++) {
+            uint8_t c = positions[i][j];
+            pass &= (uint32_t)(lo[j] >> (c & 15)) & (uint32_t)(hi[j] >> (c >> 4));
+        }
+        hits += pass & 1;
+    }
+    uint64_t weight = 1;
+    for (int j = 0; j < 3; j++) {
+        uint64_t sum = 0;
+        for (uint32_t h = hi[j]; h != 0; h &= h - 1) {
+            for (uint32_t l = lo[j]; l != 0; l &= l - 1) {
+                sum += byte_weight(((unsigned)__builtin_ctz(h) << 4) | (unsigned)__builtin_ctz(l));
+            }
+        }
+        weight *= sum;
+    }
+    return (hits << 32) + weight;
+}
+
+int csip_patterns_optimize(struct csip_patterns *p) {
+    if (p == NULL) return -EINVAL;
+    if (p->count == 0) return 0;
+    /* The training positions the search would verify without a prefilter: a byte that starts some pattern (the
+     * first-byte filter passes nothing else) and, with the word-start rule, not a letter inside a word. */
+    static const size_t text_length = sizeof(training_text) - 1;
+    uint8_t positions[sizeof(training_text)][3];
+    size_t n = 0;
+    const uint8_t *t = (const uint8_t *)training_text;
+    for (size_t i = 0; i < text_length; i++) {
+        if (t[i] == 0 || !p->candidate[t[i]]) continue;
+        if (!p->anywhere && is_letter(t[i]) && i > 0 && is_word(t[i - 1])) continue;
+        positions[n][0] = t[i];
+        positions[n][1] = i + 1 < text_length ? t[i + 1] : 0;
+        positions[n][2] = i + 2 < text_length ? t[i + 2] : 0;
+        n++;
+    }
+    uint8_t assign[CSIP_PATTERNS_MAX];
+    uint16_t plo[CSIP_PATTERNS_MAX][3], phi[CSIP_PATTERNS_MAX][3];
+    uint16_t blo[CSIP_PATTERNS_BUCKETS][3] = {{0}}, bhi[CSIP_PATTERNS_BUCKETS][3] = {{0}};
+    uint64_t cost[CSIP_PATTERNS_BUCKETS];
+    for (uint32_t k = 0; k < p->count; k++) {
+        assign[k] = 0;
+        for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) {
+            if ((p->bucket_patterns[b] >> k) & 1) assign[k] = (uint8_t)b;
+        }
+        pattern_nibbles(p->text + p->offset[k], p->length[k], plo[k], phi[k]);
+        for (int j = 0; j < 3; j++) {
+            blo[assign[k]][j] |= plo[k][j];
+            bhi[assign[k]][j] |= phi[k][j];
+        }
+    }
+    for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) cost[b] = refine_cost(blo[b], bhi[b], positions, n);
+    /* Local search: move one pattern at a time to the bucket that lowers the total cost most, until no move helps. */
+    for (int sweep = 0; sweep < 6; sweep++) {
+        int moved = 0;
+        for (uint32_t k = 0; k < p->count; k++) {
+            uint32_t from = assign[k];
+            uint16_t rest_lo[3] = {0, 0, 0}, rest_hi[3] = {0, 0, 0};
+            for (uint32_t q = 0; q < p->count; q++) {
+                if (q == k || assign[q] != from) continue;
+                for (int j = 0; j < 3; j++) {
+                    rest_lo[j] |= plo[q][j];
+                    rest_hi[j] |= phi[q][j];
+                }
+            }
+            uint64_t rest_cost = refine_cost(rest_lo, rest_hi, positions, n);
+            uint32_t best = from;
+            uint64_t best_gain = 0, best_cost = 0;
+            for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) {
+                if (b == from) continue;
+                uint16_t lo[3], hi[3];
+                for (int j = 0; j < 3; j++) {
+                    lo[j] = (uint16_t)(blo[b][j] | plo[k][j]);
+                    hi[j] = (uint16_t)(bhi[b][j] | phi[k][j]);
+                }
+                uint64_t moved_cost = refine_cost(lo, hi, positions, n);
+                /* The two buckets involved, before (from, b) and after (from without k, b with k). */
+                uint64_t before = cost[from] + cost[b], after = rest_cost + moved_cost;
+                if (after < before && before - after > best_gain) {
+                    best = b;
+                    best_gain = before - after;
+                    best_cost = moved_cost;
+                }
+            }
+            if (best == from) continue;
+            assign[k] = (uint8_t)best;
+            for (int j = 0; j < 3; j++) {
+                blo[from][j] = rest_lo[j];
+                bhi[from][j] = rest_hi[j];
+                blo[best][j] |= plo[k][j];
+                bhi[best][j] |= phi[k][j];
+            }
+            cost[from] = rest_cost;
+            cost[best] = best_cost;
+            moved = 1;
+        }
+        if (!moved) break;
+    }
+    /* Rebuild the prefilter tables from the new placement. */
+    memset(p->teddy_lo, 0, sizeof(p->teddy_lo));
+    memset(p->teddy_hi, 0, sizeof(p->teddy_hi));
+    memset(p->bucket_patterns, 0, sizeof(p->bucket_patterns));
+    for (uint32_t k = 0; k < p->count; k++) p->bucket_patterns[assign[k]] |= 1ull << k;
+    for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) {
+        uint8_t bit = (uint8_t)(1u << b);
+        for (int j = 0; j < 3; j++) {
+            p->bucket_lo[b][j] = blo[b][j];
+            p->bucket_hi[b][j] = bhi[b][j];
+            for (unsigned nibble = 0; nibble < 16; nibble++) {
+                if ((blo[b][j] >> nibble) & 1) {
+                    p->teddy_lo[j][nibble] = p->teddy_lo[j][nibble + 16] = (uint8_t)(p->teddy_lo[j][nibble] | bit);
+                }
+                if ((bhi[b][j] >> nibble) & 1) {
+                    p->teddy_hi[j][nibble] = p->teddy_hi[j][nibble + 16] = (uint8_t)(p->teddy_hi[j][nibble] | bit);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 int csip_patterns_add(struct csip_patterns *p, const uint8_t *text, size_t length) {
     if (p == NULL || text == NULL || length == 0 || length > 255) return -EINVAL;
     if (p->count >= CSIP_PATTERNS_MAX || p->text_used + length > CSIP_PATTERNS_TEXT_MAX) return -ENOSPC;

@@ -21,6 +21,8 @@ public final class PatternSet {
             let status = text.withUnsafeBufferPointer { csip_patterns_add(table, $0.baseAddress, $0.count) }
             precondition(status == 0, "pattern table full or malformed")
         }
+        // Re-place the patterns in the prefilter's buckets for typical header text (speed only, never results).
+        precondition(csip_patterns_optimize(table) == 0, "pattern table refinement failed")
         precondition(csip_patterns_set_level(table, simd.rawValue) == 0, "SIMD level \(simd) not supported")
         self.table = table
         order = sorted.map(\.0)

@@ -219,6 +219,11 @@ import Testing
                 #expect(pattern.withUnsafeBufferPointer { csip_patterns_add(table, $0.baseAddress, $0.count) } == 0)
             }
             #expect(csip_patterns_set_level(table, level.rawValue) == 0)
+            // The same table after csip_patterns_optimize (other buckets): the same answers.
+            let optimized = UnsafeMutablePointer<csip_patterns>.allocate(capacity: 1)
+            defer { optimized.deallocate() }
+            optimized.initialize(to: table.pointee)
+            #expect(csip_patterns_optimize(optimized) == 0)
             let fragments = Self.attackPatterns.map { Array($0.utf8) } + [Array("abc ".utf8), Array("x1".utf8)]
             for _ in 0..<5_000 {
                 var bytes: [UInt8] = []
@@ -237,6 +242,10 @@ import Testing
                      })
                 }
                 #expect(whole == cut, "\(level) \(String(decoding: bytes, as: UTF8.self).debugDescription) [\(from), \(to))")
+                let refined = bytes.withUnsafeBufferPointer { buffer in
+                    csip_patterns_find_in(optimized, buffer.baseAddress!, buffer.count, from, to, enabled)
+                }
+                #expect(refined == whole, "optimized \(level) \(String(decoding: bytes, as: UTF8.self).debugDescription)")
             }
         }
     }

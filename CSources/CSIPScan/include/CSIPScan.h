@@ -238,6 +238,13 @@ int csip_patterns_set_level(struct csip_patterns *patterns, uint32_t requested_l
 int csip_patterns_add(struct csip_patterns *patterns, const uint8_t *text, size_t length);
 
 /**
+ * Optional, once all patterns are added: moves patterns between prefilter buckets (local search) so that typical SIP
+ * header text leaves as few candidate positions as possible, counting the exact first-byte filter and the word-start
+ * rule. Only speed changes, never a result. 0, or -EINVAL for a null table. About a millisecond for 64 patterns.
+ */
+int csip_patterns_optimize(struct csip_patterns *patterns);
+
+/**
  * Index of the first pattern (enabled in `enabled`, bit i for pattern i) occurring in buf[from, to), or -1.
  * A pattern whose first byte is a letter counts only where the byte before is not a letter or digit (unless the
  * table was initialised with csip_patterns_init_anywhere); buf[from - 1] is never read: `from` starts a word.
