@@ -191,26 +191,43 @@ static void enter_first_byte(struct csip_patterns *p, uint8_t c) {
 
 /* ---- refinement ------------------------------------------------------------------------------------------------ */
 
-/* Cost of one bucket with the given nibble sets over the training positions (bytes 0-2 of each position the search
- * would examine): hits above, the weight product below, as bucket_costs. An empty bucket costs 0. */
-static uint64_t refine_cost(const uint16_t lo[3], const uint16_t hi[3], const uint8_t (*positions)[3], size_t n) {
+/* The training positions the refinement counts, as bit sets: lo[j][l] holds the positions whose byte j has low nibble
+ * l, hi[j][h] those whose byte j has high nibble h. weight_rows[h][w]: the low nibbles l whose byte (h << 4 | l) has
+ * byte_weight 1 << w. */
+#define CSIP_REFINE_WORDS ((sizeof(training_text) + 63) / 64)
+struct refine_sets {
+    uint64_t lo[3][16][CSIP_REFINE_WORDS];
+    uint64_t hi[3][16][CSIP_REFINE_WORDS];
+    uint16_t weight_rows[16][4];
+    size_t words; /* words in use: (positions + 63) / 64 */
+};
+
+/* Cost of one bucket with the given nibble sets over the training positions: hits above, the weight product below,
+ * as bucket_costs. An empty bucket costs 0. */
+static uint64_t refine_cost(const uint16_t lo[3], const uint16_t hi[3], const struct refine_sets *sets) {
     if (lo[0] == 0) return 0;
-    uint64_t hits = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t pass = 1;
-        for (int j = 0; j < 3; j++) {
-            uint8_t c = positions[i][j];
-            pass &= (uint32_t)(lo[j] >> (c & 15)) & (uint32_t)(hi[j] >> (c >> 4));
+    uint64_t pass[CSIP_REFINE_WORDS];
+    for (size_t w = 0; w < sets->words; w++) pass[w] = ~0ull;
+    for (int j = 0; j < 3; j++) {
+        uint64_t lo_any[CSIP_REFINE_WORDS] = {0}, hi_any[CSIP_REFINE_WORDS] = {0};
+        for (uint32_t l = lo[j]; l != 0; l &= l - 1) {
+            const uint64_t *bits = sets->lo[j][__builtin_ctz(l)];
+            for (size_t w = 0; w < sets->words; w++) lo_any[w] |= bits[w];
         }
-        hits += pass & 1;
+        for (uint32_t h = hi[j]; h != 0; h &= h - 1) {
+            const uint64_t *bits = sets->hi[j][__builtin_ctz(h)];
+            for (size_t w = 0; w < sets->words; w++) hi_any[w] |= bits[w];
+        }
+        for (size_t w = 0; w < sets->words; w++) pass[w] &= lo_any[w] & hi_any[w];
     }
+    uint64_t hits = 0;
+    for (size_t w = 0; w < sets->words; w++) hits += (uint64_t)__builtin_popcountll(pass[w]);
     uint64_t weight = 1;
     for (int j = 0; j < 3; j++) {
         uint64_t sum = 0;
         for (uint32_t h = hi[j]; h != 0; h &= h - 1) {
-            for (uint32_t l = lo[j]; l != 0; l &= l - 1) {
-                sum += byte_weight(((unsigned)__builtin_ctz(h) << 4) | (unsigned)__builtin_ctz(l));
-            }
+            const uint16_t *row = sets->weight_rows[__builtin_ctz(h)];
+            for (int w = 0; w < 4; w++) sum += (uint64_t)__builtin_popcount((uint32_t)(lo[j] & row[w])) << w;
         }
         weight *= sum;
     }
@@ -223,16 +240,23 @@ int csip_patterns_optimize(struct csip_patterns *p) {
     /* The training positions the search would verify without a prefilter: a byte that starts some pattern (the
      * first-byte filter passes nothing else) and, with the word-start rule, not a letter inside a word. */
     static const size_t text_length = sizeof(training_text) - 1;
-    uint8_t positions[sizeof(training_text)][3];
-    size_t n = 0;
+    struct refine_sets sets;
+    memset(&sets, 0, sizeof(sets));
     const uint8_t *t = (const uint8_t *)training_text;
+    size_t n = 0;
     for (size_t i = 0; i < text_length; i++) {
         if (t[i] == 0 || !p->candidate[t[i]]) continue;
         if (!p->anywhere && is_letter(t[i]) && i > 0 && is_word(t[i - 1])) continue;
-        positions[n][0] = t[i];
-        positions[n][1] = i + 1 < text_length ? t[i + 1] : 0;
-        positions[n][2] = i + 2 < text_length ? t[i + 2] : 0;
+        for (size_t j = 0; j < 3; j++) {
+            uint8_t c = i + j < text_length ? t[i + j] : 0;
+            sets.lo[j][c & 15][n >> 6] |= 1ull << (n & 63);
+            sets.hi[j][c >> 4][n >> 6] |= 1ull << (n & 63);
+        }
         n++;
+    }
+    sets.words = (n + 63) / 64;
+    for (unsigned c = 0; c < 256; c++) {
+        sets.weight_rows[c >> 4][__builtin_ctzll(byte_weight(c))] |= (uint16_t)(1u << (c & 15));
     }
     uint8_t assign[CSIP_PATTERNS_MAX];
     uint16_t plo[CSIP_PATTERNS_MAX][3], phi[CSIP_PATTERNS_MAX][3];
@@ -249,7 +273,7 @@ int csip_patterns_optimize(struct csip_patterns *p) {
             bhi[assign[k]][j] |= phi[k][j];
         }
     }
-    for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) cost[b] = refine_cost(blo[b], bhi[b], positions, n);
+    for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) cost[b] = refine_cost(blo[b], bhi[b], &sets);
     /* Local search: move one pattern at a time to the bucket that lowers the total cost most, until no move helps. */
     for (int sweep = 0; sweep < 6; sweep++) {
         int moved = 0;
@@ -263,7 +287,7 @@ int csip_patterns_optimize(struct csip_patterns *p) {
                     rest_hi[j] |= phi[q][j];
                 }
             }
-            uint64_t rest_cost = refine_cost(rest_lo, rest_hi, positions, n);
+            uint64_t rest_cost = refine_cost(rest_lo, rest_hi, &sets);
             uint32_t best = from;
             uint64_t best_gain = 0, best_cost = 0;
             for (uint32_t b = 0; b < CSIP_PATTERNS_BUCKETS; b++) {
@@ -273,7 +297,7 @@ int csip_patterns_optimize(struct csip_patterns *p) {
                     lo[j] = (uint16_t)(blo[b][j] | plo[k][j]);
                     hi[j] = (uint16_t)(bhi[b][j] | phi[k][j]);
                 }
-                uint64_t moved_cost = refine_cost(lo, hi, positions, n);
+                uint64_t moved_cost = refine_cost(lo, hi, &sets);
                 /* The two buckets involved, before (from, b) and after (from without k, b with k). */
                 uint64_t before = cost[from] + cost[b], after = rest_cost + moved_cost;
                 if (after < before && before - after > best_gain) {
