@@ -8,10 +8,17 @@
  *     that nibble there, and the AND of the six lookups says which buckets may start a match at i. Those positions
  *     (few: three bytes must agree) get the same exact check as the scalar search, in position order and, at one
  *     position, in table order, so the first match is the same one.
+ *     Two more PSHUFBs check byte i exactly against the set of first bytes (a bitmap by nibble), so punctuation
+ *     such as ", " that only passes Teddy through merged nibble sets is not verified.
  * The prefilter cannot lose a match: a pattern that occurs at i has, in every byte j < 3 it covers, a byte whose two
  * nibbles were both entered for its bucket (both cases of a letter are entered; bytes past a short pattern allow
- * anything). Bytes are only read inside [from, to): a step that would read past `to` copies the tail to a zeroed
- * stack buffer, and the exact check then rejects anything that does not fit before `to`.
+ * anything), and its first byte is in the first-byte set. The SIMD searches read whole steps inside the buffer
+ * (see csip_patterns_find_in); the exact check rejects anything that does not fit before `to`.
+ *
+ * Which bucket holds which pattern changes only speed. Each false candidate costs a mispredicted branch at the end
+ * of the SIMD chain, so csip_patterns_optimize re-places the patterns of a finished table (local search) to leave as
+ * few candidates as possible on typical header text. csip_patterns_find_headers runs the search over many header
+ * values in one call (the per-call set-up and table loads once).
  */
 #include <errno.h>
 #include <string.h>
