@@ -148,6 +148,20 @@ public final class HeaderTable {
         precondition(index >= 0 && index < count, "header index out of range")
         return storage[index].kind
     }
+
+    /// Index of the first line after `index` (and before `limit`, capped at ``count``) whose kind code is `code`, or
+    /// nil: one bounds check for the whole walk instead of one per line.
+    @inlinable
+    public func nextIndex(ofKindCode code: UInt16, after index: Int, limit: Int) -> Int? {
+        precondition(index >= -1, "header index out of range")
+        let end = min(limit, count)  // count <= storage.count: scan() checks it
+        var i = index + 1
+        while i < end {
+            if storage[i].kind == code { return i }
+            i += 1
+        }
+        return nil
+    }
 }
 
 /// Runs the C span scanner over one message. One per worker (not thread-safe: it owns the reusable header table).

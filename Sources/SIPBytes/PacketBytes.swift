@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSIPScan
 
 /// A borrowed, read-only view of one message's bytes: a receive buffer, a slice of a stream buffer, or an array.
 ///
@@ -178,18 +179,12 @@ public enum ASCII {
 }
 
 extension PacketBytes {
-    /// Index of the first byte >= 0x80 in `span`, or nil: eight bytes per step, for UTF-8 validation.
+    /// Index of the first byte >= 0x80 in `span`, or nil: C, 64 bytes per step (SSE2), for UTF-8 validation.
     public func firstNonASCII(in span: ByteSpan) -> Int? {
         precondition(contains(span), "span outside PacketBytes")
-        var i = span.start
-        while i + 8 <= span.end {
-            if base.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { break }
-            i += 8
-        }
-        while i < span.end {
-            if self[i] >= 0x80 { return i }
-            i += 1
-        }
-        return nil
+        guard span.count > 0, let start = base.baseAddress else { return nil }
+        let found = csip_find_non_ascii(start.assumingMemoryBound(to: UInt8.self), span.start, span.end)
+        precondition(found >= span.start && found <= span.end, "csip_find_non_ascii outside the span")
+        return found == span.end ? nil : found
     }
 }

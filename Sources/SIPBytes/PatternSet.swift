@@ -21,6 +21,8 @@ public final class PatternSet {
             let status = text.withUnsafeBufferPointer { csip_patterns_add(table, $0.baseAddress, $0.count) }
             precondition(status == 0, "pattern table full or malformed")
         }
+        // Re-place the patterns in the prefilter's buckets for typical header text (speed only, never results).
+        precondition(csip_patterns_optimize(table) == 0, "pattern table refinement failed")
         precondition(csip_patterns_set_level(table, simd.rawValue) == 0, "SIMD level \(simd) not supported")
         self.table = table
         order = sorted.map(\.0)
@@ -50,5 +52,33 @@ public final class PatternSet {
         let found = csip_patterns_find_in(
             table, base.assumingMemoryBound(to: UInt8.self), bytes.count, span.start, span.end, mask)
         return found < 0 ? nil : order[Int(found)]
+    }
+
+    /// ``firstMatch(in:_:mask:)`` over `first` (when given: a Request-URI), then over the value of each of the first
+    /// `count` lines of `headers` whose kind code k has bit k set in `kinds` (`HeaderSet.rawValue`), in that order,
+    /// in one C call:
+    /// the first span holding an enabled pattern, its first position, table order there. Returns the caller's index
+    /// of the pattern and the header line it is in (nil: in `first`), or nil. `headers` must describe `bytes`.
+    public func firstMatch(in bytes: PacketBytes, first: ByteSpan?, headers: HeaderTable, count: Int, kinds: UInt64,
+                           mask: UInt64) -> (pattern: Int, line: Int?)? {
+        precondition(count >= 0 && count <= headers.count, "header count out of range")
+        guard let base = bytes.base.baseAddress else { return nil }
+        let buffer = base.assumingMemoryBound(to: UInt8.self)
+        var line: Int32 = -1
+        let found: Int32
+        if let first {
+            precondition(bytes.contains(first), "span outside PacketBytes")
+            var span = csip_span(off: first.offset, len: first.length)
+            found = csip_patterns_find_headers(
+                table, buffer, bytes.count, &span, headers.storage.baseAddress, UInt32(count), kinds, mask,
+                &line)
+        } else {
+            found = csip_patterns_find_headers(
+                table, buffer, bytes.count, nil, headers.storage.baseAddress, UInt32(count), kinds, mask,
+                &line)
+        }
+        precondition(found >= -1, "header span outside PacketBytes")
+        guard found >= 0 else { return nil }
+        return (order[Int(found)], line < 0 ? nil : Int(line))
     }
 }

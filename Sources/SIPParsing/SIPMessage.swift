@@ -114,12 +114,7 @@ public struct SIPMessage {
     /// Index of the next header line of `kind` after `index`, or nil.
     public func nextIndex(of kind: HeaderKind, after index: Int) -> Int? {
         precondition(table.generation == generation, "SIPMessage used after its parser parsed another message")
-        var i = index + 1
-        while i < headerCount {
-            if table.kindCode(at: i) == kind.code { return i }
-            i += 1
-        }
-        return nil
+        return table.nextIndex(ofKindCode: kind.code, after: max(index, -1), limit: headerCount)
     }
 
     /// The first header line of `kind`, or nil.

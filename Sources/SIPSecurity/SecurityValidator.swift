@@ -100,38 +100,39 @@ public final class SecurityValidator {
             return .invalidUTF8
         }
         // Injection patterns: the Request-URI and every header except the ones whose grammar the parser already
-        // pinned down to harmless characters. The body (SDP) is not scanned.
-        if let requestURI, let index = patterns.firstMatch(in: bytes, requestURI.span, mask: patternMask) {
-            return AttackPatterns.all[index].1
-        }
-        for index in 0..<message.headerCount {
-            let kind = message.kind(at: index)
-            if kind == .via || kind == .cseq || kind == .callID || kind == .contentLength || kind == .maxForwards
-                || kind == .contentType {
-                continue
-            }
-            if let match = patterns.firstMatch(in: bytes, message.header(at: index).value, mask: patternMask) {
-                return AttackPatterns.all[match].1
-            }
+        // pinned down to harmless characters (one C call over all of them, in that order). The body (SDP) is not
+        // scanned.
+        if let match = patterns.firstMatch(in: bytes, first: requestURI?.span, headers: message.headerTable,
+                                           count: message.headerCount, kinds: Self.scannedKinds, mask: patternMask) {
+            return AttackPatterns.all[match.pattern].1
         }
         if fromPublicSide, !domains.isEmpty, let requestURI, requestURI.scheme == .sip || requestURI.scheme == .sips,
             enabled(.domainNotAllowed), !isAllowedDomain(bytes, requestURI.host) {
             return .domainNotAllowed
         }
-        if !agents.isEmpty, enabled(.blockedUserAgent) {
-            var index = message.firstIndex(of: .userAgent)
-            while let current = index {
-                let value = message.header(at: current).value
-                if let agentSet {
-                    if agentSet.firstMatch(in: bytes, value, mask: ~0) != nil { return .blockedUserAgent }
-                } else if agents.contains(where: { Self.contains(bytes, value, lowercased: $0) }) {
+        if !agents.isEmpty, enabled(.blockedUserAgent), message.headerSet.contains(.userAgent) {
+            if let agentSet {
+                // Every User-Agent line in one C call.
+                if agentSet.firstMatch(in: bytes, first: nil, headers: message.headerTable,
+                                       count: message.headerCount, kinds: HeaderSet(.userAgent).rawValue, mask: ~0) != nil {
                     return .blockedUserAgent
                 }
-                index = message.nextIndex(of: .userAgent, after: current)
+            } else {
+                var index = message.firstIndex(of: .userAgent)
+                while let current = index {
+                    let value = message.header(at: current).value
+                    if agents.contains(where: { Self.contains(bytes, value, lowercased: $0) }) { return .blockedUserAgent }
+                    index = message.nextIndex(of: .userAgent, after: current)
+                }
             }
         }
         return nil
     }
+
+    /// Header kinds the injection patterns are searched in: all but the ones whose grammar the parser already pinned
+    /// down to harmless characters (Via, CSeq, Call-ID, Content-Length, Max-Forwards, Content-Type).
+    static let scannedKinds: UInt64 = ~[HeaderKind.via, .cseq, .callID, .contentLength, .maxForwards, .contentType]
+        .reduce(HeaderSet()) { $0.union(HeaderSet($1)) }.rawValue
 
     /// Space before a colon, a folded Content-Length, or Content-Length more than once (even if equal).
     private func isAmbiguouslyFramed(_ message: SIPMessage) -> Bool {

@@ -1,4 +1,7 @@
 import CSIPScan
+#if canImport(Glibc)
+import Glibc
+#endif
 import SIPBytes
 import Testing
 
@@ -216,6 +219,11 @@ import Testing
                 #expect(pattern.withUnsafeBufferPointer { csip_patterns_add(table, $0.baseAddress, $0.count) } == 0)
             }
             #expect(csip_patterns_set_level(table, level.rawValue) == 0)
+            // The same table after csip_patterns_optimize (other buckets): the same answers.
+            let optimized = UnsafeMutablePointer<csip_patterns>.allocate(capacity: 1)
+            defer { optimized.deallocate() }
+            optimized.initialize(to: table.pointee)
+            #expect(csip_patterns_optimize(optimized) == 0)
             let fragments = Self.attackPatterns.map { Array($0.utf8) } + [Array("abc ".utf8), Array("x1".utf8)]
             for _ in 0..<5_000 {
                 var bytes: [UInt8] = []
@@ -234,6 +242,138 @@ import Testing
                      })
                 }
                 #expect(whole == cut, "\(level) \(String(decoding: bytes, as: UTF8.self).debugDescription) [\(from), \(to))")
+                let refined = bytes.withUnsafeBufferPointer { buffer in
+                    csip_patterns_find_in(optimized, buffer.baseAddress!, buffer.count, from, to, enabled)
+                }
+                #expect(refined == whole, "optimized \(level) \(String(decoding: bytes, as: UTF8.self).debugDescription)")
+            }
+        }
+    }
+
+    // MARK: - Header search (csip_patterns_find_headers)
+
+    /// Header lines built from pattern fragments, SIP text and odd bytes, under names of several kinds (some skipped
+    /// by the validator's kind mask), scanned for real: the one-call header search at every level (scalar included)
+    /// must give the pattern and line of the reference, the scalar single-span search over the Request-URI and each
+    /// selected line in order.
+    @Test func headerSearchAgreesWithOneSearchPerSpan() throws {
+        var rng = SplitMix64(state: 404)
+        let names = ["To", "From", "Via", "Contact", "Allow", "Supported", "User-Agent", "X-Custom", "Subject",
+                     "CSeq", "Call-ID", "Content-Type", "Max-Forwards", "i", "m", "Route"]
+        let fragments = Self.attackPatterns.map { Array($0.utf8) }
+            + ["sip:", "bob", "@", " ", ";", "1", "A", "INVITE, ACK, OPTIONS", "<sip:a@b>;tag=x", "\u{E9}", "\t"]
+                .map { Array($0.utf8) }
+        let tables = Self.attackSets
+        let all = [(SIMDLevel.scalar, tables.scalar)] + tables.simd
+        let scanner = try MessageScanner()
+        for round in 0..<3_000 {
+            var lines: [String] = []
+            for _ in 0..<Int.random(in: 0...10, using: &rng) {
+                var value: [UInt8] = []
+                let target = Int.random(in: 0...(round % 7 == 0 ? 200 : 60), using: &rng)
+                while value.count < target {
+                    let fragment = fragments.randomElement(using: &rng)!
+                    let cut = Bool.random(using: &rng) ? fragment.count : min(fragment.count, Int.random(in: 1...3, using: &rng))
+                    value += Self.mixCase(Array(fragment[..<cut]), &rng)
+                }
+                var line = names.randomElement(using: &rng)! + ":" + (Bool.random(using: &rng) ? " " : "")
+                    + String(decoding: value, as: UTF8.self)
+                if Int.random(in: 0..<8, using: &rng) == 0 { line += "\r\n " + "x' or 1" }  // a folded line
+                lines.append(line)
+            }
+            let uri = String(decoding: Self.mixCase(fragments.randomElement(using: &rng)!, &rng)
+                .filter { $0 > 0x20 && $0 < 0x7F }, as: UTF8.self)
+            let body = round % 3 == 0 ? "" : "v=0 ' or 1=1 <script"
+            let text = (["INVITE sip:\(uri)x SIP/2.0"] + lines).joined(separator: "\r\n") + "\r\n\r\n" + body
+            let bytes = Array(text.utf8)
+            let kinds: UInt64 = switch round % 4 {
+            case 0: ~0
+            case 1: ~[CSIP_HDR_VIA, CSIP_HDR_CSEQ, CSIP_HDR_CALL_ID, CSIP_HDR_CONTENT_TYPE, CSIP_HDR_MAX_FORWARDS,
+                      CSIP_HDR_CONTENT_LENGTH].reduce(UInt64(0)) { $0 | 1 << UInt64($1) }
+            case 2: 1 << UInt64(CSIP_HDR_USER_AGENT)
+            default: UInt64.random(in: 0...UInt64.max, using: &rng)
+            }
+            let enabled: UInt64 = Bool.random(using: &rng) ? ~0 : UInt64.random(in: 0...UInt64.max, using: &rng)
+            bytes.withPacketBytes { packet in
+                guard case .complete(let startLine, let count, _, _) = scanner.scan(packet) else { return }
+                // The Request-URI: the start line's second word.
+                let firstSpace = packet.firstIndex(of: 0x20, in: startLine)!
+                let secondSpace = packet.firstIndex(of: 0x20, in: ByteSpan(from: firstSpace + 1, to: startLine.end))!
+                let uriSpan: ByteSpan? = round % 5 == 0 ? nil : ByteSpan(from: firstSpace + 1, to: secondSpace)
+                // The reference: scalar, one span at a time.
+                let scalar = tables.scalar
+                let mask = scalar.tableMask { enabled >> UInt64($0) & 1 == 1 }
+                var expected: (pattern: Int, line: Int?)?
+                if let uriSpan, let found = scalar.firstMatch(in: packet, uriSpan, mask: mask) {
+                    expected = (found, nil)
+                } else {
+                    for i in 0..<count where kinds >> UInt64(scanner.headers.kindCode(at: i)) & 1 == 1 {
+                        if let found = scalar.firstMatch(in: packet, scanner.headers[i].value, mask: mask) {
+                            expected = (found, i)
+                            break
+                        }
+                    }
+                }
+                for (level, set) in all {
+                    let found = set.firstMatch(in: packet, first: uriSpan, headers: scanner.headers, count: count,
+                                               kinds: kinds, mask: set.tableMask { enabled >> UInt64($0) & 1 == 1 })
+                    #expect(found?.pattern == expected?.pattern && found?.line == expected?.line,
+                            "\(level) \(String(describing: found)) vs \(String(describing: expected)) in \(text.debugDescription)")
+                }
+            }
+        }
+    }
+
+    /// A header span outside the buffer is refused (-EINVAL), never read; no headers and no first span: -1.
+    @Test func headerSearchRefusesSpansOutsideTheBuffer() {
+        let patterns = Self.attackPatterns.map { Array($0.utf8) }.sorted { $0[0] < $1[0] }
+        for level in [SIMDLevel.scalar] + Self.levels {
+            let table = UnsafeMutablePointer<csip_patterns>.allocate(capacity: 1)
+            defer { table.deallocate() }
+            csip_patterns_init(table)
+            for pattern in patterns {
+                #expect(pattern.withUnsafeBufferPointer { csip_patterns_add(table, $0.baseAddress, $0.count) } == 0)
+            }
+            #expect(csip_patterns_set_level(table, level.rawValue) == 0)
+            let bytes = Array("To: ' or 1=1\r\n\r\n".utf8) + Array(repeating: 0x20, count: 40)
+            var headers = [csip_header(name: csip_span(off: 0, len: 2), value: csip_span(off: 4, len: 8),
+                                       kind: UInt16(CSIP_HDR_TO), flags: 0)]
+            var line: Int32 = 7
+            bytes.withUnsafeBufferPointer { buffer in
+                let or = Int32(patterns.firstIndex(of: Array("' or ".utf8))!)
+                #expect(csip_patterns_find_headers(table, buffer.baseAddress, buffer.count, nil, &headers, 1, ~0, ~0,
+                                                   &line) == or && line == 0)
+                #expect(csip_patterns_find_headers(table, buffer.baseAddress, buffer.count, nil, &headers, 0, ~0, ~0,
+                                                   &line) == -1 && line == -1)
+                // Not selected by kind: nothing.
+                #expect(csip_patterns_find_headers(table, buffer.baseAddress, buffer.count, nil, &headers, 1, 0, ~0,
+                                                   &line) == -1)
+                headers[0].value = csip_span(off: UInt32(buffer.count - 2), len: 3)
+                #expect(csip_patterns_find_headers(table, buffer.baseAddress, buffer.count, nil, &headers, 1, ~0, ~0,
+                                                   &line) == -EINVAL)
+                var first = csip_span(off: 0, len: UInt32(buffer.count + 1))
+                #expect(csip_patterns_find_headers(table, buffer.baseAddress, buffer.count, &first, &headers, 0, ~0,
+                                                   ~0, &line) == -EINVAL)
+            }
+        }
+    }
+
+    /// csip_find_non_ascii against a byte loop, at every offset and length around its 16- and 64-byte steps.
+    @Test func nonASCIISearchAgreesWithAByteLoop() {
+        var rng = SplitMix64(state: 8)
+        for length in 0...200 {
+            for _ in 0..<20 {
+                var bytes = (0..<length).map { _ in UInt8.random(in: 0...0x7F, using: &rng) }
+                for _ in 0..<Int.random(in: 0...2, using: &rng) where length > 0 {
+                    bytes[Int.random(in: 0..<length, using: &rng)] = UInt8.random(in: 0x80...0xFF, using: &rng)
+                }
+                let from = Int.random(in: 0...length, using: &rng)
+                let to = Int.random(in: from...length, using: &rng)
+                let expected = (from..<to).first { bytes[$0] >= 0x80 } ?? to
+                let found = bytes.withUnsafeBufferPointer { csip_find_non_ascii($0.baseAddress, from, to) }
+                #expect(found == expected, "length \(length) [\(from), \(to))")
+                let viaPacket = bytes.withPacketBytes { $0.firstNonASCII(in: ByteSpan(from: from, to: to)) }
+                #expect(viaPacket == (expected == to ? nil : expected))
             }
         }
     }

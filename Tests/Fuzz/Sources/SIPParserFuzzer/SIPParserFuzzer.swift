@@ -9,7 +9,9 @@
 //   3. parsed as a stream, which must agree with the datagram outcome (it differs only by requiring Content-Length);
 //   4. run through the raw control-character search of every SIMD level, which must agree byte for byte;
 //   5. searched for the validator's attack patterns and blocked agents at every SIMD level (Teddy prefilter), which
-//      must find the same pattern as the scalar search, on the whole input and on spans and masks from its bytes.
+//      must find the same pattern as the scalar search, on the whole input and on spans and masks from its bytes;
+//   6. searched header by header in one call (csip_patterns_find_headers, as the validator does) at every level,
+//      which must find the same pattern and line as the scalar search run on each span in order.
 // A disagreement is a fatalError, which libFuzzer reports as a crash with the input saved as an artifact.
 //
 // main.swift starts libFuzzer (LLVMFuzzerRunDriver), which calls LLVMFuzzerTestOneInput below for every input.
@@ -280,6 +282,49 @@ func checkPatterns(_ input: [UInt8], _ packet: PacketBytes) {
     }
 }
 
+/// The validator's kind mask (headers it searches for attack patterns) and the User-Agent mask.
+let scannedKinds: UInt64 = ~[HeaderKind.via, .cseq, .callID, .contentLength, .maxForwards, .contentType]
+    .reduce(HeaderSet()) { $0.union(HeaderSet($1)) }.rawValue
+let agentKinds: UInt64 = HeaderSet(.userAgent).rawValue
+
+/// The one-call header search (csip_patterns_find_headers) at every level, scalar included, must find what the
+/// scalar single-span search finds over the Request-URI and then each selected header line in order: same pattern,
+/// same line. Run on every parsed message, with the validator's masks and masks taken from the input.
+func checkHeaderSearch(_ input: [UInt8], _ message: SIPMessage) {
+    let packet = message.bytes
+    let table = message.headerTable
+    let count = message.headerCount
+    let seed = input.isEmpty ? 0 : UInt64(input[input.count / 2])
+    let masks: [(UInt64, UInt64)] = [(scannedKinds, ~0), (agentKinds, ~0), (~0, seed &* 0x9E37_79B9_7F4A_7C15),
+                                     (seed &* 0xBF58_476D_1CE4_E5B9, ~0)]
+    for (name, sets) in [("attack patterns", attackSets), ("agents", agentSets)] {
+        for (kinds, enabled) in masks {
+            for first in [message.requestLine?.uri.span, nil] {
+                var expected: (pattern: Int, line: Int?)?
+                if let first, let found = sets[0].firstMatch(in: packet, first, mask: enabled) {
+                    expected = (found, nil)
+                } else {
+                    for i in 0..<count where kinds >> UInt64(message.kind(at: i).code) & 1 == 1 {
+                        if let found = sets[0].firstMatch(in: packet, message.header(at: i).value, mask: enabled) {
+                            expected = (found, i)
+                            break
+                        }
+                    }
+                }
+                for (level, set) in zip(simdLevels, sets) {
+                    let found = set.firstMatch(in: packet, first: first, headers: table, count: count, kinds: kinds,
+                                               mask: enabled)
+                    if found?.pattern != expected?.pattern || found?.line != expected?.line {
+                        mismatch("\(name) header search (kinds \(kinds), mask \(enabled))",
+                                 "per span (scalar): \(String(describing: expected))",
+                                 "\(level): \(String(describing: found))")
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Stream framing differs from datagram framing only in requiring Content-Length (checked after everything else).
 func checkStream(datagram: Outcome, stream: Outcome) {
     switch datagram {
@@ -327,6 +372,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         // The edge policy runs on whatever parsed: it must never trap, whatever the bytes.
         if let message = try? mainParser.parse(packet) {
             _ = policy.validate(message, fromPublicSide: true)
+            checkHeaderSearch(input, message)
         }
         // Stream framing of the same bytes: a frame must lie inside the input, and a message frame must start
         // a parse that needs no more bytes than the frame holds.
