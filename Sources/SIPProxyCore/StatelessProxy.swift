@@ -23,6 +23,8 @@ public enum DropReason: String, Sendable, CaseIterable {
     case noUpstream
     /// A response for a stream client whose connection is gone (responses cannot be answered).
     case flowGone
+    /// A response from the public side whose next hop is not an upstream: clients only answer the core.
+    case responseNotForUpstream
 }
 
 /// What to do with a message, decided by ``StatelessProxy/process(_:from:)``.
@@ -121,7 +123,7 @@ public final class StatelessProxy {
         if message.isRequest {
             return processRequest(message, source: source)
         }
-        return processResponse(message)
+        return processResponse(message, source: source)
     }
 
     // MARK: Requests
@@ -397,7 +399,10 @@ public final class StatelessProxy {
 
     // MARK: Responses
 
-    private func processResponse(_ message: SIPMessage) -> ForwardDecision {
+    /// A response from a client can only answer a request the core sent it, so it goes to the core: flow tokens in
+    /// it are not honoured and a next hop that is not an upstream is refused (no reflection off the edge).
+    private func processResponse(_ message: SIPMessage, source: Flow) -> ForwardDecision {
+        let fromClient = side(of: source.address) == .client
         let bytes = message.bytes
         guard isOurs(host: message.topVia.host, port: message.topVia.port, in: bytes) else {
             return .drop(.responseNotForUs)
@@ -411,13 +416,18 @@ public final class StatelessProxy {
         }
         guard let nextHop else { return .drop(.responseWithoutNextHop) }
         let destination: Flow
-        if let token = message.topVia.parameter("ft", in: bytes)?.value {
+        if !fromClient, let token = message.topVia.parameter("ft", in: bytes)?.value {
             // The request came over a stream: the response goes down that connection (RFC 3261 §18.2.2).
             guard let flow = tokens.decode(bytes, token) else { return .drop(.responseNotForUs) }
             destination = flow
         } else {
             guard let address = responseDestination(nextHop, in: bytes) else { return .drop(.unresolvableDestination) }
-            destination = .udp(address)
+            if fromClient {
+                guard isUpstream(address) else { return .drop(.responseNotForUpstream) }
+                destination = Flow(transport: configuration.upstreamTransport, address: address)
+            } else {
+                destination = .udp(address)
+            }
         }
         let viaIndex = message.topViaHeaderIndex
         deleteFirstElement(of: viaIndex, line: message.header(at: viaIndex), element: message.topVia.span,

@@ -1,4 +1,7 @@
 import SIPBytes
+#if canImport(Glibc)
+import Glibc
+#endif
 import SIPParsing
 import SIPProxyCore
 import SIPSecurity
@@ -25,7 +28,7 @@ extension EdgeWorker {
             closeStream(descriptor)
             return
         }
-        guard let key = streams.reserve() else {
+        guard clientConnections < configuration.streams.maxConnections, let key = streams.reserve() else {
             countConnectionEvent("refused_full")
             closeStream(descriptor)
             return
@@ -43,6 +46,7 @@ extension EdgeWorker {
         let connection = StreamConnection(key: key, descriptor: descriptor, transport: isTLS ? .tls : .tcp,
                                           peer: peer, now: MonotonicClock.milliseconds(), tls: session)
         streams.insert(connection)
+        clientConnections += 1
         counters.openConnections[connection.transport, default: 0] += 1
         countConnectionEvent("accepted")
         setNoDelay(descriptor)
@@ -57,6 +61,12 @@ extension EdgeWorker {
 
     func receiveStream(_ event: URingEvent) {
         guard let connection = streams.connection(UInt32(truncatingIfNeeded: event.streamKey)) else { return }
+        if event.result == -ENOBUFS || event.result == -EBUSY {
+            // The provided buffers (shared with UDP) ran out for a moment: the bytes wait in the socket, and the
+            // receive is armed again (needsRearm). Not the peer's doing: the connection stays.
+            counters.receiveBufferExhaustion += 1
+            return
+        }
         guard event.result > 0, let payload = event.payload else {
             close(connection, event: "peer_closed")
             return
@@ -79,7 +89,13 @@ extension EdgeWorker {
         while more, !connection.isClosed, !connection.closeWhenFlushed {
             more = readPlaintext(connection, tls)
             flushCiphertext(connection)
+            if connection.isConnecting, tls.isHandshakeComplete { upstreamReady(connection) }
             if !connection.isClosed { frameMessages(connection) }
+        }
+        if connection.peerClosed, !connection.isClosed {
+            // Everything sent before close_notify has been handled; what we still owe it is flushed first.
+            connection.closeWhenFlushed = true
+            if !connection.sendInFlight { close(connection, event: "peer_closed") }
         }
     }
 
@@ -104,7 +120,8 @@ extension EdgeWorker {
             case .wantMore:
                 return false
             case .closed:
-                close(connection, event: "peer_closed")
+                connection.peerClosed = true
+                return false
             case .failed:
                 close(connection, event: tls.isHandshakeComplete ? "tls_error" : "tls_handshake_failed")
             }
@@ -191,7 +208,9 @@ extension EdgeWorker {
             connection.sendInFlight = true
             return true
         }
-        guard connection.outbound.count + bytes.count <= configuration.streams.maxSendQueueBytes else {
+        // The link to the core carries every client's traffic: it may queue 16 times what one client may.
+        let limit = configuration.streams.maxSendQueueBytes * (connection.poolSlot == nil ? 1 : 16)
+        guard connection.outbound.count + bytes.count <= limit else {
             close(connection, event: "slow_reader_cut")
             return false
         }
@@ -228,6 +247,7 @@ extension EdgeWorker {
         closeStream(connection.descriptor)
         streams.remove(connection)
         counters.openConnections[connection.transport, default: 1] -= 1
+        if connection.poolSlot == nil { clientConnections -= 1 }
         if let slot = connection.poolSlot, pool[slot].connection === connection {
             if !connection.isConnecting { counters.upstreamConnections -= 1 }
             // Try again later, waiting longer after each failure in a row.
@@ -240,13 +260,19 @@ extension EdgeWorker {
     /// Closes connections silent for longer than the idle timeout; checked once a second.
     func sweepIdleStreams() {
         guard streams.count > 0 else { return }
+        // (pool connections count here too: their connect and handshake timeouts are checked below)
         let now = MonotonicClock.milliseconds()
         guard now - lastIdleSweep >= 1_000 else { return }
         lastIdleSweep = now
         let timeout = configuration.streams.idleTimeoutMilliseconds
-        // Pool connections are ours to keep: the core closes them when it wants, and they are dialled again.
-        for connection in streams.all where connection.poolSlot == nil && now - connection.lastActivity > timeout {
-            close(connection, event: "idle_closed")
+        // Pool connections are ours to keep: the core closes them when it wants, and they are dialled again; one
+        // that has not finished connecting (TCP or TLS handshake) within 5 s is given up and redialled later.
+        for connection in streams.all {
+            if connection.poolSlot == nil, now - connection.lastActivity > timeout {
+                close(connection, event: "idle_closed")
+            } else if connection.poolSlot != nil, connection.isConnecting, now - connection.lastActivity > 5_000 {
+                close(connection, event: "upstream_connect_failed")
+            }
         }
     }
 
@@ -304,17 +330,13 @@ extension EdgeWorker {
 
     func upstreamConnected(_ event: URingEvent) {
         guard let connection = streams.connection(UInt32(truncatingIfNeeded: event.streamKey)),
-            let slot = connection.poolSlot
+            connection.poolSlot != nil
         else { return }
         guard event.result == 0 else {
             close(connection, event: "upstream_connect_failed")
             return
         }
-        connection.isConnecting = false
-        counters.upstreamConnections += 1
         connection.lastActivity = MonotonicClock.milliseconds()
-        pool[slot].backoff = configuration.upstreamPool.reconnectMinMilliseconds
-        countConnectionEvent("upstream_connected")
         setNoDelay(connection.descriptor)
         do {
             try ringForStreams.armStreamReceive(descriptor: connection.descriptor, key: UInt64(connection.key))
@@ -322,8 +344,21 @@ extension EdgeWorker {
             close(connection, event: "receive_failed")
             return
         }
-        // TLS: the ClientHello is waiting (and any request written before the handshake is held by the session).
-        flushCiphertext(connection)
+        if connection.tls == nil {
+            upstreamReady(connection)
+        } else {
+            // TLS: send the ClientHello; the link is usable (and counted up) once the handshake completes.
+            flushCiphertext(connection)
+        }
+    }
+
+    /// A pool connection is usable: count it up and reset its slot's backoff.
+    private func upstreamReady(_ connection: StreamConnection) {
+        guard let slot = connection.poolSlot, connection.isConnecting else { return }
+        connection.isConnecting = false
+        counters.upstreamConnections += 1
+        pool[slot].backoff = configuration.upstreamPool.reconnectMinMilliseconds
+        countConnectionEvent("upstream_connected")
     }
 
     /// A connected pool connection to `upstream`, or nil when none is up. The first one up takes the traffic, so

@@ -91,6 +91,11 @@ public struct UpstreamPoolSettings: Sendable, Equatable {
     }
 }
 
+/// A worker configuration this system cannot serve.
+public struct WorkerSetupError: Error, CustomStringConvertible {
+    public let description: String
+}
+
 /// Tells workers to stop; shared by all of them, read once per loop turn (not per message).
 public final class StopSignal: Sendable {
     private let stopped = Atomic<Bool>(false)
@@ -217,6 +222,11 @@ public final class EdgeWorker {
     var lastIdleSweep: UInt64 = 0
     /// Connections toward the upstreams when they are reached over TCP or TLS; empty for UDP.
     var pool: [UpstreamPoolSlot] = []
+    /// Client connections open (the pool's are counted apart: clients cannot crowd the core out of the table).
+    var clientConnections = 0
+    /// Listeners whose accept failed (EMFILE...), re-armed after a pause rather than in a tight loop.
+    var pausedAccepts: Set<UInt32> = []
+    var acceptsResumeAt: UInt64 = 0
     /// Frames stream messages: the parser's own scanner, so a framing error's reply can copy the scanned headers.
     var framingScanner: MessageScanner { parser.scanner }
     /// Scratch for TLS records on their way out.
@@ -266,8 +276,15 @@ public final class EdgeWorker {
         try ring?.armReceive(on: publicSocket, tag: Self.publicTag)
         try ring?.armReceive(on: upstreamSocket, tag: Self.upstreamTag)
         readiness = ring == nil ? try ReadinessPoll([publicSocket, upstreamSocket]) : nil
-        // Streams need the ring (accept, receive and send complete there); the fallback path serves UDP only.
-        streams = StreamTable(capacity: configuration.streams.maxConnections)
+        // Streams need the ring (accept, receive and send complete there); the fallback path serves UDP only, and
+        // cannot reach a core configured over TCP/TLS at all: refuse to start rather than answer every request 430.
+        if ring == nil, configuration.proxy.upstreamTransport.isStream {
+            throw WorkerSetupError(description: "upstream_transport \(configuration.proxy.upstreamTransport) needs io_uring, "
+                                   + "which this system does not allow (use upstream_transport: udp, or allow io_uring)")
+        }
+        let poolSize = configuration.proxy.upstreamTransport.isStream
+            ? configuration.proxy.upstreams.count * max(configuration.upstreamPool.connectionsPerUpstream, 1) : 0
+        streams = StreamTable(capacity: min(configuration.streams.maxConnections + poolSize, 65_535))
         tlsContext = mailbox?.read().tls
         if let ring, configuration.streams.tcpEnabled {
             let listener = try StreamListener(binding: configuration.listen)
@@ -371,6 +388,7 @@ public final class EdgeWorker {
             applyPolicyIfPosted()
             sweepIdleStreams()
             maintainUpstreamPool()
+            resumePausedAccepts()
             for i in 0..<count {
                 let event = ring.event(i)
                 switch event.kind {
@@ -401,8 +419,6 @@ public final class EdgeWorker {
                     break
                 case .sendDone:
                     if event.result < 0 { counters.sendFailures += 1 }
-                case .accepted, .streamData, .streamSent, .connected:
-                    break  // this worker arms no stream requests (TCP lands with the stream worker)
                 }
                 ring.recycle(event)
                 if event.needsRearm {
@@ -417,8 +433,14 @@ public final class EdgeWorker {
         guard let ring else { return }
         switch event.kind {
         case .accepted:
-            let listener = event.socketTag == Self.tlsAcceptTag ? tlsListener : streamListener
-            if let listener { try? ring.armAccept(on: listener, tag: event.socketTag) }
+            if event.result < 0 {
+                // Out of descriptors (EMFILE) or similar: re-arming at once would fail the same way in a tight
+                // loop. Try again on a later loop turn.
+                pausedAccepts.insert(event.socketTag)
+                acceptsResumeAt = MonotonicClock.milliseconds() + 100
+            } else {
+                armAccept(tag: event.socketTag)
+            }
         case .streamData:
             rearmStream(event)
         case .datagram, .invalidDatagram, .outOfBuffers, .receiveError:
@@ -427,6 +449,25 @@ public final class EdgeWorker {
         case .sendDone, .streamSent, .connected:
             break
         }
+    }
+
+    /// Arms the multishot accept of a listener; a failure is retried on a later loop turn, never lost.
+    func armAccept(tag: UInt32) {
+        guard let ring, let listener = tag == Self.tlsAcceptTag ? tlsListener : streamListener else { return }
+        do {
+            try ring.armAccept(on: listener, tag: tag)
+        } catch {
+            pausedAccepts.insert(tag)
+            acceptsResumeAt = MonotonicClock.milliseconds() + 100
+        }
+    }
+
+    /// Re-arms accepts paused after an error, once their pause is over.
+    func resumePausedAccepts() {
+        guard !pausedAccepts.isEmpty, MonotonicClock.milliseconds() >= acceptsResumeAt else { return }
+        let tags = pausedAccepts
+        pausedAccepts.removeAll()
+        for tag in tags { armAccept(tag: tag) }
     }
 
     // MARK: recvmmsg path

@@ -20,8 +20,10 @@ final class StreamConnection {
     var closeWhenFlushed = false
     /// For a connection of the upstream pool: its slot there. Nil for a client's connection.
     var poolSlot: Int?
-    /// An outbound connection whose connect has not completed: nothing is sent on it yet.
+    /// An outbound connection not usable yet: its connect (and for TLS its handshake) has not completed.
     var isConnecting = false
+    /// The peer ended the stream (TLS close_notify): what it sent before is still handled, then it is closed.
+    var peerClosed = false
     /// Milliseconds (monotonic) of the last bytes received.
     var lastActivity: UInt64
     let tls: TLSSession?

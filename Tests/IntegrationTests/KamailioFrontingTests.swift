@@ -250,6 +250,44 @@ import Testing
         #expect(pingUntil("SIP/2.0 200", seconds: 5) == "SIP/2.0 200 OK", "redialled after a restart")
     }
 
+    /// A core whose certificate does not verify is never used: no request is written into an unverified link,
+    /// clients get 503, readiness says so, and the pool keeps redialling with a growing backoff.
+    @Test func aCoreWhoseCertificateDoesNotVerifyIsNeverUsed() throws {
+        let certificates = try TestCertificates.make()
+        defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
+        let kamailio = try startKamailio(log: "kamailio-badca-kamailio.log", certificates: certificates, tls: true)
+        defer { ProcessHarness.stop(kamailio) }
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("kamailio-badca-\(getpid()).yaml")
+        try """
+            listen: udp:127.0.0.1:\(ports.edge)
+            upstreams: [sip:127.0.0.1:\(ports.coreTLS)]
+            upstream_transport: tls
+            upstream_tls:
+              ca: \(certificates.otherCA)
+              server_name: localhost
+            upstream_pool:
+              reconnect_min_ms: 50
+              reconnect_max_ms: 400
+            workers: 1
+            admin:
+              listen: 127.0.0.1:\(ports.admin)
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
+                                            log: "kamailio-badca-edge.log")
+        defer { ProcessHarness.stop(edge) }
+        usleep(1_500_000)
+        let curl = try #require(ProcessHarness.which("curl"))
+        _ = try ProcessHarness.run(curl, ["-s", "--max-time", "2", "http://127.0.0.1:\(ports.admin)/metrics"],
+                                   timeout: 5, log: "kamailio-badca-metrics.log")
+        let metrics = ProcessHarness.logContents("kamailio-badca-metrics.log")
+        #expect(metrics.contains("sip_upstream_up 0"), "\(metrics)")
+        #expect(!metrics.contains("event=\"upstream_connected\""), "\(metrics)")
+        let failures = metrics.split(separator: "\n").first { $0.hasPrefix("sip_connection_events_total{event=\"tls_handshake_failed\"}")
+            || $0.hasPrefix("sip_connection_events_total{event=\"tls_error\"}") }
+        #expect(failures != nil, "handshake failures are counted:\n\(metrics)")
+        #expect(!ProcessHarness.logContents("kamailio-badca-kamailio.log").contains("IN OPTIONS"))
+    }
+
     /// RFC 5626 §5.3: the callee registered over TCP and hung up; the call for it gets 430 Flow Failed.
     @Test func aCallToAFlowThatIsGoneGets430() throws {
         let result = try registerAndCall(transport: "tcp", caller: "call-flow-failed.xml", calleeStaysUp: false)

@@ -22,7 +22,8 @@ import Testing
 
     /// sip-edge (1 worker, TCP and TLS, small limits) in front of a SIPp UAS answering OPTIONS.
     func withEdge(certificates: TestCertificates, tlsExtra: String = "", idleTimeout: Int = 1,
-                  sendQueue: Int = 262_144, connectionsPerSecond: Int? = nil, name: String,
+                  sendQueue: Int = 262_144, connectionsPerSecond: Int? = nil, maxConnections: Int = 3,
+                  receiveBuffers: Int = 128, name: String,
                   _ body: (Process, URL) throws -> Void) throws {
         let sipp = try #require(ProcessHarness.which("sipp"))
         let core = try ProcessHarness.start(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uas.xml").path,
@@ -31,7 +32,8 @@ import Testing
         defer { ProcessHarness.stop(core) }
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid()).yaml")
         try edgeConfig(certificate: certificates.serverCertificate, key: certificates.serverKey, extra: tlsExtra,
-                       idleTimeout: idleTimeout, sendQueue: sendQueue, connectionsPerSecond: connectionsPerSecond)
+                       idleTimeout: idleTimeout, sendQueue: sendQueue, connectionsPerSecond: connectionsPerSecond,
+                       maxConnections: maxConnections, receiveBuffers: receiveBuffers)
             .write(to: config, atomically: true, encoding: .utf8)
         let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
                                             log: "\(name)-edge.log")
@@ -42,7 +44,8 @@ import Testing
     }
 
     func edgeConfig(certificate: String, key: String, extra: String = "", idleTimeout: Int = 1,
-                    sendQueue: Int = 262_144, connectionsPerSecond: Int? = nil) -> String {
+                    sendQueue: Int = 262_144, connectionsPerSecond: Int? = nil, maxConnections: Int = 3,
+                    receiveBuffers: Int = 128) -> String {
         let rateLimit = connectionsPerSecond.map {
             "rate_limit:\n  window_ms: 1000\n  requests_per_window: \($0)\n  ban_multiplier: 1000"
         } ?? "rate_limit:\n  enabled: false"
@@ -53,8 +56,10 @@ import Testing
         admin:
           listen: 127.0.0.1:\(adminPort)
         \(rateLimit)
+        uring:
+          receive_buffers: \(receiveBuffers)
         tcp:
-          max_connections: 3
+          max_connections: \(maxConnections)
           idle_timeout_s: \(idleTimeout)
           max_send_queue: \(sendQueue)
         tls:
@@ -139,6 +144,42 @@ import Testing
                 #expect(text.contains("sip_connection_events_total{event=\"refused_full\"} 1"), "\(text)")
                 #expect(text.contains("sip_connection_events_total{event=\"idle_closed\"} 2"), "\(text)")
                 #expect(text.contains("sip_active_connections{transport=\"tcp\"} 1"), "\(text)")
+            }
+        }
+    }
+
+    /// More connections talking at once than the ring has receive buffers: the kernel says ENOBUFS for some, which
+    /// must cost them nothing but a moment (never their connection).
+    @Test func runningOutOfReceiveBuffersDropsNoConnection() throws {
+        try withCertificates { certificates in
+            try withEdge(certificates: certificates, maxConnections: 64, receiveBuffers: 8,
+                         name: "streams-enobufs") { _, _ in
+                let clients = (0..<40).compactMap { _ in TestStreamClient(port: edgePort) }
+                #expect(clients.count == 40)
+                usleep(200_000)
+                for round in 0..<3 {
+                    for (index, client) in clients.enumerated() { client.send(options(10_000 + round * 100 + index)) }
+                    for (index, client) in clients.enumerated() {
+                        let text = client.receive(timeout: 5) { $0.contains("stream-\(10_000 + round * 100 + index)-") }
+                        #expect(text.contains("stream-\(10_000 + round * 100 + index)-"), "client \(index) round \(round)")
+                    }
+                }
+                #expect(clients.allSatisfy { !$0.peerClosed })
+            }
+        }
+    }
+
+    /// A TLS client that sends a request and closes at once (close_notify in the same segment): the request
+    /// still goes through.
+    @Test func aRequestJustBeforeCloseNotifyIsStillHandled() throws {
+        try withCertificates { certificates in
+            try withEdge(certificates: certificates, name: "streams-close-notify") { _, _ in
+                let client = try OpenSSLClient(port: tlsPort, certificates: certificates, name: "close-notify",
+                                               ignoreEOF: false)
+                client.send(options(30, transport: "TLS"))
+                client.stop()  // stdin closed: s_client sends close_notify right behind the request
+                usleep(500_000)
+                #expect(try metrics().contains("sip_messages_total{method=\"OPTIONS\",transport=\"tls\"} 1"))
             }
         }
     }
@@ -257,12 +298,13 @@ final class OpenSSLClient {
     let input = Pipe()
     let name: String
 
-    init(port: Int, certificates: TestCertificates, name: String, withCertificate: Bool = false) throws {
+    init(port: Int, certificates: TestCertificates, name: String, withCertificate: Bool = false,
+         ignoreEOF: Bool = true) throws {
         self.name = name
         // A client that gave up (refused handshake) closes its stdin: writing then must fail, not kill the tests.
         signal(SIGPIPE, SIG_IGN)
         var arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certificates.caCertificate,
-                         "-servername", "localhost", "-ign_eof"]
+                         "-servername", "localhost"] + (ignoreEOF ? ["-ign_eof"] : [])
         if withCertificate { arguments += ["-cert", certificates.clientCertificate, "-key", certificates.clientKey] }
         process = Process()
         process.executableURL = URL(fileURLWithPath: TestCertificates.openssl)

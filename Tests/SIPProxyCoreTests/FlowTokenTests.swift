@@ -179,6 +179,27 @@ private func parameter(_ name: String, in line: String) -> String? {
         #expect(decision == .forward(to: .udp(core)))
     }
 
+    /// A client answering a request of the core can only answer the core: it cannot aim a response at another
+    /// client's flow by copying a token it saw, nor reflect one off the edge to an address of its choice.
+    @Test func aClientsResponseGoesOnlyToTheCore() throws {
+        let victim = token(tcpPhone)
+        let response = { (vias: [String]) in
+            ["SIP/2.0 200 OK"] + vias + ["From: <sip:bob@example.com>;tag=b1", "To: <sip:alice@example.com>;tag=a9",
+                                         "Call-ID: call-12", "CSeq: 1 INVITE", "Content-Length: 0"]
+        }
+        let forged = try process(response(["Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx;ft=\(victim)",
+                                           "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKcore"]), from: .udp(phone))
+        #expect(forged.0 == .forward(to: .udp(core)), "the token is ignored, the response goes to the core")
+        let reflected = try process(response(["Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKy",
+                                              "Via: SIP/2.0/UDP 198.51.100.99:5060;branch=z9hG4bKelsewhere"]),
+                                    from: .udp(phone))
+        #expect(reflected.0 == .drop(.responseNotForUpstream))
+        // The same response from the core is routed by the token.
+        let genuine = try process(response(["Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx;ft=\(victim)",
+                                            "Via: SIP/2.0/TCP 10.0.0.5:5062;branch=z9hG4bKinv"]), from: .udp(core))
+        #expect(genuine.0 == .forward(to: tcpPhone))
+    }
+
     @Test func aStreamClientsInviteIsDoubleRecordRoutedAndItsResponseFindsTheConnection() throws {
         let proxy = edgeProxy()
         let (decision, out) = try process([
