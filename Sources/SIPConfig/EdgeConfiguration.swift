@@ -50,6 +50,8 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public var flowKey: String?
     /// Add Path (RFC 3327) to REGISTERs.
     public var addPath = true
+    /// The host the core reaches us at, when it differs from `advertise` (a private interface); nil: the same.
+    public var advertiseInternal: EndpointAddress?
     /// How the upstreams are reached: UDP, or pooled TCP/TLS connections.
     public var upstreamTransport: TransportKind = .udp
     public var upstreamPool = UpstreamPoolSettings()
@@ -78,6 +80,8 @@ public struct EdgeConfiguration: Sendable, Equatable {
           certificate: null                 # client certificate, when the core asks for one
           private_key: null
         advertise: null                     # HOST:PORT for Via/Record-Route; null = listen address
+        advertise_internal: null            # HOST the core reaches us at (Path, core-facing Record-Route), when
+                                            # not the advertised one; each worker's own upstream port is added
         workers: 0                          # worker threads; 0 = one per core
         data_path: auto                     # auto | io-uring | recvmmsg
         record_route: true                  # Record-Route dialog-creating requests
@@ -163,7 +167,7 @@ public struct EdgeConfiguration: Sendable, Equatable {
         let root = try Mapping(node, path: "")
         try root.allowOnly(["listen", "upstreams", "advertise", "workers", "data_path", "record_route", "limits", "uring",
                             "security", "rate_limit", "admin", "log", "tcp", "flow", "tls", "upstream_transport", "upstream_pool",
-                            "upstream_tls"])
+                            "upstream_tls", "advertise_internal"])
         if let value = try root.string("listen") {
             configuration.listen = try Self.endpoint(value, scheme: "udp", path: "listen")
         }
@@ -275,6 +279,14 @@ public struct EdgeConfiguration: Sendable, Equatable {
                 configuration.streams.idleTimeoutMilliseconds = UInt64(v) * 1_000
             }
             if let v = try tcp.integer("max_send_queue", in: 4_096...67_108_864) { configuration.streams.maxSendQueueBytes = v }
+        }
+        if root.isNull("advertise_internal") {
+            configuration.advertiseInternal = nil
+        } else if let text = try root.string("advertise_internal") {
+            guard let address = EndpointAddress.parse(text, port: 0) else {
+                throw ConfigError("advertise_internal", "must be a numeric IPv4 or IPv6 address, got \(text)")
+            }
+            configuration.advertiseInternal = address
         }
         if let text = try root.string("upstream_transport") {
             guard let transport = TransportKind.allCases.first(where: { "\($0)" == text }) else {
@@ -432,6 +444,7 @@ public struct EdgeConfiguration: Sendable, Equatable {
         worker.streams = streams
         worker.tlsListen = tlsListen
         worker.proxy.upstreamTransport = upstreamTransport
+        worker.proxy.internalHost = advertiseInternal
         worker.upstreamPool = upstreamPool
         worker.upstreamPool.tlsServerName = upstreamServerName
         if let tlsListen {

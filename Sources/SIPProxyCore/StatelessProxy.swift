@@ -61,12 +61,16 @@ public struct ProxyConfiguration: Sendable {
     /// The port of this worker's upstream-facing socket: Path and the upstream-facing Record-Route point here, so
     /// requests from the core for a flow come back to the worker that owns it. 0: the advertised port.
     public var internalPort: UInt16
+    /// The host the core reaches us at, when it is not the public `advertised` one (an edge with a public and a
+    /// private interface). Written into Path, the core-facing Record-Route and our Via toward a TCP/TLS core.
+    /// Port ignored. Nil: `advertised`.
+    public var internalHost: EndpointAddress?
 
     public init(advertised: EndpointAddress, upstreams: [EndpointAddress], recordRoute: Bool = true,
                 branchSecret: UInt64 = 0x5EED_CAFE_F00D_BEEF, defaultMaxForwards: UInt8 = 70,
                 flowKey: [UInt8] = Array("sip-edge default flow key".utf8), addPath: Bool = true,
                 upstreamTransport: TransportKind = .udp, advertisedTLSPort: UInt16? = nil, worker: UInt8 = 0,
-                internalPort: UInt16 = 0) {
+                internalPort: UInt16 = 0, internalHost: EndpointAddress? = nil) {
         self.advertised = advertised
         self.upstreams = upstreams
         self.recordRoute = recordRoute
@@ -78,6 +82,7 @@ public struct ProxyConfiguration: Sendable {
         self.advertisedTLSPort = advertisedTLSPort
         self.worker = worker
         self.internalPort = internalPort
+        self.internalHost = internalHost
     }
 }
 
@@ -257,7 +262,7 @@ public final class StatelessProxy {
     }
 
     private func appendInternalHostPort(to out: inout [UInt8]) {
-        configuration.advertised.appendURIHost(to: &out)
+        (configuration.internalHost ?? configuration.advertised).appendURIHost(to: &out)
         out.append(UInt8(ascii: ":"))
         let port = configuration.internalPort == 0 ? configuration.advertised.port : configuration.internalPort
         appendDecimal(UInt64(port), to: &out)
@@ -495,14 +500,21 @@ public final class StatelessProxy {
         (uri.scheme == .sip || uri.scheme == .sips) && isOurs(host: uri.host, port: uri.port, in: bytes)
     }
 
-    /// Our advertised host on any port we are reached at: public, TLS, or this worker's upstream-facing one.
+    /// Our advertised host on any port we are reached at (public, TLS, or this worker's upstream-facing one), or the
+    /// internal host on the upstream-facing port.
     private func isOurs(host: ByteSpan, port: UInt16?, in bytes: PacketBytes) -> Bool {
         let port = port ?? 5060
-        guard port == configuration.advertised.port || port == configuration.advertisedTLSPort
-            || (port == configuration.internalPort && port != 0),
+        let isPublicPort = port == configuration.advertised.port || port == configuration.advertisedTLSPort
+        let isInternalPort = port == (configuration.internalPort == 0 ? configuration.advertised.port
+                                                                      : configuration.internalPort)
+        guard isPublicPort || isInternalPort,
             let address = EndpointAddress.parse(bytes, host, port: configuration.advertised.port)
         else { return false }
-        return address == configuration.advertised
+        if address == configuration.advertised { return true }
+        // The internal host names us only on the internal port.
+        guard isInternalPort, let internalHost = configuration.internalHost else { return false }
+        return address.family == internalHost.family && address.high == internalHost.high
+            && address.low == internalHost.low
     }
 
     private func numericAddress(of uri: SIPURI, in bytes: PacketBytes) -> EndpointAddress? {

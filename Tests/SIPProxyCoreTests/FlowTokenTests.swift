@@ -179,6 +179,36 @@ private func parameter(_ name: String, in line: String) -> String? {
         #expect(decision == .forward(to: .udp(core)))
     }
 
+    /// An edge with a private interface toward the core: Path and the core-facing Record-Route name it, and a
+    /// Route naming it on the worker's port is ours (popped), but not on the public port.
+    @Test func theInternalHostFacesTheCore() throws {
+        let proxy = StatelessProxy(configuration: ProxyConfiguration(
+            advertised: edge, upstreams: [core], flowKey: key, worker: 1, internalPort: internalPort,
+            internalHost: EndpointAddress.parse("10.1.2.3", port: 0)))
+        let (_, register) = try process([
+            "REGISTER sip:example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.10:40000;branch=z9hG4bKr9",
+            "Max-Forwards: 70", "From: <sip:alice@example.com>;tag=r9", "To: <sip:alice@example.com>",
+            "Call-ID: reg-9", "CSeq: 1 REGISTER", "Contact: <sip:alice@192.0.2.10:40000>", "Content-Length: 0",
+        ], from: .udp(phone), proxy: proxy)
+        #expect(register.contains { $0.hasPrefix("Path: <sip:10.1.2.3:41000;lr;ft=") }, "\(register)")
+        let (decision, invite) = try process([
+            "INVITE sip:alice@192.0.2.10:40000 SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKc9",
+            "Route: <sip:10.1.2.3:41000;lr;ft=\(token(Flow.udp(phone)))>", "Max-Forwards: 69",
+            "From: <sip:bob@example.com>;tag=b9", "To: <sip:alice@example.com>", "Call-ID: c9", "CSeq: 1 INVITE",
+            "Content-Length: 0",
+        ], from: .udp(core), proxy: proxy)
+        #expect(decision == .forward(to: .udp(phone)))
+        #expect(!invite.contains { $0.hasPrefix("Route:") })
+        #expect(invite.contains { $0.hasPrefix("Record-Route: <sip:10.1.2.3:41000;lr;ft=") })
+        // 10.1.2.3 on the public port is not us: that Route stays and is followed.
+        let (other, _) = try process([
+            "INVITE sip:alice@192.0.2.10:40000 SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKc10",
+            "Route: <sip:10.1.2.3:5060;lr>", "Max-Forwards: 69", "From: <sip:bob@example.com>;tag=b10",
+            "To: <sip:alice@example.com>", "Call-ID: c10", "CSeq: 1 INVITE", "Content-Length: 0",
+        ], from: .udp(core), proxy: proxy)
+        #expect(other == .forward(to: .udp(EndpointAddress.parse("10.1.2.3", port: 5060)!)))
+    }
+
     /// A client answering a request of the core can only answer the core: it cannot aim a response at another
     /// client's flow by copying a token it saw, nor reflect one off the edge to an address of its choice.
     @Test func aClientsResponseGoesOnlyToTheCore() throws {
