@@ -261,11 +261,15 @@ public final class StatelessProxy {
         return .forward(to: destination)
     }
 
+    /// The port the core reaches this worker at (the advertised one when no worker port is set).
+    private var internalPort: UInt16 {
+        configuration.internalPort == 0 ? configuration.advertised.port : configuration.internalPort
+    }
+
     private func appendInternalHostPort(to out: inout [UInt8]) {
         (configuration.internalHost ?? configuration.advertised).appendURIHost(to: &out)
         out.append(UInt8(ascii: ":"))
-        let port = configuration.internalPort == 0 ? configuration.advertised.port : configuration.internalPort
-        appendDecimal(UInt64(port), to: &out)
+        appendDecimal(UInt64(internalPort), to: &out)
     }
 
     /// Record-Route for both sides (RFC 5658 double Record-Route): the entry the core will send to (our
@@ -273,7 +277,6 @@ public final class StatelessProxy {
     /// address on the client's transport). The entry facing the next hop goes on top. When both would name the
     /// same address and transport, one entry (with the token) serves both.
     private func insertRecordRoutes(at offset: Int, clientFlow: Flow, fromClient: Bool) {
-        let internalPort = configuration.internalPort == 0 ? configuration.advertised.port : configuration.internalPort
         let single = internalPort == publicPort(for: clientFlow.transport)
             && configuration.upstreamTransport == clientFlow.transport
         let writeInternal: (inout [UInt8]) -> Void = { out in
@@ -505,8 +508,7 @@ public final class StatelessProxy {
     private func isOurs(host: ByteSpan, port: UInt16?, in bytes: PacketBytes) -> Bool {
         let port = port ?? 5060
         let isPublicPort = port == configuration.advertised.port || port == configuration.advertisedTLSPort
-        let isInternalPort = port == (configuration.internalPort == 0 ? configuration.advertised.port
-                                                                      : configuration.internalPort)
+        let isInternalPort = port == internalPort
         guard isPublicPort || isInternalPort,
             let address = EndpointAddress.parse(bytes, host, port: configuration.advertised.port)
         else { return false }

@@ -151,8 +151,7 @@ extension EdgeWorker {
                 counters.keepalives += 1
                 _ = sendOnStream(connection, Self.pong[...])
             case .message(let span):
-                let flow = Flow(transport: connection.transport, worker: UInt8(truncatingIfNeeded: index),
-                                connection: connection.key, address: connection.peer)
+                let flow = flow(of: connection)
                 counters.received += 1
                 connection.inbound.withPacketBytes { bytes in handle(bytes.prefix(span.end), from: flow) }
                 connection.inbound.removeFirst(span.end)
@@ -163,12 +162,17 @@ extension EdgeWorker {
         }
     }
 
+    /// The flow a connection of this worker is: what its messages come from and what tokens name.
+    private func flow(of connection: StreamConnection) -> Flow {
+        Flow(transport: connection.transport, worker: UInt8(truncatingIfNeeded: index), connection: connection.key,
+             address: connection.peer)
+    }
+
     /// A stream that cannot be framed (no Content-Length, too large): 400 when the request can be addressed, then
     /// close once it is sent (RFC 3261 §18.3: the stream is lost beyond this point).
     private func refuseStream(_ connection: StreamConnection, _ error: SIPParseError) {
         countConnectionEvent("framing_error")
-        let flow = Flow(transport: connection.transport, worker: UInt8(truncatingIfNeeded: index),
-                        connection: connection.key, address: connection.peer)
+        let flow = flow(of: connection)
         connection.inbound.withPacketBytes { bytes in
             // The scanner's header table is from framing this very buffer: the reply can copy Via, From, To.
             refuseUnparsed(bytes, error: error, from: flow, trusted: false, now: MonotonicClock.milliseconds())
@@ -260,7 +264,6 @@ extension EdgeWorker {
     /// Closes connections silent for longer than the idle timeout; checked once a second.
     func sweepIdleStreams() {
         guard streams.count > 0 else { return }
-        // (pool connections count here too: their connect and handshake timeouts are checked below)
         let now = MonotonicClock.milliseconds()
         guard now - lastIdleSweep >= 1_000 else { return }
         lastIdleSweep = now
