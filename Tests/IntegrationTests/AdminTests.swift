@@ -3,10 +3,8 @@ import Testing
 
 /// The admin endpoint: readiness follows the upstream's OPTIONS answers, and /metrics counts real traffic.
 @Suite(.serialized) struct AdminTests {
-    func get(_ url: String, name: String) throws -> (Int32, String) {
-        let curl = try #require(ProcessHarness.which("curl"))
-        let status = try ProcessHarness.run(curl, ["-s", "-i", "--max-time", "3", url], timeout: 10, log: name)
-        return (status, ProcessHarness.logContents(name))
+    func get(_ url: String, name: String) throws -> String {
+        try ProcessHarness.httpGet(url, log: name, headers: true)
     }
 
     @Test func readinessAndMetricsReflectTheUpstreamAndTheTraffic() throws {
@@ -26,9 +24,9 @@ import Testing
         defer { ProcessHarness.stop(edge) }
         usleep(500_000)
         let admin = "http://127.0.0.1:\(adminPort)"
-        #expect(try get("\(admin)/health/live", name: "live.log").1.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(try get("\(admin)/health/live", name: "live.log").hasPrefix("HTTP/1.1 200 OK"))
         // No upstream yet: not ready, and it says why.
-        let notReady = try get("\(admin)/health/ready", name: "ready-before.log").1
+        let notReady = try get("\(admin)/health/ready", name: "ready-before.log")
         #expect(notReady.hasPrefix("HTTP/1.1 503"), "\(notReady)")
         #expect(notReady.contains("upstream not answering OPTIONS"))
 
@@ -39,7 +37,7 @@ import Testing
         defer { ProcessHarness.stop(core) }
         var ready = ""
         for _ in 0..<30 {
-            ready = try get("\(admin)/health/ready", name: "ready-after.log").1
+            ready = try get("\(admin)/health/ready", name: "ready-after.log")
             if ready.hasPrefix("HTTP/1.1 200") { break }
             usleep(100_000)
         }
@@ -52,7 +50,7 @@ import Testing
                                             timeout: 30, log: "admin-uac.log")
         #expect(status == 0)
         usleep(300_000)  // workers publish their counters every 100 ms
-        let metrics = try get("\(admin)/metrics", name: "metrics.log").1
+        let metrics = try get("\(admin)/metrics", name: "metrics.log")
         #expect(metrics.contains("Content-Type: text/plain; version=0.0.4"))
         let optionsLine = metrics.split(separator: "\n").first { $0.hasPrefix("sip_messages_total{method=\"OPTIONS\",transport=\"udp\"}") }
         let optionsCount = optionsLine.flatMap { Int($0.split(separator: " ").last!) } ?? 0
@@ -60,6 +58,6 @@ import Testing
         #expect(metrics.contains("sip_response_time_seconds_count "))
         #expect(metrics.contains("sip_upstream_up 1"))
         #expect(metrics.contains("process_resident_memory_bytes "))
-        #expect(try get("\(admin)/nope", name: "404.log").1.hasPrefix("HTTP/1.1 404"))
+        #expect(try get("\(admin)/nope", name: "404.log").hasPrefix("HTTP/1.1 404"))
     }
 }

@@ -172,29 +172,35 @@ import Testing
                 "\(sendInvite)")
     }
 
-    /// The pool redials a core that was down (503 with Retry-After meanwhile), and again after it restarts.
-    @Test func thePoolRedialsACoreThatComesAndGoes() throws {
-        let certificates = try TestCertificates.make()
-        defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent("kamailio-pool-\(getpid()).yaml")
+    /// One worker reaching the core at `upstreamPort` over pooled `transport` connections, with fast redials and
+    /// the admin server on (readiness, metrics); `extra` is more top-level YAML.
+    func startPoolEdge(upstreamPort: Int, transport: String, reconnectMinMilliseconds: Int, extra: String = "",
+                       name: String) throws -> Process {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid()).yaml")
         try """
             listen: udp:127.0.0.1:\(ports.edge)
-            upstreams: [sip:127.0.0.1:\(ports.kamailio)]
-            upstream_transport: tcp
+            upstreams: [sip:127.0.0.1:\(upstreamPort)]
+            upstream_transport: \(transport)
             upstream_pool:
-              reconnect_min_ms: 100
+              reconnect_min_ms: \(reconnectMinMilliseconds)
               reconnect_max_ms: 400
             workers: 1
             admin:
               listen: 127.0.0.1:\(ports.admin)
+            \(extra)
             """.write(to: config, atomically: true, encoding: .utf8)
-        let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
-                                            log: "kamailio-pool-edge.log")
-        let curl = try #require(ProcessHarness.which("curl"))
+        return try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
+                                        log: "\(name)-edge.log")
+    }
+
+    /// The pool redials a core that was down (503 with Retry-After meanwhile), and again after it restarts.
+    @Test func thePoolRedialsACoreThatComesAndGoes() throws {
+        let certificates = try TestCertificates.make()
+        defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
+        let edge = try startPoolEdge(upstreamPort: ports.kamailio, transport: "tcp", reconnectMinMilliseconds: 100,
+                                     name: "kamailio-pool")
         func readiness() throws -> String {
-            _ = try ProcessHarness.run(curl, ["-s", "--max-time", "2", "http://127.0.0.1:\(ports.admin)/health/ready"],
-                                       timeout: 5, log: "kamailio-pool-ready.log")
-            return ProcessHarness.logContents("kamailio-pool-ready.log")
+            try ProcessHarness.httpGet("http://127.0.0.1:\(ports.admin)/health/ready", log: "kamailio-pool-ready.log")
         }
         defer { ProcessHarness.stop(edge) }
         let client = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: UInt16(ports.caller))!,
@@ -257,29 +263,13 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
         let kamailio = try startKamailio(log: "kamailio-badca-kamailio.log", certificates: certificates, tls: true)
         defer { ProcessHarness.stop(kamailio) }
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent("kamailio-badca-\(getpid()).yaml")
-        try """
-            listen: udp:127.0.0.1:\(ports.edge)
-            upstreams: [sip:127.0.0.1:\(ports.coreTLS)]
-            upstream_transport: tls
-            upstream_tls:
-              ca: \(certificates.otherCA)
-              server_name: localhost
-            upstream_pool:
-              reconnect_min_ms: 50
-              reconnect_max_ms: 400
-            workers: 1
-            admin:
-              listen: 127.0.0.1:\(ports.admin)
-            """.write(to: config, atomically: true, encoding: .utf8)
-        let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
-                                            log: "kamailio-badca-edge.log")
+        let edge = try startPoolEdge(upstreamPort: ports.coreTLS, transport: "tls", reconnectMinMilliseconds: 50,
+                                     extra: "upstream_tls:\n  ca: \(certificates.otherCA)\n  server_name: localhost",
+                                     name: "kamailio-badca")
         defer { ProcessHarness.stop(edge) }
         usleep(1_500_000)
-        let curl = try #require(ProcessHarness.which("curl"))
-        _ = try ProcessHarness.run(curl, ["-s", "--max-time", "2", "http://127.0.0.1:\(ports.admin)/metrics"],
-                                   timeout: 5, log: "kamailio-badca-metrics.log")
-        let metrics = ProcessHarness.logContents("kamailio-badca-metrics.log")
+        let metrics = try ProcessHarness.httpGet("http://127.0.0.1:\(ports.admin)/metrics",
+                                                 log: "kamailio-badca-metrics.log")
         #expect(metrics.contains("sip_upstream_up 0"), "\(metrics)")
         #expect(!metrics.contains("event=\"upstream_connected\""), "\(metrics)")
         let failures = metrics.split(separator: "\n").first { $0.hasPrefix("sip_connection_events_total{event=\"tls_handshake_failed\"}")

@@ -68,7 +68,10 @@ enum ProcessHarness {
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         for child in children { kill(child, SIGKILL) }
-        process.waitUntilExit()
+        // Bounded: Foundation learns of an exit asynchronously, and once (seen once under parallel suites) it did
+        // not; a test must then fail, never hang the run.
+        let reapDeadline = Date().addingTimeInterval(5)
+        while process.isRunning && Date() < reapDeadline { usleep(20_000) }
     }
 
     /// Every process below `pid`, from /proc.
@@ -77,6 +80,14 @@ enum ProcessHarness {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
         let children = text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         return children + children.flatMap { descendants(of: $0) }
+    }
+
+    /// GETs `url` with curl (3 s at most) and returns what came back: the body, or with `headers` the status line
+    /// and headers too; empty when nothing answered.
+    static func httpGet(_ url: String, log: String, headers: Bool = false) throws -> String {
+        let curl = try #require(which("curl"), "curl must be installed (scripts/install-deps.sh)")
+        _ = try run(curl, ["-s", "--max-time", "3"] + (headers ? ["-i"] : []) + [url], timeout: 10, log: log)
+        return logContents(log)
     }
 
     static func logContents(_ log: String) -> String {

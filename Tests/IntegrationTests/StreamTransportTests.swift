@@ -71,10 +71,7 @@ import Testing
     }
 
     func metrics() throws -> String {
-        let curl = try #require(ProcessHarness.which("curl"))
-        _ = try ProcessHarness.run(curl, ["-s", "--max-time", "3", "http://127.0.0.1:\(adminPort)/metrics"],
-                                   timeout: 10, log: "streams-metrics.log")
-        return ProcessHarness.logContents("streams-metrics.log")
+        try ProcessHarness.httpGet("http://127.0.0.1:\(adminPort)/metrics", log: "streams-metrics.log")
     }
 
     func count(_ needle: String, in text: String) -> Int { text.components(separatedBy: needle).count - 1 }
