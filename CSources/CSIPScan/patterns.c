@@ -444,6 +444,18 @@ static inline uint8_t active_buckets(const struct csip_patterns *p, uint64_t ena
 }
 
 /* The spans csip_patterns_find_headers visits, checked against len. */
+enum { PADDED_SIZE = 64 };
+
+/* A SIMD step reads `step` bytes at once; a buffer shorter than that is searched in a zero-padded copy (`small`,
+ * PADDED_SIZE bytes), so no read leaves the caller's buffer and the padding matches no pattern. */
+static inline const uint8_t *padded(const uint8_t *buf, size_t *len, size_t step, uint8_t *small) {
+    if (*len >= step) return buf;
+    memset(small, 0, PADDED_SIZE);
+    memcpy(small, buf, *len);
+    *len = PADDED_SIZE;
+    return small;
+}
+
 static inline int span_fits(struct csip_span s, size_t len) {
     return (size_t)s.off + (size_t)s.len <= len;
 }
@@ -546,13 +558,8 @@ static int32_t find_sse42(const struct csip_patterns *p, const uint8_t *buf, siz
                           uint64_t enabled) {
     uint8_t active = active_buckets(p, enabled);
     if (active == 0 || from >= to) return -1;
-    uint8_t small[64];
-    if (len < 18) { /* one step reads 18 bytes */
-        memset(small, 0, sizeof(small));
-        memcpy(small, buf, len);
-        buf = small;
-        len = sizeof(small);
-    }
+    uint8_t small[PADDED_SIZE];
+    buf = padded(buf, &len, 18, small);
     struct teddy_sse t;
     teddy_sse_load(p, active, &t);
     return span_sse42(p, &t, buf, len, from, to, enabled);
@@ -564,15 +571,9 @@ static int32_t headers_sse42(const struct csip_patterns *p, const uint8_t *buf, 
                              uint64_t kinds, uint64_t enabled, int32_t *where) {
     uint8_t active = active_buckets(p, enabled);
     if (active == 0) return -1;
-    uint8_t small[64];
-    const uint8_t *data = buf;
+    uint8_t small[PADDED_SIZE];
     size_t size = len;
-    if (len < 18) {
-        memset(small, 0, sizeof(small));
-        memcpy(small, buf, len);
-        data = small;
-        size = sizeof(small);
-    }
+    const uint8_t *data = padded(buf, &size, 18, small);
     struct teddy_sse t;
     teddy_sse_load(p, active, &t);
     if (first != NULL && first->len != 0) {
@@ -667,13 +668,8 @@ static int32_t find_avx2(const struct csip_patterns *p, const uint8_t *buf, size
                          uint64_t enabled) {
     uint8_t active = active_buckets(p, enabled);
     if (active == 0 || from >= to) return -1;
-    uint8_t small[64];
-    if (len < 34) { /* one step reads 34 bytes */
-        memset(small, 0, sizeof(small));
-        memcpy(small, buf, len);
-        buf = small;
-        len = sizeof(small);
-    }
+    uint8_t small[PADDED_SIZE];
+    buf = padded(buf, &len, 34, small);
     struct teddy_avx2 t;
     teddy_avx2_load(p, active, &t);
     return span_avx2(p, &t, buf, len, from, to, enabled);
@@ -685,15 +681,9 @@ static int32_t headers_avx2(const struct csip_patterns *p, const uint8_t *buf, s
                             uint64_t kinds, uint64_t enabled, int32_t *where) {
     uint8_t active = active_buckets(p, enabled);
     if (active == 0) return -1;
-    uint8_t small[64];
-    const uint8_t *data = buf;
+    uint8_t small[PADDED_SIZE];
     size_t size = len;
-    if (len < 34) {
-        memset(small, 0, sizeof(small));
-        memcpy(small, buf, len);
-        data = small;
-        size = sizeof(small);
-    }
+    const uint8_t *data = padded(buf, &size, 34, small);
     struct teddy_avx2 t;
     teddy_avx2_load(p, active, &t);
     if (first != NULL && first->len != 0) {
