@@ -306,12 +306,7 @@ public struct EdgeConfiguration: Sendable, Equatable {
         }
         if let upstreamTLS = try root.mapping("upstream_tls") {
             try upstreamTLS.allowOnly(["ca", "server_name", "certificate", "private_key"])
-            for (key, path) in [("certificate", \TLSConfiguration.certificatePath),
-                                ("private_key", \TLSConfiguration.privateKeyPath), ("ca", \TLSConfiguration.caPath)] {
-                guard let text = try upstreamTLS.string(key) else { continue }
-                guard text.hasPrefix("/") else { throw ConfigError(upstreamTLS.keyPath(key), "must be an absolute path") }
-                configuration.upstreamTLS[keyPath: path] = text
-            }
+            try upstreamTLS.readTLSFiles(into: &configuration.upstreamTLS)
             if let text = try upstreamTLS.string("server_name") { configuration.upstreamServerName = text }
         }
         if let tls = try root.mapping("tls") {
@@ -322,12 +317,7 @@ public struct EdgeConfiguration: Sendable, Equatable {
             } else if let text = try tls.string("listen") {
                 configuration.tlsListen = try Self.endpoint(text, scheme: "tls", path: "tls.listen")
             }
-            for (key, path) in [("certificate", \TLSConfiguration.certificatePath),
-                                ("private_key", \TLSConfiguration.privateKeyPath), ("ca", \TLSConfiguration.caPath)] {
-                guard let text = try tls.string(key) else { continue }
-                guard text.hasPrefix("/") else { throw ConfigError(tls.keyPath(key), "must be an absolute path") }
-                configuration.tls[keyPath: path] = text
-            }
+            try tls.readTLSFiles(into: &configuration.tls)
             if let v = try tls.bool("require_client_certificate") { configuration.tls.requirePeerCertificate = v }
             if let text = try tls.string("min_version") {
                 switch text {
@@ -549,6 +539,16 @@ struct Mapping {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
         default: throw ConfigError(keyPath(key), "expected true or false, got \(text)")
+        }
+    }
+
+    /// `certificate`, `private_key` and `ca`: absolute paths of PEM files, into a TLS configuration.
+    func readTLSFiles(into tls: inout TLSConfiguration) throws {
+        for (key, path) in [("certificate", \TLSConfiguration.certificatePath),
+                            ("private_key", \TLSConfiguration.privateKeyPath), ("ca", \TLSConfiguration.caPath)] {
+            guard let text = try string(key) else { continue }
+            guard text.hasPrefix("/") else { throw ConfigError(keyPath(key), "must be an absolute path") }
+            tls[keyPath: path] = text
         }
     }
 
