@@ -2,7 +2,7 @@
 # perf/bench.sh: CPU per message and maximum clean call rate, sip-edge against Kamailio, under the same SIPp load.
 #
 # Configurations (both on 127.0.0.1, both stateless, both with WORKERS workers/children):
-#   sip-edge  .build/release/sip-edge --config perf/load-generator.yaml --workers WORKERS: defaults (Record-Route,
+#   sip-edge  .build/release/sip-edge --config ${EDGE_CONFIG:-perf/load-generator.yaml} --workers WORKERS: defaults (Record-Route,
 #             every validator rule, rate limiter consulted) with per-source limits above what one SIPp sends
 #   kamailio  perf/kamailio-stateless.cfg, started with -x fm: Max-Forwards, rport, Record-Route, loose_route,
 #             forward() -- the same work per message
@@ -29,7 +29,7 @@ RATE=${RATE:-500}
 CALLS=${CALLS:-5000}
 ROUNDS=${ROUNDS:-3}
 WORKERS=${WORKERS:-1}
-RATES=${RATES:-"500 1000 2000 4000"}
+RATES=${RATES-"500 1000 2000 4000"}
 STEP_SECONDS=${STEP_SECONDS:-5}
 BASE_PORT=${BASE_PORT:-26000}
 PROXY_PORT=$BASE_PORT
@@ -50,17 +50,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# CPU ticks (utime + stime) of a process and its direct children.
+# CPU ticks of a process and its direct children: "USER SYSTEM" (utime, stime).
 cpu_ticks() {
-    local total=0 pid
+    local user=0 system=0 pid
     for pid in "$1" $(pgrep -P "$1" || true); do
         [ -r "/proc/$pid/stat" ] || continue
         # Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
         local fields
         fields=$(sed 's/^.*) //' "/proc/$pid/stat")
-        total=$((total + $(echo "$fields" | awk '{print $12 + $13}')))
+        user=$((user + $(echo "$fields" | awk '{print $12}')))
+        system=$((system + $(echo "$fields" | awk '{print $13}')))
     done
-    echo "$total"
+    echo "$user $system"
 }
 
 start_uas() {
@@ -77,7 +78,7 @@ stop_pid() {
 start_proxy() { # $1 = edge | kamailio
     if [ "$1" = edge ]; then
         # shellcheck disable=SC2086 # EDGE_ARGS is a list of extra flags
-        "$EDGE" --config perf/load-generator.yaml --listen "udp:127.0.0.1:$PROXY_PORT" --upstream "sip:127.0.0.1:$UAS_PORT" --workers "$WORKERS" \
+        "$EDGE" --config ${EDGE_CONFIG:-perf/load-generator.yaml} --listen "udp:127.0.0.1:$PROXY_PORT" --upstream "sip:127.0.0.1:$UAS_PORT" --workers "$WORKERS" \
             ${EDGE_ARGS:-} > "$WORK/edge.log" 2>&1 &
         PROXY_PID=$!
     else
@@ -120,10 +121,15 @@ for round in $(seq 1 "$ROUNDS"); do
         after=$(cpu_ticks "$PROXY_PID")
         stop_pid "$PROXY_PID"
         stop_pid "$UAS_PID"
-        cpu_ms=$(echo "($after - $before) * 1000 / $TICKS" | bc -l)
+        read -r user_before system_before <<< "$before"
+        read -r user_after system_after <<< "$after"
+        user_ms=$(echo "($user_after - $user_before) * 1000 / $TICKS" | bc -l)
+        system_ms=$(echo "($system_after - $system_before) * 1000 / $TICKS" | bc -l)
+        cpu_ms=$(echo "$user_ms + $system_ms" | bc -l)
         per_k=$(echo "$cpu_ms * 1000 / ($CALLS * $MESSAGES_PER_CALL)" | bc -l)
         if [ "$UAC_STATUS" -eq 0 ]; then
-            printf 'round %d %-8s cpu %7.0f ms  %6.2f ms/1000 msgs  (%.1f s)\n' "$round" "$proxy" "$cpu_ms" "$per_k" "$ELAPSED"
+            printf 'round %d %-8s cpu %7.0f ms (user %5.0f, system %5.0f)  %6.2f ms/1000 msgs  (%.1f s)\n' \
+                "$round" "$proxy" "$cpu_ms" "$user_ms" "$system_ms" "$per_k" "$ELAPSED"
             echo "$per_k" >> "$WORK/$proxy.ms"
         else
             printf 'round %d %-8s UNCLEAN (SIPp exit %d), left out\n' "$round" "$proxy" "$UAC_STATUS"
