@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "SIPBytes", dependencies: ["CSIPScan"]),
 
         // Message model and parser: safe Swift over SIPBytes.
-        .target(name: "SIPParsing", dependencies: ["SIPBytes"]),
+        .target(name: "SIPParsing", dependencies: ["SIPBytes", "CSIPScan"]),
 
         // Edge policy: validation rules and rate limiting, pure values with the clock passed in.
         .target(name: "SIPSecurity", dependencies: ["SIPParsing", "SIPBytes"]),

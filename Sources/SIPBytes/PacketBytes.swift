@@ -40,10 +40,12 @@ public struct PacketBytes {
         span.end <= count
     }
 
-    /// True when the bytes of `span` equal `literal` exactly.
-    @inlinable
+    /// True when `span` holds exactly `literal`. Literals of up to 8 bytes compare as one 64-bit word.
+    @inlinable @inline(__always)
     public func equals(_ span: ByteSpan, _ literal: StaticString) -> Bool {
-        guard span.count == literal.utf8CodeUnitCount, contains(span) else { return false }
+        let length = literal.utf8CodeUnitCount
+        guard span.count == length, contains(span) else { return false }
+        if length <= 8 { return word(at: span.start, length: length) == ASCII.word(literal) }
         let text = literal.utf8Start
         for i in 0..<span.count where self[span.start + i] != text[i] {
             return false
@@ -51,10 +53,16 @@ public struct PacketBytes {
         return true
     }
 
-    /// True when the bytes of `span` equal `literal`, ASCII letters compared without case.
-    @inlinable
+    /// True when `span` holds `literal`, ASCII letters in either case. Literals of up to 8 bytes (every SIP
+    /// keyword the parser looks for) compare as one 64-bit word.
+    @inlinable @inline(__always)
     public func equalsIgnoringCase(_ span: ByteSpan, _ literal: StaticString) -> Bool {
-        guard span.count == literal.utf8CodeUnitCount, contains(span) else { return false }
+        let length = literal.utf8CodeUnitCount
+        guard span.count == length, contains(span) else { return false }
+        if length <= 8 {
+            return ASCII.lowercased(word: word(at: span.start, length: length))
+                == ASCII.lowercased(word: ASCII.word(literal))
+        }
         let text = literal.utf8Start
         for i in 0..<span.count where ASCII.lowercased(self[span.start + i]) != ASCII.lowercased(text[i]) {
             return false
@@ -87,6 +95,15 @@ public struct PacketBytes {
     public func firstIndex(of byte: UInt8, in span: ByteSpan) -> Int? {
         precondition(contains(span), "span outside PacketBytes")
         guard span.count > 0, let start = base.baseAddress else { return nil }
+        // A call into libc costs more than a loop over a handful of bytes.
+        if span.count <= 8 {
+            var i = span.start
+            while i < span.end {
+                if start.load(fromByteOffset: i, as: UInt8.self) == byte { return i }
+                i += 1
+            }
+            return nil
+        }
         guard let found = memchr(start + span.start, Int32(byte), span.count) else { return nil }
         return start.distance(to: UnsafeRawPointer(found))
     }
@@ -94,12 +111,40 @@ public struct PacketBytes {
     /// Index of the last `byte` inside `span`, or nil.
     @inlinable
     public func lastIndex(of byte: UInt8, in span: ByteSpan) -> Int? {
+        precondition(contains(span), "span outside PacketBytes")
         var i = span.end - 1
         while i >= span.start {
-            if self[i] == byte { return i }
+            if base.load(fromByteOffset: i, as: UInt8.self) == byte { return i }
             i -= 1
         }
         return nil
+    }
+
+    /// The end of the run of bytes that belong to any of `classes` (bits of `csip_char_classes`, csip_chars.h),
+    /// starting at `from` and stopping at `to`: the first offset whose byte is in none of them. One bounds check
+    /// for the whole run, then one table load per byte (the C loop inlines here).
+    @inlinable @inline(__always)
+    public func endOfRun(from: Int, to: Int, classes: UInt16) -> Int {
+        precondition(from >= 0 && to <= base.count, "run outside PacketBytes")
+        guard from < to, let start = base.baseAddress else { return from }
+        return csip_end_of_run(start.assumingMemoryBound(to: UInt8.self), from, to, classes)
+    }
+
+    /// The `length` (at most 8) bytes at `offset` as a little-endian word, zero above them.
+    @inlinable @inline(__always)
+    public func word(at offset: Int, length: Int) -> UInt64 {
+        precondition(offset >= 0 && length >= 0 && length <= 8 && offset + length <= base.count,
+                     "word outside PacketBytes")
+        if offset + 8 <= base.count {
+            // One load; the bytes past `length` are inside the packet and masked off.
+            let value = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            return length == 8 ? value : value & ((1 << UInt64(8 * length)) &- 1)
+        }
+        var value: UInt64 = 0
+        for k in 0..<length {
+            value |= UInt64(base.load(fromByteOffset: offset + k, as: UInt8.self)) << UInt64(8 * k)
+        }
+        return value
     }
 
     /// The first `count` bytes, borrowed like this view.
@@ -152,6 +197,28 @@ public enum ASCII {
     @inlinable
     public static func lowercased(_ byte: UInt8) -> UInt8 {
         (byte &- 0x41) < 26 ? byte | 0x20 : byte
+    }
+
+    /// Every byte of `word` lower-cased (ASCII letters only), eight at a time.
+    @inlinable @inline(__always)
+    public static func lowercased(word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let low7 = word & (0x7F * ones)
+        let atLeastA = low7 &+ (0x80 - 0x41) * ones  // high bit set where the byte is >= 'A'
+        let aboveZ = low7 &+ (0x80 - 0x5B) * ones  // high bit set where the byte is > 'Z'
+        let upper = atLeastA & ~aboveZ & ~word & (0x80 * ones)
+        return word | (upper >> 2)
+    }
+
+    /// The bytes of a literal of at most 8 bytes as a little-endian word (see ``PacketBytes/word(at:length:)``).
+    @inlinable @inline(__always)
+    public static func word(_ literal: StaticString) -> UInt64 {
+        precondition(literal.utf8CodeUnitCount <= 8, "literal longer than a word")
+        var value: UInt64 = 0
+        for k in 0..<literal.utf8CodeUnitCount {
+            value |= UInt64(literal.utf8Start[k]) << UInt64(8 * k)
+        }
+        return value
     }
 
     @inlinable

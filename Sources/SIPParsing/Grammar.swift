@@ -1,17 +1,23 @@
 import SIPBytes
+import CSIPScan
 
 /// A set of ASCII bytes as two 64-bit masks: one shift and AND per test, no table lookups through globals.
 struct CharacterClass: Sendable {
     let low: UInt64
     let high: UInt64
+    /// This class's bit in the C table `csip_char_classes` (csip_chars.h), which runs are walked with.
+    let bit: UInt16
 
     /// The classes below are written as literal masks (generated from the character lists in their comments and
     /// checked against them by tests): a `static let` built by a loop costs a `swift_once` check on every use.
     @inline(__always)
-    init(low: UInt64, high: UInt64) {
+    init(low: UInt64, high: UInt64, bit: Bit) {
         self.low = low
         self.high = high
+        self.bit = UInt16(bit.rawValue)
     }
+
+    typealias Bit = csip_char_class
 
     @inline(__always)
     func contains(_ byte: UInt8) -> Bool {
@@ -20,28 +26,40 @@ struct CharacterClass: Sendable {
         return false
     }
 
+    /// The first offset in `from..<to` whose byte is not in this class, or `to`.
+    @inline(__always)
+    func endOfRun(in bytes: PacketBytes, from: Int, to: Int) -> Int {
+        bytes.endOfRun(from: from, to: to, classes: bit)
+    }
+
+    /// True when every byte of `span` is in this class.
+    @inline(__always)
+    func containsAll(of span: ByteSpan, in bytes: PacketBytes) -> Bool {
+        endOfRun(in: bytes, from: span.start, to: span.end) == span.end
+    }
+
     /// RFC 3261 token.
-    static var token: CharacterClass { CharacterClass(low: 0x03FF6CA200000000, high: 0x47FFFFFF87FFFFFE) }  // alphanumeric + -.!%*_+`'~
+    static var token: CharacterClass { CharacterClass(low: 0x03FF6CA200000000, high: 0x47FFFFFF87FFFFFE, bit: CSIP_CHARS_TOKEN) }  // alphanumeric + -.!%*_+`'~
     /// Call-ID `word`.
-    static var word: CharacterClass { CharacterClass(low: 0xD7FFEFA600000000, high: 0x6FFFFFFFBFFFFFFE) }  // alphanumeric + -.!%*_+`'~()<>:\"/[]?{}
+    static var word: CharacterClass { CharacterClass(low: 0xD7FFEFA600000000, high: 0x6FFFFFFFBFFFFFFE, bit: CSIP_CHARS_WORD) }  // alphanumeric + -.!%*_+`'~()<>:\"/[]?{}
     /// URI user part: unreserved / user-unreserved (escapes are checked separately).
-    static var user: CharacterClass { CharacterClass(low: 0xABFFFFD200000000, high: 0x47FFFFFE87FFFFFE) }  // alphanumeric + -_.!~*'()&=+$,;?/
+    static var user: CharacterClass { CharacterClass(low: 0xABFFFFD200000000, high: 0x47FFFFFE87FFFFFE, bit: CSIP_CHARS_USER) }  // alphanumeric + -_.!~*'()&=+$,;?/
     /// URI password.
-    static var password: CharacterClass { CharacterClass(low: 0x23FF7FD200000000, high: 0x47FFFFFE87FFFFFE) }  // alphanumeric + -_.!~*'()&=+$,
+    static var password: CharacterClass { CharacterClass(low: 0x23FF7FD200000000, high: 0x47FFFFFE87FFFFFE, bit: CSIP_CHARS_PASSWORD) }  // alphanumeric + -_.!~*'()&=+$,
     /// URI parameter characters: param-unreserved / unreserved.
-    static var parameter: CharacterClass { CharacterClass(low: 0x07FFEFD200000000, high: 0x47FFFFFEAFFFFFFE) }  // alphanumeric + []/:&+$-_.!~*'()
+    static var parameter: CharacterClass { CharacterClass(low: 0x07FFEFD200000000, high: 0x47FFFFFEAFFFFFFE, bit: CSIP_CHARS_URI_PARAMETER) }  // alphanumeric + []/:&+$-_.!~*'()
     /// URI header characters: hnv-unreserved / unreserved.
-    static var uriHeader: CharacterClass { CharacterClass(low: 0x87FFEF9200000000, high: 0x47FFFFFEAFFFFFFE) }  // alphanumeric + []/?:+$-_.!~*'()
+    static var uriHeader: CharacterClass { CharacterClass(low: 0x87FFEF9200000000, high: 0x47FFFFFEAFFFFFFE, bit: CSIP_CHARS_URI_HEADER) }  // alphanumeric + []/?:+$-_.!~*'()
     /// Hostname characters.
-    static var hostname: CharacterClass { CharacterClass(low: 0x03FF600000000000, high: 0x07FFFFFE07FFFFFE) }  // alphanumeric + -.
+    static var hostname: CharacterClass { CharacterClass(low: 0x03FF600000000000, high: 0x07FFFFFE07FFFFFE, bit: CSIP_CHARS_HOSTNAME) }  // alphanumeric + -.
     /// IPv6 reference contents.
-    static var ipv6: CharacterClass { CharacterClass(low: 0x07FF400000000000, high: 0x0000007E0000007E) }  // 0123456789abcdefABCDEF:.
+    static var ipv6: CharacterClass { CharacterClass(low: 0x07FF400000000000, high: 0x0000007E0000007E, bit: CSIP_CHARS_IPV6) }  // 0123456789abcdefABCDEF:.
     /// absoluteURI characters after the scheme: reserved / unreserved (escapes checked separately).
-    static var uric: CharacterClass { CharacterClass(low: 0xAFFFFFD200000000, high: 0x47FFFFFEAFFFFFFF) }  // alphanumeric + ;/?:@&=+$,-_.!~*'()[]
+    static var uric: CharacterClass { CharacterClass(low: 0xAFFFFFD200000000, high: 0x47FFFFFEAFFFFFFF, bit: CSIP_CHARS_URIC) }  // alphanumeric + ;/?:@&=+$,-_.!~*'()[]
     /// telephone-subscriber characters (RFC 3966): digits, visual separators, hex, and parameter characters.
-    static var telephone: CharacterClass { CharacterClass(low: 0x2FFFEFFA00000000, high: 0x47FFFFFEAFFFFFFE) }  // alphanumeric + +-.()*#;=%/:[]&$!~_'
+    static var telephone: CharacterClass { CharacterClass(low: 0x2FFFEFFA00000000, high: 0x47FFFFFEAFFFFFFE, bit: CSIP_CHARS_TELEPHONE) }  // alphanumeric + +-.()*#;=%/:[]&$!~_'
     /// URI scheme characters after the first letter.
-    static var scheme: CharacterClass { CharacterClass(low: 0x03FF680000000000, high: 0x07FFFFFE07FFFFFE) }  // alphanumeric + +-.
+    static var scheme: CharacterClass { CharacterClass(low: 0x03FF680000000000, high: 0x07FFFFFE07FFFFFE, bit: CSIP_CHARS_SCHEME) }  // alphanumeric + +-.
 }
 
 /// Reads a header value left to right. Header values may contain folds (CRLF + WSP): the scanner guarantees CR
@@ -98,20 +116,18 @@ struct ValueCursor {
     @inline(__always)
     mutating func scan(_ characters: CharacterClass) -> ByteSpan {
         let start = position
-        var i = start
-        while i < end && characters.contains(bytes[i]) { i += 1 }
-        position = i
-        return ByteSpan(from: start, to: i)
+        position = characters.endOfRun(in: bytes, from: start, to: end)
+        return ByteSpan(from: start, to: position)
     }
 
     /// Consumes bytes of `characters` or `%HH` escapes; nil if an escape is malformed.
     mutating func scanEscaped(_ characters: CharacterClass) -> ByteSpan? {
         let start = position
         while position < end {
+            position = characters.endOfRun(in: bytes, from: position, to: end)
+            guard position < end else { break }
             let byte = bytes[position]
-            if characters.contains(byte) {
-                position += 1
-            } else if byte == UInt8(ascii: "%") {
+            if byte == UInt8(ascii: "%") {
                 guard position + 2 < end, ASCII.isHexDigit(bytes[position + 1]), ASCII.isHexDigit(bytes[position + 2])
                 else { return nil }
                 position += 3
@@ -187,6 +203,31 @@ struct CommaSeparatedValues {
         self.end = span.end
         self.finished = span.isEmpty
     }
+
+    /// How many elements `next()` returns for `span`. Without quotes or `<`, that is one more than the commas,
+    /// counted in one pass; otherwise the elements are walked (which also reports an unterminated quote).
+    static func count(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) -> Int {
+        guard !span.isEmpty else { return 0 }
+        var commas = 0
+        var i = span.start
+        while true {
+            i = Self.plain.endOfRun(in: bytes, from: i, to: span.end)
+            guard i < span.end else { return commas + 1 }
+            switch bytes[i] {
+            case UInt8(ascii: ","): commas += 1
+            case UInt8(ascii: "\""), UInt8(ascii: "<"):
+                var elements = CommaSeparatedValues(bytes, span)
+                var count = 0
+                while try elements.next() != nil { count += 1 }
+                return count
+            default: break  // a byte above 127: no delimiter
+            }
+            i += 1
+        }
+    }
+
+    /// Every ASCII byte but the three that delimit elements: `,` `"` `<`.
+    private static var plain: CharacterClass { CharacterClass(low: 0xEFFFEFFBFFFFFFFF, high: 0xFFFFFFFFFFFFFFFF, bit: CSIP_CHARS_ELEMENT_PLAIN) }
 
     mutating func next() throws(SIPParseError) -> ByteSpan? {
         guard !finished else { return nil }

@@ -1,4 +1,5 @@
 public import SIPBytes
+import CSIPScan
 
 /// A `name-addr` or `addr-spec` with header parameters: the value of From, To, Contact, Route, Record-Route,
 /// Path and friends (RFC 3261 §20.10, §25.1).
@@ -16,7 +17,7 @@ public struct NameAddress: Equatable, Sendable {
     public var tag: ByteSpan?
 
     /// Characters allowed in a header parameter value: token plus what a host needs (IPv6 references).
-    static var parameterValue: CharacterClass { CharacterClass(low: 0x07FF6CA200000000, high: 0x47FFFFFFAFFFFFFE) }  // alphanumeric + -.!%*_+`'~[]:
+    static var parameterValue: CharacterClass { CharacterClass(low: 0x07FF6CA200000000, high: 0x47FFFFFFAFFFFFFE, bit: CSIP_CHARS_GENERIC_VALUE) }  // alphanumeric + -.!%*_+`'~[]:
 
     /// Parses one element (already split at top-level commas). Throws `invalidHeaderValue` for structural
     /// errors (the caller renames it for its header), or a more specific code (URI, quoting, display name).
@@ -167,13 +168,7 @@ public struct NameAddress: Equatable, Sendable {
 
     @inline(__always)
     static func isAll(_ bytes: PacketBytes, _ span: ByteSpan, _ characters: CharacterClass) -> Bool {
-        var i = span.start
-        let end = span.end
-        while i < end {
-            if !characters.contains(bytes[i]) { return false }
-            i += 1
-        }
-        return true
+        characters.containsAll(of: span, in: bytes)
     }
 
     /// The header parameter called `name` (case-insensitive), if present.

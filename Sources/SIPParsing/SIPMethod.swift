@@ -42,21 +42,27 @@ public struct SIPMethod: Hashable, Sendable, CustomStringConvertible {
 
     /// Recognises the token at `span`, which must already be a valid token.
     static func classify(_ bytes: PacketBytes, _ span: ByteSpan) -> SIPMethod {
+        // Methods are case-sensitive (RFC 3261 §7.1). Up to 8 bytes compare as one word.
         let known: Known
-        switch span.count {
-        case 3: known = bytes.equals(span, "ACK") ? .ack : bytes.equals(span, "BYE") ? .bye : .extension
-        case 4: known = bytes.equals(span, "INFO") ? .info : .extension
-        case 5:
-            known = bytes.equals(span, "PRACK") ? .prack : bytes.equals(span, "REFER") ? .refer : .extension
-        case 6:
-            known = bytes.equals(span, "INVITE") ? .invite : bytes.equals(span, "CANCEL") ? .cancel
-                : bytes.equals(span, "NOTIFY") ? .notify : bytes.equals(span, "UPDATE") ? .update : .extension
-        case 7:
-            known = bytes.equals(span, "OPTIONS") ? .options : bytes.equals(span, "PUBLISH") ? .publish
-                : bytes.equals(span, "MESSAGE") ? .message : .extension
-        case 8: known = bytes.equals(span, "REGISTER") ? .register : .extension
-        case 9: known = bytes.equals(span, "SUBSCRIBE") ? .subscribe : .extension
-        default: known = .extension
+        if span.count <= 8 {
+            switch bytes.word(at: span.start, length: span.count) {
+            case ASCII.word("INVITE"): known = .invite
+            case ASCII.word("ACK"): known = .ack
+            case ASCII.word("BYE"): known = .bye
+            case ASCII.word("CANCEL"): known = .cancel
+            case ASCII.word("OPTIONS"): known = .options
+            case ASCII.word("REGISTER"): known = .register
+            case ASCII.word("PRACK"): known = .prack
+            case ASCII.word("NOTIFY"): known = .notify
+            case ASCII.word("PUBLISH"): known = .publish
+            case ASCII.word("INFO"): known = .info
+            case ASCII.word("REFER"): known = .refer
+            case ASCII.word("MESSAGE"): known = .message
+            case ASCII.word("UPDATE"): known = .update
+            default: known = .extension
+            }
+        } else {
+            known = bytes.equals(span, "SUBSCRIBE") ? .subscribe : .extension
         }
         return SIPMethod(known: known, span: span)
     }

@@ -80,12 +80,24 @@ public final class SIPParser {
             }
             switch kind {
             case .via:
-                var elements = CommaSeparatedValues(bytes, line.value)
-                while let element = try elements.next() {
+                if topVia != nil {
+                    viaHops += try CommaSeparatedValues.count(bytes, line.value)
+                } else if let (hop, hopEnd) = ViaHop.parseCommonForm(bytes, line.value) {
+                    topVia = hop
+                    topViaIndex = index
                     viaHops += 1
-                    if topVia == nil {
-                        topVia = try ViaHop.parse(bytes, element)
-                        topViaIndex = index
+                    if hopEnd < line.value.end {  // a comma: the hops after it, one at least (maybe empty)
+                        let rest = ByteSpan(from: hopEnd + 1, to: line.value.end)
+                        viaHops += rest.isEmpty ? 1 : try CommaSeparatedValues.count(bytes, rest)
+                    }
+                } else {
+                    var elements = CommaSeparatedValues(bytes, line.value)
+                    while let element = try elements.next() {
+                        viaHops += 1
+                        if topVia == nil {
+                            topVia = try ViaHop.parse(bytes, element)
+                            topViaIndex = index
+                        }
                     }
                 }
                 if viaHops > limits.maxViaHops { throw SIPParseError(.tooManyVias, at: line.name.start) }
@@ -322,6 +334,53 @@ public final class SIPParser {
 /// Start-line grammar (RFC 3261 §7.1, §7.2), strict about whitespace: exactly one SP between elements.
 enum StartLineParser {
     static func parse(_ bytes: PacketBytes, _ span: ByteSpan, maxURILength: Int) throws(SIPParseError) -> StartLine {
+        if let line = try parseCommonForm(bytes, span, maxURILength: maxURILength) { return line }
+        return try parseAnyForm(bytes, span, maxURILength: maxURILength)
+    }
+
+    /// The common shape, read in one pass: `METHOD SP Request-URI SP SIP/2.0` or `SIP/2.0 SP 3DIGIT [SP reason]`.
+    /// Nil for anything else (extra whitespace, another version, a URI that does not parse): then
+    /// ``parseAnyForm(_:_:maxURILength:)`` decides, so every error comes from one place. What this accepts, that
+    /// parses to the same line.
+    private static func parseCommonForm(_ bytes: PacketBytes, _ span: ByteSpan,
+                                        maxURILength: Int) throws(SIPParseError) -> StartLine? {
+        let start = span.start
+        let end = span.end
+        guard span.count >= 12 else { return nil }
+        let first = bytes.word(at: start, length: 8)
+        if ASCII.lowercased(word: first) == ASCII.word("sip/2.0 ") {
+            let codeStart = start + 8
+            guard codeStart + 3 <= end, ASCII.isDigit(bytes[codeStart]), ASCII.isDigit(bytes[codeStart + 1]),
+                ASCII.isDigit(bytes[codeStart + 2])
+            else { return nil }
+            let code = UInt16(bytes[codeStart] &- 0x30) * 100 + UInt16(bytes[codeStart + 1] &- 0x30) * 10
+                + UInt16(bytes[codeStart + 2] &- 0x30)
+            guard code >= 100, code <= 699 else { return nil }
+            var reason = ByteSpan(offset: end, length: 0)
+            if codeStart + 3 < end {
+                guard bytes[codeStart + 3] == 0x20 else { return nil }
+                reason = ByteSpan(from: codeStart + 4, to: end)
+            }
+            return .response(StatusLine(version: ByteSpan(offset: start, length: 7), statusCode: code,
+                                        reasonPhrase: reason))
+        }
+        let methodEnd = CharacterClass.token.endOfRun(in: bytes, from: start, to: end)
+        guard methodEnd > start, bytes[methodEnd] == 0x20 else { return nil }
+        // The version is the last 8 bytes: " SIP/2.0".
+        let versionStart = end - 7
+        guard versionStart > methodEnd + 1,
+            ASCII.lowercased(word: bytes.word(at: versionStart - 1, length: 8)) == ASCII.word(" sip/2.0")
+        else { return nil }
+        let uriSpan = ByteSpan(from: methodEnd + 1, to: versionStart - 1)
+        guard uriSpan.count <= maxURILength, let uri = try? SIPURI.parse(bytes, uriSpan) else { return nil }
+        if uri.headers != nil { throw SIPParseError(.requestURIHasHeaders, at: uriSpan.start) }
+        let method = ByteSpan(from: start, to: methodEnd)
+        return .request(RequestLine(method: SIPMethod.classify(bytes, method), uri: uri,
+                                    version: ByteSpan(offset: versionStart, length: 7)))
+    }
+
+    private static func parseAnyForm(_ bytes: PacketBytes, _ span: ByteSpan,
+                                     maxURILength: Int) throws(SIPParseError) -> StartLine {
         // A whitespace problem anywhere in the line (double SP, leading or trailing SP, HTAB) gets its own code:
         // RFC 4475 lwsstart and trws.
         guard !span.isEmpty else { throw SIPParseError(.invalidStartLine, at: span.start) }

@@ -1,4 +1,5 @@
 public import SIPBytes
+import CSIPScan
 
 /// One Via hop (RFC 3261 §20.42, RFC 3581 rport), as spans and small decoded numbers.
 public struct ViaHop: Equatable, Sendable {
@@ -64,6 +65,66 @@ public struct ViaHop: Equatable, Sendable {
         return hop
     }
 
+    /// The common shape of a hop, read in one pass: `SIP/2.0/TRANSPORT SP host[:port][;param[=value]]...`,
+    /// no whitespace but the one SP, no quotes, no IPv6 reference, ending at the end of `value` or at a comma.
+    /// Returns the hop and where it ends, or nil for anything else: then ``parse(_:_:)`` decides, so every error
+    /// (code and offset) comes from one place. Whatever this accepts, ``parse(_:_:)`` parses to the same hop
+    /// (tested on every hop of the test corpora, and by the fuzzer).
+    static func parseCommonForm(_ bytes: PacketBytes, _ value: ByteSpan) -> (hop: ViaHop, end: Int)? {
+        let start = value.start
+        let end = value.end
+        guard end - start >= 12, ASCII.lowercased(word: bytes.word(at: start, length: 8)) == ASCII.word("sip/2.0/")
+        else { return nil }
+        let transportEnd = CharacterClass.token.endOfRun(in: bytes, from: start + 8, to: end)
+        guard transportEnd > start + 8, transportEnd + 1 < end, bytes[transportEnd] == 0x20 else { return nil }
+        let hostStart = transportEnd + 1
+        let hostEnd = CharacterClass.hostname.endOfRun(in: bytes, from: hostStart, to: end)
+        guard hostEnd > hostStart else { return nil }
+        let host = ByteSpan(from: hostStart, to: hostEnd)
+        guard let hostKind = try? SIPURI.classifyHostname(bytes, host) else { return nil }
+        var hop = ViaHop(span: ByteSpan(from: start, to: end), protocolName: ByteSpan(offset: start, length: 3),
+                         protocolVersion: ByteSpan(offset: start + 4, length: 3),
+                         transport: ByteSpan(from: start + 8, to: transportEnd), host: host, hostKind: hostKind,
+                         port: nil, parameters: ByteSpan(offset: end, length: 0), branch: nil, received: nil,
+                         rport: .absent, maddr: nil, ttl: nil)
+        var i = hostEnd
+        if i < end && bytes[i] == UInt8(ascii: ":") {
+            guard let (port, portEnd) = Self.decimal(bytes, from: i + 1, to: end, limit: 65_535) else { return nil }
+            hop.port = UInt16(port)
+            i = portEnd
+        }
+        if i < end && bytes[i] == UInt8(ascii: ";") {
+            let parametersStart = i + 1
+            repeat {
+                let nameStart = i + 1
+                let nameEnd = CharacterClass.token.endOfRun(in: bytes, from: nameStart, to: end)
+                guard nameEnd > nameStart else { return nil }
+                var parameterValue: ByteSpan?
+                i = nameEnd
+                if i < end && bytes[i] == UInt8(ascii: "=") {
+                    let valueEnd = Self.genericValue.endOfRun(in: bytes, from: i + 1, to: end)
+                    parameterValue = ByteSpan(from: i + 1, to: valueEnd)
+                    i = valueEnd
+                }
+                guard i == end || bytes[i] == UInt8(ascii: ";") || bytes[i] == UInt8(ascii: ",") else { return nil }
+                guard hop.apply(bytes, name: ByteSpan(from: nameStart, to: nameEnd), value: parameterValue) == nil
+                else { return nil }
+            } while i < end && bytes[i] == UInt8(ascii: ";")
+            hop.parameters = ByteSpan(from: parametersStart, to: i)
+        }
+        guard i == end || bytes[i] == UInt8(ascii: ",") else { return nil }
+        hop.span = ByteSpan(from: start, to: i)
+        if hop.parameters.isEmpty { hop.parameters = ByteSpan(offset: i, length: 0) }
+        return (hop, i)
+    }
+
+    /// 1*DIGIT at `from` not above `limit` (leading zeros allowed, as in ``ValueCursor/scanNumber(limit:)``).
+    private static func decimal(_ bytes: PacketBytes, from: Int, to: Int, limit: UInt64) -> (UInt64, Int)? {
+        var cursor = ValueCursor(bytes, ByteSpan(from: from, to: to))
+        guard let number = cursor.scanNumber(limit: limit), !number.overflow else { return nil }
+        return (number.value, cursor.position)
+    }
+
     private mutating func readParameters(_ bytes: PacketBytes) throws(SIPParseError) {
         var iterator = ParameterIterator(bytes, parameters, allowsWhitespace: true)
         while true {
@@ -73,52 +134,55 @@ public struct ViaHop: Equatable, Sendable {
             guard !name.isEmpty, NameAddress.isAll(bytes, name, .token) else {
                 throw SIPParseError(.invalidVia, at: name.start)
             }
-            // Dispatch on length first: one comparison per parameter instead of five.
-            switch name.count {
-            case 6 where bytes.equalsIgnoringCase(name, "branch"):
-                guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, .token) else {
-                    throw SIPParseError(.invalidVia, at: name.start)
-                }
-                branch = value
-            case 8 where bytes.equalsIgnoringCase(name, "received"):
-                guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, Self.addressCharacters) else {
-                    throw SIPParseError(.invalidVia, at: name.start)
-                }
-                received = value
-            case 5 where bytes.equalsIgnoringCase(name, "rport"):
-                if let value {
-                    var number = ValueCursor(bytes, value)
-                    guard let port = number.scanNumber(limit: 65_535), !port.overflow, number.isAtEnd else {
-                        throw SIPParseError(.invalidVia, at: value.start)
-                    }
-                    rport = .value(UInt16(port.value))
-                } else {
-                    rport = .requested
-                }
-            case 3 where bytes.equalsIgnoringCase(name, "ttl"):
-                var number = ValueCursor(bytes, value ?? ByteSpan(offset: name.end, length: 0))
-                guard let ttl = number.scanNumber(limit: 255), !ttl.overflow, number.isAtEnd else {
-                    throw SIPParseError(.invalidVia, at: name.start)
-                }
-                self.ttl = UInt8(ttl.value)
-            case 5 where bytes.equalsIgnoringCase(name, "maddr"):
-                guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, Self.addressCharacters) else {
-                    throw SIPParseError(.invalidVia, at: name.start)
-                }
-                maddr = value
-            default:
-                if let value, !value.isEmpty, bytes[value.start] != UInt8(ascii: "\""),
-                    !NameAddress.isAll(bytes, value, Self.genericValue) {
-                    throw SIPParseError(.invalidVia, at: value.start)
-                }
-            }
+            if let offset = apply(bytes, name: name, value: value) { throw SIPParseError(.invalidVia, at: offset) }
         }
     }
 
+    /// Reads one parameter into the hop: branch, received, rport, ttl, maddr are checked and kept, others are
+    /// checked only. Returns the offset of the rule it breaks, or nil.
+    private mutating func apply(_ bytes: PacketBytes, name: ByteSpan, value: ByteSpan?) -> Int? {
+        // Dispatch on length first: one comparison per parameter instead of five.
+        switch name.count {
+        case 6 where bytes.equalsIgnoringCase(name, "branch"):
+            guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, .token) else { return name.start }
+            branch = value
+        case 8 where bytes.equalsIgnoringCase(name, "received"):
+            guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, Self.addressCharacters) else {
+                return name.start
+            }
+            received = value
+        case 5 where bytes.equalsIgnoringCase(name, "rport"):
+            if let value {
+                guard let (port, portEnd) = Self.decimal(bytes, from: value.start, to: value.end, limit: 65_535),
+                    portEnd == value.end
+                else { return value.start }
+                rport = .value(UInt16(port))
+            } else {
+                rport = .requested
+            }
+        case 3 where bytes.equalsIgnoringCase(name, "ttl"):
+            guard let value, let (number, numberEnd) = Self.decimal(bytes, from: value.start, to: value.end, limit: 255),
+                numberEnd == value.end
+            else { return name.start }
+            ttl = UInt8(number)
+        case 5 where bytes.equalsIgnoringCase(name, "maddr"):
+            guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, Self.addressCharacters) else {
+                return name.start
+            }
+            maddr = value
+        default:
+            if let value, !value.isEmpty, bytes[value.start] != UInt8(ascii: "\""),
+                !NameAddress.isAll(bytes, value, Self.genericValue) {
+                return value.start
+            }
+        }
+        return nil
+    }
+
     /// IPv4, IPv6 (bare or bracketed) or a hostname.
-    static var addressCharacters: CharacterClass { CharacterClass(low: 0x07FF600000000000, high: 0x07FFFFFE2FFFFFFE) }  // alphanumeric + -.:[]
+    static var addressCharacters: CharacterClass { CharacterClass(low: 0x07FF600000000000, high: 0x07FFFFFE2FFFFFFE, bit: CSIP_CHARS_VIA_ADDRESS) }  // alphanumeric + -.:[]
     /// gen-value: token / host / quoted-string.
-    static var genericValue: CharacterClass { CharacterClass(low: 0x07FF6CA200000000, high: 0x47FFFFFFAFFFFFFE) }  // alphanumeric + -.!%*_+`'~[]:
+    static var genericValue: CharacterClass { CharacterClass(low: 0x07FF6CA200000000, high: 0x47FFFFFFAFFFFFFE, bit: CSIP_CHARS_GENERIC_VALUE) }  // alphanumeric + -.!%*_+`'~[]:
 
     /// The Via parameter called `name` (case-insensitive), if present.
     public func parameter(_ name: StaticString, in bytes: PacketBytes) -> Parameter? {

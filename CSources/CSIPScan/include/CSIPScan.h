@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "csip_header_kinds.h"
+#include "csip_chars.h"
 
 #ifdef __cplusplus
 extern "C" {
