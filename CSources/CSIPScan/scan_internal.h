@@ -85,14 +85,30 @@ __attribute__((always_inline)) static inline int csip_token_equals_lower(const u
 
 _Static_assert(CSIP_MAX_KIND_NAME <= 24, "csip_token_equals_lower compares at most three words");
 
-/* Classification through the scanner's (letter, length) index: same answers as csip_classify_header (tested). */
-__attribute__((always_inline)) static inline uint32_t csip_classify_indexed(const struct csip_scanner *scanner, const uint8_t *name, size_t len) {
+/*
+ * Classification through the scanner's (letter, length) index: same answers as csip_classify_header (tested).
+ * `readable` is how many bytes from name on may be read (at least len): with 8 or more, a name of up to 8 bytes is
+ * compared as one word with the bytes past it shifted out.
+ */
+__attribute__((always_inline)) static inline uint32_t csip_classify_indexed(const struct csip_scanner *scanner,
+                                                                            const uint8_t *name, size_t len,
+                                                                            size_t readable) {
     unsigned letter = (unsigned)(uint8_t)(name[0] | 0x20) - 'a';
     if (letter >= 26) return CSIP_HDR_OTHER;
     if (len == 1) return scanner->compact_kinds[letter];
     const uint8_t *candidates = scanner->kinds_by_letter[letter][len & (CSIP_LENGTH_BUCKETS - 1)];
-    for (int i = 0; i < CSIP_KINDS_PER_BUCKET && candidates[i] != 0; i++) {
-        uint32_t kind = candidates[i];
+    uint32_t kind = candidates[0]; /* most buckets hold one kind: try it before the loop */
+    if (kind == 0) return CSIP_HDR_OTHER;
+    if (csip_kind_length[kind] == len) {
+        if (len <= 8 && readable >= 8) {
+            uint64_t diff = (csip_load64(name) | 0x2020202020202020ull) ^ csip_load64(scanner->lower_names[kind]);
+            if ((diff << (8 * (8 - len))) == 0) return kind;
+        } else if (csip_token_equals_lower(name, scanner->lower_names[kind], len)) {
+            return kind;
+        }
+    }
+    for (int i = 1; i < CSIP_KINDS_PER_BUCKET && candidates[i] != 0; i++) {
+        kind = candidates[i];
         if (csip_kind_length[kind] == len && csip_token_equals_lower(name, scanner->lower_names[kind], len)) {
             return kind;
         }

@@ -194,9 +194,8 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline int CSIP_LOCAL(li
 
 /* The state the general path shares with the fast loop. */
 struct CSIP_LOCAL(state) {
-    size_t pos;          /* start of the next line */
-    size_t header_start; /* first byte of the last header line (bounds its folds) */
-    uint32_t count;      /* headers stored */
+    size_t pos;     /* start of the next line */
+    uint32_t count; /* headers stored */
 };
 
 /*
@@ -229,7 +228,8 @@ SCAN_LINES_TARGET __attribute__((noinline)) static int CSIP_LOCAL(general_line)(
     if (csip_is_wsp(c)) { /* a continuation of the previous header (RFC 3261 §7.3.1) */
         if (count == 0) return csip_scan_fail(result, CSIP_ERR_FOLDED_START_LINE, pos);
         struct csip_header *previous = &headers[count - 1];
-        status = CSIP_LOCAL(line_end)(&cursor, buf, pos, state->header_start, bounds, &previous->flags, &cr, result);
+        /* The fold counts toward its header's length: the header began where its name did. */
+        status = CSIP_LOCAL(line_end)(&cursor, buf, pos, previous->name.off, bounds, &previous->flags, &cr, result);
         if (status != CSIP_SCAN_COMPLETE) return status;
         csip_append_continuation(previous, buf, pos, cr);
         result->header_flags |= previous->flags;
@@ -239,7 +239,6 @@ SCAN_LINES_TARGET __attribute__((noinline)) static int CSIP_LOCAL(general_line)(
 
     if (count >= bounds->max_headers) return csip_scan_fail(result, CSIP_ERR_TOO_MANY_HEADERS, pos);
     size_t header_start = pos;
-    state->header_start = pos;
     size_t i = CSIP_LOCAL(find_nontoken)(&cursor, buf, pos, end);
     if (i - header_start > bounds->max_line) return csip_scan_fail(result, CSIP_ERR_LINE_TOO_LONG, header_start);
     if (i >= end) return csip_scan_need_more(bounds, result);
@@ -267,7 +266,7 @@ SCAN_LINES_TARGET __attribute__((noinline)) static int CSIP_LOCAL(general_line)(
     while (value_end > value_start && csip_is_wsp(buf[value_end - 1])) value_end--;
 
     size_t name_length = name_end - header_start;
-    uint32_t kind = csip_classify_indexed(scanner, buf + header_start, name_length);
+    uint32_t kind = csip_classify_indexed(scanner, buf + header_start, name_length, end - header_start);
     if (name_length == 1 && kind != CSIP_HDR_OTHER) flags |= CSIP_HEADER_COMPACT;
     struct csip_header *header = &headers[count];
     header->name.off = (uint32_t)header_start;
@@ -303,10 +302,9 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
      */
     const size_t max_line = bounds->max_line;
     const uint32_t max_headers = bounds->max_headers;
-    struct CSIP_LOCAL(state) state = {.pos = cr + 2, .header_start = 0, .count = 0};
+    struct CSIP_LOCAL(state) state = {.pos = cr + 2, .count = 0};
     size_t line = cr + 2;
     uint32_t count = 0;
-    size_t header_start = 0;
     for (;;) {
         if (line >= end) return csip_scan_need_more(bounds, result);
         size_t name_end = CSIP_LOCAL(find_nontoken)(&cursor, buf, line, end); /* == line: not a token character */
@@ -325,7 +323,7 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
                 size_t value_end = eol;
                 while (value_end > value_start && csip_is_wsp(buf[value_end - 1])) value_end--;
                 size_t name_length = name_end - line;
-                uint32_t kind = csip_classify_indexed(scanner, buf + line, name_length);
+                uint32_t kind = csip_classify_indexed(scanner, buf + line, name_length, end - line);
                 uint16_t flags = 0;
                 if (name_length == 1 && kind != CSIP_HDR_OTHER) {
                     flags = CSIP_HEADER_COMPACT;
@@ -338,7 +336,6 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
                 header->value.len = (uint32_t)(value_end - value_start);
                 header->kind = (uint16_t)kind;
                 header->flags = flags;
-                header_start = line;
                 count++;
                 line = eol + 2;
                 continue;
@@ -351,12 +348,10 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
         }
         state.pos = line;
         state.count = count;
-        state.header_start = header_start;
         status = CSIP_LOCAL(general_line)(scanner, buf, bounds, headers, result, &state);
         if (status >= 0) return status;
         line = state.pos;
         count = state.count;
-        header_start = state.header_start;
     }
 }
 
