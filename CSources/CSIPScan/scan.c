@@ -13,12 +13,6 @@ enum {
     DEFAULT_MAX_HEADERS = 256,
 };
 
-/* token characters of RFC 3261 §25.1: alphanum and - . ! % * _ + ` ' ~ */
-static const uint8_t token_chars[256] = {
-    ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
-    ['-'] = 1, ['.'] = 1, ['!'] = 1, ['%'] = 1, ['*'] = 1, ['_'] = 1, ['+'] = 1, ['`'] = 1, ['\''] = 1, ['~'] = 1,
-};
-
 struct kind_entry {
     const char *name;
     uint8_t length;
@@ -38,10 +32,6 @@ _Static_assert(sizeof(struct csip_header) == 20, "csip_header layout is mirrored
 
 static inline uint8_t ascii_lower(uint8_t c) {
     return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
-}
-
-static inline int is_wsp(uint8_t c) {
-    return c == ' ' || c == '\t';
 }
 
 static int equal_ignoring_case(const uint8_t *a, const char *b, size_t len) {
@@ -65,41 +55,6 @@ uint32_t csip_classify_header(const uint8_t *name, size_t len) {
         if (entry->length == len && ascii_lower((uint8_t)entry->name[0]) == first &&
             equal_ignoring_case(name, entry->name, len)) {
             return k;
-        }
-    }
-    return CSIP_HDR_OTHER;
-}
-
-/*
- * Equality of a header name (token characters only, as the scanner guarantees) with a lower-case table name.
- * OR-ing 0x20 lower-cases letters and leaves '-', digits and the table's other characters alone; no other token
- * character becomes a letter that way, so the comparison is exact. Eight bytes at a time.
- */
-static int token_equals_lower(const uint8_t *name, const uint8_t *lower, size_t len) {
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t a, b;
-        memcpy(&a, name + i, 8);
-        memcpy(&b, lower + i, 8);
-        if ((a | 0x2020202020202020ull) != b) return 0;
-    }
-    for (; i < len; i++) {
-        if ((uint8_t)(name[i] | 0x20) != lower[i]) return 0;
-    }
-    return 1;
-}
-
-/* Classification through the scanner's (letter, length) index: same answers as csip_classify_header (tested). */
-static uint32_t classify_indexed(const struct csip_scanner *scanner, const uint8_t *name, size_t len) {
-    unsigned letter = (unsigned)(uint8_t)(name[0] | 0x20) - 'a';
-    if (letter >= 26) return CSIP_HDR_OTHER;
-    if (len == 1) return scanner->compact_kinds[letter];
-    const uint8_t *candidates = scanner->kinds_by_letter[letter][len & (CSIP_LENGTH_BUCKETS - 1)];
-    for (int i = 0; i < CSIP_KINDS_PER_BUCKET && candidates[i] != 0; i++) {
-        const struct kind_entry *entry = &kind_table[candidates[i]];
-        if (entry->length == len &&
-            token_equals_lower(name, scanner->lower_names[candidates[i]], len)) {
-            return candidates[i];
         }
     }
     return CSIP_HDR_OTHER;
@@ -157,80 +112,6 @@ size_t csip_find_control(const struct csip_scanner *scanner, const uint8_t *buf,
     return scanner->find_control(buf, from, to);
 }
 
-/* The bounds of one scan, fixed before the first byte is read. */
-struct scan_bounds {
-    size_t length;       /* bytes the caller has */
-    size_t end;          /* bytes we may read: min(length, max_message_size) */
-    size_t max_message;
-    size_t max_line;
-};
-
-static int fail(struct csip_scan_result *result, uint32_t error, size_t offset) {
-    result->error = error;
-    result->error_offset = (uint32_t)offset;
-    return CSIP_SCAN_INVALID;
-}
-
-/* The bytes ran out before the headers ended: wait for more, unless the size cap already stopped us. */
-static int need_more(const struct scan_bounds *bounds, struct csip_scan_result *result) {
-    if (bounds->length >= bounds->max_message) return fail(result, CSIP_ERR_MESSAGE_TOO_LARGE, bounds->end);
-    return CSIP_SCAN_INCOMPLETE;
-}
-
-/*
- * Finds the CRLF that ends the line containing `from`; the line (or folded header) began at `line_start`, which
- * bounds its length. HTAB is allowed. Other control characters are an error in the start line (flags == NULL);
- * in a header value they are legal only as a quoted-pair inside a quoted string (RFC 3261 §25.1, RFC 4475
- * intmeth), which needs quote tracking, so they are flagged CSIP_HEADER_CONTROL_CHARS for the parser to judge.
- * On COMPLETE, *cr is the CR.
- */
-static int find_line_end(const struct csip_scanner *scanner, const uint8_t *buf, size_t from, size_t line_start,
-                         const struct scan_bounds *bounds, uint16_t *flags, size_t *cr,
-                         struct csip_scan_result *result) {
-    size_t limit = line_start + bounds->max_line + 1;
-    if (limit > bounds->end) limit = bounds->end;
-    size_t i = from;
-    for (;;) {
-        i = (i < limit) ? scanner->find_control(buf, i, limit) : limit;
-        if (i >= limit) {
-            if (limit < bounds->end) return fail(result, CSIP_ERR_LINE_TOO_LONG, line_start);
-            return need_more(bounds, result);
-        }
-        switch (buf[i]) {
-        case '\t':
-            i++;
-            continue;
-        case '\r':
-            if (i + 1 >= bounds->end) return need_more(bounds, result);
-            if (buf[i + 1] != '\n') return fail(result, CSIP_ERR_BARE_CR, i);
-            *cr = i;
-            return CSIP_SCAN_COMPLETE;
-        case '\n': return fail(result, CSIP_ERR_BARE_LF, i);
-        default:
-            if (flags == NULL) return fail(result, buf[i] == 0 ? CSIP_ERR_NUL : CSIP_ERR_CONTROL_CHAR, i);
-            *flags |= CSIP_HEADER_CONTROL_CHARS;
-            i++;
-            continue;
-        }
-    }
-}
-
-/* Extends a header's value with one continuation line [from, cr). */
-static void append_continuation(struct csip_header *header, const uint8_t *buf, size_t from, size_t cr) {
-    header->flags |= CSIP_HEADER_CONTINUED;
-    size_t first = from;
-    while (first < cr && is_wsp(buf[first])) first++;
-    if (first == cr) return; /* an all-blank continuation adds nothing */
-    size_t last = cr;
-    while (last > first && is_wsp(buf[last - 1])) last--;
-    if (header->value.len == 0) {
-        header->value.off = (uint32_t)first;
-    } else {
-        header->flags |= CSIP_HEADER_FOLDED;
-    }
-    header->value.len = (uint32_t)(last - header->value.off);
-}
-
 int csip_scan_message(const struct csip_scanner *scanner, const uint8_t *buf, size_t len,
                       const struct csip_scan_limits *limits, struct csip_header *headers,
                       uint32_t header_capacity, struct csip_scan_result *result) {
@@ -239,90 +120,23 @@ int csip_scan_message(const struct csip_scanner *scanner, const uint8_t *buf, si
     if (len > UINT32_MAX) return -EINVAL;
     memset(result, 0, sizeof(*result));
 
-    struct scan_bounds bounds;
+    struct csip_scan_bounds bounds;
     bounds.max_message = (limits && limits->max_message_size) ? limits->max_message_size : DEFAULT_MAX_MESSAGE_SIZE;
     bounds.max_line = (limits && limits->max_line_length) ? limits->max_line_length : DEFAULT_MAX_LINE_LENGTH;
-    uint32_t max_headers = (limits && limits->max_headers) ? limits->max_headers : DEFAULT_MAX_HEADERS;
-    if (max_headers > header_capacity) max_headers = header_capacity;
+    bounds.max_headers = (limits && limits->max_headers) ? limits->max_headers : DEFAULT_MAX_HEADERS;
+    if (bounds.max_headers > header_capacity) bounds.max_headers = header_capacity;
     bounds.length = len;
     bounds.end = len < bounds.max_message ? len : bounds.max_message;
 
     /* RFC 3261 §7.5: CRLFs before the start line are ignored (stream keep-alives, RFC 5626). */
     size_t pos = 0;
     while (pos + 1 < bounds.end && buf[pos] == '\r' && buf[pos + 1] == '\n') pos += 2;
-    if (pos >= len) return fail(result, CSIP_ERR_EMPTY, pos);
+    if (pos >= len) return csip_scan_fail(result, CSIP_ERR_EMPTY, pos);
 
-    size_t cr = 0;
-    int status = find_line_end(scanner, buf, pos, pos, &bounds, NULL, &cr, result);
-    if (status != CSIP_SCAN_COMPLETE) return status;
-    result->start_line.off = (uint32_t)pos;
-    result->start_line.len = (uint32_t)(cr - pos);
-    pos = cr + 2;
-
-    uint32_t count = 0;
-    size_t header_start = 0;
-    for (;;) {
-        if (pos >= bounds.end) return need_more(&bounds, result);
-        uint8_t c = buf[pos];
-
-        if (c == '\r') { /* the empty line: headers end here */
-            if (pos + 1 >= bounds.end) return need_more(&bounds, result);
-            if (buf[pos + 1] != '\n') return fail(result, CSIP_ERR_BARE_CR, pos);
-            result->header_count = count;
-            result->body_offset = (uint32_t)(pos + 2);
-            return CSIP_SCAN_COMPLETE;
-        }
-        if (c == '\n') return fail(result, CSIP_ERR_BARE_LF, pos);
-
-        if (is_wsp(c)) { /* a continuation of the previous header (RFC 3261 §7.3.1) */
-            if (count == 0) return fail(result, CSIP_ERR_FOLDED_START_LINE, pos);
-            status = find_line_end(scanner, buf, pos, header_start, &bounds, &headers[count - 1].flags, &cr, result);
-            if (status != CSIP_SCAN_COMPLETE) return status;
-            append_continuation(&headers[count - 1], buf, pos, cr);
-            result->header_flags |= headers[count - 1].flags;
-            pos = cr + 2;
-            continue;
-        }
-
-        if (count >= max_headers) return fail(result, CSIP_ERR_TOO_MANY_HEADERS, pos);
-        header_start = pos;
-        size_t i = pos;
-        while (i < bounds.end && token_chars[buf[i]]) i++;
-        if (i - header_start > bounds.max_line) return fail(result, CSIP_ERR_LINE_TOO_LONG, header_start);
-        if (i >= bounds.end) return need_more(&bounds, result);
-        size_t name_end = i;
-        uint16_t flags = 0;
-        if (is_wsp(buf[i])) {
-            while (i < bounds.end && is_wsp(buf[i])) i++;
-            if (i >= bounds.end) return need_more(&bounds, result);
-            flags |= CSIP_HEADER_SPACE_BEFORE_COLON;
-        }
-        if (buf[i] != ':') {
-            if (buf[i] == '\r' || buf[i] == '\n' || (flags & CSIP_HEADER_SPACE_BEFORE_COLON)) {
-                return fail(result, CSIP_ERR_MISSING_COLON, i);
-            }
-            return fail(result, CSIP_ERR_INVALID_HEADER_NAME, i);
-        }
-        if (name_end == header_start) return fail(result, CSIP_ERR_EMPTY_HEADER_NAME, header_start);
-        i++; /* past the colon */
-
-        status = find_line_end(scanner, buf, i, header_start, &bounds, &flags, &cr, result);
-        if (status != CSIP_SCAN_COMPLETE) return status;
-        size_t value_start = i;
-        while (value_start < cr && is_wsp(buf[value_start])) value_start++;
-        size_t value_end = cr;
-        while (value_end > value_start && is_wsp(buf[value_end - 1])) value_end--;
-
-        struct csip_header *header = &headers[count];
-        header->name.off = (uint32_t)header_start;
-        header->name.len = (uint32_t)(name_end - header_start);
-        header->value.off = (uint32_t)value_start;
-        header->value.len = (uint32_t)(value_end - value_start);
-        header->kind = (uint16_t)classify_indexed(scanner, buf + header_start, name_end - header_start);
-        if (name_end - header_start == 1 && header->kind != CSIP_HDR_OTHER) flags |= CSIP_HEADER_COMPACT;
-        header->flags = flags;
-        result->header_flags |= flags;
-        count++;
-        pos = cr + 2;
+    /* One direct call per message into the level's line walk (scan_lines.h), not one indirect call per line. */
+    switch (scanner->simd_level) {
+    case CSIP_SIMD_AVX2: return csip_scan_lines_avx2(scanner, buf, pos, &bounds, headers, result);
+    case CSIP_SIMD_SSE42: return csip_scan_lines_sse42(scanner, buf, pos, &bounds, headers, result);
+    default: return csip_scan_lines_scalar(scanner, buf, pos, &bounds, headers, result);
     }
 }

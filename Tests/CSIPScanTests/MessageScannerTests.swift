@@ -223,6 +223,45 @@ func text(_ bytes: [UInt8], _ span: ByteSpan) -> String {
         }
     }
 
+    /// The SIMD levels walk 64-byte blocks of masks (the last one shifted into place, a message under 64 bytes
+    /// copied): lines, names and folds crossing block edges, control characters and CRLFs at block edges, line
+    /// lengths at exactly max_line, and every truncation must scan exactly as the scalar level does.
+    @Test func everySIMDLevelAgreesAcrossBlockEdgesAndTruncations() throws {
+        func outcome(_ bytes: [UInt8], _ level: SIMDLevel, _ limits: ScanLimits) throws -> (ScanOutcome, [HeaderLine]) {
+            let scanner = try MessageScanner(simd: level)
+            let result = bytes.withPacketBytes { scanner.scan($0, limits: limits) }
+            var lines: [HeaderLine] = []
+            if case .complete(_, let count, _, _) = result { lines = (0..<count).map { scanner.headers[$0] } }
+            return (result, lines)
+        }
+        var messages: [[UInt8]] = []
+        for pad in 0..<70 {
+            let filler = String(repeating: "x", count: pad)
+            messages.append(Array("INVITE sip:\(filler)@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nContent-Length: 0\r\n\r\n".utf8))
+            messages.append(Array("OPTIONS sip:a SIP/2.0\r\nX-\(filler): v\r\nSubject: a\r\n \(filler)\r\n\tb\r\nl: 0\r\n\r\n".utf8))
+            for control: UInt8 in [0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1F, 0x7F, 0x80] {
+                var bytes = Array("A sip:a SIP/2.0\r\nTo: \(filler)y\r\nFrom: z\r\n\r\n".utf8)
+                bytes[23 + pad] = control
+                messages.append(bytes)
+            }
+        }
+        for message in messages {
+            let lineLengths = [0, 20, 23, 24, 25, 40, 63, 64, 65].map { UInt32($0) }
+            for maxLine in lineLengths {
+                let limits = ScanLimits(maxLineLength: maxLine == 0 ? 8_192 : maxLine)
+                for length in 0...message.count {
+                    let prefix = Array(message[0..<length])
+                    let reference = try outcome(prefix, .scalar, limits)
+                    for level in Self.supportedLevels where level != .scalar {
+                        let other = try outcome(prefix, level, limits)
+                        #expect(other.0 == reference.0 && other.1 == reference.1,
+                                "\(level) length \(length) maxLine \(maxLine): \(String(decoding: prefix, as: UTF8.self))")
+                    }
+                }
+            }
+        }
+    }
+
     /// picohttpparser's guard-page harness: the message ends exactly where an inaccessible page begins, so
     /// reading one byte too far crashes the test. Every prefix must scan as incomplete, never over-read.
     @Test func neverReadsPastTheEndOfTheBuffer() throws {
