@@ -42,12 +42,13 @@ public struct SIPURI: Equatable, Sendable {
         }
         var uri = SIPURI(span: span, scheme: .other, user: nil, password: nil, host: ByteSpan(offset: cursor.position,
             length: 0), hostKind: .name, port: nil, parameters: ByteSpan(offset: span.end, length: 0), headers: nil)
-        if bytes.equalsIgnoringCase(schemeSpan, "sip") {
-            uri.scheme = .sip
-        } else if bytes.equalsIgnoringCase(schemeSpan, "sips") {
-            uri.scheme = .sips
-        } else if bytes.equalsIgnoringCase(schemeSpan, "tel") {
-            uri.scheme = .tel
+        if schemeSpan.count <= 4 {
+            switch ASCII.lowercased(word: bytes.word(at: schemeSpan.start, length: schemeSpan.count)) {
+            case ASCII.word("sip"): uri.scheme = .sip
+            case ASCII.word("sips"): uri.scheme = .sips
+            case ASCII.word("tel"): uri.scheme = .tel
+            default: break
+            }
         }
         switch uri.scheme {
         case .sip, .sips:

@@ -141,17 +141,18 @@ public struct ViaHop: Equatable, Sendable {
     /// Reads one parameter into the hop: branch, received, rport, ttl, maddr are checked and kept, others are
     /// checked only. Returns the offset of the rule it breaks, or nil.
     private mutating func apply(_ bytes: PacketBytes, name: ByteSpan, value: ByteSpan?) -> Int? {
-        // Dispatch on length first: one comparison per parameter instead of five.
-        switch name.count {
-        case 6 where bytes.equalsIgnoringCase(name, "branch"):
+        // The name lower-cased as one word: one comparison per known parameter (all are at most 8 bytes).
+        let key = name.count <= 8 ? ASCII.lowercased(word: bytes.word(at: name.start, length: name.count)) : 0
+        switch key {
+        case ASCII.word("branch"):
             guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, .token) else { return name.start }
             branch = value
-        case 8 where bytes.equalsIgnoringCase(name, "received"):
+        case ASCII.word("received"):
             guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, Self.addressCharacters) else {
                 return name.start
             }
             received = value
-        case 5 where bytes.equalsIgnoringCase(name, "rport"):
+        case ASCII.word("rport"):
             if let value {
                 guard let (port, portEnd) = Self.decimal(bytes, from: value.start, to: value.end, limit: 65_535),
                     portEnd == value.end
@@ -160,12 +161,12 @@ public struct ViaHop: Equatable, Sendable {
             } else {
                 rport = .requested
             }
-        case 3 where bytes.equalsIgnoringCase(name, "ttl"):
+        case ASCII.word("ttl"):
             guard let value, let (number, numberEnd) = Self.decimal(bytes, from: value.start, to: value.end, limit: 255),
                 numberEnd == value.end
             else { return name.start }
             ttl = UInt8(number)
-        case 5 where bytes.equalsIgnoringCase(name, "maddr"):
+        case ASCII.word("maddr"):
             guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, Self.addressCharacters) else {
                 return name.start
             }
