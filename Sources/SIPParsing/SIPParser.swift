@@ -34,6 +34,9 @@ public enum Framing: Sendable {
 public final class SIPParser {
     public let scanner: MessageScanner
     public var limits: ParseLimits
+    /// Read the common shapes of the start line and the top Via in one pass (the default). Off, every message
+    /// takes the full grammar; the outcome is the same either way (tests and the fuzzer compare the two).
+    public var readsCommonFormsInOnePass = true
 
     public init(limits: ParseLimits = ParseLimits(), simd: SIMDLevel = .auto) throws(ScannerSetupError) {
         self.limits = limits
@@ -43,6 +46,7 @@ public final class SIPParser {
     /// Parses one message. Throws the first rule broken.
     public func parse(_ bytes: PacketBytes, framing: Framing = .datagram) throws(SIPParseError) -> SIPMessage {
         let limits = self.limits  // one read of the class property, not one (checked) access per use
+        let onePass = readsCommonFormsInOnePass
         let startLineSpan: ByteSpan
         let headerCount: Int
         let bodyOffset: Int
@@ -56,7 +60,8 @@ public final class SIPParser {
             throw SIPParseError(SIPParseError.Code(error), at: offset)
         }
         let table = scanner.headers
-        let startLine = try StartLineParser.parse(bytes, startLineSpan, maxURILength: limits.maxURILength)
+        let startLine = try StartLineParser.parse(bytes, startLineSpan, maxURILength: limits.maxURILength,
+                                                  commonFormFirst: onePass)
 
         var headerSet = HeaderSet()
         var from: ByteSpan?
@@ -82,7 +87,7 @@ public final class SIPParser {
             case .via:
                 if topVia != nil {
                     viaHops += try CommaSeparatedValues.count(bytes, line.value)
-                } else if let (hop, hopEnd) = ViaHop.parseCommonForm(bytes, line.value) {
+                } else if onePass, let (hop, hopEnd) = ViaHop.parseCommonForm(bytes, line.value) {
                     topVia = hop
                     topViaIndex = index
                     viaHops += 1
@@ -333,8 +338,9 @@ public final class SIPParser {
 
 /// Start-line grammar (RFC 3261 §7.1, §7.2), strict about whitespace: exactly one SP between elements.
 enum StartLineParser {
-    static func parse(_ bytes: PacketBytes, _ span: ByteSpan, maxURILength: Int) throws(SIPParseError) -> StartLine {
-        if let line = try parseCommonForm(bytes, span, maxURILength: maxURILength) { return line }
+    static func parse(_ bytes: PacketBytes, _ span: ByteSpan, maxURILength: Int,
+                      commonFormFirst: Bool = true) throws(SIPParseError) -> StartLine {
+        if commonFormFirst, let line = try parseCommonForm(bytes, span, maxURILength: maxURILength) { return line }
         return try parseAnyForm(bytes, span, maxURILength: maxURILength)
     }
 
@@ -342,11 +348,11 @@ enum StartLineParser {
     /// Nil for anything else (extra whitespace, another version, a URI that does not parse): then
     /// ``parseAnyForm(_:_:maxURILength:)`` decides, so every error comes from one place. What this accepts, that
     /// parses to the same line.
-    private static func parseCommonForm(_ bytes: PacketBytes, _ span: ByteSpan,
+    static func parseCommonForm(_ bytes: PacketBytes, _ span: ByteSpan,
                                         maxURILength: Int) throws(SIPParseError) -> StartLine? {
         let start = span.start
         let end = span.end
-        guard span.count >= 12 else { return nil }
+        guard span.count >= 11 else { return nil }  // "SIP/2.0 200", the shortest common line
         let first = bytes.word(at: start, length: 8)
         if ASCII.lowercased(word: first) == ASCII.word("sip/2.0 ") {
             let codeStart = start + 8

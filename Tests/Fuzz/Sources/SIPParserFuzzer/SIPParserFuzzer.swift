@@ -6,6 +6,8 @@
 //   2. parsed again by one parser per SIMD level this CPU supports (scalar, SSE4.2, AVX2), with the default limits
 //      and with tight limits that cut the input mid-line: all levels must reach the same outcome, down to the error
 //      offset, every span and the validation verdict;
+//   2b. parsed by a parser that reads every start line and Via with the full grammar (no one-pass common forms):
+//      the outcome must be the same, down to the error code and offset, every span and the hop count;
 //   3. parsed as a stream, which must agree with the datagram outcome (it differs only by requiring Content-Length);
 //   4. run through the raw control-character search of every SIMD level, which must agree byte for byte;
 //   5. searched for the validator's attack patterns and blocked agents at every SIMD level (Teddy prefilter), which
@@ -26,6 +28,12 @@ let simdLevels: [SIMDLevel] = [.scalar, .sse42, .avx2].filter { MessageScanner.s
 
 nonisolated(unsafe) let mainParser: SIPParser = try! SIPParser()
 nonisolated(unsafe) let levelParsers: [SIPParser] = simdLevels.map { try! SIPParser(simd: $0) }
+/// The full grammar only: the reference for the one-pass readings of common start lines and Vias.
+nonisolated(unsafe) let fullGrammarParser: SIPParser = {
+    let parser = try! SIPParser()
+    parser.readsCommonFormsInOnePass = false
+    return parser
+}()
 /// Same levels, with limits set per input (see ``tightLimits(for:)``).
 nonisolated(unsafe) let tightParsers: [SIPParser] = simdLevels.map {
     try! SIPParser(limits: tightLimits(for: 0), simd: $0)
@@ -346,6 +354,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
     input.withPacketBytes { packet in
         let datagram = outcome(mainParser, packet, touching: true)
+
+        let fullGrammar = outcome(fullGrammarParser, packet)
+        if fullGrammar != datagram { mismatch("one-pass common forms", "full grammar: \(fullGrammar)", "one pass: \(datagram)") }
 
         for (level, parser) in zip(simdLevels, levelParsers) {
             let other = outcome(parser, packet)

@@ -1,0 +1,92 @@
+import Foundation
+import SIPBytes
+@testable import SIPParsing
+import Testing
+
+/// The parser reads the common shapes of the start line and the top Via in one pass and leaves every other shape
+/// to the full grammar. Both roads must end in the same place: the same start line, top hop and hop count, or the
+/// same error at the same offset. (The fuzzer checks the same on arbitrary bytes.)
+@Suite struct CommonFormTests {
+    enum Verdict: Equatable {
+        case parsed(StartLine, ViaHop, hops: Int)
+        case failed(SIPParseError)
+    }
+
+    static func verdict(_ bytes: [UInt8], onePass: Bool) throws -> Verdict {
+        let parser = try SIPParser()
+        parser.readsCommonFormsInOnePass = onePass
+        return bytes.withPacketBytes { packet -> Verdict in
+            do throws(SIPParseError) {
+                let message = try parser.parse(packet)
+                return .parsed(message.startLine, message.topVia, hops: message.viaHopCount)
+            } catch {
+                return .failed(error)
+            }
+        }
+    }
+
+    static let startLines = [
+        "INVITE sip:bob@example.com SIP/2.0", "INVITE sip:bob@example.com sip/2.0", "INVITE sip:bob@example.com SIP/2.1",
+        "INVITE sip:bob@example.com SIP/02.0", "INVITE  sip:bob@example.com SIP/2.0", "INVITE sip:bob@example.com  SIP/2.0",
+        "INVITE sip:bob@example.com SIP/2.0 ", "INVITE\tsip:bob@example.com SIP/2.0", "INVITE sip:bob@exa\tmple.com SIP/2.0",
+        "INVITE sip:bob@example.com?Subject=x SIP/2.0", "INVITE sip:[2001:db8::1]:5060;transport=tcp SIP/2.0",
+        "INVITE sips:bob@192.0.2.1:5061 SIP/2.0", "INVITE tel:+1-201-555-0123 SIP/2.0", "INVITE mailto:bob@example.com SIP/2.0",
+        "INVITE sip:bob@256.0.0.1 SIP/2.0", "INVITE sip:bob@example.com;lr;maddr=192.0.2.1 SIP/2.0", "INVITE SIP/2.0",
+        "INVITE sip:%62ob@example.com SIP/2.0", "INVITE sip:%6@example.com SIP/2.0", "NEWMETHOD sip:bob@example.com SIP/2.0",
+        "INV@TE sip:bob@example.com SIP/2.0", "INVITE sip:bob@example.com:99999 SIP/2.0", "INVITE sip: SIP/2.0",
+        "INVITE sip:bob@" + String(repeating: "a", count: 2_100) + ".com SIP/2.0",
+    ]
+
+    static let responseLines = [
+        "SIP/2.0 200 OK", "sip/2.0 180 Ringing", "SIP/2.0 200", "SIP/2.0 200 ", "SIP/2.0 099 Low", "SIP/2.0 700 High",
+        "SIP/2.0 20 Short", "SIP/2.0 2000 Long", "SIP/2.0  200 OK", "SIP/2.1 200 OK", "SIP/2.0 200\tOK", "SIP/2.0 2x0 OK",
+    ]
+
+    static let vias = [
+        "SIP/2.0/UDP pc33.example.com:5060;branch=z9hG4bK776;rport", "sip/2.0/tcp pc33.example.com;BRANCH=z9hG4bK1",
+        "SIP / 2.0 / UDP pc33.example.com;branch=z9hG4bK1", "SIP/2.0/UDP  pc33.example.com;branch=z9hG4bK1",
+        "SIP/2.0/UDP pc33.example.com ;branch=z9hG4bK1", "SIP/2.0/UDP pc33.example.com; branch=z9hG4bK1",
+        "SIP/2.0/UDP pc33.example.com;branch = z9hG4bK1", "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1",
+        "SIP/2.0/UDP 192.0.2.1:5060;received=192.0.2.9;rport=5070;ttl=16;maddr=224.2.0.1;branch=z9hG4bK1",
+        "SIP/2.0/UDP 192.0.2.1;rport=;branch=z9hG4bK1", "SIP/2.0/UDP 192.0.2.1;rport=70000;branch=z9hG4bK1",
+        "SIP/2.0/UDP 192.0.2.1;ttl;branch=z9hG4bK1", "SIP/2.0/UDP 192.0.2.1;ttl=256;branch=z9hG4bK1",
+        "SIP/2.0/UDP 192.0.2.1;branch=;x", "SIP/2.0/UDP 192.0.2.1;branch", "SIP/2.0/UDP 192.0.2.1;branch=a[b]",
+        "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1;", "SIP/2.0/UDP 192.0.2.1;;branch=z9hG4bK1",
+        "SIP/2.0/UDP 192.0.2.1;x=\"quoted, value\";branch=z9hG4bK1", "SIP/2.0/UDP 192.0.2.1;x=;branch=z9hG4bK1",
+        "SIP/2.0/UDP 192.0.2.1:;branch=z9hG4bK1", "SIP/2.0/UDP 192.0.2.1:65536;branch=z9hG4bK1",
+        "SIP/2.0/UDP 1.2.3.4.5;branch=z9hG4bK1", "SIP/2.0/UDP -bad.example.com;branch=z9hG4bK1",
+        "SIP/2.0/UDP a.example.com;branch=z9hG4bK1,SIP/2.0/UDP b.example.com;branch=z9hG4bK2",
+        "SIP/2.0/UDP a.example.com;branch=z9hG4bK1 , SIP/2.0/UDP b.example.com", "SIP/2.0/UDP a.example.com,",
+        "SIP/2.0/UDP a.example.com,,SIP/2.0/UDP b", "SIP/2.0/UDP a.example.com, \"unterminated",
+        "SIP/2.0/UDP a.example.com,<sip:x>", "SIP/2.0/X h", "SIP/2.0/UDP h;br/anch=1", "SIP/2.0/UDP h;branch=1>2",
+    ]
+
+    @Test(arguments: startLines + responseLines)
+    func startLineReadsTheSameBothWays(_ line: String) throws {
+        let bytes = request(line)
+        #expect(try Self.verdict(bytes, onePass: true) == Self.verdict(bytes, onePass: false), "\(line)")
+    }
+
+    @Test(arguments: vias)
+    func topViaReadsTheSameBothWays(_ via: String) throws {
+        for extra in [[], ["Via: SIP/2.0/UDP later.example.com;branch=z9hG4bK9, SIP/2.0/TCP x"]] {
+            let bytes = request(headers: ["Via: " + via] + extra)
+            #expect(try Self.verdict(bytes, onePass: true) == Self.verdict(bytes, onePass: false), "\(via)")
+        }
+    }
+
+    @Test func typicalLinesTakeTheOnePassRoad() throws {
+        // Without this, a one-pass reader that refused everything would pass the comparisons above.
+        let via = Array("SIP/2.0/UDP pc33.example.com:5060;branch=z9hG4bK776;rport, SIP/2.0/UDP b".utf8)
+        let hop = via.withPacketBytes { ViaHop.parseCommonForm($0, $0.all) }
+        #expect(hop?.end == via.firstIndex(of: UInt8(ascii: ",")))
+        #expect(hop?.hop.port == 5060 && hop?.hop.rport == .requested && hop?.hop.branch != nil)
+        for line in ["INVITE sip:bob@example.com SIP/2.0", "SIP/2.0 200 OK", "SIP/2.0 180"] {
+            let bytes = Array(line.utf8)
+            let parsed = try bytes.withPacketBytes { (packet) throws(SIPParseError) in
+                try StartLineParser.parseCommonForm(packet, packet.all, maxURILength: 2_048)
+            }
+            #expect(parsed != nil, "\(line)")
+        }
+    }
+}
