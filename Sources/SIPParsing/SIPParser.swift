@@ -33,19 +33,22 @@ public enum Framing: Sendable {
 /// next `parse`.
 public final class SIPParser {
     public let scanner: MessageScanner
-    public var limits: ParseLimits
+    /// Constant, like every stored property read per parse: a class's `var` costs a run-time exclusivity check
+    /// per read. A reload builds a new parser.
+    public let limits: ParseLimits
     /// Read the common shapes of the start line and the top Via in one pass (the default). Off, every message
     /// takes the full grammar; the outcome is the same either way (tests and the fuzzer compare the two).
-    public var readsCommonFormsInOnePass = true
+    public let readsCommonFormsInOnePass: Bool
 
-    public init(limits: ParseLimits = ParseLimits(), simd: SIMDLevel = .auto) throws(ScannerSetupError) {
+    public init(limits: ParseLimits = ParseLimits(), simd: SIMDLevel = .auto,
+                readsCommonFormsInOnePass: Bool = true) throws(ScannerSetupError) {
         self.limits = limits
+        self.readsCommonFormsInOnePass = readsCommonFormsInOnePass
         self.scanner = try MessageScanner(simd: simd, headerCapacity: Int(max(limits.scan.maxHeaders, 1)))
     }
 
     /// Parses one message. Throws the first rule broken.
     public func parse(_ bytes: PacketBytes, framing: Framing = .datagram) throws(SIPParseError) -> SIPMessage {
-        let limits = self.limits  // one read of the class property, not one (checked) access per use
         let onePass = readsCommonFormsInOnePass
         let startLineSpan: ByteSpan
         let headerCount: Int

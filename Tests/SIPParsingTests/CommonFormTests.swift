@@ -13,8 +13,7 @@ import Testing
     }
 
     static func verdict(_ bytes: [UInt8], onePass: Bool) throws -> Verdict {
-        let parser = try SIPParser()
-        parser.readsCommonFormsInOnePass = onePass
+        let parser = try SIPParser(readsCommonFormsInOnePass: onePass)
         return bytes.withPacketBytes { packet -> Verdict in
             do throws(SIPParseError) {
                 let message = try parser.parse(packet)

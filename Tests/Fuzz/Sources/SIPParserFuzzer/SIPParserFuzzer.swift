@@ -29,15 +29,7 @@ let simdLevels: [SIMDLevel] = [.scalar, .sse42, .avx2].filter { MessageScanner.s
 nonisolated(unsafe) let mainParser: SIPParser = try! SIPParser()
 nonisolated(unsafe) let levelParsers: [SIPParser] = simdLevels.map { try! SIPParser(simd: $0) }
 /// The full grammar only: the reference for the one-pass readings of common start lines and Vias.
-nonisolated(unsafe) let fullGrammarParser: SIPParser = {
-    let parser = try! SIPParser()
-    parser.readsCommonFormsInOnePass = false
-    return parser
-}()
-/// Same levels, with limits set per input (see ``tightLimits(for:)``).
-nonisolated(unsafe) let tightParsers: [SIPParser] = simdLevels.map {
-    try! SIPParser(limits: tightLimits(for: 0), simd: $0)
-}
+nonisolated(unsafe) let fullGrammarParser: SIPParser = try! SIPParser(readsCommonFormsInOnePass: false)
 /// Keeps the optimizer from dropping the reads of `touch`.
 nonisolated(unsafe) var sink = 0
 
@@ -365,8 +357,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
         let limits = tightLimits(for: size)
         var tightReference: Outcome?
-        for (level, parser) in zip(simdLevels, tightParsers) {
-            parser.limits = limits
+        for level in simdLevels {
+            let parser = try! SIPParser(limits: limits, simd: level)
             let tight = outcome(parser, packet, touching: true)
             if let reference = tightReference {
                 if tight != reference {
