@@ -90,17 +90,19 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline void CSIP_LOCAL(l
     }
 }
 
-/* First control character (not HTAB) in [i, limit), or limit. i < limit <= end. */
-SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL(find_control)(struct csip_block_cursor *cursor,
-                                                                const uint8_t *buf, size_t i, size_t limit,
-                                                                size_t end) {
+/* First byte in [i, limit) marked in the block masks, control characters (not HTAB) when `control`, else bytes
+ * that are not token characters; or limit. i < limit <= end. `control` is a constant at every call, so each
+ * caller compiles to a loop over one mask. */
+SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL(find_marked)(struct csip_block_cursor *cursor,
+                                                               const uint8_t *buf, size_t i, size_t limit,
+                                                               size_t end, int control) {
     for (;;) {
         size_t offset = i - cursor->base; /* wraps to a huge value before the first load */
         if (offset >= 64) {
             CSIP_LOCAL(load)(cursor, buf, i, end);
             offset = i - cursor->base;
         }
-        uint64_t mask = cursor->control >> offset;
+        uint64_t mask = (control ? cursor->control : cursor->nontoken) >> offset;
         if (mask != 0) {
             size_t found = i + (size_t)__builtin_ctzll(mask);
             return found < limit ? found : limit;
@@ -110,23 +112,17 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL
     }
 }
 
+/* First control character (not HTAB) in [i, limit), or limit. i < limit <= end. */
+SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL(find_control)(struct csip_block_cursor *cursor,
+                                                                const uint8_t *buf, size_t i, size_t limit,
+                                                                size_t end) {
+    return CSIP_LOCAL(find_marked)(cursor, buf, i, limit, end, 1);
+}
+
 /* First byte in [i, end) that is not a token character, or end. i < end. */
 SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL(find_nontoken)(struct csip_block_cursor *cursor,
                                                                  const uint8_t *buf, size_t i, size_t end) {
-    for (;;) {
-        size_t offset = i - cursor->base;
-        if (offset >= 64) {
-            CSIP_LOCAL(load)(cursor, buf, i, end);
-            offset = i - cursor->base;
-        }
-        uint64_t mask = cursor->nontoken >> offset;
-        if (mask != 0) {
-            size_t found = i + (size_t)__builtin_ctzll(mask);
-            return found < end ? found : end;
-        }
-        i = cursor->base + 64;
-        if (i >= end) return end;
-    }
+    return CSIP_LOCAL(find_marked)(cursor, buf, i, end, end, 0);
 }
 
 #else /* byte loops */
