@@ -1,4 +1,5 @@
 @testable import SIPParsing
+import SIPBytes
 import Testing
 
 /// The character classes are literal bit masks for speed; each must equal the character list it documents.
@@ -27,6 +28,16 @@ import Testing
             let members = Set(list.utf8)
             for byte in 0...255 {
                 #expect(characterClass.contains(UInt8(byte)) == members.contains(UInt8(byte)), "\(name): byte \(byte)")
+            }
+        }
+    }
+
+    /// Runs are walked through the C table (csip_chars.h): each class's bit there must hold the same bytes.
+    @Test func everyTableBitMatchesItsMask() {
+        for (name, characterClass, _) in Self.classes {
+            for byte in 0...255 {
+                let inTable = [UInt8(byte)].withPacketBytes { $0.endOfRun(from: 0, to: 1, classes: characterClass.bit) == 1 }
+                #expect(inTable == characterClass.contains(UInt8(byte)), "\(name): byte \(byte)")
             }
         }
     }
