@@ -90,34 +90,22 @@ public struct PacketBytes {
         return true
     }
 
-    /// Index of the first `byte` inside `span`, or nil. Uses the C library's vectorised `memchr`.
-    @inlinable
+    /// Index of the first `byte` inside `span`, or nil. 16 bytes a step where the CPU allows (C, inlined here).
+    @inlinable @inline(__always)
     public func firstIndex(of byte: UInt8, in span: ByteSpan) -> Int? {
         precondition(contains(span), "span outside PacketBytes")
         guard span.count > 0, let start = base.baseAddress else { return nil }
-        // A call into libc costs more than a loop over a handful of bytes.
-        if span.count <= 8 {
-            var i = span.start
-            while i < span.end {
-                if start.load(fromByteOffset: i, as: UInt8.self) == byte { return i }
-                i += 1
-            }
-            return nil
-        }
-        guard let found = memchr(start + span.start, Int32(byte), span.count) else { return nil }
-        return start.distance(to: UnsafeRawPointer(found))
+        let found = csip_find_byte(start.assumingMemoryBound(to: UInt8.self), span.start, span.end, base.count, byte)
+        return found < span.end ? found : nil
     }
 
     /// Index of the last `byte` inside `span`, or nil.
-    @inlinable
+    @inlinable @inline(__always)
     public func lastIndex(of byte: UInt8, in span: ByteSpan) -> Int? {
         precondition(contains(span), "span outside PacketBytes")
-        var i = span.end - 1
-        while i >= span.start {
-            if base.load(fromByteOffset: i, as: UInt8.self) == byte { return i }
-            i -= 1
-        }
-        return nil
+        guard span.count > 0, let start = base.baseAddress else { return nil }
+        let found = csip_find_last_byte(start.assumingMemoryBound(to: UInt8.self), span.start, span.end, byte)
+        return found < span.end ? found : nil
     }
 
     /// The end of the run of bytes that belong to any of `classes` (bits of `csip_char_classes`, csip_chars.h),

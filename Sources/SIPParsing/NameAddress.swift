@@ -118,7 +118,7 @@ public struct NameAddress: Equatable, Sendable {
                 while true {
                     cursor.skipWhitespace()
                     let name = cursor.scan(.token)
-                    if bytes.equalsIgnoringCase(name, "tag") {
+                    if name.count == 3, ASCII.lowercased(word: bytes.word(at: name.start, length: 3)) == ASCII.word("tag") {
                         guard cursor.consumeSeparator(UInt8(ascii: "=")), let tag = cursor.scanToken() else {
                             throw SIPParseError(code, at: name.start)
                         }

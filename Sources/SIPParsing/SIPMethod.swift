@@ -41,6 +41,7 @@ public struct SIPMethod: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Recognises the token at `span`, which must already be a valid token.
+    @inline(__always)
     static func classify(_ bytes: PacketBytes, _ span: ByteSpan) -> SIPMethod {
         // Methods are case-sensitive (RFC 3261 §7.1). Up to 8 bytes compare as one word.
         let known: Known

@@ -122,7 +122,7 @@ public final class SIPParser {
                 callID = try Self.parseCallID(bytes, line.value)
             case .cseq:
                 guard cseq == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
-                cseq = try Self.parseCSeq(bytes, line.value)
+                cseq = try Self.parseCSeq(bytes, line.value, commonFormFirst: onePass)
             case .maxForwards:
                 guard maxForwards == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
                 var cursor = ValueCursor(bytes, line.value)
@@ -265,6 +265,7 @@ public final class SIPParser {
     }
 
     /// Call-ID = word [ "@" word ].
+    @inline(__always)
     static func parseCallID(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) -> ByteSpan {
         var cursor = ValueCursor(bytes, span)
         guard !cursor.scan(.word).isEmpty else { throw SIPParseError(.invalidCallID, at: span.start) }
@@ -276,7 +277,10 @@ public final class SIPParser {
     }
 
     /// CSeq = 1*DIGIT LWS Method, the number at most 2^32 - 1.
-    static func parseCSeq(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) -> CSeq {
+    @inline(__always)
+    static func parseCSeq(_ bytes: PacketBytes, _ span: ByteSpan,
+                          commonFormFirst: Bool = true) throws(SIPParseError) -> CSeq {
+        if commonFormFirst, let cseq = cseqCommonForm(bytes, span) { return cseq }
         var cursor = ValueCursor(bytes, span)
         guard let number = cursor.scanNumber(limit: UInt64(UInt32.max)) else {
             throw SIPParseError(.invalidCSeq, at: span.start)
@@ -288,6 +292,26 @@ public final class SIPParser {
             throw SIPParseError(.invalidCSeq, at: cursor.position)
         }
         return CSeq(number: UInt32(number.value), method: SIPMethod.classify(bytes, method))
+    }
+
+    /// The common CSeq, `1*10DIGIT SP Method` within 32 bits, read in one pass; nil for anything else (leading
+    /// zeros past 10 digits, other whitespace, errors), which ``parseCSeq(_:_:)`` then reads in full.
+    @inline(__always)
+    static func cseqCommonForm(_ bytes: PacketBytes, _ span: ByteSpan) -> CSeq? {
+        let start = span.start
+        let end = span.end
+        var i = start
+        var value: UInt64 = 0
+        while i < end && i - start < 10 {
+            let digit = bytes[i] &- 0x30
+            guard digit < 10 else { break }
+            value = value &* 10 &+ UInt64(digit)
+            i += 1
+        }
+        guard i > start, value <= UInt64(UInt32.max), i + 1 < end, bytes[i] == 0x20,
+            CharacterClass.token.endOfRun(in: bytes, from: i + 1, to: end) == end
+        else { return nil }
+        return CSeq(number: UInt32(value), method: SIPMethod.classify(bytes, ByteSpan(from: i + 1, to: end)))
     }
 
     /// delta-seconds = 1*DIGIT, at most 2^32 - 1 (RFC 3261 §20.19; RFC 4475 scalar02).
@@ -381,7 +405,9 @@ enum StartLineParser {
             ASCII.lowercased(word: bytes.word(at: versionStart - 1, length: 8)) == ASCII.word(" sip/2.0")
         else { return nil }
         let uriSpan = ByteSpan(from: methodEnd + 1, to: versionStart - 1)
-        guard uriSpan.count <= maxURILength, let uri = try? SIPURI.parse(bytes, uriSpan) else { return nil }
+        guard uriSpan.count <= maxURILength,
+            let uri = SIPURI.parseCommonForm(bytes, uriSpan) ?? (try? SIPURI.parse(bytes, uriSpan))
+        else { return nil }
         if uri.headers != nil { throw SIPParseError(.requestURIHasHeaders, at: uriSpan.start) }
         let method = ByteSpan(from: start, to: methodEnd)
         return .request(RequestLine(method: SIPMethod.classify(bytes, method), uri: uri,

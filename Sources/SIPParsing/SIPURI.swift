@@ -61,6 +61,65 @@ public struct SIPURI: Equatable, Sendable {
         return uri
     }
 
+    /// The common shape of a SIP URI, read in one pass: `sip:` or `sips:`, an optional user without escapes or
+    /// password, a hostname or IPv4 address, an optional port of 1-5 digits, optional parameters, no headers.
+    /// Nil for anything else (and for errors): then ``parse(_:_:)`` decides, so every error comes from one place.
+    /// Whatever this accepts, ``parse(_:_:)`` parses to the same URI (tests and the fuzzer compare the two).
+    static func parseCommonForm(_ bytes: PacketBytes, _ span: ByteSpan) -> SIPURI? {
+        let start = span.start
+        let end = span.end
+        guard span.count >= 5 else { return nil }
+        let scheme: Scheme
+        var i: Int
+        let prefix = ASCII.lowercased(word: bytes.word(at: start, length: 5))
+        if prefix & 0xFF_FFFF_FFFF == ASCII.word("sips:") {
+            (scheme, i) = (.sips, start + 5)
+        } else if prefix & 0xFFFF_FFFF == ASCII.word("sip:") {
+            (scheme, i) = (.sip, start + 4)
+        } else {
+            return nil
+        }
+        var user: ByteSpan?
+        // The user part is everything before the first '@' (user characters include ';' and '?', so a URI without
+        // a user runs on to its end or to a character no user has, never to an '@').
+        let userEnd = CharacterClass.user.endOfRun(in: bytes, from: i, to: end)
+        if userEnd < end && bytes[userEnd] == UInt8(ascii: "@") {
+            guard userEnd > i else { return nil }
+            user = ByteSpan(from: i, to: userEnd)
+            i = userEnd + 1
+        } else if bytes.firstIndex(of: UInt8(ascii: "@"), in: ByteSpan(from: userEnd, to: end)) != nil {
+            return nil  // escapes, a password or a bad character before the '@'
+        }
+        let hostEnd = CharacterClass.hostname.endOfRun(in: bytes, from: i, to: end)
+        guard hostEnd > i else { return nil }
+        let host = ByteSpan(from: i, to: hostEnd)
+        guard let hostKind = try? classifyHostname(bytes, host) else { return nil }
+        var uri = SIPURI(span: span, scheme: scheme, user: user, password: nil, host: host, hostKind: hostKind,
+                         port: nil, parameters: ByteSpan(offset: end, length: 0), headers: nil)
+        i = hostEnd
+        if i < end && bytes[i] == UInt8(ascii: ":") {
+            let portStart = i + 1
+            var port = 0
+            i = portStart
+            while i < end && i - portStart < 5 {
+                let digit = bytes[i] &- 0x30
+                guard digit < 10 else { break }
+                port = port &* 10 &+ Int(digit)
+                i += 1
+            }
+            guard i > portStart, port <= 65_535 else { return nil }
+            uri.port = UInt16(port)
+        }
+        if i < end {
+            guard bytes[i] == UInt8(ascii: ";"),
+                bytes.firstIndex(of: UInt8(ascii: "?"), in: ByteSpan(from: i + 1, to: end)) == nil
+            else { return nil }
+            uri.parameters = ByteSpan(from: i + 1, to: end)
+            guard (try? validateParameters(bytes, uri.parameters)) != nil else { return nil }
+        }
+        return uri
+    }
+
     /// The rest of an opaque URI must be one or more characters of `characters` (or escapes).
     private static func requireAll(_ bytes: PacketBytes, _ cursor: inout ValueCursor,
                                    _ characters: CharacterClass) throws(SIPParseError) {
@@ -123,6 +182,7 @@ public struct SIPURI: Equatable, Sendable {
     }
 
     /// Tells a dotted-quad IPv4 address from a hostname, rejecting malformed ones of either.
+    @inline(__always)
     static func classifyHostname(_ bytes: PacketBytes, _ host: ByteSpan) throws(SIPParseError) -> HostKind {
         // RFC 3261: a toplabel starts with a letter, so a host whose last label starts with a digit is IPv4.
         var lastLabelStart = host.start

@@ -89,9 +89,18 @@ public struct ViaHop: Equatable, Sendable {
                          rport: .absent, maddr: nil, ttl: nil)
         var i = hostEnd
         if i < end && bytes[i] == UInt8(ascii: ":") {
-            guard let (port, portEnd) = Self.decimal(bytes, from: i + 1, to: end, limit: 65_535) else { return nil }
+            // 1-5 digits up to 65535; longer runs (leading zeros) are left to the full grammar.
+            let portStart = i + 1
+            var port = 0
+            i = portStart
+            while i < end && i - portStart < 5 {
+                let digit = bytes[i] &- 0x30
+                guard digit < 10 else { break }
+                port = port &* 10 &+ Int(digit)
+                i += 1
+            }
+            guard i > portStart, port <= 65_535, i == end || !ASCII.isDigit(bytes[i]) else { return nil }
             hop.port = UInt16(port)
-            i = portEnd
         }
         if i < end && bytes[i] == UInt8(ascii: ";") {
             let parametersStart = i + 1
@@ -100,14 +109,21 @@ public struct ViaHop: Equatable, Sendable {
                 let nameEnd = CharacterClass.token.endOfRun(in: bytes, from: nameStart, to: end)
                 guard nameEnd > nameStart else { return nil }
                 var parameterValue: ByteSpan?
+                var valueIsToken = true
                 i = nameEnd
                 if i < end && bytes[i] == UInt8(ascii: "=") {
-                    let valueEnd = Self.genericValue.endOfRun(in: bytes, from: i + 1, to: end)
+                    // Most values are tokens (branch, received); only a value that is not goes on as gen-value.
+                    var valueEnd = CharacterClass.token.endOfRun(in: bytes, from: i + 1, to: end)
+                    if valueEnd < end && bytes[valueEnd] != UInt8(ascii: ";") && bytes[valueEnd] != UInt8(ascii: ",") {
+                        valueIsToken = false
+                        valueEnd = Self.genericValue.endOfRun(in: bytes, from: valueEnd, to: end)
+                    }
                     parameterValue = ByteSpan(from: i + 1, to: valueEnd)
                     i = valueEnd
                 }
                 guard i == end || bytes[i] == UInt8(ascii: ";") || bytes[i] == UInt8(ascii: ",") else { return nil }
-                guard hop.apply(bytes, name: ByteSpan(from: nameStart, to: nameEnd), value: parameterValue) == nil
+                guard hop.apply(bytes, name: ByteSpan(from: nameStart, to: nameEnd), value: parameterValue,
+                                valueIsToken: valueIsToken) == nil
                 else { return nil }
             } while i < end && bytes[i] == UInt8(ascii: ";")
             hop.parameters = ByteSpan(from: parametersStart, to: i)
@@ -134,18 +150,24 @@ public struct ViaHop: Equatable, Sendable {
             guard !name.isEmpty, NameAddress.isAll(bytes, name, .token) else {
                 throw SIPParseError(.invalidVia, at: name.start)
             }
-            if let offset = apply(bytes, name: name, value: value) { throw SIPParseError(.invalidVia, at: offset) }
+            if let offset = apply(bytes, name: name, value: value, valueIsToken: false) {
+                throw SIPParseError(.invalidVia, at: offset)
+            }
         }
     }
 
     /// Reads one parameter into the hop: branch, received, rport, ttl, maddr are checked and kept, others are
-    /// checked only. Returns the offset of the rule it breaks, or nil.
-    private mutating func apply(_ bytes: PacketBytes, name: ByteSpan, value: ByteSpan?) -> Int? {
+    /// checked only. Returns the offset of the rule it breaks, or nil. `valueIsToken`: the caller already knows the
+    /// value is all token characters (no need to walk it again).
+    @inline(__always)
+    private mutating func apply(_ bytes: PacketBytes, name: ByteSpan, value: ByteSpan?, valueIsToken: Bool) -> Int? {
         // The name lower-cased as one word: one comparison per known parameter (all are at most 8 bytes).
         let key = name.count <= 8 ? ASCII.lowercased(word: bytes.word(at: name.start, length: name.count)) : 0
         switch key {
         case ASCII.word("branch"):
-            guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, .token) else { return name.start }
+            guard let value, !value.isEmpty, valueIsToken || NameAddress.isAll(bytes, value, .token) else {
+                return name.start
+            }
             branch = value
         case ASCII.word("received"):
             guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, Self.addressCharacters) else {
@@ -172,7 +194,7 @@ public struct ViaHop: Equatable, Sendable {
             }
             maddr = value
         default:
-            if let value, !value.isEmpty, bytes[value.start] != UInt8(ascii: "\""),
+            if !valueIsToken, let value, !value.isEmpty, bytes[value.start] != UInt8(ascii: "\""),
                 !NameAddress.isAll(bytes, value, Self.genericValue) {
                 return value.start
             }

@@ -8,7 +8,7 @@ import Testing
 /// same error at the same offset. (The fuzzer checks the same on arbitrary bytes.)
 @Suite struct CommonFormTests {
     enum Verdict: Equatable {
-        case parsed(StartLine, ViaHop, hops: Int)
+        case parsed(StartLine, ViaHop, hops: Int, CSeq)
         case failed(SIPParseError)
     }
 
@@ -17,7 +17,7 @@ import Testing
         return bytes.withPacketBytes { packet -> Verdict in
             do throws(SIPParseError) {
                 let message = try parser.parse(packet)
-                return .parsed(message.startLine, message.topVia, hops: message.viaHopCount)
+                return .parsed(message.startLine, message.topVia, hops: message.viaHopCount, message.cseq)
             } catch {
                 return .failed(error)
             }
@@ -34,6 +34,24 @@ import Testing
         "INVITE sip:%62ob@example.com SIP/2.0", "INVITE sip:%6@example.com SIP/2.0", "NEWMETHOD sip:bob@example.com SIP/2.0",
         "INV@TE sip:bob@example.com SIP/2.0", "INVITE sip:bob@example.com:99999 SIP/2.0", "INVITE sip: SIP/2.0",
         "INVITE sip:bob@" + String(repeating: "a", count: 2_100) + ".com SIP/2.0",
+        // Request-URI shapes around the one-pass URI reading.
+        "INVITE sip:bob:secret@example.com SIP/2.0", "INVITE sip:example.com SIP/2.0", "INVITE sip:@example.com SIP/2.0",
+        "INVITE SIP:Bob@Example.COM:5060;transport=udp SIP/2.0", "INVITE sip:bob@example.com:005060 SIP/2.0",
+        "INVITE sip:bob@example.com:0 SIP/2.0", "INVITE sip:bob@example.com: SIP/2.0", "INVITE sip:bob@example.com; SIP/2.0",
+        "INVITE sip:bob@example.com;;lr SIP/2.0", "INVITE sip:bob@example.com;lr= SIP/2.0", "INVITE sip:a@b@c SIP/2.0",
+        "INVITE sips:example.com:5061;transport=tls SIP/2.0", "INVITE sip:+1201;user=phone@example.com SIP/2.0",
+        "INVITE sip:bob@example..com SIP/2.0", "INVITE sip:bob@1.2.3 SIP/2.0", "INVITE sip:bob@example.com. SIP/2.0",
+        "INVITE sipx:bob@example.com SIP/2.0", "INVITE sip:bob@example.com;x=%41 SIP/2.0", "INVITE sip:b%20b@h SIP/2.0",
+        "INVITE sip:bob@example.com;transport=tcp?x=y SIP/2.0", "INVITE sip:bob@example.com:5060x SIP/2.0",
+        "INVITE sip:bob@.example.com SIP/2.0", "INVITE sip:bob@-example.com SIP/2.0", "INVITE sip:bob@9.example.com SIP/2.0",
+        "INVITE sip:bob@example.com;=x SIP/2.0", "INVITE sip:bob@example.com;a=b;c SIP/2.0", "INVITE sip:bob@ex_ample.com SIP/2.0",
+        "INVITE sips: SIP/2.0", "INVITE sip:b SIP/2.0",
+    ]
+
+    static let cseqs = [
+        "314159 INVITE", "1 INVITE", "0 INVITE", "4294967295 INVITE", "4294967296 INVITE", "00000000001 INVITE",
+        "12345678901 INVITE", "1  INVITE", "1\tINVITE", "1INVITE", " 1 INVITE", "1 INVITE ", "1 invite", "1 NEWMETHOD",
+        "1 INV@TE", "x INVITE", "1 ", "1", "-1 INVITE", "1 INVITE x", "1 SUBSCRIBE",
     ]
 
     static let responseLines = [
@@ -74,6 +92,25 @@ import Testing
         }
     }
 
+    @Test(arguments: cseqs)
+    func cseqReadsTheSameBothWays(_ cseq: String) throws {
+        let bytes = request(headers: ["CSeq: " + cseq])
+        #expect(try Self.verdict(bytes, onePass: true) == Self.verdict(bytes, onePass: false), "\(cseq)")
+    }
+
+    /// The one-pass URI reading returns either nothing or exactly what the full grammar reads.
+    @Test(arguments: startLines)
+    func requestURIReadsTheSameBothWays(_ line: String) throws {
+        let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count >= 3 else { return }
+        let uri = Array(parts[1...].dropLast().joined(separator: " ").utf8)
+        uri.withPacketBytes { packet in
+            if let common = SIPURI.parseCommonForm(packet, packet.all) {
+                #expect(common == (try? SIPURI.parse(packet, packet.all)), "\(line)")
+            }
+        }
+    }
+
     @Test func typicalLinesTakeTheOnePassRoad() throws {
         // Without this, a one-pass reader that refused everything would pass the comparisons above.
         let via = Array("SIP/2.0/UDP pc33.example.com:5060;branch=z9hG4bK776;rport, SIP/2.0/UDP b".utf8)
@@ -87,5 +124,12 @@ import Testing
             }
             #expect(parsed != nil, "\(line)")
         }
+        for uri in ["sip:bob@example.com", "sips:example.com:5061;transport=tls", "sip:+1201;user=phone@192.0.2.1:5060"] {
+            let bytes = Array(uri.utf8)
+            let common = bytes.withPacketBytes { SIPURI.parseCommonForm($0, $0.all) }
+            #expect(common != nil && common == bytes.withPacketBytes { try? SIPURI.parse($0, $0.all) }, "\(uri)")
+        }
+        let cseq = Array("314159 INVITE".utf8).withPacketBytes { SIPParser.cseqCommonForm($0, $0.all) }
+        #expect(cseq?.number == 314_159 && cseq?.method.known == .invite)
     }
 }

@@ -22,6 +22,7 @@
 
 #include "csip_header_kinds.h"
 #include "csip_chars.h"
+#include "csip_bytes.h"
 
 #ifdef __cplusplus
 extern "C" {

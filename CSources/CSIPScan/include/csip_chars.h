@@ -62,8 +62,17 @@ static const uint16_t csip_char_classes[256] = {
     0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000,
 };
 
-/* The first offset in [from, to) whose byte is in none of `classes`, or `to`. */
-static inline size_t csip_end_of_run(const uint8_t *buf, size_t from, size_t to, uint16_t classes) {
+/* The first offset in [from, to) whose byte is in none of `classes`, or `to`. Four bytes a step: one bound check
+ * per step instead of per byte. */
+static inline __attribute__((always_inline)) size_t csip_end_of_run(const uint8_t *buf, size_t from, size_t to,
+                                                                    uint16_t classes) {
+    while (from + 4 <= to) {
+        if ((csip_char_classes[buf[from]] & classes) == 0) return from;
+        if ((csip_char_classes[buf[from + 1]] & classes) == 0) return from + 1;
+        if ((csip_char_classes[buf[from + 2]] & classes) == 0) return from + 2;
+        if ((csip_char_classes[buf[from + 3]] & classes) == 0) return from + 3;
+        from += 4;
+    }
     while (from < to && (csip_char_classes[buf[from]] & classes) != 0) from++;
     return from;
 }
