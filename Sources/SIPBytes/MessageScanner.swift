@@ -42,18 +42,19 @@ public struct ScanLimits: Sendable, Equatable {
 /// Flags the scanner sets on a header line.
 public struct HeaderLineFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt16
-    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
 
+    // Computed, not `static let`: a stored static costs a lazy-initialisation check on every use.
     /// The value continues over folded lines: CRLF + SP/HTAB may occur inside it.
-    public static let folded = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_FOLDED))
+    @inlinable public static var folded: HeaderLineFlags { HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_FOLDED)) }
     /// Whitespace stood between the name and the colon (legal in RFC 3261, a smuggling vector at the edge).
-    public static let spaceBeforeColon = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_SPACE_BEFORE_COLON))
+    @inlinable public static var spaceBeforeColon: HeaderLineFlags { HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_SPACE_BEFORE_COLON)) }
     /// The name was a one-letter compact form.
-    public static let compact = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_COMPACT))
+    @inlinable public static var compact: HeaderLineFlags { HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_COMPACT)) }
     /// The header had continuation lines (its value may even start on one).
-    public static let continued = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_CONTINUED))
+    @inlinable public static var continued: HeaderLineFlags { HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_CONTINUED)) }
     /// The value holds a control character other than HTAB; legal only as a quoted-pair in a quoted string.
-    public static let controlCharacters = HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_CONTROL_CHARS))
+    @inlinable public static var controlCharacters: HeaderLineFlags { HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_CONTROL_CHARS)) }
 }
 
 /// One header line as scanned: spans of the name and the trimmed value, the kind code from the C table, flags.
@@ -216,11 +217,12 @@ public final class MessageScanner {
             let count = Int(result.header_count)
             // Validate the C side's spans once, here at the fence; everything above reads within them.
             precondition(count <= headers.capacity && Int(result.body_offset) <= packet.count)
+            var furthest = 0  // one check for all spans: the furthest end of any
             for i in 0..<count {
                 let line = headers.storage[i]
-                precondition(Int(line.name.off) + Int(line.name.len) <= packet.count
-                    && Int(line.value.off) + Int(line.value.len) <= packet.count, "scanner span out of bounds")
+                furthest = max(furthest, Int(line.name.off) + Int(line.name.len), Int(line.value.off) + Int(line.value.len))
             }
+            precondition(furthest <= packet.count, "scanner span out of bounds")
             headers.state.pointee.count = count
             return .complete(
                 startLine: ByteSpan(offset: result.start_line.off, length: result.start_line.len),

@@ -44,26 +44,31 @@ public struct SIPMethod: Hashable, Sendable, CustomStringConvertible {
     @inline(__always)
     static func classify(_ bytes: PacketBytes, _ span: ByteSpan) -> SIPMethod {
         // Methods are case-sensitive (RFC 3261 §7.1). Up to 8 bytes compare as one word.
+        // Dispatch on the length first: then one or two word comparisons decide.
         let known: Known
-        if span.count <= 8 {
-            switch bytes.word(at: span.start, length: span.count) {
+        let word = span.count <= 8 ? bytes.word(at: span.start, length: span.count) : 0
+        switch span.count {
+        case 3: known = word == ASCII.word("ACK") ? .ack : word == ASCII.word("BYE") ? .bye : .extension
+        case 4: known = word == ASCII.word("INFO") ? .info : .extension
+        case 5: known = word == ASCII.word("PRACK") ? .prack : word == ASCII.word("REFER") ? .refer : .extension
+        case 6:
+            switch word {
             case ASCII.word("INVITE"): known = .invite
-            case ASCII.word("ACK"): known = .ack
-            case ASCII.word("BYE"): known = .bye
             case ASCII.word("CANCEL"): known = .cancel
-            case ASCII.word("OPTIONS"): known = .options
-            case ASCII.word("REGISTER"): known = .register
-            case ASCII.word("PRACK"): known = .prack
             case ASCII.word("NOTIFY"): known = .notify
-            case ASCII.word("PUBLISH"): known = .publish
-            case ASCII.word("INFO"): known = .info
-            case ASCII.word("REFER"): known = .refer
-            case ASCII.word("MESSAGE"): known = .message
             case ASCII.word("UPDATE"): known = .update
             default: known = .extension
             }
-        } else {
-            known = bytes.equals(span, "SUBSCRIBE") ? .subscribe : .extension
+        case 7:
+            switch word {
+            case ASCII.word("OPTIONS"): known = .options
+            case ASCII.word("PUBLISH"): known = .publish
+            case ASCII.word("MESSAGE"): known = .message
+            default: known = .extension
+            }
+        case 8: known = word == ASCII.word("REGISTER") ? .register : .extension
+        case 9: known = bytes.equals(span, "SUBSCRIBE") ? .subscribe : .extension
+        default: known = .extension
         }
         return SIPMethod(known: known, span: span)
     }

@@ -79,11 +79,13 @@ public final class SIPParser {
         var maxForwards: UInt8?
         var contentLength: UInt32?
 
+        // Most messages have no control character at all: then no line needs looking at for them.
+        let anyControlCharacters = headerFlags.contains(.controlCharacters)
         for index in 0..<headerCount {
             let line = table[index]
             let kind = HeaderKind(code: line.kindCode)
             headerSet.insert(HeaderSet(kind))
-            if line.flags.contains(.controlCharacters) {
+            if anyControlCharacters && line.flags.contains(.controlCharacters) {
                 try Self.checkControlCharacters(bytes, line.value)
             }
             switch kind {
