@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CSIPScan
 
 /// A borrowed, read-only view of one message's bytes: a receive buffer, a slice of a stream buffer, or an array.
