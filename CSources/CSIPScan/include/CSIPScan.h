@@ -131,9 +131,16 @@ struct csip_scan_result {
 };
 
 /** Shape of the scanner's header-kind index (checked at init). */
-#define CSIP_LENGTH_BUCKETS 16
-#define CSIP_KINDS_PER_BUCKET 4
+#define CSIP_KIND_SLOTS 256
 #define CSIP_MAX_KIND_NAME 24
+
+/** What a slot of the scanner's header-kind index holds besides its key (see csip_classify_indexed). */
+struct csip_kind_info {
+    uint8_t kind;   /* 0: empty slot */
+    uint8_t flags;  /* CSIP_HEADER_COMPACT for the one-letter forms */
+    uint8_t length; /* of the name */
+    uint8_t unused;
+};
 
 /** Which delimiter search the scanner uses. */
 enum {
@@ -148,11 +155,13 @@ enum {
 struct csip_scanner {
     size_t (*find_control)(const uint8_t *buf, size_t from, size_t to);
     uint32_t simd_level;
-    /** Header kinds by first letter a-z and name length modulo CSIP_LENGTH_BUCKETS, 0-terminated, built from the
-     * table at init: classifying a name compares against one or two candidates, not the whole table. */
-    uint8_t kinds_by_letter[26][CSIP_LENGTH_BUCKETS][CSIP_KINDS_PER_BUCKET];
-    /** Kind of each one-letter compact form a-z (0 = none). */
-    uint8_t compact_kinds[26];
+    /** Every full and compact header name, open addressing with linear probing, built from the table at init:
+     * classifying a name is one multiply and, nearly always, one slot. Empty slots have kind 0 and key 0. */
+    struct csip_kind_info kind_info[CSIP_KIND_SLOTS];
+    /** Each slot's key: a name of up to 8 bytes is its bytes OR 0x20, little-endian, zero above; a longer one its
+     * first 8 such bytes with bit 63 set (no name byte has it), so no short name's key equals a long one's. Apart
+     * from kind_info so that both are indexed by the slot number alone. */
+    uint64_t kind_keys[CSIP_KIND_SLOTS];
     /** Each kind's name in lower case, for word-at-a-time comparison. */
     uint8_t lower_names[CSIP_HDR_KIND_COUNT][CSIP_MAX_KIND_NAME];
 };
