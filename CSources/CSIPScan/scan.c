@@ -3,6 +3,7 @@
  * See include/CSIPScan.h for the contract. No allocation, no global mutable state.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "scan_internal.h"
@@ -29,6 +30,9 @@ static const struct kind_entry kind_table[CSIP_HDR_KIND_COUNT] = {
 _Static_assert(CSIP_HDR_KIND_COUNT <= 64, "HeaderSet in Swift is a 64-bit mask");
 _Static_assert(sizeof(struct csip_span) == 8, "Swift reads csip_span as two UInt32");
 _Static_assert(sizeof(struct csip_header) == 20, "csip_header layout is mirrored by Swift callers");
+_Static_assert(offsetof(struct csip_header, flags) == offsetof(struct csip_header, kind) + 2 &&
+                   sizeof(struct csip_kind_info) == sizeof(uint32_t),
+               "the scanner copies a csip_kind_info over a header's kind and flags");
 
 static inline uint8_t ascii_lower(uint8_t c) {
     return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
@@ -62,12 +66,13 @@ uint32_t csip_classify_header(const uint8_t *name, size_t len) {
 
 /* Inserts a name into the first free slot from its hash on; one slot always stays free to end failed lookups. */
 static int insert_kind(struct csip_scanner *scanner, uint32_t *used, uint64_t key, uint64_t hash_input, uint32_t kind,
-                       uint8_t flags, uint8_t length) {
+                       uint16_t flags) {
     if (*used + 1 >= CSIP_KIND_SLOTS) return -ENOSPC;
     size_t i = csip_kind_hash(hash_input);
-    while (scanner->kind_info[i].kind != 0) i = (i + 1) % CSIP_KIND_SLOTS;
+    while (scanner->kind_info[i] != 0) i = (i + 1) % CSIP_KIND_SLOTS;
     scanner->kind_keys[i] = key;
-    scanner->kind_info[i] = (struct csip_kind_info){.kind = (uint8_t)kind, .flags = flags, .length = length};
+    struct csip_kind_info info = {.kind = (uint16_t)kind, .flags = flags};
+    memcpy(&scanner->kind_info[i], &info, sizeof(info));
     *used += 1;
     return 0;
 }
@@ -90,10 +95,10 @@ static int build_kind_index(struct csip_scanner *scanner) {
         uint64_t key = csip_load64(lower); /* zero-padded past the name */
         int status;
         if (entry->length <= 8) {
-            status = insert_kind(scanner, &used, key, key, k, 0, entry->length);
+            status = insert_kind(scanner, &used, key, key, k, 0);
         } else {
             key |= CSIP_LONG_NAME_KEY;
-            status = insert_kind(scanner, &used, key, key ^ csip_load64(lower + entry->length - 8), k, 0, entry->length);
+            status = insert_kind(scanner, &used, key, key ^ csip_load64(lower + entry->length - 8), k, 0);
         }
         if (status != 0) return status;
     }
@@ -101,7 +106,7 @@ static int build_kind_index(struct csip_scanner *scanner) {
         uint8_t compact = kind_table[k].compact;
         if (compact == 0) continue;
         if (compact < 'a' || compact > 'z') return -EINVAL;
-        int status = insert_kind(scanner, &used, compact, compact, k, CSIP_HEADER_COMPACT, 1);
+        int status = insert_kind(scanner, &used, compact, compact, k, CSIP_HEADER_COMPACT);
         if (status != 0) return status;
     }
     return 0;

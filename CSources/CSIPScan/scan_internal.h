@@ -41,12 +41,6 @@ static inline uint64_t csip_load16(const uint8_t *p) {
     return v;
 }
 
-static inline uint64_t csip_load32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
 static inline uint64_t csip_load64(const uint8_t *p) {
     uint64_t v;
     memcpy(&v, p, sizeof(v));
@@ -80,44 +74,41 @@ static const uint64_t csip_key_bytes[9] = {
 };
 
 /*
- * Kind and flags (CSIP_HEADER_COMPACT for a compact form) of a header name of token characters, len >= 1: the same
- * kinds as csip_classify_header (tested). `readable` is how many bytes from name on may be read (at least len): with
- * 8 or more, a short name is read as one word and the bytes past it masked off. No other byte past name[len) is read.
- * Probing ends at an empty slot: init always leaves one.
+ * Kind and flags (CSIP_HEADER_COMPACT for a compact form) of a header name of token characters, len >= 1, as a struct
+ * csip_kind_info in a 32-bit word (0 for CSIP_HDR_OTHER): the same kinds as csip_classify_header (tested). With
+ * word_readable (8 bytes from name on may be read), a short name is read as one word and the bytes past it masked
+ * off; no other byte past name[len) is read. Probing ends at an empty slot: init always leaves one.
  */
 __attribute__((always_inline)) static inline uint32_t csip_classify_indexed(const struct csip_scanner *scanner,
                                                                             const uint8_t *name, size_t len,
-                                                                            size_t readable, uint16_t *flags) {
+                                                                            int word_readable) {
     if (len <= 8) {
         uint64_t key = 0;
-        if (readable >= 8) {
+        if (word_readable) {
             key = (csip_load64(name) | CSIP_CASE_BITS) & csip_key_bytes[len];
         } else {
             for (size_t k = 0; k < len; k++) key |= (uint64_t)(name[k] | 0x20) << (8 * k);
         }
         for (size_t i = csip_kind_hash(key);; i = (i + 1) % CSIP_KIND_SLOTS) {
-            if (scanner->kind_keys[i] == key) { /* equal keys: equal names, and lengths, as no name byte is 0 */
-                *flags = scanner->kind_info[i].flags;
-                return scanner->kind_info[i].kind;
-            }
-            if (scanner->kind_info[i].kind == 0) break;
+            /* equal keys: equal names, and lengths, as no name byte is 0 */
+            if (scanner->kind_keys[i] == key || scanner->kind_info[i] == 0) return scanner->kind_info[i];
         }
-        *flags = 0;
-        return CSIP_HDR_OTHER;
     }
-    *flags = 0;
-    if (len >= CSIP_MAX_KIND_NAME) return CSIP_HDR_OTHER;
+    if (len >= CSIP_MAX_KIND_NAME) return 0;
     uint64_t key = csip_load64(name) | CSIP_CASE_BITS | CSIP_LONG_NAME_KEY;
     uint64_t last = csip_load64(name + len - 8) | CSIP_CASE_BITS;
     for (size_t i = csip_kind_hash(key ^ last);; i = (i + 1) % CSIP_KIND_SLOTS) {
-        uint32_t kind = scanner->kind_info[i].kind;
-        if (scanner->kind_keys[i] == key && scanner->kind_info[i].length == len) { /* the first 8 bytes match */
-            const uint8_t *lower = scanner->lower_names[kind];
+        uint32_t info = scanner->kind_info[i];
+        if (info == 0) return 0;
+        if (scanner->kind_keys[i] == key) { /* the first 8 bytes match: the last 8 and the length must too */
+            struct csip_kind_info fields;
+            memcpy(&fields, &info, sizeof(fields));
+            const uint8_t *lower = scanner->lower_names[fields.kind];
             uint64_t diff = last ^ csip_load64(lower + len - 8);
             if (len > 16) diff |= (csip_load64(name + 8) | CSIP_CASE_BITS) ^ csip_load64(lower + 8);
-            if (diff == 0) return kind;
+            /* no name byte is 0: a table name matching up to len is at least len long, lower[len] == 0 says no longer */
+            if (diff == 0 && lower[len] == 0) return info;
         }
-        if (kind == 0) return CSIP_HDR_OTHER;
     }
 }
 

@@ -307,15 +307,16 @@ SCAN_LINES_TARGET __attribute__((noinline)) static int CSIP_LOCAL(general_line)(
     while (value_end > value_start && csip_is_wsp(buf[value_end - 1])) value_end--;
 
     size_t name_length = name_end - header_start;
-    uint16_t kind_flags;
-    uint32_t kind = csip_classify_indexed(scanner, buf + header_start, name_length, end - header_start, &kind_flags);
-    flags |= kind_flags;
+    uint32_t info = csip_classify_indexed(scanner, buf + header_start, name_length, end - header_start >= 8);
+    struct csip_kind_info kind;
+    memcpy(&kind, &info, sizeof(kind));
+    flags |= kind.flags;
     struct csip_header *header = &headers[count];
     header->name.off = (uint32_t)header_start;
     header->name.len = (uint32_t)name_length;
     header->value.off = (uint32_t)value_start;
     header->value.len = (uint32_t)(value_end - value_start);
-    header->kind = (uint16_t)kind;
+    header->kind = kind.kind;
     header->flags = flags;
     result->header_flags |= flags;
     state->count = count + 1;
@@ -343,6 +344,7 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
      * in one order.
      */
     const size_t max_line = bounds->max_line;
+    const size_t word_end = end >= 8 ? end - 8 : 0; /* 8 bytes from line may be read when line <= word_end (line > 0) */
     struct csip_header *header = headers;
     /* headers is NULL only when max_headers is 0: no arithmetic on NULL */
     struct csip_header *const headers_end = bounds->max_headers != 0 ? headers + bounds->max_headers : headers;
@@ -357,7 +359,8 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
             csip_is_crlf(buf + eol)) {
             /* Bytes up to 0x20 in [name_end + 1, eol) are SP and HTAB only (no control character comes before eol),
              * and buf[eol] is CR: one comparison tells that a byte is not value whitespace. */
-            size_t value_start = name_end + 1 + (buf[name_end + 1] == ' ');
+            size_t value_start = name_end + 1;
+            if (buf[value_start] == ' ') value_start++;
             if (buf[value_start] <= ' ') {
                 while (value_start < eol && csip_is_wsp(buf[value_start])) value_start++;
             }
@@ -365,16 +368,17 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
             if (buf[eol - 1] <= ' ') {
                 while (value_end > value_start && csip_is_wsp(buf[value_end - 1])) value_end--;
             }
+            /* The spans are stored first: fewer values live across the classification. */
             size_t name_length = name_end - line;
-            uint16_t flags;
-            uint32_t kind = csip_classify_indexed(scanner, buf + line, name_length, end - line, &flags);
-            if (flags != 0) result->header_flags |= flags;
             header->name.off = (uint32_t)line;
             header->name.len = (uint32_t)name_length;
             header->value.off = (uint32_t)value_start;
             header->value.len = (uint32_t)(value_end - value_start);
-            header->kind = (uint16_t)kind;
-            header->flags = flags;
+            uint32_t info = csip_classify_indexed(scanner, buf + line, name_length, line <= word_end);
+            memcpy((uint8_t *)header + offsetof(struct csip_header, kind), &info, sizeof(info)); /* kind and flags */
+            struct csip_kind_info kind;
+            memcpy(&kind, &info, sizeof(kind));
+            if (kind.flags != 0) result->header_flags |= kind.flags;
             header++;
             line = eol + 2;
             continue;

@@ -134,12 +134,11 @@ struct csip_scan_result {
 #define CSIP_KIND_SLOTS 256
 #define CSIP_MAX_KIND_NAME 24
 
-/** What a slot of the scanner's header-kind index holds besides its key (see csip_classify_indexed). */
+/** What a slot of the scanner's header-kind index gives (see csip_classify_indexed): a header's kind and flags, laid
+ * out as in csip_header so that both are copied at once (the index holds each as a 32-bit word). */
 struct csip_kind_info {
-    uint8_t kind;   /* 0: empty slot */
-    uint8_t flags;  /* CSIP_HEADER_COMPACT for the one-letter forms */
-    uint8_t length; /* of the name */
-    uint8_t unused;
+    uint16_t kind;  /* 0: empty slot */
+    uint16_t flags; /* CSIP_HEADER_COMPACT for the one-letter forms */
 };
 
 /** Which delimiter search the scanner uses. */
@@ -157,7 +156,7 @@ struct csip_scanner {
     uint32_t simd_level;
     /** Every full and compact header name, open addressing with linear probing, built from the table at init:
      * classifying a name is one multiply and, nearly always, one slot. Empty slots have kind 0 and key 0. */
-    struct csip_kind_info kind_info[CSIP_KIND_SLOTS];
+    uint32_t kind_info[CSIP_KIND_SLOTS]; /* each a struct csip_kind_info; 0 for an empty slot */
     /** Each slot's key: a name of up to 8 bytes is its bytes OR 0x20, little-endian, zero above; a longer one its
      * first 8 such bytes with bit 63 set (no name byte has it), so no short name's key equals a long one's. Apart
      * from kind_info so that both are indexed by the slot number alone. */
