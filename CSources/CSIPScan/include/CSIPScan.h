@@ -183,7 +183,7 @@ int csip_scan_message(const struct csip_scanner *scanner, const uint8_t *buf, si
 const char *csip_header_kind_name(uint32_t kind);
 
 /** Kind of a header name (full or compact form, any case). CSIP_HDR_OTHER if not in the table. Scans the whole
- * table; the scanner itself uses the per-letter index in csip_scanner. */
+ * table; the scanner itself uses the hashed index in csip_scanner. */
 uint32_t csip_classify_header(const uint8_t *name, size_t len);
 
 /** Index of the first byte in [from, to) that is a control character (0x00-0x1F or 0x7F), or `to`. For tests. */
