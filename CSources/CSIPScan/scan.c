@@ -3,6 +3,7 @@
  * See include/CSIPScan.h for the contract. No allocation, no global mutable state.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "scan_internal.h"
@@ -29,6 +30,9 @@ static const struct kind_entry kind_table[CSIP_HDR_KIND_COUNT] = {
 _Static_assert(CSIP_HDR_KIND_COUNT <= 64, "HeaderSet in Swift is a 64-bit mask");
 _Static_assert(sizeof(struct csip_span) == 8, "Swift reads csip_span as two UInt32");
 _Static_assert(sizeof(struct csip_header) == 20, "csip_header layout is mirrored by Swift callers");
+_Static_assert(offsetof(struct csip_header, flags) == offsetof(struct csip_header, kind) + 2 &&
+                   sizeof(struct csip_kind_info) == sizeof(uint32_t),
+               "the scanner copies a csip_kind_info over a header's kind and flags");
 
 static inline uint8_t ascii_lower(uint8_t c) {
     return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
@@ -60,22 +64,50 @@ uint32_t csip_classify_header(const uint8_t *name, size_t len) {
     return CSIP_HDR_OTHER;
 }
 
+/* Inserts a name into the first free slot from its hash on; one slot always stays free to end failed lookups. */
+static int insert_kind(struct csip_scanner *scanner, uint32_t *used, uint64_t key, uint64_t hash_input, uint32_t kind,
+                       uint16_t flags) {
+    if (*used + 1 >= CSIP_KIND_SLOTS) return -ENOSPC;
+    size_t i = csip_kind_hash(hash_input);
+    while (scanner->kind_info[i] != 0) i = (i + 1) % CSIP_KIND_SLOTS;
+    scanner->kind_keys[i] = key;
+    struct csip_kind_info info = {.kind = (uint16_t)kind, .flags = flags};
+    memcpy(&scanner->kind_info[i], &info, sizeof(info));
+    *used += 1;
+    return 0;
+}
+
 static int build_kind_index(struct csip_scanner *scanner) {
-    memset(scanner->kinds_by_letter, 0, sizeof(scanner->kinds_by_letter));
-    memset(scanner->compact_kinds, 0, sizeof(scanner->compact_kinds));
+    memset(scanner->kind_info, 0, sizeof(scanner->kind_info));
+    memset(scanner->kind_keys, 0, sizeof(scanner->kind_keys));
     memset(scanner->lower_names, 0, sizeof(scanner->lower_names));
+    uint32_t used = 0;
+    /* Full names in table order (the common ones first, so they are the ones that never probe), then compact forms. */
     for (uint32_t k = 1; k < CSIP_HDR_KIND_COUNT; k++) {
         const struct kind_entry *entry = &kind_table[k];
-        if (entry->length >= CSIP_MAX_KIND_NAME) return -ENOSPC;
-        for (uint8_t i = 0; i < entry->length; i++) scanner->lower_names[k][i] = ascii_lower((uint8_t)entry->name[i]);
-        uint8_t letter = (uint8_t)(scanner->lower_names[k][0] - 'a');
-        if (letter >= 26) return -EINVAL;
-        uint8_t *bucket = scanner->kinds_by_letter[letter][entry->length & (CSIP_LENGTH_BUCKETS - 1)];
-        int slot = 0;
-        while (slot < CSIP_KINDS_PER_BUCKET && bucket[slot] != 0) slot++;
-        if (slot == CSIP_KINDS_PER_BUCKET) return -ENOSPC;
-        bucket[slot] = (uint8_t)k;
-        if (entry->compact != 0) scanner->compact_kinds[entry->compact - 'a'] = (uint8_t)k;
+        if (entry->length < 2 || entry->length >= CSIP_MAX_KIND_NAME) return -ENOSPC;
+        uint8_t *lower = scanner->lower_names[k];
+        for (uint8_t i = 0; i < entry->length; i++) {
+            uint8_t c = (uint8_t)entry->name[i];
+            lower[i] = ascii_lower(c);
+            if ((uint8_t)(c | 0x20) != lower[i]) return -EINVAL; /* the keys fold case by OR-ing 0x20 */
+        }
+        uint64_t key = csip_load64(lower); /* zero-padded past the name */
+        int status;
+        if (entry->length <= 8) {
+            status = insert_kind(scanner, &used, key, key, k, 0);
+        } else {
+            key |= CSIP_LONG_NAME_KEY;
+            status = insert_kind(scanner, &used, key, key ^ csip_load64(lower + entry->length - 8), k, 0);
+        }
+        if (status != 0) return status;
+    }
+    for (uint32_t k = 1; k < CSIP_HDR_KIND_COUNT; k++) {
+        uint8_t compact = kind_table[k].compact;
+        if (compact == 0) continue;
+        if (compact < 'a' || compact > 'z') return -EINVAL;
+        int status = insert_kind(scanner, &used, compact, compact, k, CSIP_HEADER_COMPACT);
+        if (status != 0) return status;
     }
     return 0;
 }

@@ -35,22 +35,8 @@ int csip_scan_lines_avx2(const struct csip_scanner *scanner, const uint8_t *buf,
                          const struct csip_scan_bounds *bounds, struct csip_header *headers,
                          struct csip_scan_result *result);
 
-/* Length of each kind's canonical name (0 for CSIP_HDR_OTHER). */
-static const uint8_t csip_kind_length[CSIP_HDR_KIND_COUNT] = {
-    [CSIP_HDR_OTHER] = 0,
-#define CSIP_X_LENGTH(e, n, c) [CSIP_HDR_##e] = (uint8_t)(sizeof(n) - 1),
-    CSIP_HEADER_KINDS(CSIP_X_LENGTH)
-#undef CSIP_X_LENGTH
-};
-
 static inline uint64_t csip_load16(const uint8_t *p) {
     uint16_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-static inline uint64_t csip_load32(const uint8_t *p) {
-    uint32_t v;
     memcpy(&v, p, sizeof(v));
     return v;
 }
@@ -62,58 +48,74 @@ static inline uint64_t csip_load64(const uint8_t *p) {
 }
 
 /*
- * Equality of a header name (token characters only, as the scanner guarantees) with a lower-case table name of the
- * same length (2 to 23 bytes: CSIP_MAX_KIND_NAME is 24, checked at init). OR-ing 0x20 lower-cases letters and leaves '-', digits and the
- * table's other characters alone; no other token character becomes a letter that way, so the comparison is exact.
- * Whole words only, overlapping at the end (a 5-byte name is compared as bytes 0-3 and 1-4): no byte outside
- * name[0, len) is read and no byte-at-a-time tail loop runs.
+ * The header-kind index (scanner->kind_keys and kind_info, built by csip_scanner_init) is keyed by a name's bytes OR 0x20: that
+ * lower-cases letters and leaves '-' and digits (all a table name holds, checked at init) alone, and turns no other
+ * token character into a letter, so for token names equal keys mean names equal ignoring case.
  */
-__attribute__((always_inline)) static inline int csip_token_equals_lower(const uint8_t *name, const uint8_t *lower, size_t len) {
-    if (len >= 8) { /* 8-23 bytes: two or three words */
-        uint64_t diff = ((csip_load64(name) | 0x2020202020202020ull) ^ csip_load64(lower)) |
-                        ((csip_load64(name + len - 8) | 0x2020202020202020ull) ^ csip_load64(lower + len - 8));
-        if (len > 16) diff |= (csip_load64(name + 8) | 0x2020202020202020ull) ^ csip_load64(lower + 8);
-        return diff == 0;
-    }
-    if (len >= 4) {
-        return (((csip_load32(name) | 0x20202020u) ^ csip_load32(lower)) |
-                ((csip_load32(name + len - 4) | 0x20202020u) ^ csip_load32(lower + len - 4))) == 0;
-    }
-    return (((csip_load16(name) | 0x2020u) ^ csip_load16(lower)) |
-            ((csip_load16(name + len - 2) | 0x2020u) ^ csip_load16(lower + len - 2))) == 0;
+#define CSIP_CASE_BITS 0x2020202020202020ull
+/* Set in the key of a name longer than 8 bytes; no name byte has bit 7. */
+#define CSIP_LONG_NAME_KEY (1ull << 63)
+/* Puts every name of the table, full and compact, in a slot of its own (a search over odd multipliers); a kind added
+ * later still works, it may only share a slot and cost a probe. */
+#define CSIP_KIND_HASH_MULTIPLIER 0x61c6c759c2dd555bull
+
+_Static_assert(CSIP_KIND_SLOTS == 256, "csip_kind_hash keeps 8 bits");
+_Static_assert(CSIP_MAX_KIND_NAME <= 24, "a long name is compared as at most three words");
+
+/* Slot where probing for a key starts. For a long name, hash its key ^ its last word (names sharing their first 8
+ * bytes, as the Content- family, mostly get slots of their own). */
+static inline size_t csip_kind_hash(uint64_t x) {
+    return (size_t)((x * CSIP_KIND_HASH_MULTIPLIER) >> 56);
 }
 
-_Static_assert(CSIP_MAX_KIND_NAME <= 24, "csip_token_equals_lower compares at most three words");
+/* The key bytes of a name of up to 8 bytes. */
+static const uint64_t csip_key_bytes[9] = {
+    0, 0xff, 0xffff, 0xffffff, 0xffffffffull, 0xffffffffffull, 0xffffffffffffull, 0xffffffffffffffull, ~0ull,
+};
 
 /*
- * Classification through the scanner's (letter, length) index: same answers as csip_classify_header (tested).
- * `readable` is how many bytes from name on may be read (at least len): with 8 or more, a name of up to 8 bytes is
- * compared as one word with the bytes past it shifted out.
+ * Kind and flags (CSIP_HEADER_COMPACT for a compact form) of a header name of token characters, len >= 1, as a struct
+ * csip_kind_info in a 32-bit word (0 for CSIP_HDR_OTHER): the same kinds as csip_classify_header (tested). With
+ * word_readable (8 bytes from name on may be read), a short name is read as one word and the bytes past it masked
+ * off; no other byte past name[len) is read. Probing ends at an empty slot: init always leaves one.
  */
 __attribute__((always_inline)) static inline uint32_t csip_classify_indexed(const struct csip_scanner *scanner,
                                                                             const uint8_t *name, size_t len,
-                                                                            size_t readable) {
-    unsigned letter = (unsigned)(uint8_t)(name[0] | 0x20) - 'a';
-    if (letter >= 26) return CSIP_HDR_OTHER;
-    if (len == 1) return scanner->compact_kinds[letter];
-    const uint8_t *candidates = scanner->kinds_by_letter[letter][len & (CSIP_LENGTH_BUCKETS - 1)];
-    uint32_t kind = candidates[0]; /* most buckets hold one kind: try it before the loop */
-    if (kind == 0) return CSIP_HDR_OTHER;
-    if (csip_kind_length[kind] == len) {
-        if (len <= 8 && readable >= 8) {
-            uint64_t diff = (csip_load64(name) | 0x2020202020202020ull) ^ csip_load64(scanner->lower_names[kind]);
-            if ((diff << (8 * (8 - len))) == 0) return kind;
-        } else if (csip_token_equals_lower(name, scanner->lower_names[kind], len)) {
-            return kind;
+                                                                            int word_readable) {
+    if (len <= 8) {
+        uint64_t key = 0;
+        if (word_readable) {
+            key = (csip_load64(name) | CSIP_CASE_BITS) & csip_key_bytes[len];
+        } else {
+            for (size_t k = 0; k < len; k++) key |= (uint64_t)(name[k] | 0x20) << (8 * k);
+        }
+        for (size_t i = csip_kind_hash(key);; i = (i + 1) % CSIP_KIND_SLOTS) {
+            /* equal keys: equal names, and lengths, as no name byte is 0 */
+            if (scanner->kind_keys[i] == key || scanner->kind_info[i] == 0) return scanner->kind_info[i];
         }
     }
-    for (int i = 1; i < CSIP_KINDS_PER_BUCKET && candidates[i] != 0; i++) {
-        kind = candidates[i];
-        if (csip_kind_length[kind] == len && csip_token_equals_lower(name, scanner->lower_names[kind], len)) {
-            return kind;
+    if (len >= CSIP_MAX_KIND_NAME) return 0;
+    uint64_t key = csip_load64(name) | CSIP_CASE_BITS | CSIP_LONG_NAME_KEY;
+    uint64_t last = csip_load64(name + len - 8) | CSIP_CASE_BITS;
+    for (size_t i = csip_kind_hash(key ^ last);; i = (i + 1) % CSIP_KIND_SLOTS) {
+        uint32_t info = scanner->kind_info[i];
+        if (info == 0) return 0;
+        if (scanner->kind_keys[i] == key) { /* the first 8 bytes match: the last 8 and the length must too */
+            struct csip_kind_info fields;
+            memcpy(&fields, &info, sizeof(fields));
+            const uint8_t *lower = scanner->lower_names[fields.kind];
+            uint64_t diff = last ^ csip_load64(lower + len - 8);
+            if (len > 16) diff |= (csip_load64(name + 8) | CSIP_CASE_BITS) ^ csip_load64(lower + 8);
+            /* no name byte is 0: a table name matching up to len is at least len long, lower[len] == 0 says no longer */
+            if (diff == 0 && lower[len] == 0) return info;
         }
     }
-    return CSIP_HDR_OTHER;
+}
+
+/* p[0] is CR and p[1] LF, read as one 16-bit word. */
+static inline int csip_is_crlf(const uint8_t *p) {
+    static const uint8_t crlf[2] = {'\r', '\n'};
+    return csip_load16(p) == csip_load16(crlf);
 }
 
 static inline int csip_scan_fail(struct csip_scan_result *result, uint32_t error, size_t offset) {

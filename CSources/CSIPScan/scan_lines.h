@@ -125,6 +125,42 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL
     return CSIP_LOCAL(find_marked)(cursor, buf, i, end, end, 0);
 }
 
+/*
+ * For the fast loop: the end of the name (first non-token byte) and the first control character (not HTAB) of the
+ * line at `line` (line < end), both from one shift of the masks of the line's block; neither is beyond end. Token
+ * characters and ':' are not control characters, so the control character is the line's end exactly when the name
+ * ends in a colon. Returns 0 when the name runs into the next block or no control character comes before end (the
+ * caller leaves those lines to general_line). No length limit: the caller checks the line's length.
+ */
+SCAN_LINES_TARGET __attribute__((always_inline)) static inline int CSIP_LOCAL(find_line)(struct csip_block_cursor *cursor,
+                                                             const uint8_t *buf, size_t line, size_t end,
+                                                             size_t *name_end, size_t *eol) {
+    size_t offset = line - cursor->base;
+    if (offset >= 64) {
+        CSIP_LOCAL(load)(cursor, buf, line, end);
+        offset = line - cursor->base;
+    }
+    uint64_t control = cursor->control >> offset;
+    uint64_t nontoken = cursor->nontoken >> offset;
+    if (control != 0) { /* every control bit is a non-token bit too: nontoken != 0 */
+        *name_end = line + (size_t)__builtin_ctzll(nontoken);
+        *eol = line + (size_t)__builtin_ctzll(control);
+        return 1;
+    }
+    /* The line runs into the next blocks: search on from the first byte not yet known to be free of them. */
+    size_t next = cursor->base + 64;
+    if (nontoken != 0) {
+        *name_end = line + (size_t)__builtin_ctzll(nontoken); /* < end: no bit past end was set */
+    } else {
+        if (next >= end) return 0;
+        *name_end = CSIP_LOCAL(find_nontoken)(cursor, buf, next, end);
+        next = *name_end;
+    }
+    if (next >= end) return 0;
+    *eol = CSIP_LOCAL(find_control)(cursor, buf, next, end, end);
+    return *eol < end;
+}
+
 #else /* byte loops */
 
 
@@ -149,6 +185,15 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL
     (void)cursor;
     while (i < end && csip_token_chars[buf[i]]) i++;
     return i;
+}
+
+SCAN_LINES_TARGET __attribute__((always_inline)) static inline int CSIP_LOCAL(find_line)(struct csip_block_cursor *cursor,
+                                                             const uint8_t *buf, size_t line, size_t end,
+                                                             size_t *name_end, size_t *eol) {
+    *name_end = CSIP_LOCAL(find_nontoken)(cursor, buf, line, end);
+    if (*name_end >= end) return 0;
+    *eol = CSIP_LOCAL(find_control)(cursor, buf, *name_end, end, end);
+    return *eol < end;
 }
 
 #endif
@@ -262,14 +307,16 @@ SCAN_LINES_TARGET __attribute__((noinline)) static int CSIP_LOCAL(general_line)(
     while (value_end > value_start && csip_is_wsp(buf[value_end - 1])) value_end--;
 
     size_t name_length = name_end - header_start;
-    uint32_t kind = csip_classify_indexed(scanner, buf + header_start, name_length, end - header_start);
-    if (name_length == 1 && kind != CSIP_HDR_OTHER) flags |= CSIP_HEADER_COMPACT;
+    uint32_t info = csip_classify_indexed(scanner, buf + header_start, name_length, end - header_start >= 8);
+    struct csip_kind_info kind;
+    memcpy(&kind, &info, sizeof(kind));
+    flags |= kind.flags;
     struct csip_header *header = &headers[count];
     header->name.off = (uint32_t)header_start;
     header->name.len = (uint32_t)name_length;
     header->value.off = (uint32_t)value_start;
     header->value.len = (uint32_t)(value_end - value_start);
-    header->kind = (uint16_t)kind;
+    header->kind = kind.kind;
     header->flags = flags;
     result->header_flags |= flags;
     state->count = count + 1;
@@ -297,57 +344,56 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
      * in one order.
      */
     const size_t max_line = bounds->max_line;
-    const uint32_t max_headers = bounds->max_headers;
-    struct CSIP_LOCAL(state) state = {.pos = cr + 2, .count = 0};
+    const size_t word_end = end >= 8 ? end - 8 : 0; /* 8 bytes from line may be read when line <= word_end (line > 0) */
+    struct csip_header *header = headers;
+    /* headers is NULL only when max_headers is 0: no arithmetic on NULL */
+    struct csip_header *const headers_end = bounds->max_headers != 0 ? headers + bounds->max_headers : headers;
     size_t line = cr + 2;
-    uint32_t count = 0;
     for (;;) {
         if (line >= end) return csip_scan_need_more(bounds, result);
-        size_t name_end = CSIP_LOCAL(find_nontoken)(&cursor, buf, line, end); /* == line: not a token character */
-        size_t limit = line + max_line + 1;
-        if (limit > end) limit = end;
-        /* name_end + 1 < limit: the name is within max_line and buf[name_end] exists */
-        if (name_end > line && count < max_headers && name_end + 1 < limit && buf[name_end] == ':') {
-            size_t value = name_end + 1;
-            size_t eol = CSIP_LOCAL(find_control)(&cursor, buf, value, limit, end);
-            if (eol < limit && eol + 1 < end && buf[eol] == '\r' && buf[eol + 1] == '\n') {
-                /* buf[value] and buf[value_start] exist: value <= value_start <= eol */
-                size_t value_start = value + (buf[value] == ' ');
-                if (csip_is_wsp(buf[value_start])) {
-                    while (value_start < eol && csip_is_wsp(buf[value_start])) value_start++;
-                }
-                size_t value_end = eol;
-                while (value_end > value_start && csip_is_wsp(buf[value_end - 1])) value_end--;
-                size_t name_length = name_end - line;
-                uint32_t kind = csip_classify_indexed(scanner, buf + line, name_length, end - line);
-                uint16_t flags = 0;
-                if (name_length == 1 && kind != CSIP_HDR_OTHER) {
-                    flags = CSIP_HEADER_COMPACT;
-                    result->header_flags |= flags;
-                }
-                struct csip_header *header = &headers[count];
-                header->name.off = (uint32_t)line;
-                header->name.len = (uint32_t)name_length;
-                header->value.off = (uint32_t)value_start;
-                header->value.len = (uint32_t)(value_end - value_start);
-                header->kind = (uint16_t)kind;
-                header->flags = flags;
-                count++;
-                line = eol + 2;
-                continue;
+        size_t name_end, eol;
+        /* eol + 1 < end: buf[eol + 1] exists, and buf[name_end] too as name_end <= eol. A colon at name_end puts the
+         * line's first control character, eol, in the value. */
+        if (CSIP_LOCAL(find_line)(&cursor, buf, line, end, &name_end, &eol) && eol + 1 < end &&
+            buf[name_end] == ':' && name_end != line && eol - line <= max_line && header != headers_end &&
+            csip_is_crlf(buf + eol)) {
+            /* Bytes up to 0x20 in [name_end + 1, eol) are SP and HTAB only (no control character comes before eol),
+             * and buf[eol] is CR: one comparison tells that a byte is not value whitespace. */
+            size_t value_start = name_end + 1;
+            if (buf[value_start] == ' ') value_start++;
+            if (buf[value_start] <= ' ') {
+                while (value_start < eol && csip_is_wsp(buf[value_start])) value_start++;
             }
+            size_t value_end = eol; /* buf[eol - 1] is the colon (above ' ') when the value is empty */
+            if (buf[eol - 1] <= ' ') {
+                while (value_end > value_start && csip_is_wsp(buf[value_end - 1])) value_end--;
+            }
+            /* The spans are stored first: fewer values live across the classification. */
+            size_t name_length = name_end - line;
+            header->name.off = (uint32_t)line;
+            header->name.len = (uint32_t)name_length;
+            header->value.off = (uint32_t)value_start;
+            header->value.len = (uint32_t)(value_end - value_start);
+            uint32_t info = csip_classify_indexed(scanner, buf + line, name_length, line <= word_end);
+            memcpy((uint8_t *)header + offsetof(struct csip_header, kind), &info, sizeof(info)); /* kind and flags */
+            struct csip_kind_info kind;
+            memcpy(&kind, &info, sizeof(kind));
+            if (kind.flags != 0) result->header_flags |= kind.flags;
+            header++;
+            line = eol + 2;
+            continue;
         }
+        uint32_t count = (uint32_t)(header - headers);
         if (line + 1 < end && buf[line] == '\r' && buf[line + 1] == '\n') { /* the empty line: headers end here */
             result->header_count = count;
             result->body_offset = (uint32_t)(line + 2);
             return CSIP_SCAN_COMPLETE;
         }
-        state.pos = line;
-        state.count = count;
+        struct CSIP_LOCAL(state) state = {.pos = line, .count = count};
         status = CSIP_LOCAL(general_line)(scanner, buf, bounds, headers, result, &state);
         if (status >= 0) return status;
         line = state.pos;
-        count = state.count;
+        header = headers + state.count;
     }
 }
 

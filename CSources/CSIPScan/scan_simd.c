@@ -83,8 +83,10 @@ size_t csip_find_control_avx2(const uint8_t *buf, size_t from, size_t to) {
  * Masks of one 64-byte block from one nibble lookup (as Hyperscan's shufti): CLASS_LO[byte & 15] & CLASS_HI[byte >> 4]
  * is a class byte c whose bits 0-5 are set only for RFC 3261 token characters (high nibble h in 2-7 maps to bit h-2,
  * CLASS_LO holds the token high nibbles for each low nibble) and bits 6-7 only for 0x00-0x1F but HTAB (high nibble 0
- * maps to bit 6, 1 to bit 7; low nibble 9 has bit 7 but not bit 6). So nontoken is (c & 0x3F) == 0, and a saturating
- * c + 0x40 has its top bit set exactly for those control characters; DEL (0x7F) is compared on its own. Bytes from
+ * maps to bit 6, 1 to bit 7; low nibble 9 has bit 7 but not bit 6). So nontoken is (c & 0x3F) == 0, and c + 0x40
+ * has its top bit set exactly for those control characters (bits 6 and 7 are never both set, so nothing wraps; a
+ * saturating add would do the same, but compilers turn that into a max and a compare); DEL (0x7F) is compared on its
+ * own. Bytes from
  * 0x80 have high nibble 8-F and class 0. Checked against the scalar tables by tests and the fuzzer.
  */
 #define CLASS_LO 0xfa, 0xff, 0xfe, 0xfe, 0xfe, 0xff, 0xfe, 0xff, 0xfe, 0xbe, 0xfd, 0xd5, 0xd4, 0xd5, 0xf5, 0xdc
@@ -100,7 +102,7 @@ static inline void masks64_sse42(const uint8_t *p, uint64_t *control, uint64_t *
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
         __m128i cls = _mm_and_si128(_mm_shuffle_epi8(class_lo, _mm_and_si128(v, nibble)),
                                     _mm_shuffle_epi8(class_hi, _mm_and_si128(_mm_srli_epi16(v, 4), nibble)));
-        __m128i ctl = _mm_or_si128(_mm_adds_epu8(cls, control_bits), _mm_cmpeq_epi8(v, delete_char));
+        __m128i ctl = _mm_or_si128(_mm_add_epi8(cls, control_bits), _mm_cmpeq_epi8(v, delete_char));
         __m128i non = _mm_cmpeq_epi8(_mm_and_si128(cls, token_bits), zero);
         c |= (uint64_t)(uint32_t)_mm_movemask_epi8(ctl) << (16 * k);
         n |= (uint64_t)(uint32_t)_mm_movemask_epi8(non) << (16 * k);
@@ -121,8 +123,8 @@ static inline void masks64_avx2(const uint8_t *p, uint64_t *control, uint64_t *n
                                     _mm256_shuffle_epi8(class_hi, _mm256_and_si256(_mm256_srli_epi16(v0, 4), nibble)));
     __m256i cls1 = _mm256_and_si256(_mm256_shuffle_epi8(class_lo, _mm256_and_si256(v1, nibble)),
                                     _mm256_shuffle_epi8(class_hi, _mm256_and_si256(_mm256_srli_epi16(v1, 4), nibble)));
-    __m256i ctl0 = _mm256_or_si256(_mm256_adds_epu8(cls0, control_bits), _mm256_cmpeq_epi8(v0, delete_char));
-    __m256i ctl1 = _mm256_or_si256(_mm256_adds_epu8(cls1, control_bits), _mm256_cmpeq_epi8(v1, delete_char));
+    __m256i ctl0 = _mm256_or_si256(_mm256_add_epi8(cls0, control_bits), _mm256_cmpeq_epi8(v0, delete_char));
+    __m256i ctl1 = _mm256_or_si256(_mm256_add_epi8(cls1, control_bits), _mm256_cmpeq_epi8(v1, delete_char));
     __m256i non0 = _mm256_cmpeq_epi8(_mm256_and_si256(cls0, token_bits), zero);
     __m256i non1 = _mm256_cmpeq_epi8(_mm256_and_si256(cls1, token_bits), zero);
     *control = (uint64_t)(uint32_t)_mm256_movemask_epi8(ctl0) | (uint64_t)(uint32_t)_mm256_movemask_epi8(ctl1) << 32;

@@ -296,8 +296,8 @@ func text(_ bytes: [UInt8], _ span: ByteSpan) -> String {
 }
 
 @Suite struct HeaderIndexTests {
-    /// The scanner classifies through a per-letter index; it must agree with the full-table lookup for every
-    /// name in the table, in any case, for every compact letter, and for near misses.
+    /// The scanner classifies through a hashed index (csip_scanner.kind_keys); it must agree with the full-table
+    /// lookup for every name in the table, in any case, for every compact letter, and for near misses.
     @Test func indexedClassificationAgreesWithTheTable() throws {
         var names: [String] = []
         for code in 1..<UInt16(MessageScanner.kindCount) {

@@ -131,9 +131,15 @@ struct csip_scan_result {
 };
 
 /** Shape of the scanner's header-kind index (checked at init). */
-#define CSIP_LENGTH_BUCKETS 16
-#define CSIP_KINDS_PER_BUCKET 4
+#define CSIP_KIND_SLOTS 256
 #define CSIP_MAX_KIND_NAME 24
+
+/** What a slot of the scanner's header-kind index gives (see csip_classify_indexed): a header's kind and flags, laid
+ * out as in csip_header so that both are copied at once (the index holds each as a 32-bit word). */
+struct csip_kind_info {
+    uint16_t kind;  /* 0: empty slot */
+    uint16_t flags; /* CSIP_HEADER_COMPACT for the one-letter forms */
+};
 
 /** Which delimiter search the scanner uses. */
 enum {
@@ -148,11 +154,13 @@ enum {
 struct csip_scanner {
     size_t (*find_control)(const uint8_t *buf, size_t from, size_t to);
     uint32_t simd_level;
-    /** Header kinds by first letter a-z and name length modulo CSIP_LENGTH_BUCKETS, 0-terminated, built from the
-     * table at init: classifying a name compares against one or two candidates, not the whole table. */
-    uint8_t kinds_by_letter[26][CSIP_LENGTH_BUCKETS][CSIP_KINDS_PER_BUCKET];
-    /** Kind of each one-letter compact form a-z (0 = none). */
-    uint8_t compact_kinds[26];
+    /** Every full and compact header name, open addressing with linear probing, built from the table at init:
+     * classifying a name is one multiply and, nearly always, one slot. Empty slots have kind 0 and key 0. */
+    uint32_t kind_info[CSIP_KIND_SLOTS]; /* each a struct csip_kind_info; 0 for an empty slot */
+    /** Each slot's key: a name of up to 8 bytes is its bytes OR 0x20, little-endian, zero above; a longer one its
+     * first 8 such bytes with bit 63 set (no name byte has it), so no short name's key equals a long one's. Apart
+     * from kind_info so that both are indexed by the slot number alone. */
+    uint64_t kind_keys[CSIP_KIND_SLOTS];
     /** Each kind's name in lower case, for word-at-a-time comparison. */
     uint8_t lower_names[CSIP_HDR_KIND_COUNT][CSIP_MAX_KIND_NAME];
 };
@@ -175,7 +183,7 @@ int csip_scan_message(const struct csip_scanner *scanner, const uint8_t *buf, si
 const char *csip_header_kind_name(uint32_t kind);
 
 /** Kind of a header name (full or compact form, any case). CSIP_HDR_OTHER if not in the table. Scans the whole
- * table; the scanner itself uses the per-letter index in csip_scanner. */
+ * table; the scanner itself uses the hashed index in csip_scanner. */
 uint32_t csip_classify_header(const uint8_t *name, size_t len);
 
 /** Index of the first byte in [from, to) that is a control character (0x00-0x1F or 0x7F), or `to`. For tests. */

@@ -220,6 +220,21 @@ func mismatch(_ what: String, _ a: String, _ b: String) -> Never {
     fatalError("SIPParserFuzzer: \(what) disagree:\n  \(a)\n  \(b)")
 }
 
+/// Header kinds: the scanner's hashed index (shared by every level) must give each scanned name the kind the
+/// full-table lookup gives it.
+nonisolated(unsafe) let kindScanner = try! MessageScanner(simd: .auto, headerCapacity: 256)
+func checkHeaderKinds(_ input: [UInt8], _ packet: PacketBytes) {
+    guard case .complete(_, let count, _, _) = kindScanner.scan(packet) else { return }
+    for index in 0..<count {
+        let line = kindScanner.headers[index]
+        let name = Array(input[line.name.start..<line.name.end])
+        let expected = MessageScanner.classifyHeader(name)
+        if line.kindCode != expected {
+            mismatch("kind of \(name)", "table: \(expected)", "index: \(line.kindCode)")
+        }
+    }
+}
+
 /// Raw control-character search: every SIMD level must find the same index as scalar.
 func checkFindControl(_ input: [UInt8]) {
     guard simdLevels.count > 1 else { return }
@@ -368,6 +383,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
                 tightReference = tight
             }
         }
+
+        checkHeaderKinds(input, packet)
 
         let stream = outcome(mainParser, packet, framing: .stream, touching: true)
         checkStream(datagram: datagram, stream: stream)
