@@ -13,14 +13,22 @@ public struct ByteSpan: Hashable, Sendable, CustomStringConvertible {
     /// - Precondition: both values fit in 32 bits and are not negative.
     @inlinable
     public init(offset: Int, length: Int) {
-        self.offset = UInt32(offset)
-        self.length = UInt32(length)
+        // Negative values read as huge unsigned ones: one comparison each covers both rules.
+        precondition(UInt(bitPattern: offset) <= UInt(UInt32.max) && UInt(bitPattern: length) <= UInt(UInt32.max),
+                     "span out of range")
+        self.offset = UInt32(truncatingIfNeeded: offset)
+        self.length = UInt32(truncatingIfNeeded: length)
     }
 
     /// A span from `start` up to, not including, `end`.
+    /// - Precondition: 0 <= start <= end <= UInt32.max.
     @inlinable
     public init(from start: Int, to end: Int) {
-        self.init(offset: start, length: end - start)
+        // Spans are built on every step of a parse: two unsigned comparisons check all three bounds at once.
+        precondition(UInt(bitPattern: start) <= UInt(bitPattern: end) && UInt(bitPattern: end) <= UInt(UInt32.max),
+                     "span out of range")
+        self.offset = UInt32(truncatingIfNeeded: start)
+        self.length = UInt32(truncatingIfNeeded: end &- start)
     }
 
     public static let empty = ByteSpan(offset: 0, length: 0)

@@ -115,6 +115,16 @@ public struct PacketBytes {
         return csip_end_of_run(start.assumingMemoryBound(to: UInt8.self), from, to, classes)
     }
 
+    /// The decimal number in the run of at most `maxDigits` (1-19) digits at `from`, stopping at `to` or the first
+    /// other byte, and the offset after its last digit (`from` when there is no digit; the value is then 0).
+    @inlinable @inline(__always)
+    public func decimalRun(from: Int, to: Int, maxDigits: Int) -> (value: UInt64, end: Int) {
+        precondition(from >= 0 && to <= base.count && maxDigits >= 1 && maxDigits <= 19, "run outside PacketBytes")
+        guard from < to, let start = base.baseAddress else { return (0, from) }
+        let run = csip_decimal_run(start.assumingMemoryBound(to: UInt8.self), from, to, maxDigits)
+        return (run.value, run.end)
+    }
+
     /// The `length` (at most 8) bytes at `offset` as a little-endian word, zero above them.
     @inlinable @inline(__always)
     public func word(at offset: Int, length: Int) -> UInt64 {

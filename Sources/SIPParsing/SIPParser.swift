@@ -127,6 +127,10 @@ public final class SIPParser {
                 cseq = try Self.parseCSeq(bytes, line.value, commonFormFirst: onePass)
             case .maxForwards:
                 guard maxForwards == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
+                if onePass, let number = Self.plainNumber(bytes, line.value, maxDigits: 3, limit: 255) {
+                    maxForwards = UInt8(number)
+                    continue
+                }
                 var cursor = ValueCursor(bytes, line.value)
                 guard let number = cursor.scanNumber(limit: 255), cursor.isAtEnd else {
                     throw SIPParseError(.invalidMaxForwards, at: line.value.start)
@@ -134,16 +138,22 @@ public final class SIPParser {
                 guard !number.overflow else { throw SIPParseError(.maxForwardsOutOfRange, at: line.value.start) }
                 maxForwards = UInt8(number.value)
             case .contentLength:
-                var cursor = ValueCursor(bytes, line.value)
-                guard let number = cursor.scanNumber(limit: UInt64(UInt32.max)), cursor.isAtEnd else {
-                    throw SIPParseError(.invalidContentLength, at: line.value.start)
+                let length: UInt32
+                if onePass, let number = Self.plainNumber(bytes, line.value, maxDigits: 10, limit: UInt64(UInt32.max)) {
+                    length = UInt32(number)
+                } else {
+                    var cursor = ValueCursor(bytes, line.value)
+                    guard let number = cursor.scanNumber(limit: UInt64(UInt32.max)), cursor.isAtEnd else {
+                        throw SIPParseError(.invalidContentLength, at: line.value.start)
+                    }
+                    guard !number.overflow else { throw SIPParseError(.contentLengthOutOfRange, at: line.value.start) }
+                    length = UInt32(number.value)
                 }
-                guard !number.overflow else { throw SIPParseError(.contentLengthOutOfRange, at: line.value.start) }
                 // Two different lengths make the framing ambiguous (request smuggling); equal repeats are harmless.
-                if let previous = contentLength, previous != UInt32(number.value) {
+                if let previous = contentLength, previous != length {
                     throw SIPParseError(.conflictingContentLength, at: line.name.start)
                 }
-                contentLength = UInt32(number.value)
+                contentLength = length
             default:
                 break
             }
@@ -302,18 +312,19 @@ public final class SIPParser {
     static func cseqCommonForm(_ bytes: PacketBytes, _ span: ByteSpan) -> CSeq? {
         let start = span.start
         let end = span.end
-        var i = start
-        var value: UInt64 = 0
-        while i < end && i - start < 10 {
-            let digit = bytes[i] &- 0x30
-            guard digit < 10 else { break }
-            value = value &* 10 &+ UInt64(digit)
-            i += 1
-        }
+        let (value, i) = bytes.decimalRun(from: start, to: end, maxDigits: 10)
         guard i > start, value <= UInt64(UInt32.max), i + 1 < end, bytes[i] == 0x20,
             CharacterClass.token.endOfRun(in: bytes, from: i + 1, to: end) == end
         else { return nil }
         return CSeq(number: UInt32(value), method: SIPMethod.classify(bytes, ByteSpan(from: i + 1, to: end)))
+    }
+
+    /// The common number value: the whole span is 1 to `maxDigits` digits, at most `limit`. Nil for anything else
+    /// (then the full reading decides, with its errors).
+    @inline(__always)
+    static func plainNumber(_ bytes: PacketBytes, _ span: ByteSpan, maxDigits: Int, limit: UInt64) -> UInt64? {
+        let (value, end) = bytes.decimalRun(from: span.start, to: span.end, maxDigits: maxDigits)
+        return end == span.end && end > span.start && value <= limit ? value : nil
     }
 
     /// delta-seconds = 1*DIGIT, at most 2^32 - 1 (RFC 3261 §20.19; RFC 4475 scalar02).
@@ -383,7 +394,7 @@ enum StartLineParser {
         let end = span.end
         guard span.count >= 11 else { return nil }  // "SIP/2.0 200", the shortest common line
         let first = bytes.word(at: start, length: 8)
-        if ASCII.lowercased(word: first) == ASCII.word("sip/2.0 ") {
+        if first & 0xDF == UInt64(UInt8(ascii: "S")), ASCII.lowercased(word: first) == ASCII.word("sip/2.0 ") {
             let codeStart = start + 8
             guard codeStart + 3 <= end, ASCII.isDigit(bytes[codeStart]), ASCII.isDigit(bytes[codeStart + 1]),
                 ASCII.isDigit(bytes[codeStart + 2])

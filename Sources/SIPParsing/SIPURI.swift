@@ -99,14 +99,8 @@ public struct SIPURI: Equatable, Sendable {
         i = hostEnd
         if i < end && bytes[i] == UInt8(ascii: ":") {
             let portStart = i + 1
-            var port = 0
-            i = portStart
-            while i < end && i - portStart < 5 {
-                let digit = bytes[i] &- 0x30
-                guard digit < 10 else { break }
-                port = port &* 10 &+ Int(digit)
-                i += 1
-            }
+            let port: UInt64
+            (port, i) = bytes.decimalRun(from: portStart, to: end, maxDigits: 5)
             guard i > portStart, port <= 65_535 else { return nil }
             uri.port = UInt16(port)
         }

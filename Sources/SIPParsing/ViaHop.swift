@@ -91,14 +91,8 @@ public struct ViaHop: Equatable, Sendable {
         if i < end && bytes[i] == UInt8(ascii: ":") {
             // 1-5 digits up to 65535; longer runs (leading zeros) are left to the full grammar.
             let portStart = i + 1
-            var port = 0
-            i = portStart
-            while i < end && i - portStart < 5 {
-                let digit = bytes[i] &- 0x30
-                guard digit < 10 else { break }
-                port = port &* 10 &+ Int(digit)
-                i += 1
-            }
+            let port: UInt64
+            (port, i) = bytes.decimalRun(from: portStart, to: end, maxDigits: 5)
             guard i > portStart, port <= 65_535, i == end || !ASCII.isDigit(bytes[i]) else { return nil }
             hop.port = UInt16(port)
         }
@@ -161,8 +155,10 @@ public struct ViaHop: Equatable, Sendable {
     /// value is all token characters (no need to walk it again).
     @inline(__always)
     private mutating func apply(_ bytes: PacketBytes, name: ByteSpan, value: ByteSpan?, valueIsToken: Bool) -> Int? {
-        // The name lower-cased as one word: one comparison per known parameter (all are at most 8 bytes).
-        let key = name.count <= 8 ? ASCII.lowercased(word: bytes.word(at: name.start, length: name.count)) : 0
+        // The name lower-cased as one word: one comparison per known parameter (all are at most 8 bytes). Names
+        // are tokens, and OR-ing 0x20 lower-cases a token's letters without turning any other token byte into a
+        // letter.
+        let key = name.count <= 8 ? bytes.word(at: name.start, length: name.count) | (0x2020_2020_2020_2020 >> (64 - 8 * UInt64(name.count))) : 0
         switch key {
         case ASCII.word("branch"):
             guard let value, !value.isEmpty, valueIsToken || NameAddress.isAll(bytes, value, .token) else {

@@ -54,4 +54,28 @@ static inline size_t csip_find_last_byte(const uint8_t *buf, size_t from, size_t
     return to;
 }
 
+/* A number read by csip_decimal_run and the offset after its last digit. */
+struct csip_decimal {
+    uint64_t value;
+    size_t end;
+};
+
+/*
+ * Up to max_digits (at most 19, so the value fits) decimal digits from `from`, stopping at `to` or the first other
+ * byte: the number (0 when there is no digit) and the offset after the last digit read. Returned by value, so the
+ * caller takes no address of a local.
+ */
+static inline struct csip_decimal csip_decimal_run(const uint8_t *buf, size_t from, size_t to, size_t max_digits) {
+    size_t limit = to - from > max_digits ? from + max_digits : to;
+    uint64_t number = 0;
+    while (from < limit) {
+        unsigned digit = (unsigned)buf[from] - '0';
+        if (digit > 9) break;
+        number = number * 10 + digit;
+        from++;
+    }
+    struct csip_decimal result = {number, from};
+    return result;
+}
+
 #endif
