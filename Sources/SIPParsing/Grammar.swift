@@ -29,7 +29,7 @@ struct CharacterClass: Sendable {
     /// The first offset in `from..<to` whose byte is not in this class, or `to`.
     @inline(__always)
     func endOfRun(in bytes: PacketBytes, from: Int, to: Int) -> Int {
-        bytes.endOfRun(from: from, to: to, classes: bit)
+        bytes.endOfRun(from: from, to: to, singleClass: bit)
     }
 
     /// True when every byte of `span` is in this class.

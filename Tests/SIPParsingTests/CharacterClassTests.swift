@@ -41,4 +41,33 @@ import Testing
             }
         }
     }
+    /// Hostname and Call-ID word runs step 16 bytes at a time (SSE2) and fall back to the table near the end of the
+    /// buffer: every run over random text, from every start, must end where the mask says.
+    @Test func longRunsEndWhereTheMaskSays() {
+        var generator = SystemRandomNumberGenerator()
+        var mismatches: [String] = []
+        for (name, characterClass) in [("hostname", CharacterClass.hostname), ("word", CharacterClass.word)] {
+            for length in [1, 15, 16, 17, 31, 40, 64, 100] {
+                for _ in 0..<20 {
+                    // Mostly members, so runs are long; any byte at all now and then.
+                    let buffer = (0..<length).map { _ -> UInt8 in
+                        if UInt8.random(in: 0..<8, using: &generator) == 0 { return UInt8.random(in: 0...255, using: &generator) }
+                        var byte: UInt8
+                        repeat { byte = UInt8.random(in: 0...127, using: &generator) } while !characterClass.contains(byte)
+                        return byte
+                    }
+                    buffer.withPacketBytes { packet in
+                        for start in 0...length {
+                            for end in [start, min(length, start + 1), min(length, start + 17), length] {
+                                let expected = (start..<end).first { !characterClass.contains(buffer[$0]) } ?? end
+                                let found = characterClass.endOfRun(in: packet, from: start, to: end)
+                                if found != expected { mismatches.append("\(name) \(buffer) \(start)..<\(end): \(found)") }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(3))")
+    }
 }
