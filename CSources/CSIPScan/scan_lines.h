@@ -319,6 +319,7 @@ SCAN_LINES_TARGET __attribute__((noinline)) static int CSIP_LOCAL(general_line)(
     header->kind = kind.kind;
     header->flags = flags;
     result->header_flags |= flags;
+    result->header_kinds |= 1ull << kind.kind;
     state->count = count + 1;
     state->pos = cr + 2;
     return -1;
@@ -349,6 +350,7 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
     /* headers is NULL only when max_headers is 0: no arithmetic on NULL */
     struct csip_header *const headers_end = bounds->max_headers != 0 ? headers + bounds->max_headers : headers;
     size_t line = cr + 2;
+    uint64_t kinds = 0; /* kinds of the lines stored here; general_line adds its own to the result */
     for (;;) {
         if (line >= end) return csip_scan_need_more(bounds, result);
         size_t name_end, eol;
@@ -379,11 +381,13 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
             struct csip_kind_info kind;
             memcpy(&kind, &info, sizeof(kind));
             if (kind.flags != 0) result->header_flags |= kind.flags;
+            kinds |= 1ull << kind.kind;
             header++;
             line = eol + 2;
             continue;
         }
         uint32_t count = (uint32_t)(header - headers);
+        result->header_kinds |= kinds;
         if (line + 1 < end && buf[line] == '\r' && buf[line + 1] == '\n') { /* the empty line: headers end here */
             result->header_count = count;
             result->body_offset = (uint32_t)(line + 2);

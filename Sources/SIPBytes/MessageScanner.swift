@@ -169,6 +169,10 @@ public final class HeaderTable {
 public final class MessageScanner {
     /// Allocated once; a stored struct passed as `&context` would cost an exclusivity check per scan.
     private let context: UnsafeMutablePointer<csip_scanner>
+    /// The limits and result of a scan, also allocated once: locals passed to C by address would cost a stack canary
+    /// check and a zeroing per scan.
+    private let limitsBuffer: UnsafeMutablePointer<csip_scan_limits>
+    private let resultBuffer: UnsafeMutablePointer<csip_scan_result>
     /// The SIMD level actually chosen.
     public let simdLevel: SIMDLevel
     /// Header lines of the last scan.
@@ -186,10 +190,16 @@ public final class MessageScanner {
         self.context = context
         simdLevel = SIMDLevel(rawValue: context.pointee.simd_level) ?? .scalar
         headers = HeaderTable(capacity: headerCapacity)
+        limitsBuffer = .allocate(capacity: 1)
+        limitsBuffer.initialize(to: csip_scan_limits())
+        resultBuffer = .allocate(capacity: 1)
+        resultBuffer.initialize(to: csip_scan_result())
     }
 
     deinit {
         context.deallocate()
+        limitsBuffer.deallocate()
+        resultBuffer.deallocate()
     }
 
     /// True when this CPU can run `level`.
@@ -198,20 +208,24 @@ public final class MessageScanner {
         return csip_scanner_init(&probe, level.rawValue) == 0
     }
 
+    /// Bit k set when the last complete scan met a header of kind code k (0, "other", included).
+    public var lastHeaderKinds: UInt64 { resultBuffer.pointee.header_kinds }
+
     /// Scans `packet`. On `.complete`, ``headers`` describes its header lines until the next scan.
     public func scan(_ packet: PacketBytes, limits: ScanLimits = ScanLimits()) -> ScanOutcome {
-        var cLimits = csip_scan_limits(
+        limitsBuffer.pointee = csip_scan_limits(
             max_message_size: limits.maxMessageSize,
             max_line_length: limits.maxLineLength,
             max_headers: limits.maxHeaders
         )
-        var result = csip_scan_result()
         headers.state.pointee.generation &+= 1
         headers.state.pointee.count = 0
         let base = packet.base.baseAddress?.assumingMemoryBound(to: UInt8.self)
         let status = csip_scan_message(
-            context, base, packet.count, &cLimits, headers.storage.baseAddress, UInt32(headers.capacity), &result
+            context, base, packet.count, limitsBuffer, headers.storage.baseAddress, UInt32(headers.capacity),
+            resultBuffer
         )
+        let result = resultBuffer.pointee
         switch status {
         case Int32(CSIP_SCAN_COMPLETE):
             let count = Int(result.header_count)

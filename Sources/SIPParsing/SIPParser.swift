@@ -66,7 +66,7 @@ public final class SIPParser {
         let startLine = try StartLineParser.parse(bytes, startLineSpan, maxURILength: limits.maxURILength,
                                                   commonFormFirst: onePass)
 
-        var headerSet = HeaderSet()
+        let headerSet = HeaderSet(rawValue: scanner.lastHeaderKinds)
         var from: ByteSpan?
         var to: ByteSpan?
         var fromTag: ByteSpan?
@@ -84,7 +84,6 @@ public final class SIPParser {
         for index in 0..<headerCount {
             let line = table[index]
             let kind = HeaderKind(code: line.kindCode)
-            headerSet.insert(HeaderSet(kind))
             if anyControlCharacters && line.flags.contains(.controlCharacters) {
                 try Self.checkControlCharacters(bytes, line.value)
             }

@@ -128,6 +128,8 @@ struct csip_scan_result {
     uint32_t error_offset;
     /** OR of every header's flags: lets policy skip a per-header walk when nothing unusual was seen. */
     uint32_t header_flags;
+    /** Bit k set when a header of kind k was seen (CSIP_HDR_OTHER included): the parser's set of kinds. */
+    uint64_t header_kinds;
 };
 
 /** Shape of the scanner's header-kind index (checked at init). */
