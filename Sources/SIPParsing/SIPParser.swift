@@ -100,14 +100,10 @@ public final class SIPParser {
                         viaHops += rest.isEmpty ? 1 : try CommaSeparatedValues.count(bytes, rest)
                     }
                 } else {
-                    var elements = CommaSeparatedValues(bytes, line.value)
-                    while let element = try elements.next() {
-                        viaHops += 1
-                        if topVia == nil {
-                            topVia = try ViaHop.parse(bytes, element)
-                            topViaIndex = index
-                        }
-                    }
+                    let (hop, hops) = try Self.readViaLine(bytes, line.value)
+                    topVia = hop
+                    topViaIndex = index
+                    viaHops += hops
                 }
                 if viaHops > limits.maxViaHops { throw SIPParseError(.tooManyVias, at: line.name.start) }
             case .from:
@@ -128,25 +124,18 @@ public final class SIPParser {
                 guard maxForwards == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
                 if onePass, let number = Self.plainNumber(bytes, line.value, maxDigits: 3, limit: 255) {
                     maxForwards = UInt8(number)
-                    continue
+                } else {
+                    maxForwards = UInt8(try Self.readNumber(bytes, line.value, limit: 255, invalid: .invalidMaxForwards,
+                                                            outOfRange: .maxForwardsOutOfRange))
                 }
-                var cursor = ValueCursor(bytes, line.value)
-                guard let number = cursor.scanNumber(limit: 255), cursor.isAtEnd else {
-                    throw SIPParseError(.invalidMaxForwards, at: line.value.start)
-                }
-                guard !number.overflow else { throw SIPParseError(.maxForwardsOutOfRange, at: line.value.start) }
-                maxForwards = UInt8(number.value)
             case .contentLength:
                 let length: UInt32
                 if onePass, let number = Self.plainNumber(bytes, line.value, maxDigits: 10, limit: UInt64(UInt32.max)) {
                     length = UInt32(number)
                 } else {
-                    var cursor = ValueCursor(bytes, line.value)
-                    guard let number = cursor.scanNumber(limit: UInt64(UInt32.max)), cursor.isAtEnd else {
-                        throw SIPParseError(.invalidContentLength, at: line.value.start)
-                    }
-                    guard !number.overflow else { throw SIPParseError(.contentLengthOutOfRange, at: line.value.start) }
-                    length = UInt32(number.value)
+                    length = UInt32(try Self.readNumber(bytes, line.value, limit: UInt64(UInt32.max),
+                                                        invalid: .invalidContentLength,
+                                                        outOfRange: .contentLengthOutOfRange))
                 }
                 // Two different lengths make the framing ambiguous (request smuggling); equal repeats are harmless.
                 if let previous = contentLength, previous != length {
@@ -316,6 +305,31 @@ public final class SIPParser {
             CharacterClass.token.endOfRun(in: bytes, from: i + 1, to: end) == end
         else { return nil }
         return CSeq(number: UInt32(value), method: SIPMethod.classify(bytes, ByteSpan(from: i + 1, to: end)))
+    }
+
+    /// Every hop of a Via line (the first one in full) when it is the first Via line and the one-pass reading did not
+    /// take it. Out of line: the common case never comes here, and keeping it out keeps ``parse(_:framing:)`` lean.
+    @inline(never)
+    static func readViaLine(_ bytes: PacketBytes, _ value: ByteSpan) throws(SIPParseError) -> (top: ViaHop?, hops: Int) {
+        var elements = CommaSeparatedValues(bytes, value)
+        var top: ViaHop?
+        var hops = 0
+        while let element = try elements.next() {
+            hops += 1
+            if top == nil { top = try ViaHop.parse(bytes, element) }
+        }
+        return (top, hops)
+    }
+
+    /// The full reading of a number header (Max-Forwards, Content-Length): 1*DIGIT, leading zeros allowed, at most
+    /// `limit`. Out of line, like ``readViaLine(_:_:)``.
+    @inline(never)
+    static func readNumber(_ bytes: PacketBytes, _ span: ByteSpan, limit: UInt64, invalid: SIPParseError.Code,
+                           outOfRange: SIPParseError.Code) throws(SIPParseError) -> UInt64 {
+        var cursor = ValueCursor(bytes, span)
+        guard let number = cursor.scanNumber(limit: limit), cursor.isAtEnd else { throw SIPParseError(invalid, at: span.start) }
+        guard !number.overflow else { throw SIPParseError(outOfRange, at: span.start) }
+        return number.value
     }
 
     /// The common number value: the whole span is 1 to `maxDigits` digits, at most `limit`. Nil for anything else
