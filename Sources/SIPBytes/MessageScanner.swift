@@ -172,7 +172,7 @@ public final class MessageScanner {
     /// The limits and result of a scan, also allocated once: locals passed to C by address would cost a stack canary
     /// check and a zeroing per scan.
     private let limitsBuffer: UnsafeMutablePointer<csip_scan_limits>
-    private let resultBuffer: UnsafeMutablePointer<csip_scan_result>
+    @usableFromInline let resultBuffer: UnsafeMutablePointer<csip_scan_result>
     /// The SIMD level actually chosen.
     public let simdLevel: SIMDLevel
     /// Header lines of the last scan.
@@ -209,7 +209,7 @@ public final class MessageScanner {
     }
 
     /// Bit k set when the last complete scan met a header of kind code k (0, "other", included).
-    public var lastHeaderKinds: UInt64 { resultBuffer.pointee.header_kinds }
+    @inlinable public var lastHeaderKinds: UInt64 { resultBuffer.pointee.header_kinds }
 
     /// Scans `packet`. On `.complete`, ``headers`` describes its header lines until the next scan.
     public func scan(_ packet: PacketBytes, limits: ScanLimits = ScanLimits()) -> ScanOutcome {

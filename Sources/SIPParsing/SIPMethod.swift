@@ -74,6 +74,7 @@ public struct SIPMethod: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// True when both name the same method (extension methods compared byte for byte).
+    @inline(__always)
     public func isSameMethod(as other: SIPMethod, in bytes: PacketBytes) -> Bool {
         if known != other.known { return false }
         if known != .extension { return true }
