@@ -88,6 +88,8 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline void CSIP_LOCAL(l
         memcpy(block, buf, end);
         SCAN_LINES_MASKS(block, &cursor->control, &cursor->nontoken);
     }
+    /* Opaque to the optimizer: tested right after a load, LLVM would otherwise take each mask apart bit by bit. */
+    __asm__("" : "+r"(cursor->control), "+r"(cursor->nontoken));
 }
 
 /* First byte in [i, limit) marked in the block masks, control characters (not HTAB) when `control`, else bytes
@@ -127,11 +129,13 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL
 
 /*
  * For the fast loop: the end of the name (first non-token byte) and the first control character (not HTAB) of the
- * line at `line` (line < end), both from one shift of the masks of the line's block; neither is beyond end. Token
- * characters and ':' are not control characters, so the control character is the line's end exactly when the name
- * ends in a colon. Returns 0 when the name runs into the next block or no control character comes before end (the
- * caller leaves those lines to general_line). No length limit: the caller checks the line's length.
+ * line at `line` (line < end), from one shift of the masks of the line's block, or of the next block when the line
+ * runs into it; neither is beyond end. Token characters and ':' are not control characters, so the control character
+ * is the line's end exactly when the name ends in a colon. Returns 0 for a line longer than that (the caller leaves
+ * it to general_line): a line it returns is at most CSIP_FAST_LINE_MAX long, so the fast loop needs no length check
+ * when max_line is at least that.
  */
+#define CSIP_FAST_LINE_MAX 127
 SCAN_LINES_TARGET __attribute__((always_inline)) static inline int CSIP_LOCAL(find_line)(struct csip_block_cursor *cursor,
                                                              const uint8_t *buf, size_t line, size_t end,
                                                              size_t *name_end, size_t *eol) {
@@ -147,18 +151,15 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline int CSIP_LOCAL(fi
         *eol = line + (size_t)__builtin_ctzll(control);
         return 1;
     }
-    /* The line runs into the next blocks: search on from the first byte not yet known to be free of them. */
+    /* No control bit from line on: not the last block (its bits past end are set), so next < end unless this block
+     * ends exactly at end. */
     size_t next = cursor->base + 64;
-    if (nontoken != 0) {
-        *name_end = line + (size_t)__builtin_ctzll(nontoken); /* < end: no bit past end was set */
-    } else {
-        if (next >= end) return 0;
-        *name_end = CSIP_LOCAL(find_nontoken)(cursor, buf, next, end);
-        next = *name_end;
-    }
     if (next >= end) return 0;
-    *eol = CSIP_LOCAL(find_control)(cursor, buf, next, end, end);
-    return *eol < end;
+    CSIP_LOCAL(load)(cursor, buf, next, end);
+    if (cursor->control == 0) return 0;
+    *name_end = nontoken != 0 ? line + (size_t)__builtin_ctzll(nontoken) : next + (size_t)__builtin_ctzll(cursor->nontoken);
+    *eol = next + (size_t)__builtin_ctzll(cursor->control); /* eol - line <= 127: line >= next - 64, eol < next + 64 */
+    return 1;
 }
 
 #else /* byte loops */
@@ -187,6 +188,8 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL
     return i;
 }
 
+/* find_line returns lines of any length: the fast loop checks each against max_line. */
+#define CSIP_FAST_LINE_MAX 0
 SCAN_LINES_TARGET __attribute__((always_inline)) static inline int CSIP_LOCAL(find_line)(struct csip_block_cursor *cursor,
                                                              const uint8_t *buf, size_t line, size_t end,
                                                              size_t *name_end, size_t *eol) {
@@ -325,6 +328,17 @@ SCAN_LINES_TARGET __attribute__((noinline)) static int CSIP_LOCAL(general_line)(
     return -1;
 }
 
+/* Every header line from `line` on through general_line. */
+SCAN_LINES_TARGET __attribute__((noinline)) static int CSIP_LOCAL(general_walk)(
+    const struct csip_scanner *scanner, const uint8_t *buf, const struct csip_scan_bounds *bounds,
+    struct csip_header *headers, struct csip_scan_result *result, size_t line) {
+    struct CSIP_LOCAL(state) state = {.pos = line, .count = 0};
+    for (;;) {
+        int status = CSIP_LOCAL(general_line)(scanner, buf, bounds, headers, result, &state);
+        if (status >= 0) return status;
+    }
+}
+
 SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const uint8_t *buf, size_t pos,
                                       const struct csip_scan_bounds *bounds, struct csip_header *headers,
                                       struct csip_scan_result *result) {
@@ -345,6 +359,11 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
      * in one order.
      */
     const size_t max_line = bounds->max_line;
+    /* A limit below the longest line find_line returns would cost the fast loop a length check per line: such scans
+     * (tests, tight policies) take every header line through general_line. */
+    if (CSIP_FAST_LINE_MAX != 0 && max_line < CSIP_FAST_LINE_MAX) {
+        return CSIP_LOCAL(general_walk)(scanner, buf, bounds, headers, result, cr + 2);
+    }
     const size_t word_end = end >= 8 ? end - 8 : 0; /* 8 bytes from line may be read when line <= word_end (line > 0) */
     struct csip_header *header = headers;
     /* headers is NULL only when max_headers is 0: no arithmetic on NULL */
@@ -357,7 +376,8 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
         /* eol + 1 < end: buf[eol + 1] exists, and buf[name_end] too as name_end <= eol. A colon at name_end puts the
          * line's first control character, eol, in the value. */
         if (CSIP_LOCAL(find_line)(&cursor, buf, line, end, &name_end, &eol) && eol + 1 < end &&
-            buf[name_end] == ':' && name_end != line && eol - line <= max_line && header != headers_end &&
+            buf[name_end] == ':' && name_end != line &&
+            (CSIP_FAST_LINE_MAX != 0 || eol - line <= max_line) && header != headers_end &&
             csip_is_crlf(buf + eol)) {
             /* Bytes up to 0x20 in [name_end + 1, eol) are SP and HTAB only (no control character comes before eol),
              * and buf[eol] is CR: one comparison tells that a byte is not value whitespace. */
@@ -401,6 +421,7 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
     }
 }
 
+#undef CSIP_FAST_LINE_MAX
 #undef CSIP_LOCAL
 #undef CSIP_PASTE
 #undef CSIP_PASTE2
