@@ -31,9 +31,20 @@ static const uint8_t csip_token_chars[256] = {
     ['-'] = 1, ['.'] = 1, ['!'] = 1, ['%'] = 1, ['*'] = 1, ['_'] = 1, ['+'] = 1, ['`'] = 1, ['\''] = 1, ['~'] = 1,
 };
 
-/* The masks of one 64-byte block: bit k is position base + k. */
+/*
+ * The masks of one 64-byte block: bit k is position block_end - 64 + k, that is bit (position & 63), so a shift by the
+ * position itself (x86 masks the count) lines a mask up with it. block_end is 0 before the first load.
+ * Volatile: kept in memory, where a use costs the same one instruction as in a register (the shift needs a copy
+ * anyway, block_end is compared in place), which leaves the registers to the walk's other values (LLVM otherwise
+ * spilled those in the fast loop), and LLVM does not take a mask tested right after its load apart bit by bit.
+ */
 struct csip_block_cursor {
-    size_t base;
+    volatile size_t block_end;
+    volatile uint64_t control;
+    volatile uint64_t nontoken;
+};
+
+struct csip_block_masks {
     uint64_t control;
     uint64_t nontoken;
 };
@@ -66,13 +77,28 @@ static inline void csip_append_continuation(struct csip_header *header, const ui
 
 #ifdef SCAN_LINES_MASKS
 
+/* The masks of a message under 64 bytes: it is copied to a zeroed block, and the zero padding is control and
+ * non-token, so bits past end come set. Out of line: the walk needs no 64-byte aligned stack frame. */
+SCAN_LINES_TARGET __attribute__((noinline)) static struct csip_block_masks CSIP_LOCAL(short_masks)(
+    const uint8_t *buf, size_t end) {
+    uint8_t block[64];
+    memset(block, 0, sizeof(block));
+    memcpy(block, buf, end);
+    struct csip_block_masks masks;
+    SCAN_LINES_MASKS(block, &masks.control, &masks.nontoken);
+    return masks;
+}
+
 /* Loads the masks of the block holding `at` (at < end). */
 SCAN_LINES_TARGET __attribute__((always_inline)) static inline void CSIP_LOCAL(load)(struct csip_block_cursor *cursor, const uint8_t *buf,
                                                       size_t at, size_t end) {
     size_t base = at & ~(size_t)63;
-    cursor->base = base;
+    cursor->block_end = base + 64;
     if (base + 64 <= end) {
-        SCAN_LINES_MASKS(buf + base, &cursor->control, &cursor->nontoken);
+        uint64_t control, nontoken;
+        SCAN_LINES_MASKS(buf + base, &control, &nontoken);
+        cursor->control = control;
+        cursor->nontoken = nontoken;
     } else if (end >= 64) {
         /* The last, partial block: take the 64 bytes ending at `end` and shift them into place. */
         uint64_t control, nontoken;
@@ -81,12 +107,10 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline void CSIP_LOCAL(l
         uint64_t past_end = ~0ull << (end - base);     /* end - base is 1-63 */
         cursor->control = (control >> shift) | past_end;
         cursor->nontoken = (nontoken >> shift) | past_end;
-    } else {
-        /* Under 64 bytes in all (base is 0): zero padding is control and non-token, so bits past end come set. */
-        uint8_t block[64];
-        memset(block, 0, sizeof(block));
-        memcpy(block, buf, end);
-        SCAN_LINES_MASKS(block, &cursor->control, &cursor->nontoken);
+    } else { /* under 64 bytes in all (base is 0) */
+        struct csip_block_masks masks = CSIP_LOCAL(short_masks)(buf, end);
+        cursor->control = masks.control;
+        cursor->nontoken = masks.nontoken;
     }
 }
 
@@ -97,17 +121,13 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL
                                                                const uint8_t *buf, size_t i, size_t limit,
                                                                size_t end, int control) {
     for (;;) {
-        size_t offset = i - cursor->base; /* wraps to a huge value before the first load */
-        if (offset >= 64) {
-            CSIP_LOCAL(load)(cursor, buf, i, end);
-            offset = i - cursor->base;
-        }
-        uint64_t mask = (control ? cursor->control : cursor->nontoken) >> offset;
+        if (i >= cursor->block_end) CSIP_LOCAL(load)(cursor, buf, i, end);
+        uint64_t mask = (control ? cursor->control : cursor->nontoken) >> (i & 63);
         if (mask != 0) {
             size_t found = i + (size_t)__builtin_ctzll(mask);
             return found < limit ? found : limit;
         }
-        i = cursor->base + 64;
+        i = cursor->block_end;
         if (i >= limit) return limit;
     }
 }
@@ -127,38 +147,38 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL
 
 /*
  * For the fast loop: the end of the name (first non-token byte) and the first control character (not HTAB) of the
- * line at `line` (line < end), both from one shift of the masks of the line's block; neither is beyond end. Token
+ * line at `line`, from one shift of the masks of the line's block, or of the next block when the line runs into it;
+ * neither is beyond end. line <= end: at end, a bit past end makes eol end, which the caller turns down. Token
  * characters and ':' are not control characters, so the control character is the line's end exactly when the name
- * ends in a colon. Returns 0 when the name runs into the next block or no control character comes before end (the
- * caller leaves those lines to general_line). No length limit: the caller checks the line's length.
+ * ends in a colon. Returns 0 for a line running past the next block (the caller leaves it to general_line): a line
+ * it returns is at most CSIP_FAST_LINE_MAX long, so the fast loop needs no length check when max_line is at least
+ * that.
  */
+#define CSIP_FAST_LINE_MAX 127
 SCAN_LINES_TARGET __attribute__((always_inline)) static inline int CSIP_LOCAL(find_line)(struct csip_block_cursor *cursor,
                                                              const uint8_t *buf, size_t line, size_t end,
                                                              size_t *name_end, size_t *eol) {
-    size_t offset = line - cursor->base;
-    if (offset >= 64) {
+    if (line >= cursor->block_end) {
+        if (line >= end) return 0;
         CSIP_LOCAL(load)(cursor, buf, line, end);
-        offset = line - cursor->base;
     }
-    uint64_t control = cursor->control >> offset;
-    uint64_t nontoken = cursor->nontoken >> offset;
+    uint64_t control = cursor->control >> (line & 63);
+    uint64_t nontoken = cursor->nontoken >> (line & 63);
     if (control != 0) { /* every control bit is a non-token bit too: nontoken != 0 */
         *name_end = line + (size_t)__builtin_ctzll(nontoken);
         *eol = line + (size_t)__builtin_ctzll(control);
         return 1;
     }
-    /* The line runs into the next blocks: search on from the first byte not yet known to be free of them. */
-    size_t next = cursor->base + 64;
-    if (nontoken != 0) {
-        *name_end = line + (size_t)__builtin_ctzll(nontoken); /* < end: no bit past end was set */
-    } else {
-        if (next >= end) return 0;
-        *name_end = CSIP_LOCAL(find_nontoken)(cursor, buf, next, end);
-        next = *name_end;
-    }
+    /* No control bit from line on: not the last block (its bits past end are set), so next < end unless this block
+     * ends exactly at end. */
+    size_t next = cursor->block_end;
     if (next >= end) return 0;
-    *eol = CSIP_LOCAL(find_control)(cursor, buf, next, end, end);
-    return *eol < end;
+    CSIP_LOCAL(load)(cursor, buf, next, end);
+    if (cursor->control == 0) return 0;
+    *name_end = nontoken != 0 ? line + (size_t)__builtin_ctzll(nontoken)
+                              : next + (size_t)__builtin_ctzll(cursor->nontoken);
+    *eol = next + (size_t)__builtin_ctzll(cursor->control); /* eol - line <= 127: line >= next - 64, eol < next + 64 */
+    return 1;
 }
 
 #else /* byte loops */
@@ -187,6 +207,8 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL
     return i;
 }
 
+/* find_line returns lines of any length: the fast loop checks each against max_line. */
+#define CSIP_FAST_LINE_MAX 0
 SCAN_LINES_TARGET __attribute__((always_inline)) static inline int CSIP_LOCAL(find_line)(struct csip_block_cursor *cursor,
                                                              const uint8_t *buf, size_t line, size_t end,
                                                              size_t *name_end, size_t *eol) {
@@ -248,7 +270,7 @@ SCAN_LINES_TARGET __attribute__((noinline)) static int CSIP_LOCAL(general_line)(
     const struct csip_scanner *scanner, const uint8_t *buf, const struct csip_scan_bounds *bounds,
     struct csip_header *headers, struct csip_scan_result *result, struct CSIP_LOCAL(state) *state) {
     const size_t end = bounds->end;
-    struct csip_block_cursor cursor = {.base = (size_t)0 - 64, .control = 0, .nontoken = 0}; /* nothing loaded */
+    struct csip_block_cursor cursor = {.block_end = 0, .control = 0, .nontoken = 0}; /* nothing loaded */
     size_t pos = state->pos;
     uint32_t count = state->count;
     size_t cr = 0;
@@ -325,11 +347,22 @@ SCAN_LINES_TARGET __attribute__((noinline)) static int CSIP_LOCAL(general_line)(
     return -1;
 }
 
+/* Every header line from `line` on through general_line. */
+SCAN_LINES_TARGET __attribute__((noinline)) static int CSIP_LOCAL(general_walk)(
+    const struct csip_scanner *scanner, const uint8_t *buf, const struct csip_scan_bounds *bounds,
+    struct csip_header *headers, struct csip_scan_result *result, size_t line) {
+    struct CSIP_LOCAL(state) state = {.pos = line, .count = 0};
+    for (;;) {
+        int status = CSIP_LOCAL(general_line)(scanner, buf, bounds, headers, result, &state);
+        if (status >= 0) return status;
+    }
+}
+
 SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const uint8_t *buf, size_t pos,
                                       const struct csip_scan_bounds *bounds, struct csip_header *headers,
                                       struct csip_scan_result *result) {
     const size_t end = bounds->end;
-    struct csip_block_cursor cursor = {.base = (size_t)0 - 64, .control = 0, .nontoken = 0}; /* nothing loaded */
+    struct csip_block_cursor cursor = {.block_end = 0, .control = 0, .nontoken = 0}; /* nothing loaded */
 
     size_t cr = 0;
     int status = CSIP_LOCAL(line_end)(&cursor, buf, pos, pos, bounds, NULL, &cr, result);
@@ -345,19 +378,26 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
      * in one order.
      */
     const size_t max_line = bounds->max_line;
-    const size_t word_end = end >= 8 ? end - 8 : 0; /* 8 bytes from line may be read when line <= word_end (line > 0) */
+    /* A limit below the longest line find_line returns would cost the fast loop a length check per line: such scans
+     * (tests, tight policies) take every header line through general_line. */
+    if (CSIP_FAST_LINE_MAX != 0 && max_line < CSIP_FAST_LINE_MAX) {
+        return CSIP_LOCAL(general_walk)(scanner, buf, bounds, headers, result, cr + 2);
+    }
+    /* 8 bytes from line may be read when line <= word_end (line > 0): a name of up to 8 bytes is read as one word, so
+     * such a name closer to end goes the general way. */
+    const size_t word_end = end >= 8 ? end - 8 : 0;
     struct csip_header *header = headers;
     /* headers is NULL only when max_headers is 0: no arithmetic on NULL */
     struct csip_header *const headers_end = bounds->max_headers != 0 ? headers + bounds->max_headers : headers;
     size_t line = cr + 2;
     uint64_t kinds = 0; /* kinds of the lines stored here; general_line adds its own to the result */
-    for (;;) {
-        if (line >= end) return csip_scan_need_more(bounds, result);
+    for (;;) { /* line <= end: general_line reports a line at end as need-more */
         size_t name_end, eol;
         /* eol + 1 < end: buf[eol + 1] exists, and buf[name_end] too as name_end <= eol. A colon at name_end puts the
          * line's first control character, eol, in the value. */
         if (CSIP_LOCAL(find_line)(&cursor, buf, line, end, &name_end, &eol) && eol + 1 < end &&
-            buf[name_end] == ':' && name_end != line && eol - line <= max_line && header != headers_end &&
+            buf[name_end] == ':' && name_end != line &&
+            (CSIP_FAST_LINE_MAX != 0 || eol - line <= max_line) && header != headers_end &&
             csip_is_crlf(buf + eol)) {
             /* Bytes up to 0x20 in [name_end + 1, eol) are SP and HTAB only (no control character comes before eol),
              * and buf[eol] is CR: one comparison tells that a byte is not value whitespace. */
@@ -370,24 +410,28 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
             if (buf[eol - 1] <= ' ') {
                 while (value_end > value_start && csip_is_wsp(buf[value_end - 1])) value_end--;
             }
-            /* The spans are stored first: fewer values live across the classification. */
+            /* The spans are stored first: fewer values live across the classification. general_line stores them
+             * again when it takes the line after all. */
             size_t name_length = name_end - line;
             header->name.off = (uint32_t)line;
             header->name.len = (uint32_t)name_length;
             header->value.off = (uint32_t)value_start;
             header->value.len = (uint32_t)(value_end - value_start);
-            uint32_t info = csip_classify_indexed(scanner, buf + line, name_length, line <= word_end);
-            memcpy((uint8_t *)header + offsetof(struct csip_header, kind), &info, sizeof(info)); /* kind and flags */
-            struct csip_kind_info kind;
-            memcpy(&kind, &info, sizeof(kind));
-            if (kind.flags != 0) result->header_flags |= kind.flags;
-            kinds |= 1ull << kind.kind;
-            header++;
-            line = eol + 2;
-            continue;
+            if (name_length > 8 || line <= word_end) {
+                uint32_t info = csip_classify_indexed(scanner, buf + line, name_length, 1);
+                memcpy((uint8_t *)header + offsetof(struct csip_header, kind), &info, sizeof(info)); /* kind and flags */
+                struct csip_kind_info kind;
+                memcpy(&kind, &info, sizeof(kind));
+                if (kind.flags != 0) result->header_flags |= kind.flags;
+                kinds |= 1ull << kind.kind;
+                header++;
+                line = eol + 2;
+                continue;
+            }
         }
         uint32_t count = (uint32_t)(header - headers);
         result->header_kinds |= kinds;
+        kinds = 0;
         if (line + 1 < end && buf[line] == '\r' && buf[line + 1] == '\n') { /* the empty line: headers end here */
             result->header_count = count;
             result->body_offset = (uint32_t)(line + 2);
@@ -401,6 +445,7 @@ SCAN_LINES_TARGET int SCAN_LINES_NAME(const struct csip_scanner *scanner, const 
     }
 }
 
+#undef CSIP_FAST_LINE_MAX
 #undef CSIP_LOCAL
 #undef CSIP_PASTE
 #undef CSIP_PASTE2
