@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per parse of the benchmark's simple INVITE, counted by callgrind: steadier than time on a shared machine.
 #
-# Builds perf/parse-count (release, its own scratch path .build-count/), runs it under valgrind --tool=callgrind for
-# PARSES parses (default 20,000) and prints instructions per parse (the program's start-up, ~175 per parse at 20,000,
-# is included) and the functions that cost most. Needs valgrind (apt-get install valgrind); installs nothing itself.
+# Builds perf/parse-count (release, its own scratch path .build-count/), runs it under callgrind for PARSES and for
+# 2 x PARSES parses (default 20,000) and prints the difference divided by PARSES: instructions per parse with the
+# program's start-up taken out. Then the functions that cost most (per parse, start-up included).
+# Needs valgrind (apt-get install valgrind); installs nothing itself.
 #
 # Usage: perf/parse-instructions.sh [PARSES]
 set -euo pipefail
@@ -23,10 +24,16 @@ trap 'rm -rf "$WORK"' EXIT
 # valgrind 3.19 cannot read the DWARF 5 the toolchain emits: count on a copy without debug information.
 cp "$SCRATCH/release/parse-count" "$WORK/parse-count"
 strip -g "$WORK/parse-count"
-valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" "$WORK/parse-count" "$PARSES" 2>"$WORK/valgrind.log"
-total=$(grep -Eo 'Collected : [0-9]+' "$WORK/valgrind.log" | grep -Eo '[0-9]+')
-echo "instructions per parse: $(( total / PARSES )) ($total over $PARSES parses, start-up included)"
-callgrind_annotate "$WORK/callgrind.out" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | sed -n '2,13p' \
+
+count() { # PARSES -> the instructions of a whole run with that many parses
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.$1" "$WORK/parse-count" "$1" >/dev/null \
+        2>"$WORK/valgrind.log"
+    grep -Eo 'Collected : [0-9]+' "$WORK/valgrind.log" | grep -Eo '[0-9]+'
+}
+single=$(count "$PARSES")
+double=$(count $(( 2 * PARSES )))
+echo "instructions per parse: $(( (double - single) / PARSES )) (callgrind, $PARSES and $(( 2 * PARSES )) parses)"
+callgrind_annotate "$WORK/callgrind.$PARSES" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | sed -n '2,13p' \
     | sed -E 's/^ *([0-9,]+) \( *[0-9.]+%\) +[^:]*:([^ ]+).*/\1 \2/' \
     | awk -v n="$PARSES" '{ gsub(",", "", $1); printf "%8.0f  %s\n", $1 / n, $2 }' | swift demangle --simplified \
     | cut -c1-150

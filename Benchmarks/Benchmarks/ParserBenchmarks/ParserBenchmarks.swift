@@ -1,3 +1,4 @@
+import Foundation
 import Benchmark
 import SIPParsing
 import SIPSecurity
@@ -91,69 +92,22 @@ private func countCarriageReturns(_ bytes: [UInt8], from start: Int) -> Int {
 private enum Messages {
     static let cseq: UInt32 = 314_159
 
-    /// Joins lines with CRLF and ends the header section with an empty line; `body` follows it.
-    private static func message(_ lines: [String], body: String = "") -> [UInt8] {
-        Array((lines.joined(separator: "\r\n") + "\r\n\r\n" + body).utf8)
-    }
-
     /// A minimal realistic INVITE: 8 headers, no body (328 bytes).
-    static let simpleInvite = message([
-        "INVITE sip:bob@biloxi.com SIP/2.0",
-        "Via: SIP/2.0/UDP pc33.atlanta.com:5060;branch=z9hG4bK776asdhds;rport",
-        "Max-Forwards: 70",
-        "To: Bob <sip:bob@biloxi.com>",
-        "From: Alice <sip:alice@atlanta.com>;tag=1928301774",
-        "Call-ID: a84b4c76e66710@pc33.atlanta.com",
-        "CSeq: 314159 INVITE",
-        "Contact: <sip:alice@pc33.atlanta.com>",
-        "Content-Length: 0",
-    ])
+    static let simpleInvite = load("simple-invite.sip")
+    /// An INVITE as a softphone sends it: 12 headers and a 240-byte SDP offer (PCMU, PCMA, telephone-event) as its
+    /// body (779 bytes).
+    static let inviteWithSDP = load("invite-sdp.sip")
+    /// A 200 OK to that INVITE on its way back through two proxies: 2 Vias, Record-Route, a To tag (446 bytes).
+    static let okResponse = load("ok-response.sip")
 
-    /// An SDP offer of one audio stream (PCMU, PCMA, telephone-event): 240 bytes.
-    static let sdp = [
-        "v=0",
-        "o=alice 2890844526 2890844526 IN IP4 192.0.2.101",
-        "s=-",
-        "c=IN IP4 192.0.2.101",
-        "t=0 0",
-        "m=audio 49172 RTP/AVP 0 8 101",
-        "a=rtpmap:0 PCMU/8000",
-        "a=rtpmap:8 PCMA/8000",
-        "a=rtpmap:101 telephone-event/8000",
-        "a=fmtp:101 0-16",
-        "a=ptime:20",
-        "a=sendrecv",
-    ].map { $0 + "\r\n" }.joined()
-
-    /// An INVITE as a softphone sends it: 12 headers and the SDP offer above as its body (779 bytes).
-    static let inviteWithSDP = message([
-        "INVITE sip:bob@biloxi.com SIP/2.0",
-        "Via: SIP/2.0/UDP pc33.atlanta.com:5060;branch=z9hG4bK776asdhds;rport",
-        "Max-Forwards: 70",
-        "To: Bob <sip:bob@biloxi.com>",
-        "From: \"Alice Liddell\" <sip:alice@atlanta.com>;tag=1928301774",
-        "Call-ID: a84b4c76e66710@pc33.atlanta.com",
-        "CSeq: 314159 INVITE",
-        "Contact: <sip:alice@192.0.2.101:5060;transport=udp>",
-        "Content-Type: application/sdp",
-        "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, REFER, NOTIFY, INFO",
-        "Supported: replaces, timer, 100rel",
-        "User-Agent: ExamplePhone/4.2.1 (Linux)",
-        "Content-Length: \(sdp.utf8.count)",
-    ], body: sdp)
-
-    /// The 200 OK to the INVITE above, as the caller's proxy receives it: two Vias, a Record-Route, a To tag
-    /// (446 bytes).
-    static let okResponse = message([
-        "SIP/2.0 200 OK",
-        "Via: SIP/2.0/UDP proxy.atlanta.com:5060;branch=z9hG4bK2d4790.1;received=192.0.2.10",
-        "Via: SIP/2.0/UDP pc33.atlanta.com:5060;branch=z9hG4bK776asdhds;received=192.0.2.101;rport=5060",
-        "Record-Route: <sip:proxy.atlanta.com;lr>",
-        "To: Bob <sip:bob@biloxi.com>;tag=a6c85cf",
-        "From: Alice <sip:alice@atlanta.com>;tag=1928301774",
-        "Call-ID: a84b4c76e66710@pc33.atlanta.com",
-        "CSeq: 314159 INVITE",
-        "Contact: <sip:bob@192.0.2.4>",
-        "Content-Length: 0",
-    ])
+    /// The messages are files in Benchmarks/Messages/ (CRLF line ends), shared with perf/parse-count, which counts
+    /// the instructions of the same parse. Read once, before anything is measured.
+    private static func load(_ name: String) -> [UInt8] {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Messages", isDirectory: true)
+        guard let data = try? Data(contentsOf: directory.appendingPathComponent(name)) else {
+            fatalError("benchmark message \(name) missing from \(directory.path)")
+        }
+        return Array(data)
+    }
 }
