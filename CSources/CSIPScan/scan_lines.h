@@ -25,12 +25,6 @@ static const uint8_t csip_line_control[256] = {
     [0x00 ... 0x08] = 1, [0x0A ... 0x1F] = 1, [0x7F] = 1,
 };
 
-/* token characters of RFC 3261 §25.1: alphanum and - . ! % * _ + ` ' ~ */
-static const uint8_t csip_token_chars[256] = {
-    ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
-    ['-'] = 1, ['.'] = 1, ['!'] = 1, ['%'] = 1, ['*'] = 1, ['_'] = 1, ['+'] = 1, ['`'] = 1, ['\''] = 1, ['~'] = 1,
-};
-
 /*
  * The masks of one 64-byte block: bit k is position block_end - 64 + k, that is bit (position & 63), so a shift by the
  * position itself (x86 masks the count) lines a mask up with it. block_end is 0 before the first load.
@@ -203,8 +197,7 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL
 SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL(find_nontoken)(struct csip_block_cursor *cursor,
                                                                  const uint8_t *buf, size_t i, size_t end) {
     (void)cursor;
-    while (i < end && csip_token_chars[buf[i]]) i++;
-    return i;
+    return csip_end_of_run(buf, i, end, CSIP_CHARS_TOKEN); /* the one token table, csip_chars.h */
 }
 
 /* find_line returns lines of any length: the fast loop checks each against max_line. */
