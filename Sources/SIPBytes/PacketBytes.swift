@@ -105,18 +105,10 @@ public struct PacketBytes {
         return found < span.end ? found : nil
     }
 
-    /// The end of the run of bytes that belong to any of `classes` (bits of `csip_char_classes`, csip_chars.h),
-    /// starting at `from` and stopping at `to`: the first offset whose byte is in none of them. One bounds check
-    /// for the whole run, then one table load per byte (the C loop inlines here).
-    @inlinable @inline(__always)
-    public func endOfRun(from: Int, to: Int, classes: UInt16) -> Int {
-        precondition(from >= 0 && to <= base.count, "run outside PacketBytes")
-        guard from < to, let start = base.baseAddress else { return from }
-        return csip_end_of_run(start.assumingMemoryBound(to: UInt8.self), from, to, classes)
-    }
-
-    /// ``endOfRun(from:to:classes:)`` for exactly one class, 16 bytes a step for the classes whose runs are long in
-    /// typical messages (hostnames, Call-ID words); the same result for every class (tested).
+    /// The end of the run of bytes of one character class (`singleClass`: a bit of `csip_char_classes`, csip_chars.h)
+    /// starting at `from` and stopping at `to`: the first offset whose byte is not in it, or `to`. One bounds check
+    /// for the whole run; the C loop inlines here, 16 bytes a step for the classes whose runs are long in typical
+    /// messages (hostnames, Call-ID words), the same result for every class (tested).
     @inlinable @inline(__always)
     public func endOfRun(from: Int, to: Int, singleClass: UInt16) -> Int {
         precondition(from >= 0 && to <= base.count, "run outside PacketBytes")

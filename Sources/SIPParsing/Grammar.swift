@@ -58,6 +58,8 @@ struct CharacterClass: Sendable {
     static var uric: CharacterClass { CharacterClass(low: 0xAFFFFFD200000000, high: 0x47FFFFFEAFFFFFFF, bit: CSIP_CHARS_URIC) }  // alphanumeric + ;/?:@&=+$,-_.!~*'()[]
     /// telephone-subscriber characters (RFC 3966): digits, visual separators, hex, and parameter characters.
     static var telephone: CharacterClass { CharacterClass(low: 0x2FFFEFFA00000000, high: 0x47FFFFFEAFFFFFFE, bit: CSIP_CHARS_TELEPHONE) }  // alphanumeric + +-.()*#;=%/:[]&$!~_'
+    /// gen-value without quotes (RFC 3261 §25.1): token / host, the value of a header parameter (Via, From, To, ...).
+    static var genericValue: CharacterClass { CharacterClass(low: 0x07FF6CA200000000, high: 0x47FFFFFFAFFFFFFE, bit: CSIP_CHARS_GENERIC_VALUE) }  // alphanumeric + -.!%*_+`'~[]:
     /// URI scheme characters after the first letter.
     static var scheme: CharacterClass { CharacterClass(low: 0x03FF680000000000, high: 0x07FFFFFE07FFFFFE, bit: CSIP_CHARS_SCHEME) }  // alphanumeric + +-.
 }

@@ -16,8 +16,6 @@ public struct NameAddress: Equatable, Sendable {
     /// The `tag` parameter's value (From/To), if present.
     public var tag: ByteSpan?
 
-    /// Characters allowed in a header parameter value: token plus what a host needs (IPv6 references).
-    static var parameterValue: CharacterClass { CharacterClass(low: 0x07FF6CA200000000, high: 0x47FFFFFFAFFFFFFE, bit: CSIP_CHARS_GENERIC_VALUE) }  // alphanumeric + -.!%*_+`'~[]:
 
     /// Parses one element (already split at top-level commas). Throws `invalidHeaderValue` for structural
     /// errors (the caller renames it for its header), or a more specific code (URI, quoting, display name).
@@ -152,7 +150,7 @@ public struct NameAddress: Equatable, Sendable {
             }
             if let value = parameter.value {
                 let quoted = !value.isEmpty && bytes[value.start] == UInt8(ascii: "\"")
-                guard quoted || (!value.isEmpty && isAll(bytes, value, parameterValue)) else {
+                guard quoted || (!value.isEmpty && isAll(bytes, value, .genericValue)) else {
                     throw SIPParseError(.invalidHeaderValue, at: value.start)
                 }
             }

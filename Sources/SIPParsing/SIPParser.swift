@@ -321,8 +321,8 @@ public final class SIPParser {
         return (top, hops)
     }
 
-    /// The full reading of a number header (Max-Forwards, Content-Length): 1*DIGIT, leading zeros allowed, at most
-    /// `limit`. Out of line, like ``readViaLine(_:_:)``.
+    /// The full reading of a number value (Max-Forwards, Content-Length, delta-seconds): 1*DIGIT, leading zeros
+    /// allowed, at most `limit`. Out of line, like ``readViaLine(_:_:)``.
     @inline(never)
     static func readNumber(_ bytes: PacketBytes, _ span: ByteSpan, limit: UInt64, invalid: SIPParseError.Code,
                            outOfRange: SIPParseError.Code) throws(SIPParseError) -> UInt64 {
@@ -344,10 +344,7 @@ public final class SIPParser {
     static func requireDeltaSeconds(_ bytes: PacketBytes, _ span: ByteSpan?,
                                     code: SIPParseError.Code) throws(SIPParseError) {
         guard let span else { throw SIPParseError(code, at: 0) }
-        var cursor = ValueCursor(bytes, span)
-        guard let number = cursor.scanNumber(limit: UInt64(UInt32.max)), !number.overflow, cursor.isAtEnd else {
-            throw SIPParseError(code, at: span.start)
-        }
+        _ = try readNumber(bytes, span, limit: UInt64(UInt32.max), invalid: code, outOfRange: code)
     }
 
     /// media-type = m-type SLASH m-subtype *( SEMI m-parameter ).

@@ -98,11 +98,9 @@ public struct SIPURI: Equatable, Sendable {
                          port: nil, parameters: ByteSpan(offset: end, length: 0), headers: nil)
         i = hostEnd
         if i < end && bytes[i] == UInt8(ascii: ":") {
-            let portStart = i + 1
-            let port: UInt64
-            (port, i) = bytes.decimalRun(from: portStart, to: end, maxDigits: 5)
-            guard i > portStart, port <= 65_535 else { return nil }
-            uri.port = UInt16(port)
+            guard let (port, portEnd) = portCommonForm(bytes, from: i + 1, to: end) else { return nil }
+            uri.port = port
+            i = portEnd
         }
         if i < end {
             guard bytes[i] == UInt8(ascii: ";"),
@@ -207,6 +205,15 @@ public struct SIPURI: Equatable, Sendable {
         }
         guard cursor.isAtEnd else { throw SIPParseError(.invalidURI, at: cursor.position) }
         return .ipv4
+    }
+
+    /// The common port of the one-pass readings (URI, Via sent-by): 1-5 digits at `from`, up to 65535, and no digit
+    /// after them; nil for anything else (a leading-zero run, say), which the full grammar then reads.
+    @inline(__always)
+    static func portCommonForm(_ bytes: PacketBytes, from: Int, to: Int) -> (port: UInt16, end: Int)? {
+        let (port, end) = bytes.decimalRun(from: from, to: to, maxDigits: 5)
+        guard end > from, port <= 65_535, end == to || !ASCII.isDigit(bytes[end]) else { return nil }
+        return (UInt16(port), end)
     }
 
     static func parsePort(_ cursor: inout ValueCursor) throws(SIPParseError) -> UInt16 {

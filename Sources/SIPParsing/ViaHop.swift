@@ -89,12 +89,9 @@ public struct ViaHop: Equatable, Sendable {
                          rport: .absent, maddr: nil, ttl: nil)
         var i = hostEnd
         if i < end && bytes[i] == UInt8(ascii: ":") {
-            // 1-5 digits up to 65535; longer runs (leading zeros) are left to the full grammar.
-            let portStart = i + 1
-            let port: UInt64
-            (port, i) = bytes.decimalRun(from: portStart, to: end, maxDigits: 5)
-            guard i > portStart, port <= 65_535, i == end || !ASCII.isDigit(bytes[i]) else { return nil }
-            hop.port = UInt16(port)
+            guard let (port, portEnd) = SIPURI.portCommonForm(bytes, from: i + 1, to: end) else { return nil }
+            hop.port = port
+            i = portEnd
         }
         if i < end && bytes[i] == UInt8(ascii: ";") {
             let parametersStart = i + 1
@@ -110,7 +107,7 @@ public struct ViaHop: Equatable, Sendable {
                     var valueEnd = CharacterClass.token.endOfRun(in: bytes, from: i + 1, to: end)
                     if valueEnd < end && bytes[valueEnd] != UInt8(ascii: ";") && bytes[valueEnd] != UInt8(ascii: ",") {
                         valueIsToken = false
-                        valueEnd = Self.genericValue.endOfRun(in: bytes, from: valueEnd, to: end)
+                        valueEnd = CharacterClass.genericValue.endOfRun(in: bytes, from: valueEnd, to: end)
                     }
                     parameterValue = ByteSpan(from: i + 1, to: valueEnd)
                     i = valueEnd
@@ -191,7 +188,7 @@ public struct ViaHop: Equatable, Sendable {
             maddr = value
         default:
             if !valueIsToken, let value, !value.isEmpty, bytes[value.start] != UInt8(ascii: "\""),
-                !NameAddress.isAll(bytes, value, Self.genericValue) {
+                !NameAddress.isAll(bytes, value, CharacterClass.genericValue) {
                 return value.start
             }
         }
@@ -200,8 +197,6 @@ public struct ViaHop: Equatable, Sendable {
 
     /// IPv4, IPv6 (bare or bracketed) or a hostname.
     static var addressCharacters: CharacterClass { CharacterClass(low: 0x07FF600000000000, high: 0x07FFFFFE2FFFFFFE, bit: CSIP_CHARS_VIA_ADDRESS) }  // alphanumeric + -.:[]
-    /// gen-value: token / host / quoted-string.
-    static var genericValue: CharacterClass { CharacterClass(low: 0x07FF6CA200000000, high: 0x47FFFFFFAFFFFFFE, bit: CSIP_CHARS_GENERIC_VALUE) }  // alphanumeric + -.!%*_+`'~[]:
 
     /// The Via parameter called `name` (case-insensitive), if present.
     public func parameter(_ name: StaticString, in bytes: PacketBytes) -> Parameter? {
