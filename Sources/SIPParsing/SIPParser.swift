@@ -36,8 +36,8 @@ public final class SIPParser {
     /// Constant, like every stored property read per parse: a class's `var` costs a run-time exclusivity check
     /// per read. A reload builds a new parser.
     public let limits: ParseLimits
-    /// Read the common shapes of the start line and the top Via in one pass (the default). Off, every message
-    /// takes the full grammar; the outcome is the same either way (tests and the fuzzer compare the two).
+    /// Read the common shapes of the start line (Request-URI included), the top Via, CSeq, Max-Forwards and
+    /// Content-Length in one pass (the default). Off, every message takes the full grammar; the outcome is the same either way (tests and the fuzzer compare the two).
     public let readsCommonFormsInOnePass: Bool
 
     public init(limits: ParseLimits = ParseLimits(), simd: SIMDLevel = .auto,

@@ -3,9 +3,9 @@ import SIPBytes
 @testable import SIPParsing
 import Testing
 
-/// The parser reads the common shapes of the start line and the top Via in one pass and leaves every other shape
-/// to the full grammar. Both roads must end in the same place: the same start line, top hop and hop count, or the
-/// same error at the same offset. (The fuzzer checks the same on arbitrary bytes.)
+/// The parser reads the common shapes of the start line (Request-URI included), the top Via and CSeq in one pass and
+/// leaves every other shape to the full grammar. Both roads must end in the same place: the same start line, top
+/// hop, hop count and CSeq, or the same error at the same offset. (The fuzzer checks the same on arbitrary bytes.)
 @Suite struct CommonFormTests {
     enum Verdict: Equatable {
         case parsed(StartLine, ViaHop, hops: Int, CSeq)

@@ -6,7 +6,8 @@
 //   2. parsed again by one parser per SIMD level this CPU supports (scalar, SSE4.2, AVX2), with the default limits
 //      and with tight limits that cut the input mid-line: all levels must reach the same outcome, down to the error
 //      offset, every span and the validation verdict;
-//   2b. parsed by a parser that reads every start line and Via with the full grammar (no one-pass common forms):
+//   2b. parsed by a parser that reads everything with the full grammar (no one-pass common forms: start line,
+//      Request-URI, top Via, CSeq, Max-Forwards, Content-Length):
 //      the outcome must be the same, down to the error code and offset, every span and the hop count;
 //   3. parsed as a stream, which must agree with the datagram outcome (it differs only by requiring Content-Length);
 //   4. run through the raw control-character search of every SIMD level, which must agree byte for byte;
@@ -28,7 +29,7 @@ let simdLevels: [SIMDLevel] = [.scalar, .sse42, .avx2].filter { MessageScanner.s
 
 nonisolated(unsafe) let mainParser: SIPParser = try! SIPParser()
 nonisolated(unsafe) let levelParsers: [SIPParser] = simdLevels.map { try! SIPParser(simd: $0) }
-/// The full grammar only: the reference for the one-pass readings of common start lines and Vias.
+/// The full grammar only: the reference for the one-pass readings of the common forms.
 nonisolated(unsafe) let fullGrammarParser: SIPParser = try! SIPParser(readsCommonFormsInOnePass: false)
 /// Keeps the optimizer from dropping the reads of `touch`.
 nonisolated(unsafe) var sink = 0
