@@ -8,7 +8,7 @@ import Testing
 /// hop, hop count and CSeq, or the same error at the same offset. (The fuzzer checks the same on arbitrary bytes.)
 @Suite struct CommonFormTests {
     enum Verdict: Equatable {
-        case parsed(StartLine, ViaHop, hops: Int, CSeq)
+        case parsed(StartLine, ViaHop, hops: Int, CSeq, maxForwards: UInt8?, contentLength: UInt32?)
         case failed(SIPParseError)
     }
 
@@ -17,7 +17,8 @@ import Testing
         return bytes.withPacketBytes { packet -> Verdict in
             do throws(SIPParseError) {
                 let message = try parser.parse(packet)
-                return .parsed(message.startLine, message.topVia, hops: message.viaHopCount, message.cseq)
+                return .parsed(message.startLine, message.topVia, hops: message.viaHopCount, message.cseq,
+                               maxForwards: message.maxForwards, contentLength: message.contentLength)
             } catch {
                 return .failed(error)
             }
@@ -98,6 +99,19 @@ import Testing
         #expect(try Self.verdict(bytes, onePass: true) == Self.verdict(bytes, onePass: false), "\(cseq)")
     }
 
+    static let numbers = [
+        "70", "0", "255", "256", "999", "0070", "007", "7a", "-1", "", "4294967295", "4294967296", "99999999999",
+        "00000000000000000000001",
+    ]
+
+    @Test(arguments: numbers)
+    func numberHeadersReadTheSameBothWays(_ number: String) throws {
+        for header in ["Max-Forwards", "Content-Length"] {
+            let bytes = request(headers: ["\(header): \(number)"])
+            #expect(try Self.verdict(bytes, onePass: true) == Self.verdict(bytes, onePass: false), "\(header): \(number)")
+        }
+    }
+
     /// The one-pass URI reading returns either nothing or exactly what the full grammar reads.
     @Test(arguments: startLines)
     func requestURIReadsTheSameBothWays(_ line: String) throws {
@@ -131,5 +145,7 @@ import Testing
         }
         let cseq = Array("314159 INVITE".utf8).withPacketBytes { SIPParser.cseqCommonForm($0, $0.all) }
         #expect(cseq?.number == 314_159 && cseq?.method.known == .invite)
+        let maxForwards = Array("70".utf8).withPacketBytes { SIPParser.plainNumber($0, $0.all, maxDigits: 3, limit: 255) }
+        #expect(maxForwards == 70)
     }
 }
