@@ -7,7 +7,6 @@ let strictC: [CSetting] = [.unsafeFlags(["-Wall", "-Wextra", "-Werror"])]
 
 let package = Package(
     name: "SIPEdge",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sip-edge", targets: ["sip-edge"]),
         .library(name: "SIPParsing", targets: ["SIPParsing", "SIPBytes"]),
@@ -22,7 +21,7 @@ let package = Package(
         // C: zero-copy span scanner (start line, headers, folding, header kinds), SIMD chosen at run time.
         .target(name: "CSIPScan", path: "CSources/CSIPScan", cSettings: strictC),
 
-        // C: system-call glue (batched receive; io_uring next).
+        // C: system-call glue: io_uring (liburing), batched datagram receive and send, socket set-up.
         .target(
             name: "CSIPUring", path: "CSources/CSIPUring", cSettings: strictC,
             linkerSettings: [.linkedLibrary("uring")]
@@ -34,9 +33,13 @@ let package = Package(
             linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
         ),
 
-        // Unsafe fence A: borrowed packet bytes, spans, the scanner call. The only Swift target (with SIPUring,
-        // later) allowed to touch Unsafe* APIs.
-        .target(name: "SIPBytes", dependencies: ["CSIPScan"]),
+        // Unsafe fence A: borrowed packet bytes, spans, the scanner and MAC calls. With SIPUring, the only Swift
+        // targets allowed to touch Unsafe* APIs, OpaquePointer and pointer-taking C calls (scripts/lint.sh).
+        .target(name: "SIPBytes", dependencies: ["CSIPScan", "CSIPTLS"]),
+
+        // Option values of the lower targets (data path, io_uring sizes, stream limits, TLS files): plain data, no
+        // dependencies, so the configuration reader names them without depending on sockets and workers.
+        .target(name: "SIPSettings"),
 
         // Message model and parser: safe Swift over SIPBytes.
         .target(name: "SIPParsing", dependencies: ["SIPBytes", "CSIPScan"]),
@@ -45,13 +48,13 @@ let package = Package(
         .target(name: "SIPSecurity", dependencies: ["SIPParsing", "SIPBytes"]),
 
         // Stateless proxy core: pure routing decisions and message edits, no I/O.
-        .target(name: "SIPProxyCore", dependencies: ["SIPParsing", "SIPBytes", "CSIPTLS"]),
+        .target(name: "SIPProxyCore", dependencies: ["SIPParsing", "SIPBytes"]),
 
         // Typed configuration: embedded defaults, YAML file, validation with key paths.
         .target(
             name: "SIPConfig",
             dependencies: [
-                "SIPProxyCore", "SIPSecurity", "SIPParsing", "SIPBytes", "SIPTransport", "SIPUring",
+                "SIPSettings", "SIPProxyCore", "SIPSecurity", "SIPParsing", "SIPBytes",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -60,13 +63,13 @@ let package = Package(
         .target(name: "SIPMetrics"),
         .target(name: "SIPAdmin", dependencies: ["SIPMetrics", "SIPUring", "SIPParsing", "SIPBytes"]),
 
-        // Unsafe fence B: sockets and (next) the io_uring ring.
-        .target(name: "SIPUring", dependencies: ["CSIPUring", "CSIPTLS", "SIPBytes"]),
+        // Unsafe fence B: sockets, the io_uring ring, TLS sessions.
+        .target(name: "SIPUring", dependencies: ["CSIPUring", "CSIPTLS", "SIPBytes", "SIPSettings"]),
 
         // Workers: each owns its sockets, parser and proxy core; no locks on the hot path.
         .target(
             name: "SIPTransport",
-            dependencies: ["SIPUring", "SIPProxyCore", "SIPSecurity", "SIPMetrics", "SIPParsing", "SIPBytes"]
+            dependencies: ["SIPUring", "SIPSettings", "SIPProxyCore", "SIPSecurity", "SIPMetrics", "SIPParsing", "SIPBytes"]
         ),
 
         .executableTarget(
@@ -76,6 +79,9 @@ let package = Package(
                 "SIPProxyCore",
                 "SIPTransport",
                 "SIPConfig",
+                "SIPSettings",
+                "SIPUring",
+                "SIPSecurity",
                 "SIPAdmin",
                 "SIPMetrics",
                 .product(name: "Logging", package: "swift-log"),
@@ -95,10 +101,10 @@ let package = Package(
             dependencies: ["sip-edge", "deny-io-uring", "SIPUring", "SIPBytes", "SIPTestSupport"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPParsing", "SIPTransport", "SIPProxyCore", "SIPUring", "SIPBytes"]),
+        .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPSettings", "SIPParsing", "SIPProxyCore", "SIPSecurity", "SIPBytes"]),
         .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),
-        .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport", "SIPSecurity", "SIPBytes"]),
-        .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPBytes", "SIPTestSupport"]),
+        .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport", "SIPSettings", "SIPSecurity", "SIPBytes"]),
+        .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPSettings", "SIPBytes", "SIPTestSupport"]),
         .testTarget(name: "SIPProxyCoreTests", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "CSIPScanTests", dependencies: ["CSIPScan", "SIPBytes"]),
         .testTarget(

@@ -1,8 +1,7 @@
 public import SIPBytes
 import SIPParsing
 public import SIPProxyCore
-public import SIPTransport
-public import SIPUring
+public import SIPSettings
 public import SIPSecurity
 import Yams
 import Foundation
@@ -57,7 +56,6 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public var upstreamPool = UpstreamPoolSettings()
     /// TLS toward the upstreams (client side): trust anchors, optional client certificate.
     public var upstreamTLS = TLSConfiguration(requirePeerCertificate: true)
-    public var upstreamServerName: String?
     /// SIP over TLS: where to listen (nil = off) and the server's certificate, key and client verification.
     public var tlsListen: EndpointAddress?
     public var tls = TLSConfiguration()
@@ -307,7 +305,7 @@ public struct EdgeConfiguration: Sendable, Equatable {
         if let upstreamTLS = try root.mapping("upstream_tls") {
             try upstreamTLS.allowOnly(["ca", "server_name", "certificate", "private_key"])
             try upstreamTLS.readTLSFiles(into: &configuration.upstreamTLS)
-            if let text = try upstreamTLS.string("server_name") { configuration.upstreamServerName = text }
+            if let text = try upstreamTLS.string("server_name") { configuration.upstreamPool.tlsServerName = text }
         }
         if let tls = try root.mapping("tls") {
             try tls.allowOnly(["listen", "certificate", "private_key", "ca", "require_client_certificate",
@@ -414,35 +412,6 @@ public struct EdgeConfiguration: Sendable, Equatable {
         }
     }
 
-    /// The worker settings this configuration implies, with the worker count resolved.
-    /// `randomFlowKey`: used when no `flow.key` is configured.
-    public func workerConfiguration(branchSecret: UInt64, cores: Int, randomFlowKey: [UInt8] = []) -> WorkerConfiguration {
-        var uring = self.uring
-        uring.receiveBufferSize = limits.scan.maxMessageSize
-        var worker = WorkerConfiguration(
-            listen: listen,
-            proxy: ProxyConfiguration(advertised: advertise ?? listen, upstreams: upstreams, recordRoute: recordRoute,
-                                      branchSecret: branchSecret,
-                                      flowKey: flowKey.map { Array($0.utf8) } ?? (randomFlowKey.count >= 16
-                                          ? randomFlowKey : Array("sip-edge default flow key".utf8)),
-                                      addPath: addPath),
-            parseLimits: limits, dataPath: dataPath, workers: resolvedWorkers(cores: cores), uring: uring)
-        worker.security = security
-        worker.rateLimit = rateLimit
-        worker.audit = audit
-        worker.auditLinesPerSecond = auditLinesPerSecond
-        worker.streams = streams
-        worker.tlsListen = tlsListen
-        worker.proxy.upstreamTransport = upstreamTransport
-        worker.proxy.internalHost = advertiseInternal
-        worker.upstreamPool = upstreamPool
-        worker.upstreamPool.tlsServerName = upstreamServerName
-        if let tlsListen {
-            worker.proxy.advertisedTLSPort = tlsListen.port
-        }
-        return worker
-    }
-
     public func resolvedWorkers(cores: Int) -> Int { workers == 0 ? max(cores, 1) : workers }
 
     /// Parses `scheme:HOST:PORT` (IPv6 host in brackets). Names are refused: the data path never resolves.
@@ -467,14 +436,6 @@ public struct EdgeConfiguration: Sendable, Equatable {
         dataPath: .auto, recordRoute: true, limits: ParseLimits(), uring: URingOptions(),
         security: SecurityConfiguration(), rateLimit: RateLimitConfiguration(), audit: .standardError,
         auditLinesPerSecond: 50, admin: nil, probeIntervalMilliseconds: 5_000, logLevel: "info")
-}
-
-extension URingOptions: Equatable {
-    public static func == (a: URingOptions, b: URingOptions) -> Bool {
-        a.entries == b.entries && a.receiveBuffers == b.receiveBuffers && a.receiveBufferSize == b.receiveBufferSize
-            && a.sendSlots == b.sendSlots && a.sendSlotSize == b.sendSlotSize
-            && a.batchWaitMicroseconds == b.batchWaitMicroseconds && a.batchSize == b.batchSize
-    }
 }
 
 /// A YAML mapping with typed, path-named accessors.

@@ -1,5 +1,4 @@
 public import SIPBytes
-import CSIPTLS
 
 /// The transport a client reached us over.
 public enum TransportKind: UInt8, Sendable, CaseIterable {
@@ -65,22 +64,15 @@ public struct Flow: Equatable, Hashable, Sendable, CustomStringConvertible {
 public final class FlowTokenCodec {
     static let version: UInt8 = 1
     static let macLength = 10
-    private let context: OpaquePointer
+    private let authenticator: MessageAuthenticator
     private var raw: [UInt8] = []
     private var mac = [UInt8](repeating: 0, count: FlowTokenCodec.macLength)
 
     /// `key`: at least 16 bytes of secret. Tokens made with another key do not verify.
     public init(key: [UInt8]) {
         precondition(key.count >= 16, "flow token key shorter than 16 bytes")
-        var made: OpaquePointer?
-        // OpenSSL unable to set up HMAC-SHA256 means the process is broken; never run without signing.
-        precondition(csip_mac_new(&made, key, key.count) == 0 && made != nil, "HMAC-SHA256 setup failed")
-        context = made!
+        authenticator = MessageAuthenticator(key: key)
         raw.reserveCapacity(48)
-    }
-
-    deinit {
-        csip_mac_free(context)
     }
 
     /// Appends the token for `flow` to `out`.
@@ -98,7 +90,7 @@ public final class FlowTokenCodec {
             appendBigEndian(flow.address.low, bytes: 8, to: &raw)
         }
         appendBigEndian(UInt64(flow.address.port), bytes: 2, to: &raw)
-        guard csip_mac_compute(context, raw, raw.count, &mac, Self.macLength) == 0 else {
+        guard authenticator.compute(raw, length: raw.count, into: &mac) else {
             preconditionFailure("HMAC-SHA256 failed")
         }
         raw += mac
@@ -111,7 +103,7 @@ public final class FlowTokenCodec {
             return nil
         }
         let body = raw.count - Self.macLength
-        guard csip_mac_compute(context, raw, body, &mac, Self.macLength) == 0 else { return nil }
+        guard authenticator.compute(raw, length: body, into: &mac) else { return nil }
         // Constant-time comparison: the time taken must not reveal how many MAC bytes matched.
         var difference: UInt8 = 0
         for i in 0..<Self.macLength { difference |= mac[i] ^ raw[body + i] }

@@ -68,7 +68,7 @@ public struct ProxyConfiguration: Sendable {
 
     public init(advertised: EndpointAddress, upstreams: [EndpointAddress], recordRoute: Bool = true,
                 branchSecret: UInt64 = 0x5EED_CAFE_F00D_BEEF, defaultMaxForwards: UInt8 = 70,
-                flowKey: [UInt8] = Array("sip-edge default flow key".utf8), addPath: Bool = true,
+                flowKey: [UInt8], addPath: Bool = true,
                 upstreamTransport: TransportKind = .udp, advertisedTLSPort: UInt16? = nil, worker: UInt8 = 0,
                 internalPort: UInt16 = 0, internalHost: EndpointAddress? = nil) {
         self.advertised = advertised

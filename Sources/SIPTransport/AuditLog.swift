@@ -1,13 +1,7 @@
 import Foundation
 public import SIPBytes
+public import SIPSettings
 public import SIPSecurity
-
-/// Where security audit lines go.
-public enum AuditDestination: Sendable, Equatable {
-    case off
-    case standardError
-    case file(String)
-}
 
 /// The security audit log: one JSON line per refused message (rule, action, source, method, Call-ID), capped
 /// per second so a flood cannot turn into a disk-filling log flood. One per worker; lines are written whole with

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import SIPParsing
 import SIPProxyCore
+import SIPSettings
 import SIPSecurity
 import SIPUring
 
@@ -300,7 +301,7 @@ extension EdgeWorker {
         let transport = configuration.proxy.upstreamTransport
         var session: TLSSession?
         if transport == .tls {
-            guard let context = configuration.upstreamPool.tls,
+            guard let context = configuration.upstreamTLS,
                 let made = try? TLSSession(context: context, serverName: configuration.upstreamPool.tlsServerName)
             else {
                 pool[slot].nextAttempt = now + configuration.upstreamPool.reconnectMaxMilliseconds

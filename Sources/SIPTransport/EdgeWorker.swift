@@ -1,4 +1,5 @@
 public import SIPBytes
+public import SIPSettings
 public import SIPParsing
 public import SIPProxyCore
 public import SIPSecurity
@@ -9,87 +10,6 @@ import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// How a worker moves datagrams.
-public enum DataPath: String, Sendable, CaseIterable {
-    /// io_uring when the kernel allows it, else recvmmsg.
-    case auto
-    /// io_uring: multishot recvmsg into provided buffers, sends batched through the ring.
-    case ioUring = "io-uring"
-    /// epoll + recvmmsg + sendmmsg: works wherever io_uring is disabled or filtered (containers, seccomp).
-    case recvmmsg
-}
-
-/// Settings every worker reads; built once, before any worker starts, and never changed while they run.
-public struct WorkerConfiguration: Sendable {
-    public var listen: EndpointAddress
-    public var proxy: ProxyConfiguration
-    public var parseLimits: ParseLimits
-    public var dataPath: DataPath
-    /// Number of workers sharing the public port.
-    public var workers: Int
-    public var uring: URingOptions
-    /// Datagrams taken per recvmmsg call.
-    public var batchSize: Int
-    public var security: SecurityConfiguration = SecurityConfiguration()
-    public var rateLimit: RateLimitConfiguration = RateLimitConfiguration()
-    public var audit: AuditDestination = .standardError
-    /// Audit lines per second per worker, at most. Default: 50.
-    public var auditLinesPerSecond: Int = 50
-    public var streams = StreamLimits()
-    /// SIP over TLS: where to listen (nil = off). The certificate rides in the ``Policy`` so a reload can swap it.
-    public var tlsListen: EndpointAddress?
-    public var upstreamPool = UpstreamPoolSettings()
-
-    public init(listen: EndpointAddress, proxy: ProxyConfiguration, parseLimits: ParseLimits = ParseLimits(),
-                dataPath: DataPath = .auto, workers: Int = 1, uring: URingOptions = URingOptions(),
-                batchSize: Int = 32) {
-        self.listen = listen
-        self.proxy = proxy
-        self.parseLimits = parseLimits
-        self.dataPath = dataPath
-        self.workers = workers
-        self.uring = uring
-        self.batchSize = batchSize
-    }
-}
-
-/// Limits of SIP over TCP and TLS (RFC 3261 §18.3), per worker.
-public struct StreamLimits: Sendable, Equatable {
-    /// Accept TCP on the listen address.
-    public var tcpEnabled = true
-    /// Open connections per worker; more are closed as they are accepted. Default: 4,096.
-    public var maxConnections = 4_096
-    /// A connection that sends nothing (not even an RFC 5626 ping) this long is closed. Default: 300 s.
-    public var idleTimeoutMilliseconds: UInt64 = 300_000
-    /// Bytes queued toward one connection while the peer does not read; past it the connection is cut, never
-    /// buffered without bound. Default: 256 KiB.
-    public var maxSendQueueBytes = 262_144
-
-    public init() {}
-}
-
-/// Persistent connections toward the upstreams when they are reached over TCP or TLS (the transport is
-/// `ProxyConfiguration.upstreamTransport`): a few per upstream per worker, reconnected with exponential backoff.
-public struct UpstreamPoolSettings: Sendable, Equatable {
-    /// Connections per upstream per worker. Default: 2.
-    public var connectionsPerUpstream = 2
-    /// First reconnect delay after a failure, doubled per failure up to `reconnectMaxMilliseconds`.
-    public var reconnectMinMilliseconds: UInt64 = 200
-    public var reconnectMaxMilliseconds: UInt64 = 10_000
-    /// TLS toward the upstreams: the client context (trust anchors, optional client certificate) and the name
-    /// their certificate must carry (nil: the address is checked against the certificate's IP entries).
-    public var tls: TLSContext?
-    public var tlsServerName: String?
-
-    public init() {}
-
-    public static func == (a: UpstreamPoolSettings, b: UpstreamPoolSettings) -> Bool {
-        a.connectionsPerUpstream == b.connectionsPerUpstream && a.reconnectMinMilliseconds == b.reconnectMinMilliseconds
-            && a.reconnectMaxMilliseconds == b.reconnectMaxMilliseconds && a.tls === b.tls
-            && a.tlsServerName == b.tlsServerName
-    }
-}
 
 /// A worker configuration this system cannot serve.
 public struct WorkerSetupError: Error, CustomStringConvertible {

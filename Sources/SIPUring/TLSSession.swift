@@ -1,59 +1,6 @@
 public import SIPBytes
+public import SIPSettings
 import CSIPTLS
-
-/// A TLS protocol version.
-public enum TLSVersion: Sendable, Equatable {
-    case tls12
-    case tls13
-
-    /// The version as on the wire (0x0303, 0x0304), which is what the C layer takes.
-    var wireValue: Int32 {
-        switch self {
-        case .tls12: Int32(CSIP_TLS_VERSION_1_2)
-        case .tls13: Int32(CSIP_TLS_VERSION_1_3)
-        }
-    }
-}
-
-/// How a ``TLSContext`` is built: files, peer verification, versions, ciphers.
-public struct TLSConfiguration: Sendable, Equatable {
-    /// PEM certificate chain, leaf first. A server needs one; a client only for mutual TLS.
-    public var certificatePath: String?
-    /// PEM private key of the leaf certificate (checked against it).
-    public var privateKeyPath: String?
-    /// PEM trust anchors. Server: client certificates are requested and verified against them. Client: the server
-    /// is verified against them (instead of the system's trust store).
-    public var caPath: String?
-    /// Server: a client certificate is mandatory and must verify against `caPath` (RFC 5922-style mutual TLS).
-    /// Client: verify the server's certificate and name (a client with a `caPath` verifies too).
-    public var requirePeerCertificate: Bool
-    /// Oldest version accepted. Default: TLS 1.2.
-    public var minimumVersion: TLSVersion
-    /// Newest version offered or accepted; nil (default) means the newest OpenSSL has, TLS 1.3.
-    public var maximumVersion: TLSVersion?
-    /// OpenSSL cipher list for TLS 1.2. Nil: ECDHE with AES-GCM or CHACHA20-POLY1305 only (no RSA key exchange,
-    /// no CBC).
-    public var ciphers: String?
-    /// OpenSSL TLS 1.3 ciphersuites. Nil: OpenSSL's defaults.
-    public var tls13Ciphersuites: String?
-    /// Server: issue session tickets (resumption). Default false: no tickets, no session cache.
-    public var sessionTickets: Bool
-
-    public init(certificatePath: String? = nil, privateKeyPath: String? = nil, caPath: String? = nil,
-                requirePeerCertificate: Bool = false, minimumVersion: TLSVersion = .tls12,
-                maximumVersion: TLSVersion? = nil, ciphers: String? = nil, tls13Ciphersuites: String? = nil,
-                sessionTickets: Bool = false) {
-        self.certificatePath = certificatePath
-        self.privateKeyPath = privateKeyPath
-        self.caPath = caPath
-        self.requirePeerCertificate = requirePeerCertificate
-        self.minimumVersion = minimumVersion
-        self.maximumVersion = maximumVersion
-        self.ciphers = ciphers
-        self.tls13Ciphersuites = tls13Ciphersuites
-        self.sessionTickets = sessionTickets
-    }
-}
 
 /// A TLS setup that failed, with OpenSSL's reason ("certificate file /x: No such file or directory",
 /// "private key /k does not match certificate /c").
@@ -310,4 +257,14 @@ private func withOptionalCString<Result>(_ string: String?, _ body: (UnsafePoint
 /// The NUL-terminated text in a C buffer, decoded as UTF-8.
 private func text(of buffer: [CChar]) -> String {
     String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+extension TLSVersion {
+    /// The version as on the wire (0x0303, 0x0304), which is what the C layer takes.
+    var wireValue: Int32 {
+        switch self {
+        case .tls12: Int32(CSIP_TLS_VERSION_1_2)
+        case .tls13: Int32(CSIP_TLS_VERSION_1_3)
+        }
+    }
 }

@@ -1,37 +1,10 @@
 public import SIPBytes
+public import SIPSettings
 import CSIPUring
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Sizes of one io_uring. Defaults suit one worker of an edge proxy.
-public struct URingOptions: Sendable {
-    /// Submission queue entries. Default: 256.
-    public var entries: UInt32 = 256
-    /// Receive buffers lent to the kernel (a power of two). Default: 128.
-    public var receiveBuffers: UInt32 = 128
-    /// Largest datagram payload a receive buffer holds; larger ones arrive truncated and are dropped. Default: 65,536.
-    public var receiveBufferSize: UInt32 = 65_536
-    /// Send slots (sends in flight). Default: 256.
-    public var sendSlots: UInt32 = 256
-    /// Largest datagram sent through the ring; larger ones go through `sendto`. Default: 8,192.
-    public var sendSlotSize: UInt32 = 8_192
-    /// Under load, how long a worker may wait for more completions before handling those it has, in
-    /// microseconds: fewer wake-ups (CPU) against at most this much added latency. 0 handles every completion at
-    /// once. An idle worker always wakes on the first packet. Default: 0 (lowest latency).
-    public var batchWaitMicroseconds: UInt32 = 0
-    /// Completions that end a batch wait early. Default: 32.
-    public var batchSize: UInt32 = 32
-    /// Most stream requests (armed TCP receives, sends, connects) in flight at once; about two per connection.
-    /// Default: 65,536.
-    public var maxStreamRequests: UInt32 = 65_536
-    /// Arm stream receives single-shot even when the kernel has multishot recv (what the ring does by itself on
-    /// kernels before 6.0). Every `.streamData` event then needs a re-arm. Default: false.
-    public var singleShotStreamReceive = false
-
-    public init() {}
-}
 
 /// One completed operation, decoded by the C glue.
 public struct URingEvent {

@@ -6,6 +6,7 @@ import SIPConfig
 import SIPParsing
 import SIPProxyCore
 import SIPTransport
+import SIPSettings
 import SIPUring
 import SIPAdmin
 import SIPMetrics
@@ -92,22 +93,25 @@ struct RunCommand: ParsableCommand {
         Self.startLogging(configuredLevel: edge.logLevel)
         var secret: UInt64 = 0
         arc4random_buf(&secret, MemoryLayout<UInt64>.size)
-        var randomFlowKey = [UInt8](repeating: 0, count: 32)
-        arc4random_buf(&randomFlowKey, randomFlowKey.count)
-        if edge.flowKey == nil {
+        var flowKey = [UInt8](repeating: 0, count: 32)
+        if let configured = edge.flowKey {
+            flowKey = Array(configured.utf8)
+        } else {
+            arc4random_buf(&flowKey, flowKey.count)
             Self.logger.notice("flow.key not set: flow tokens are signed with a random key for this run")
         }
-        var workerConfiguration = edge.workerConfiguration(branchSecret: secret,
-                                                     cores: ProcessInfo.processInfo.activeProcessorCount,
-                                                     randomFlowKey: randomFlowKey)
+        var upstreamTLS: TLSContext?
         if edge.upstreamTransport == .tls {
             do {
-                workerConfiguration.upstreamPool.tls = try TLSContext(client: edge.upstreamTLS)
+                upstreamTLS = try TLSContext(client: edge.upstreamTLS)
             } catch {
                 log("sip-edge: upstream_tls: \(error)", level: .error)
                 throw ExitCode(2)
             }
         }
+        let workerConfiguration = edge.workerConfiguration(branchSecret: secret,
+                                                           cores: ProcessInfo.processInfo.activeProcessorCount,
+                                                           flowKey: flowKey, upstreamTLS: upstreamTLS)
         let configuration = workerConfiguration
         let workers = configuration.workers
         let listenAddress = configuration.listen

@@ -2,8 +2,8 @@ import SIPBytes
 import SIPConfig
 import SIPParsing
 import SIPProxyCore
-import SIPTransport
-import SIPUring
+import SIPSecurity
+import SIPSettings
 import Testing
 
 @Suite struct EdgeConfigurationTests {
@@ -36,9 +36,7 @@ import Testing
         #expect(configuration.limits.scan.maxHeaders == 64)
         #expect(configuration.limits.scan.maxMessageSize == 65_536)
         #expect(configuration.recordRoute)
-        let workers = configuration.workerConfiguration(branchSecret: 1, cores: 8)
-        #expect(workers.workers == 3)
-        #expect(workers.proxy.advertised == configuration.listen)
+        #expect(configuration.resolvedWorkers(cores: 8) == 3)
     }
 
     @Test(arguments: [

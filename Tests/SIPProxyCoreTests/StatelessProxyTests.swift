@@ -7,6 +7,8 @@ import Testing
 let edge = EndpointAddress.parse("127.0.0.1", port: 5060)!
 let core = EndpointAddress.parse("127.0.0.1", port: 5070)!
 let phone = EndpointAddress.parse("192.0.2.10", port: 40_000)!
+/// Signs flow tokens in these tests (a real key is random or configured; none is built in).
+let testFlowKey = Array("stateless proxy test key".utf8)
 
 func lines(_ text: [String], body: String = "") -> [UInt8] {
     Array((text.joined(separator: "\r\n") + "\r\n\r\n" + body).utf8)
@@ -28,7 +30,7 @@ func run(_ bytes: [UInt8], from source: EndpointAddress, recordRoute: Bool = tru
          upstreams: [EndpointAddress] = [core]) throws -> (ForwardDecision, String) {
     let parser = try SIPParser()
     let proxy = StatelessProxy(configuration: ProxyConfiguration(advertised: edge, upstreams: upstreams,
-                                                                 recordRoute: recordRoute))
+                                                                 recordRoute: recordRoute, flowKey: testFlowKey))
     return try bytes.withPacketBytes { packet in
         let message = try parser.parse(packet)
         let decision = proxy.process(message, source: source)
@@ -215,7 +217,8 @@ func reparses(_ text: String) -> Bool {
         let core6 = EndpointAddress.parse("::1", port: 5070)!
         let client6 = EndpointAddress.parse("2001:db8::10", port: 40_000)!
         let parser = try SIPParser()
-        let proxy = StatelessProxy(configuration: ProxyConfiguration(advertised: edge6, upstreams: [core6]))
+        let proxy = StatelessProxy(configuration: ProxyConfiguration(advertised: edge6, upstreams: [core6],
+                                                                     flowKey: testFlowKey))
         let request = lines([
             "OPTIONS sip:bob@example.com SIP/2.0", "Via: SIP/2.0/UDP [2001:db8::10]:5062;branch=z9hG4bKv6;rport",
             "Max-Forwards: 70", "From: <sip:a@example.com>;tag=1", "To: <sip:bob@example.com>", "Call-ID: v6",

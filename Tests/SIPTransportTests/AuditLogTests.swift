@@ -1,5 +1,6 @@
 import Foundation
 import SIPSecurity
+import SIPSettings
 @testable import SIPTransport
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import SIPBytes
+import SIPSettings
 import SIPUring
 import SIPTestSupport
 import Testing

@@ -1,4 +1,5 @@
 import SIPBytes
+import SIPSettings
 import SIPUring
 import Testing
 

@@ -1,0 +1,43 @@
+public import SIPBytes
+public import SIPParsing
+public import SIPProxyCore
+public import SIPSecurity
+public import SIPSettings
+public import SIPUring
+
+/// Settings every worker reads; built once, before any worker starts, and never changed while they run.
+public struct WorkerConfiguration: Sendable {
+    public var listen: EndpointAddress
+    public var proxy: ProxyConfiguration
+    public var parseLimits: ParseLimits
+    public var dataPath: DataPath
+    /// Number of workers sharing the public port.
+    public var workers: Int
+    public var uring: URingOptions
+    /// Datagrams taken per recvmmsg call.
+    public var batchSize: Int
+    public var security: SecurityConfiguration = SecurityConfiguration()
+    public var rateLimit: RateLimitConfiguration = RateLimitConfiguration()
+    public var audit: AuditDestination = .standardError
+    /// Audit lines per second per worker, at most. Default: 50.
+    public var auditLinesPerSecond: Int = 50
+    public var streams = StreamLimits()
+    /// SIP over TLS: where to listen (nil = off). The certificate rides in the ``Policy`` so a reload can swap it.
+    public var tlsListen: EndpointAddress?
+    public var upstreamPool = UpstreamPoolSettings()
+    /// TLS toward the upstreams (upstream transport tls): the client context with the trust anchors and optional
+    /// client certificate, built once by the caller.
+    public var upstreamTLS: TLSContext?
+
+    public init(listen: EndpointAddress, proxy: ProxyConfiguration, parseLimits: ParseLimits = ParseLimits(),
+                dataPath: DataPath = .auto, workers: Int = 1, uring: URingOptions = URingOptions(),
+                batchSize: Int = 32) {
+        self.listen = listen
+        self.proxy = proxy
+        self.parseLimits = parseLimits
+        self.dataPath = dataPath
+        self.workers = workers
+        self.uring = uring
+        self.batchSize = batchSize
+    }
+}

@@ -1,0 +1,34 @@
+import SIPBytes
+import SIPConfig
+import SIPParsing
+import SIPProxyCore
+import SIPSettings
+import SIPTransport
+import SIPUring
+
+extension EdgeConfiguration {
+    /// The worker settings this configuration implies, with the worker count resolved. `flowKey` signs flow
+    /// tokens: the configured `flow.key`, or a random one the caller made (never a known default).
+    /// `upstreamTLS`: the client context toward a TLS core, built by the caller (it reads files).
+    func workerConfiguration(branchSecret: UInt64, cores: Int, flowKey: [UInt8],
+                             upstreamTLS: TLSContext?) -> WorkerConfiguration {
+        var uring = self.uring
+        uring.receiveBufferSize = limits.scan.maxMessageSize
+        var proxy = ProxyConfiguration(advertised: advertise ?? listen, upstreams: upstreams, recordRoute: recordRoute,
+                                       branchSecret: branchSecret, flowKey: flowKey, addPath: addPath)
+        proxy.upstreamTransport = upstreamTransport
+        proxy.internalHost = advertiseInternal
+        proxy.advertisedTLSPort = tlsListen?.port
+        var worker = WorkerConfiguration(listen: listen, proxy: proxy, parseLimits: limits, dataPath: dataPath,
+                                         workers: resolvedWorkers(cores: cores), uring: uring)
+        worker.security = security
+        worker.rateLimit = rateLimit
+        worker.audit = audit
+        worker.auditLinesPerSecond = auditLinesPerSecond
+        worker.streams = streams
+        worker.tlsListen = tlsListen
+        worker.upstreamPool = upstreamPool
+        worker.upstreamTLS = upstreamTLS
+        return worker
+    }
+}
