@@ -19,6 +19,8 @@
 # and can leave in the wrong order, which SIPp's uac scenario counts as a failed call (seen at 300 calls/s). One
 # worker each keeps the comparison about CPU, not ordering. (sip-edge keeps a client's messages on one worker.)
 # A clean run: every SIPp run exits 0 (no failed call). Unclean rounds are reported and left out of the medians.
+# BASELINE=PATH adds a third contestant, another sip-edge binary (e.g. the build before a change) run with the same
+#   configuration in the same rounds, so a change on the message path is measured before and after in one run.
 # Tunables (environment): RATE=500 CALLS=5000 ROUNDS=3 WORKERS=1 RATES="500 1000 2000 4000" STEP_SECONDS=5
 #   BASE_PORT=26000 (uses BASE_PORT..BASE_PORT+3) EDGE_ARGS="" (extra sip-edge flags, e.g. --config FILE)
 # Installs nothing. Needs: sipp (sip-tester), kamailio, and `swift build -c release` done.
@@ -42,6 +44,12 @@ TICKS=$(getconf CLK_TCK)
 
 for tool in sipp kamailio; do command -v "$tool" >/dev/null || { echo "bench: $tool not installed"; exit 1; }; done
 [ -x "$EDGE" ] || { echo "bench: build first: swift build -c release"; exit 1; }
+BASELINE=${BASELINE:-}
+CONTESTANTS="edge kamailio"
+if [ -n "$BASELINE" ]; then
+    [ -x "$BASELINE" ] || { echo "bench: BASELINE $BASELINE is not an executable"; exit 1; }
+    CONTESTANTS="baseline edge kamailio"
+fi
 
 started_pids=()
 cleanup() {
@@ -75,10 +83,12 @@ stop_pid() {
     wait "$1" 2>/dev/null || true
 }
 
-start_proxy() { # $1 = edge | kamailio
-    if [ "$1" = edge ]; then
+start_proxy() { # $1 = edge | baseline | kamailio
+    if [ "$1" = edge ] || [ "$1" = baseline ]; then
+        local binary=$EDGE
+        [ "$1" = baseline ] && binary=$BASELINE
         # shellcheck disable=SC2086 # EDGE_ARGS is a list of extra flags
-        "$EDGE" --config ${EDGE_CONFIG:-perf/load-generator.yaml} --listen "udp:127.0.0.1:$PROXY_PORT" --upstream "sip:127.0.0.1:$UAS_PORT" --workers "$WORKERS" \
+        "$binary" --config ${EDGE_CONFIG:-perf/load-generator.yaml} --listen "udp:127.0.0.1:$PROXY_PORT" --upstream "sip:127.0.0.1:$UAS_PORT" --workers "$WORKERS" \
             ${EDGE_ARGS:-} > "$WORK/edge.log" 2>&1 &
         PROXY_PID=$!
     else
@@ -112,8 +122,9 @@ median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2)
 echo "bench: $CALLS calls at $RATE calls/s, $ROUNDS rounds, $WORKERS workers; work dir $WORK"
 : > "$WORK/edge.ms"
 : > "$WORK/kamailio.ms"
+: > "$WORK/baseline.ms"
 for round in $(seq 1 "$ROUNDS"); do
-    for proxy in edge kamailio; do
+    for proxy in $CONTESTANTS; do
         start_uas
         start_proxy "$proxy"
         before=$(cpu_ticks "$PROXY_PID")
@@ -140,6 +151,11 @@ edge_median=$(median < "$WORK/edge.ms")
 kamailio_median=$(median < "$WORK/kamailio.ms")
 printf 'median CPU per 1000 messages: sip-edge %.2f ms, kamailio %.2f ms, ratio %.2f\n' \
     "$edge_median" "$kamailio_median" "$(echo "$edge_median / $kamailio_median" | bc -l)"
+if [ -n "$BASELINE" ]; then
+    baseline_median=$(median < "$WORK/baseline.ms")
+    printf 'median CPU per 1000 messages: baseline %.2f ms, sip-edge/baseline %.3f\n' \
+        "$baseline_median" "$(echo "$edge_median / $baseline_median" | bc -l)"
+fi
 
 echo "bench: maximum clean rate, $STEP_SECONDS s per step, rates: $RATES"
 best_edge=0

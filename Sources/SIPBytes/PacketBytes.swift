@@ -256,3 +256,15 @@ extension PacketBytes {
         return found == span.end ? nil : found
     }
 }
+
+extension Array where Element == UInt8 {
+    /// Runs `body` with a borrowed view of the bytes from `start` to the end (offsets in the view count from
+    /// `start`). The view must not escape the closure.
+    @inlinable
+    public func withPacketBytes<Result>(from start: Int, _ body: (PacketBytes) -> Result) -> Result {
+        precondition(start >= 0 && start <= count, "start outside the array")
+        return self.withUnsafeBytes { raw in
+            body(PacketBytes(unsafeBorrowing: UnsafeRawBufferPointer(rebasing: raw[start...])))
+        }
+    }
+}

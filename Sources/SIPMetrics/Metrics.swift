@@ -6,6 +6,39 @@ public let latencyBucketBounds: [Double] = [
     0.005, 0.01,
 ]
 
+/// What happened to a TCP/TLS connection: the `event` label of `sip_connection_events_total`, whose help text and
+/// samples are made from this list (every event is exported, zero or not, so dashboards see the whole set).
+public enum ConnectionEvent: String, Sendable, CaseIterable {
+    /// A client connection was taken into the worker's table.
+    case accepted
+    /// Refused at accept: the worker's table (`tcp.max_connections`) was full.
+    case refusedFull = "refused_full"
+    /// Refused at accept: the source is over its rate limit or banned.
+    case refusedRateLimited = "refused_rate_limited"
+    /// Closed after `tcp.idle_timeout_s` without a byte.
+    case idleClosed = "idle_closed"
+    /// Closed because the peer did not read: more than `tcp.max_send_queue` bytes waited for it.
+    case slowReaderCut = "slow_reader_cut"
+    /// The byte stream could not be framed (no Content-Length, too large): 400, then closed.
+    case framingError = "framing_error"
+    /// The TLS handshake failed (or no session could be made for it).
+    case tlsHandshakeFailed = "tls_handshake_failed"
+    /// A TLS record failed after the handshake.
+    case tlsError = "tls_error"
+    /// The peer closed the connection (FIN, reset or TLS close_notify).
+    case peerClosed = "peer_closed"
+    /// The kernel refused to queue a receive or a send on the connection.
+    case receiveFailed = "receive_failed"
+    case sendFailed = "send_failed"
+    /// A pooled connection to an upstream became usable (connected, and for TLS the handshake done).
+    case upstreamConnected = "upstream_connected"
+    /// A pooled connection to an upstream could not be made (refused, timed out, handshake failed).
+    case upstreamConnectFailed = "upstream_connect_failed"
+
+    /// Position in `allCases`: the index of this event's counter.
+    public var ordinal: Int { Self.allCases.firstIndex(of: self)! }
+}
+
 /// The labels of `sip_messages_total`: method (or "response") and transport.
 public struct MessageCountKey: Hashable, Sendable, Comparable {
     public var method: String
@@ -38,9 +71,8 @@ public struct WorkerSnapshot: Sendable {
     public var latencyCount = 0
     /// Open connections by transport (tcp, tls): a gauge.
     public var connections: [String: Int] = [:]
-    /// Connection life events (accepted, refused_full, idle_closed, slow_reader_cut, framing_error,
-    /// tls_handshake_failed, peer_closed).
-    public var connectionEvents: [String: Int] = [:]
+    /// Connection life events, counted per ``ConnectionEvent``.
+    public var connectionEvents: [ConnectionEvent: Int] = [:]
     /// Pooled connections to the upstreams that are up (TCP/TLS upstreams).
     public var upstreamConnections = 0
 
@@ -154,9 +186,11 @@ public struct PrometheusText {
         for (transport, count) in connections.sorted(by: { $0.key < $1.key }) {
             out.sample("sip_active_connections", [("transport", transport)], Double(count))
         }
-        out.family("sip_connection_events_total", type: "counter", help: "TCP/TLS connection events: accepted, refused_full, idle_closed, slow_reader_cut, framing_error, tls_handshake_failed, peer_closed.")
-        for (event, count) in total.connectionEvents.sorted(by: { $0.key < $1.key }) {
-            out.sample("sip_connection_events_total", [("event", event)], Double(count))
+        out.family("sip_connection_events_total", type: "counter",
+                   help: "TCP/TLS connection events: \(ConnectionEvent.allCases.map(\.rawValue).joined(separator: ", ")).")
+        for event in ConnectionEvent.allCases {
+            out.sample("sip_connection_events_total", [("event", event.rawValue)],
+                       Double(total.connectionEvents[event, default: 0]))
         }
         for (name, type, help, value) in process {
             out.family(name, type: type, help: help)

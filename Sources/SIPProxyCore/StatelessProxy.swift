@@ -12,19 +12,19 @@ public enum Side: Sendable {
 /// Why a message was dropped without a reply. Raw values are metric labels.
 public enum DropReason: String, Sendable, CaseIterable {
     /// A response whose top Via is not ours.
-    case responseNotForUs
+    case responseNotForUs = "response_not_for_us"
     /// A response with no Via left after ours.
-    case responseWithoutNextHop
+    case responseWithoutNextHop = "response_without_next_hop"
     /// A Via or URI names a host we would have to resolve; an edge never does DNS on the data path.
-    case unresolvableDestination
+    case unresolvableDestination = "unresolvable_destination"
     /// An ACK that would need a reply (ACKs are never answered).
-    case unanswerableAck
+    case unanswerableAck = "unanswerable_ack"
     /// No upstream is configured.
-    case noUpstream
+    case noUpstream = "no_upstream"
     /// A response for a stream client whose connection is gone (responses cannot be answered).
-    case flowGone
+    case flowGone = "flow_gone"
     /// A response from the public side whose next hop is not an upstream: clients only answer the core.
-    case responseNotForUpstream
+    case responseNotForUpstream = "response_not_for_upstream"
 }
 
 /// What to do with a message, decided by ``StatelessProxy/process(_:from:)``.

@@ -1,45 +1,3 @@
-public import SIPBytes
-public import SIPProxyCore
-public import SIPUring
-
-/// One client connection (TCP or TLS) of a worker: its bounded buffers and its place in the send order.
-final class StreamConnection {
-    /// Slot in the worker's table (low 16 bits) and that slot's generation (high 16): the connection part of a
-    /// flow token, and the io_uring key. A reused slot has a new generation, so stale tokens and late completions
-    /// never reach the new connection.
-    let key: UInt32
-    let descriptor: Int32
-    let transport: TransportKind
-    let peer: EndpointAddress
-    /// Received bytes not yet framed (plaintext for TLS). At most one message plus one segment.
-    var inbound: [UInt8] = []
-    /// Bytes waiting while a send is in flight (ciphertext for TLS). Bounded by `StreamLimits.maxSendQueueBytes`.
-    var outbound: [UInt8] = []
-    var sendInFlight = false
-    /// Close once the queued bytes are sent (after a final 400).
-    var closeWhenFlushed = false
-    /// For a connection of the upstream pool: its slot there. Nil for a client's connection.
-    var poolSlot: Int?
-    /// An outbound connection not usable yet: its connect (and for TLS its handshake) has not completed.
-    var isConnecting = false
-    /// The peer ended the stream (TLS close_notify): what it sent before is still handled, then it is closed.
-    var peerClosed = false
-    /// Milliseconds (monotonic) of the last bytes received.
-    var lastActivity: UInt64
-    let tls: TLSSession?
-    var isClosed = false
-
-    init(key: UInt32, descriptor: Int32, transport: TransportKind, peer: EndpointAddress, now: UInt64,
-         tls: TLSSession?) {
-        self.key = key
-        self.descriptor = descriptor
-        self.transport = transport
-        self.peer = peer
-        self.lastActivity = now
-        self.tls = tls
-    }
-}
-
 /// A worker's connections by slot, with generations: bounded (`capacity`), O(1) to find a connection from its key.
 struct StreamTable {
     private var slots: [StreamConnection?]
@@ -98,14 +56,4 @@ struct StreamTable {
 
     /// Every open connection (for idle sweeps and shutdown).
     var all: [StreamConnection] { slots.compactMap { $0 } }
-}
-
-/// One place in a worker's upstream pool: the connection filling it (if any) and when to try again.
-struct UpstreamPoolSlot {
-    let upstream: EndpointAddress
-    var connection: StreamConnection?
-    /// Monotonic milliseconds before which no reconnect is tried.
-    var nextAttempt: UInt64 = 0
-    /// The delay the next failure waits (doubles per failure, reset by a successful connect).
-    var backoff: UInt64
 }

@@ -173,7 +173,15 @@ struct RunCommand: ParsableCommand {
                             Self.logger.warning("source steering off: \(error)")
                         }
                     }
-                    worker.run(until: stop)
+                    do {
+                        try worker.run(until: stop)
+                    } catch {
+                        // A worker that cannot read its sockets any more must not leave the process running deaf:
+                        // stop everything (SIGTERM wakes the main thread's wait) and exit with an error.
+                        Self.logger.critical("\(error)")
+                        started.failed()
+                        kill(getpid(), SIGTERM)
+                    }
                     started.finished(index: index, counters: worker.counters)
                 } catch {
                     started.report("worker \(index): \(error)", path: nil)
@@ -208,6 +216,7 @@ struct RunCommand: ParsableCommand {
         probe?.stop()
         let totals = started.waitForFinish()
         log("sip-edge: stopped; received \(totals.received), forwarded \(totals.forwarded), replied \(totals.replied), parse errors \(totals.parseErrors)")
+        if started.anyFailed { throw ExitCode(1) }
     }
 
     /// Re-reads the configuration (SIGHUP) and posts the new policy to the workers. A file that does not validate
@@ -295,6 +304,7 @@ final class WorkerStartup: Sendable {
         var finished = 0
         var totals = WorkerCounters()
         var paths: Set<String> = []
+        var failed = false
     }
 
     private let expected: Int
@@ -311,6 +321,11 @@ final class WorkerStartup: Sendable {
             if let path { $0.paths.insert(path.rawValue) }
         }
     }
+
+    /// A worker stopped on an error after it had started.
+    func failed() { state.withLock { $0.failed = true } }
+
+    var anyFailed: Bool { state.withLock { $0.failed } }
 
     /// The data paths the workers chose, for the start-up line.
     var paths: String { state.withLock { $0.paths.sorted().joined(separator: ", ") } }

@@ -1,0 +1,170 @@
+import SIPBytes
+import SIPParsing
+import SIPProxyCore
+import SIPSecurity
+import SIPMetrics
+
+/// Where the pipeline's output goes: the worker's sockets, connections and upstream pool. The pipeline decides,
+/// the sink moves bytes; tests drive the pipeline with a sink that records instead.
+protocol FlowSink: AnyObject {
+    /// Sends `bytes` down `flow`; false when the flow is gone (a closed connection, another worker's, no pooled
+    /// connection up).
+    func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool
+    /// True when `upstream` is reached over pooled TCP/TLS connections (a failed delivery there means none is up).
+    func isPooled(_ upstream: EndpointAddress) -> Bool
+}
+
+/// What happens to one message, whatever carried it: parse -> policy (rate limit, validator) -> proxy core ->
+/// delivery, with every refusal counted, audited and answered as its rule says. One per worker, on its thread.
+final class MessagePipeline {
+    let parser: SIPParser
+    let proxy: StatelessProxy
+    private(set) var validator: SecurityValidator
+    private(set) var limiter: RateLimiter
+    private let audit: AuditLog
+    /// Never rate limited or validated: the configured allow list (any port) and the upstreams (exact address and
+    /// port, so a client sharing the core's IP, as on loopback, is still checked).
+    private var allowList: [AddressPrefix]
+    private let upstreams: [EndpointAddress]
+    var counters = WorkerCounters()
+
+    init(parser: SIPParser, proxy: StatelessProxy, security: SecurityConfiguration,
+         rateLimit: RateLimitConfiguration, audit: AuditLog) {
+        self.parser = parser
+        self.proxy = proxy
+        validator = SecurityValidator(configuration: security)
+        limiter = RateLimiter(configuration: rateLimit)
+        self.audit = audit
+        allowList = rateLimit.allowList
+        upstreams = proxy.configuration.upstreams
+    }
+
+    /// A reloaded policy, applied between batches. Rate-limit state survives unless the limits themselves changed.
+    func apply(security: SecurityConfiguration, rateLimit: RateLimitConfiguration) {
+        validator = SecurityValidator(configuration: security)
+        if rateLimit != limiter.configuration { limiter = RateLimiter(configuration: rateLimit) }
+        allowList = rateLimit.allowList
+    }
+
+    /// Upstreams (exact address and port) and the allow list are never rate limited or validated.
+    func isTrusted(_ source: EndpointAddress) -> Bool {
+        upstreams.contains(source) || allowList.contains { $0.contains(source) }
+    }
+
+    /// Whether a new connection from `peer` may be taken: it counts as a request for the source's rate limit, so
+    /// one address opening connections in a loop is throttled and banned like one sending requests in a loop.
+    func admitsConnection(from peer: EndpointAddress, now: UInt64) -> Bool {
+        isTrusted(peer) || limiter.check(peer, isRegister: false, now: now) == .allow
+    }
+
+    /// One message from `flow` (a datagram, or one framed out of a stream).
+    func handle<Sink: FlowSink>(_ bytes: PacketBytes, from flow: Flow, sink: Sink) {
+        let source = flow.address
+        let started = MonotonicClock.nanoseconds()
+        defer { counters.recordLatency(nanoseconds: MonotonicClock.nanoseconds() &- started) }
+        let now = started / 1_000_000
+        let isTrusted = isTrusted(source)
+        let message: SIPMessage
+        do throws(SIPParseError) {
+            message = try parser.parse(bytes)
+        } catch {
+            refuseUnparsed(bytes, error: error, from: flow, trusted: isTrusted, now: now, sink: sink)
+            return
+        }
+        if message.isRequest {
+            counters.requestsByMethod[Int(flow.transport.rawValue)][Int(message.method.known.rawValue)] += 1
+        } else {
+            counters.responses[Int(flow.transport.rawValue)] += 1
+        }
+        if !isTrusted {
+            if message.isRequest {
+                switch limiter.check(source, isRegister: message.method.known == .register, now: now) {
+                case .allow:
+                    break
+                case .limited:
+                    refuse(message, verdict: validator.verdict(for: .rateLimited), from: flow, now: now,
+                           retryAfter: limiter.configuration.retryAfterSeconds, sink: sink)
+                    return
+                case .banned:
+                    refuse(message, verdict: validator.verdict(for: .banned), from: flow, now: now, sink: sink)
+                    return
+                }
+            }
+            let verdict = validator.validate(message, fromPublicSide: true)
+            if verdict != .accept {
+                refuse(message, verdict: verdict, from: flow, now: now, sink: sink)
+                return
+            }
+        }
+        switch proxy.process(message, from: flow) {
+        case .forward(let destination):
+            if sink.deliver(proxy.output, to: destination) {
+                counters.forwarded += 1
+            } else if sink.isPooled(destination.address) {
+                upstreamUnavailable(message, from: flow, sink: sink)
+            } else if destination.transport.isStream {
+                flowFailed(message, from: flow, sink: sink)
+            }
+        case .reply(_, let destination):
+            if sink.deliver(proxy.output, to: destination) { counters.replied += 1 }
+        case .drop(let reason):
+            counters.count(reason)
+        }
+    }
+
+    /// A message that did not parse: a request gets 400 (505 for another SIP version) naming the problem, when
+    /// its lines allow addressing a response and the source is not flooding; anything else is dropped.
+    func refuseUnparsed<Sink: FlowSink>(_ bytes: PacketBytes, error: SIPParseError, from flow: Flow, trusted: Bool,
+                                        now: UInt64, sink: Sink) {
+        counters.parseErrors += 1
+        counters.parseErrorsByCode[SIPParseError.Code.allCases.firstIndex(of: error.code)!] += 1
+        counters.violations[SecurityRule.malformed.ordinal] += 1
+        var status: UInt16?
+        let isRequest = bytes.count > 4 && !bytes.equalsIgnoringCase(ByteSpan(offset: 0, length: 4), "SIP/")
+            && !bytes.equals(ByteSpan(offset: 0, length: 4), "ACK ")
+        let allowed = trusted || limiter.check(flow.address, isRegister: false, now: now) == .allow
+        if isRequest, allowed, validator.configuration.action(for: .malformed) == .reject,
+            proxy.buildReply(toUnparsed: bytes, headers: parser.scanner.headers, status: error.code.responseStatus,
+                             reason: error.code == .unsupportedSIPVersion ? "Version Not Supported" : "Bad Request",
+                             detail: error.code.explanation) {
+            if sink.deliver(proxy.output, to: flow) { counters.replied += 1 }
+            status = error.code.responseStatus
+        }
+        audit.record(rule: .malformed, action: status == nil ? "drop" : "reject", status: status, source: flow.address,
+                     method: nil, callID: "parse error: \(error.code.rawValue)", now: now)
+    }
+
+    /// RFC 5626 §5.3: a request for a flow that no longer exists is answered 430 Flow Failed (the registrar then
+    /// tries the user's other flows); responses and ACKs are dropped.
+    private func flowFailed<Sink: FlowSink>(_ message: SIPMessage, from source: Flow, sink: Sink) {
+        counters.count(DropReason.flowGone)
+        guard message.isRequest, message.method.known != .ack else { return }
+        proxy.buildReply(to: message, status: 430, reason: "Flow Failed")
+        if sink.deliver(proxy.output, to: source) { counters.replied += 1 }
+    }
+
+    /// No pooled connection to the core is up (it is down or still being dialled): 503 with Retry-After, so the
+    /// client retries rather than waits for a timeout (RFC 3261 §21.5.4).
+    private func upstreamUnavailable<Sink: FlowSink>(_ message: SIPMessage, from source: Flow, sink: Sink) {
+        counters.sendFailures += 1
+        guard message.isRequest, message.method.known != .ack else { return }
+        proxy.buildReply(to: message, status: 503, reason: "Service Unavailable", detail: "upstream not connected",
+                         retryAfter: 1)
+        if sink.deliver(proxy.output, to: source) { counters.replied += 1 }
+    }
+
+    /// A policy refusal: count, audit, and answer requests (never ACKs) when the verdict says so.
+    private func refuse<Sink: FlowSink>(_ message: SIPMessage, verdict: Verdict, from flow: Flow, now: UInt64,
+                                        retryAfter: UInt32? = nil, sink: Sink) {
+        guard let rule = verdict.rule else { return }
+        counters.violations[rule.ordinal] += 1
+        var status: UInt16?
+        if case .reject(let code, let reason, _) = verdict, message.isRequest, message.method.known != .ack {
+            proxy.buildReply(to: message, status: code, reason: reason.text, retryAfter: retryAfter)
+            if sink.deliver(proxy.output, to: flow) { counters.replied += 1 }
+            status = code
+        }
+        audit.record(rule: rule, action: status == nil ? "drop" : "reject", status: status, source: flow.address,
+                     method: message.string(message.method.span), callID: message.string(message.callID), now: now)
+    }
+}

@@ -1,0 +1,111 @@
+public import SIPMetrics
+public import SIPParsing
+public import SIPProxyCore
+public import SIPSecurity
+
+/// Why a message was lost in the transport itself (not refused by policy, not dropped by the proxy core). Raw
+/// values are the `error_type` labels of `sip_messages_errors_total`, beside the parse error codes and
+/// ``DropReason``s.
+public enum TransportError: String, Sendable, CaseIterable {
+    /// A datagram larger than a receive buffer: its tail was cut by the kernel, so it is dropped unread.
+    case truncated
+    /// The kernel refused a send (or the ring and the fallback both had no room).
+    case sendFailed = "send_failed"
+}
+
+/// Per-worker counters: plain integers written only by the worker's thread, indexed by the enums whose raw values
+/// are their metric labels.
+public struct WorkerCounters: Sendable {
+    public var received = 0
+    public var forwarded = 0
+    public var replied = 0
+    public var parseErrors = 0
+    public var truncated = 0
+    public var keepalives = 0
+    public var sendFailures = 0
+    /// Times the kernel had no free receive buffer (io_uring path): datagrams waited in the socket queue.
+    public var receiveBufferExhaustion = 0
+    /// Refusals by rule, indexed by `SecurityRule.ordinal`.
+    public var violations = [Int](repeating: 0, count: SecurityRule.allCases.count)
+    /// Parse errors by code, indexed like `SIPParseError.Code.allCases`.
+    public var parseErrorsByCode = [Int](repeating: 0, count: SIPParseError.Code.allCases.count)
+    /// Requests by transport (indexed like `TransportKind`) and method (indexed like `SIPMethod.Known.allCases`),
+    /// and responses by transport.
+    public var requestsByMethod = [[Int]](repeating: [Int](repeating: 0, count: SIPMethod.Known.allCases.count),
+                                          count: TransportKind.allCases.count)
+    public var responses = [Int](repeating: 0, count: TransportKind.allCases.count)
+    /// In-proxy time per message, per `latencyBucketBounds` (not cumulative; the last is +Inf).
+    public var latencyBuckets = [Int](repeating: 0, count: latencyBucketBounds.count + 1)
+    public var latencyNanoseconds: UInt64 = 0
+    /// Messages the proxy core dropped, by reason.
+    public var dropped = [Int](repeating: 0, count: DropReason.allCases.count)
+    /// Open connections by transport (indexed like `TransportKind`), and connection events by
+    /// `ConnectionEvent.ordinal`.
+    public var openConnections = [Int](repeating: 0, count: TransportKind.allCases.count)
+    public var connectionEvents = [Int](repeating: 0, count: ConnectionEvent.allCases.count)
+    /// Pool connections to the upstreams that are connected now.
+    public var upstreamConnections = 0
+
+    public init() {}
+
+    mutating func count(_ event: ConnectionEvent) { connectionEvents[event.ordinal] += 1 }
+
+    mutating func count(_ reason: DropReason) { dropped[DropReason.allCases.firstIndex(of: reason)!] += 1 }
+
+    func count(of event: ConnectionEvent) -> Int { connectionEvents[event.ordinal] }
+
+    func count(of reason: DropReason) -> Int { dropped[DropReason.allCases.firstIndex(of: reason)!] }
+
+    /// Counts one message's in-proxy time.
+    mutating func recordLatency(nanoseconds: UInt64) {
+        latencyNanoseconds &+= nanoseconds
+        let seconds = Double(nanoseconds) / 1e9
+        var index = 0
+        while index < latencyBucketBounds.count && seconds > latencyBucketBounds[index] { index += 1 }
+        latencyBuckets[index] += 1
+    }
+
+    /// The snapshot published for the metrics endpoint.
+    public func snapshot() -> WorkerSnapshot {
+        var snapshot = WorkerSnapshot()
+        for transport in TransportKind.allCases {
+            let counts = requestsByMethod[Int(transport.rawValue)]
+            for (index, method) in SIPMethod.Known.allCases.enumerated() where counts[index] > 0 {
+                snapshot.messages[MessageCountKey(method: method == .extension ? "other" : method.name,
+                                                  transport: "\(transport)")] = counts[index]
+            }
+            if responses[Int(transport.rawValue)] > 0 {
+                snapshot.messages[MessageCountKey(method: "response", transport: "\(transport)")] =
+                    responses[Int(transport.rawValue)]
+            }
+            snapshot.connections["\(transport)"] = openConnections[Int(transport.rawValue)]
+        }
+        snapshot.connections["udp"] = nil
+        for (index, code) in SIPParseError.Code.allCases.enumerated() where parseErrorsByCode[index] > 0 {
+            snapshot.errors[code.rawValue] = parseErrorsByCode[index]
+        }
+        for (index, reason) in DropReason.allCases.enumerated() where dropped[index] > 0 {
+            snapshot.errors[reason.rawValue] = dropped[index]
+        }
+        if truncated > 0 { snapshot.errors[TransportError.truncated.rawValue] = truncated }
+        if sendFailures > 0 { snapshot.errors[TransportError.sendFailed.rawValue] = sendFailures }
+        for rule in SecurityRule.allCases where violations[rule.ordinal] > 0 && rule != .malformed {
+            snapshot.violations[rule.rawValue] = violations[rule.ordinal]
+        }
+        snapshot.rateLimitRejections = violations[SecurityRule.rateLimited.ordinal] + violations[SecurityRule.banned.ordinal]
+        snapshot.forwarded = forwarded
+        snapshot.replied = replied
+        var cumulative = 0
+        for index in latencyBuckets.indices {
+            cumulative += latencyBuckets[index]
+            snapshot.latencyBuckets[index] = cumulative
+        }
+        snapshot.latencyCount = cumulative
+        snapshot.latencySum = Double(latencyNanoseconds) / 1e9
+        for event in ConnectionEvent.allCases where connectionEvents[event.ordinal] > 0 {
+            snapshot.connectionEvents[event] = connectionEvents[event.ordinal]
+        }
+        snapshot.upstreamConnections = upstreamConnections
+        return snapshot
+    }
+}

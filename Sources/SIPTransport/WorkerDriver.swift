@@ -1,0 +1,120 @@
+public import SIPBytes
+public import SIPSettings
+public import SIPUring
+
+/// A worker's two UDP sockets: the public one (shared port, SO_REUSEPORT) and its own upstream-facing one (its
+/// own port, so the core's responses and requests for its flows come back to this worker).
+struct DatagramSockets {
+    static let publicTag: UInt32 = 0
+    static let upstreamTag: UInt32 = 1
+
+    let publicSocket: UDPSocket
+    let upstreamSocket: UDPSocket
+
+    func socket(tag: UInt32) -> UDPSocket { tag == Self.upstreamTag ? upstreamSocket : publicSocket }
+    func socket(viaUpstream: Bool) -> UDPSocket { viaUpstream ? upstreamSocket : publicSocket }
+    func tag(viaUpstream: Bool) -> UInt32 { viaUpstream ? Self.upstreamTag : Self.publicTag }
+}
+
+/// How a worker's sockets are driven. One value per worker, chosen at start: the io_uring ring carries UDP, TCP
+/// and TLS; the fallback, for systems that refuse io_uring (containers, seccomp), carries UDP only.
+enum WorkerDriver {
+    /// io_uring: multishot recvmsg into provided buffers, sends batched through the ring, streams on the ring.
+    case ring(URing)
+    /// epoll + recvmmsg, and outgoing datagrams batched per socket into one sendmmsg per batch.
+    case readiness(ReadinessDriver)
+
+    /// Chooses the driver `dataPath` asks for (`.auto`: the ring when the kernel allows it) and arms the sockets.
+    init(dataPath: DataPath, uring: URingOptions, sockets: DatagramSockets, batchSize: Int) throws {
+        let ring: URing?
+        switch dataPath {
+        case .recvmmsg: ring = nil
+        case .ioUring: ring = try URing(options: uring)
+        case .auto: ring = try? URing(options: uring)
+        }
+        if let ring {
+            try ring.armReceive(on: sockets.publicSocket, tag: DatagramSockets.publicTag)
+            try ring.armReceive(on: sockets.upstreamSocket, tag: DatagramSockets.upstreamTag)
+            self = .ring(ring)
+        } else {
+            self = .readiness(try ReadinessDriver(sockets: sockets, batchSize: batchSize))
+        }
+    }
+
+    /// The data path in use (`.auto` resolved).
+    var dataPath: DataPath {
+        switch self {
+        case .ring: .ioUring
+        case .readiness: .recvmmsg
+        }
+    }
+
+    /// Sends one datagram: through the ring when it has room (else directly), or into the fallback's batch.
+    /// Returns the number of datagrams known lost (0 or 1): the batch reports its losses when it is flushed.
+    func sendDatagram(_ bytes: [UInt8], to destination: EndpointAddress, viaUpstream: Bool,
+                      sockets: DatagramSockets) -> Int {
+        let socket = sockets.socket(viaUpstream: viaUpstream)
+        switch self {
+        case .ring(let ring):
+            if ring.send(bytes, on: socket, tag: sockets.tag(viaUpstream: viaUpstream), to: destination) { return 0 }
+            return socket.send(bytes, to: destination) ? 0 : 1
+        case .readiness(let readiness):
+            return (viaUpstream ? readiness.upstreamSends : readiness.publicSends)
+                .append(bytes, to: destination, on: socket)
+        }
+    }
+}
+
+/// The fallback driver's state: the epoll set over the two sockets, the receive batch, and one send batch per
+/// socket.
+final class ReadinessDriver {
+    let poll: ReadinessPoll
+    let batch: DatagramBatch
+    let publicSends: DatagramSendBatch
+    let upstreamSends: DatagramSendBatch
+
+    init(sockets: DatagramSockets, batchSize: Int) throws {
+        poll = try ReadinessPoll([sockets.publicSocket, sockets.upstreamSocket])
+        batch = DatagramBatch(capacity: batchSize)
+        publicSends = DatagramSendBatch(capacity: batchSize)
+        upstreamSends = DatagramSendBatch(capacity: batchSize)
+    }
+
+    /// Sends everything batched since the last flush, one sendmmsg per socket; returns the datagrams lost.
+    func flush(_ sockets: DatagramSockets) -> Int {
+        publicSends.flush(on: sockets.publicSocket) + upstreamSends.flush(on: sockets.upstreamSocket)
+    }
+}
+
+/// Multishot receives that the kernel ended and that could not be armed again at once. A socket left unarmed is
+/// never read again, so a failed re-arm is retried on every loop turn, and one still failing after `limit`
+/// milliseconds fails the worker loudly instead of letting it run on deaf.
+struct PendingRearms {
+    private(set) var failingSince: [UInt32: UInt64] = [:]
+    let limit: UInt64
+
+    init(limit: UInt64 = 1_000) {
+        self.limit = limit
+    }
+
+    var isEmpty: Bool { failingSince.isEmpty }
+    var tags: [UInt32] { failingSince.keys.sorted() }
+
+    mutating func failed(_ tag: UInt32, now: UInt64) {
+        if failingSince[tag] == nil { failingSince[tag] = now }
+    }
+
+    mutating func armed(_ tag: UInt32) {
+        failingSince[tag] = nil
+    }
+
+    /// A socket that has stayed unarmed past the limit, if any.
+    func overdue(now: UInt64) -> UInt32? {
+        failingSince.first { now - $0.value >= limit }?.key
+    }
+}
+
+/// The worker cannot go on: it stops and says why (the process then stops with an error).
+public struct WorkerFailure: Error, CustomStringConvertible {
+    public let description: String
+}

@@ -1,0 +1,138 @@
+import SIPBytes
+import SIPParsing
+import SIPProxyCore
+import SIPSecurity
+import SIPSettings
+@testable import SIPTransport
+import Testing
+
+/// Records what the pipeline sends instead of sending it; flows named in `gone` are closed connections.
+private final class RecordingSink: FlowSink {
+    var sent: [(text: String, flow: Flow)] = []
+    var gone: Set<EndpointAddress> = []
+    var pooledUpstreams: Set<EndpointAddress> = []
+
+    func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool {
+        guard !gone.contains(flow.address) else { return false }
+        sent.append((String(decoding: bytes, as: UTF8.self), flow))
+        return true
+    }
+
+    func isPooled(_ upstream: EndpointAddress) -> Bool { pooledUpstreams.contains(upstream) }
+}
+
+private let edge = EndpointAddress.parse("127.0.0.1", port: 5060)!
+private let core = EndpointAddress.parse("127.0.0.1", port: 5070)!
+private let phone = EndpointAddress.parse("192.0.2.10", port: 40_000)!
+
+private func pipeline(rateLimit: RateLimitConfiguration = RateLimitConfiguration(),
+                      transport: TransportKind = .udp) throws -> MessagePipeline {
+    var proxy = ProxyConfiguration(advertised: edge, upstreams: [core], flowKey: Array("pipeline test flow key".utf8))
+    proxy.upstreamTransport = transport
+    return MessagePipeline(parser: try SIPParser(), proxy: StatelessProxy(configuration: proxy),
+                           security: SecurityConfiguration(), rateLimit: rateLimit,
+                           audit: try AuditLog(destination: .off, linesPerSecond: 0, worker: 0))
+}
+
+private func request(_ method: String = "OPTIONS", uri: String = "sip:bob@example.com", callID: String = "c1",
+                     extra: String = "") -> [UInt8] {
+    Array(("\(method) \(uri) SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:40000;branch=z9hG4bK\(callID);rport\r\n"
+        + "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+        + "Call-ID: \(callID)\r\nCSeq: 1 \(method)\r\n\(extra)Content-Length: 0\r\n\r\n").utf8)
+}
+
+private func handle(_ bytes: [UInt8], _ pipeline: MessagePipeline, _ sink: RecordingSink,
+                    from flow: Flow = .udp(phone)) {
+    bytes.withPacketBytes { pipeline.handle($0, from: flow, sink: sink) }
+}
+
+/// The message path without sockets: what a client's message becomes, and what the client hears back.
+@Suite struct MessagePipelineTests {
+    @Test func aClientRequestIsForwardedToTheUpstreamWithOurViaOnTop() throws {
+        let pipeline = try pipeline()
+        let sink = RecordingSink()
+        handle(request(), pipeline, sink)
+        #expect(sink.sent.count == 1)
+        #expect(sink.sent.first?.flow.address == core)
+        #expect(sink.sent.first?.text.hasPrefix("OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bK") == true,
+                "\(sink.sent)")
+        #expect(pipeline.counters.forwarded == 1)
+        #expect(pipeline.counters.requestsByMethod[Int(TransportKind.udp.rawValue)][Int(SIPMethod.Known.options.rawValue)] == 1)
+    }
+
+    @Test func anUnparsableRequestIsAnswered400NamingTheProblem() throws {
+        let pipeline = try pipeline()
+        let sink = RecordingSink()
+        var bytes = request()
+        bytes.replaceSubrange(bytes.firstRange(of: Array("CSeq: 1".utf8))!, with: Array("CSeq: x".utf8))
+        handle(bytes, pipeline, sink)
+        #expect(sink.sent.count == 1)
+        #expect(sink.sent.first?.flow == .udp(phone))
+        #expect(sink.sent.first?.text.hasPrefix("SIP/2.0 400 Bad Request") == true)
+        #expect(pipeline.counters.parseErrors == 1)
+        #expect(pipeline.counters.forwarded == 0)
+    }
+
+    @Test func anInjectionIsRefusedAndCountedByRule() throws {
+        let pipeline = try pipeline()
+        let sink = RecordingSink()
+        handle(request(extra: "Subject: ' UNION SELECT password FROM users --\r\n"), pipeline, sink)
+        #expect(sink.sent.count == 1)
+        #expect(sink.sent.allSatisfy { $0.flow == .udp(phone) && $0.text.hasPrefix("SIP/2.0 403") }, "\(sink.sent)")
+        #expect(pipeline.counters.violations[SecurityRule.sqlInjection.ordinal] == 1)
+        #expect(pipeline.counters.forwarded == 0)
+    }
+
+    @Test func aSourceOverItsLimitGets503WithRetryAfterAndTheUpstreamDoesNot() throws {
+        var limits = RateLimitConfiguration()
+        limits.requestsPerWindow = 3
+        limits.retryAfterSeconds = 7
+        let pipeline = try pipeline(rateLimit: limits)
+        let sink = RecordingSink()
+        for i in 0..<4 { handle(request(callID: "c\(i)"), pipeline, sink) }
+        #expect(sink.sent.filter { $0.flow.address == core }.count == 3)
+        let refusal = sink.sent.last
+        #expect(refusal?.flow == .udp(phone))
+        #expect(refusal?.text.hasPrefix("SIP/2.0 503") == true)
+        #expect(refusal?.text.contains("Retry-After: 7\r\n") == true)
+        // The upstream itself is never limited.
+        for i in 0..<10 {
+            handle(Array("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.10:40000;branch=z9hG4bKr\(i)\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: r\(i)\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n".utf8),
+                   pipeline, sink, from: .udp(core))
+        }
+        #expect(pipeline.counters.violations[SecurityRule.rateLimited.ordinal] == 1)
+    }
+
+    @Test func noPooledConnectionToTheCoreGives503() throws {
+        let pipeline = try pipeline(transport: .tcp)
+        let sink = RecordingSink()
+        sink.pooledUpstreams = [core]
+        sink.gone = [core]
+        handle(request(), pipeline, sink)
+        #expect(sink.sent.count == 1)
+        #expect(sink.sent.first?.flow == .udp(phone))
+        #expect(sink.sent.first?.text.hasPrefix("SIP/2.0 503 Service Unavailable") == true)
+        #expect(sink.sent.first?.text.contains("Retry-After: 1\r\n") == true)
+    }
+
+    @Test func aRequestForAGoneStreamFlowIsAnswered430() throws {
+        let pipeline = try pipeline()
+        let sink = RecordingSink()
+        // A stream client's REGISTER gets a Path with its flow token; the core then sends a request down it.
+        let client = Flow(transport: .tcp, worker: 0, connection: 0x0001_0002, address: phone)
+        handle(request("REGISTER", uri: "sip:example.com"), pipeline, sink, from: client)
+        let register = try #require(sink.sent.first?.text)
+        let pathLine = try #require(register.split(separator: "\r\n").first { $0.hasPrefix("Path: ") })
+        let route = pathLine.dropFirst("Path: ".count)
+        sink.gone = [phone]
+        let invite = "INVITE sip:alice@192.0.2.10:40000;transport=tcp SIP/2.0\r\n"
+            + "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKcore1\r\nRoute: \(route)\r\nMax-Forwards: 69\r\n"
+            + "From: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>\r\nCall-ID: in1\r\n"
+            + "CSeq: 1 INVITE\r\nContact: <sip:bob@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n"
+        handle(Array(invite.utf8), pipeline, sink, from: .udp(core))
+        let answer = try #require(sink.sent.last)
+        #expect(answer.flow == .udp(core))
+        #expect(answer.text.hasPrefix("SIP/2.0 430 Flow Failed"))
+        #expect(pipeline.counters.count(of: .flowGone) == 1)
+    }
+}
