@@ -38,6 +38,6 @@ struct ConfigCommand: ParsableCommand {
             return
         }
         guard defaults else { throw ValidationError("give --defaults or --check FILE") }
-        print(EdgeConfiguration.embeddedDefaultYAML)
+        print(EdgeConfiguration.defaultsYAML, terminator: "")
     }
 }

@@ -220,7 +220,8 @@ struct RunCommand: ParsableCommand {
     }
 
     /// Re-reads the configuration (SIGHUP) and posts the new policy to the workers. A file that does not validate
-    /// changes nothing; settings that need new sockets or threads are reported as needing a restart.
+    /// changes nothing; every changed key the policy does not carry is named as needing a restart (the running
+    /// configuration stays the one the process started with, so it is named again until the restart).
     private func reload(running: EdgeConfiguration, into mailbox: PolicyMailbox) {
         guard config != nil else {
             log("sip-edge: SIGHUP: no --config file to reload")
@@ -245,16 +246,10 @@ struct RunCommand: ParsableCommand {
             }
         }
         mailbox.post(Policy(security: next.security, rateLimit: next.rateLimit, tls: tlsContext))
-        var needRestart: [String] = []
-        if next.listen != running.listen { needRestart.append("listen") }
-        if next.upstreams != running.upstreams { needRestart.append("upstreams") }
-        if next.workers != running.workers { needRestart.append("workers") }
-        if next.dataPath != running.dataPath { needRestart.append("data_path") }
-        if next.admin != running.admin { needRestart.append("admin") }
-        if next.limits != running.limits { needRestart.append("limits") }
-        if next.tlsListen != running.tlsListen { needRestart.append("tls.listen") }
+        let changes = running.changes(to: next)
         log("sip-edge: SIGHUP: \(running.tlsListen == nil ? "security and rate_limit" : "security, rate_limit and tls certificate") reloaded"
-            + (needRestart.isEmpty ? "" : "; restart to apply \(needRestart.joined(separator: ", "))"))
+            + (changes.applied.isEmpty ? "" : " (changed: \(changes.applied.joined(separator: ", ")))")
+            + (changes.needRestart.isEmpty ? "" : "; restart to apply \(changes.needRestart.joined(separator: ", "))"))
     }
 
     /// Waits for SIGTERM or SIGINT, feeding systemd's watchdog meanwhile (at half its interval) when it asks for

@@ -3,7 +3,7 @@ import SIPBytes
 import SIPUring
 import Testing
 
-/// SIGHUP applies a new policy to running workers, and a bad file changes nothing.
+/// SIGHUP applies a new policy to running workers, names restart-only changes, and a bad file changes nothing.
 @Suite struct ReloadTests {
     @Test func sighupReloadsThePolicyWithoutRestarting() throws {
         let base = ProcessHarness.portBase(.reload)
@@ -53,14 +53,17 @@ import Testing
         usleep(200_000)
         #expect(forwardedCallIDs() == ["before-reload"])
 
-        try writeConfig(blocking: "good-agent")
+        // A restart-only key changed alongside is not applied, but named by its path.
+        try writeConfig(blocking: "good-agent", extra: "tcp:\n  idle_timeout_s: 60\n")
         kill(edge.processIdentifier, SIGHUP)
         usleep(600_000)  // workers apply it at their next loop turn (at most 200 ms)
         #expect(edge.isRunning)
         sendOptions("after-reload")
         usleep(200_000)
         #expect(forwardedCallIDs().isEmpty, "good-agent should now be blocked")
-        #expect(ProcessHarness.logContents("reload-edge.log").contains("SIGHUP: security and rate_limit reloaded"))
+        let log = ProcessHarness.logContents("reload-edge.log")
+        #expect(log.contains("SIGHUP: security and rate_limit reloaded"))
+        #expect(log.contains("restart to apply tcp.idle_timeout_s"))
 
         // A broken file is refused and the running policy stays.
         try writeConfig(blocking: "nobody", extra: "rate_limit:\n  window_ms: soon\n")

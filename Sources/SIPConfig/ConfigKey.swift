@@ -1,0 +1,254 @@
+import SIPBytes
+import SIPParsing
+import SIPProxyCore
+import SIPSecurity
+import SIPSettings
+import Yams
+
+/// One configuration key: its dotted path, type, default, whether SIGHUP applies it, help text and where it lives
+/// in ``EdgeConfiguration``. ``ConfigKey/keys`` is the only list of keys: the YAML reader's allowed keys,
+/// ``EdgeConfiguration/defaults()``, `sip-edge config --defaults`, the SIPEDGE_* variables and the reload report
+/// all come from it, so a key cannot be documented, defaulted or diffed in one place and forgotten in another.
+public struct ConfigKey: Sendable {
+    /// `rate_limit.window_ms`: at most one dot (`section.key`).
+    public let path: String
+    /// SIGHUP applies a change to running workers; otherwise it takes a restart.
+    public let appliesOnReload: Bool
+    public let help: String
+    /// The SIPEDGE_* variable that overrides it (between the file and the flags), if any.
+    public let environment: String?
+    /// The allowed values in words.
+    public let allowed: String
+    let read: @Sendable (_ node: Node, _ path: String, _ configuration: inout EdgeConfiguration) throws -> Void
+    let setDefault: @Sendable (inout EdgeConfiguration) -> Void
+    let differs: @Sendable (EdgeConfiguration, EdgeConfiguration) -> Bool
+    let environmentNode: @Sendable (String) -> Node
+    /// The key's value in a configuration, as YAML text.
+    public let yamlValue: @Sendable (EdgeConfiguration) -> String
+    /// Another valid value than the one in the configuration, as YAML text (for tests that walk the table).
+    public let alternativeYAMLValue: @Sendable (EdgeConfiguration) -> String
+
+    init<Value>(_ path: String, _ field: WritableKeyPath<EdgeConfiguration, Value> & Sendable, _ type: ConfigValue<Value>,
+                _ defaultValue: Value, reload: Bool, _ help: String, environment: String? = nil) {
+        self.path = path
+        appliesOnReload = reload
+        self.help = help
+        self.environment = environment
+        allowed = type.allowed
+        read = { node, path, configuration in
+            configuration[keyPath: field] = try type.decode(node, path, configuration[keyPath: field])
+        }
+        setDefault = { $0[keyPath: field] = defaultValue }
+        differs = { $0[keyPath: field] != $1[keyPath: field] }
+        environmentNode = type.environment
+        yamlValue = { type.encode($0[keyPath: field]) }
+        alternativeYAMLValue = { type.encode(type.alternative($0[keyPath: field])) }
+    }
+
+    static func restart<Value>(_ path: String, _ field: WritableKeyPath<EdgeConfiguration, Value> & Sendable,
+                               _ type: ConfigValue<Value>, _ defaultValue: Value, _ help: String,
+                               environment: String? = nil) -> ConfigKey {
+        ConfigKey(path, field, type, defaultValue, reload: false, help, environment: environment)
+    }
+
+    static func reload<Value>(_ path: String, _ field: WritableKeyPath<EdgeConfiguration, Value> & Sendable,
+                              _ type: ConfigValue<Value>, _ defaultValue: Value, _ help: String) -> ConfigKey {
+        ConfigKey(path, field, type, defaultValue, reload: true, help)
+    }
+
+    /// `(section, key)`; the section is nil at the top level.
+    var section: String? { path.firstIndex(of: ".").map { String(path[..<$0]) } }
+    var leaf: String { path.firstIndex(of: ".").map { String(path[path.index(after: $0)...]) } ?? path }
+
+    /// Every key, grouped by section in the order `config --defaults` prints them. SIGHUP applies what the
+    /// workers' policy holds (security rules, rate limits) and a new TLS server context; the rest is bound into
+    /// sockets, threads or start-up state.
+    public static let keys: [ConfigKey] = [
+        .restart("listen", \.listen, .endpoint("udp"), address("127.0.0.1", 5060), "public side: UDP, and TCP when on",
+                 environment: "SIPEDGE_LISTEN"),
+        .restart("upstreams", \.upstreams, .list(.endpoint("sip"), minimum: 1), [address("127.0.0.1", 5070)],
+                 "the SIP core; several = Call-ID hashing across them", environment: "SIPEDGE_UPSTREAMS"),
+        .restart("upstream_transport", \.upstreamTransport, .choice(TransportKind.allCases.map { ("\($0)", $0) }), .udp,
+                 "tcp/tls: a pool of persistent connections per worker"),
+        .restart("advertise", \.advertise, .optional(.endpoint(nil)), nil, "for Via/Record-Route; null = listen address",
+                 environment: "SIPEDGE_ADVERTISE"),
+        .restart("advertise_internal", \.advertiseInternal, .optional(.host), nil,
+                 "the core reaches us at (Path, core-facing Record-Route), when not advertise; plus each worker's port"),
+        .restart("workers", \.workers, .integer(0...256), 0, "worker threads; 0 = one per core",
+                 environment: "SIPEDGE_WORKERS"),
+        .restart("data_path", \.dataPath, .choice(DataPath.allCases.map { ($0.rawValue, $0) }), .auto,
+                 "how workers move datagrams", environment: "SIPEDGE_DATA_PATH"),
+        .restart("record_route", \.recordRoute, .bool, true, "Record-Route dialog-creating requests"),
+
+        .restart("upstream_pool.connections", \.upstreamPool.connectionsPerUpstream, .integer(1...64), 2,
+                 "per upstream per worker, with tcp/tls"),
+        .restart("upstream_pool.reconnect_min_ms", \.upstreamPool.reconnectMinMilliseconds, .integer(10...600_000), 200,
+                 "first retry after a failed connection, doubled per failure..."),
+        .restart("upstream_pool.reconnect_max_ms", \.upstreamPool.reconnectMaxMilliseconds, .integer(10...3_600_000),
+                 10_000, "...up to this"),
+
+        .restart("upstream_tls.ca", \.upstreamTLS.caPath, .optional(.absolutePath), nil,
+                 "PEM CAs the core's certificate must chain to; required for tls"),
+        .restart("upstream_tls.server_name", \.upstreamPool.tlsServerName, .optional(.text()), nil,
+                 "name the core's certificate must carry; null = its IP address"),
+        .restart("upstream_tls.certificate", \.upstreamTLS.certificatePath, .optional(.absolutePath), nil,
+                 "client certificate, when the core asks for one"),
+        .restart("upstream_tls.private_key", \.upstreamTLS.privateKeyPath, .optional(.absolutePath), nil,
+                 "its private key"),
+
+        .restart("limits.max_message_size", \.limits.scan.maxMessageSize, .integer(512...1_048_576), 65_536,
+                 "bytes, body included"),
+        .restart("limits.max_line_length", \.limits.scan.maxLineLength, .integer(128...65_536), 8_192,
+                 "bytes, start line or one header with its folds"),
+        .restart("limits.max_headers", \.limits.scan.maxHeaders, .integer(8...1_024), 128, "header lines per message"),
+        .restart("limits.max_via_hops", \.limits.maxViaHops, .integer(1...1_024), 70, "Via hops the parser accepts"),
+        .restart("limits.max_uri_length", \.limits.maxURILength, .integer(64...65_536), 2_048, "bytes of any URI"),
+
+        .restart("uring.entries", \.uring.entries, .integer(8...32_768), 256, "submission queue entries per worker"),
+        .restart("uring.receive_buffers", \.uring.receiveBuffers, .integer(8...32_768, powerOfTwo: true), 128,
+                 "provided receive buffers per worker"),
+        .restart("uring.send_slots", \.uring.sendSlots, .integer(8...65_536), 256, "sends in flight per worker"),
+        .restart("uring.send_slot_size", \.uring.sendSlotSize, .integer(512...65_536), 8_192,
+                 "bytes; larger datagrams use sendto"),
+        .restart("uring.batch_wait_us", \.uring.batchWaitMicroseconds, .integer(0...100_000), 0,
+                 "under load, wait up to this long to batch completions; 0 = off"),
+
+        .reload("security.max_via_hops", \.security.maxViaHops, .integer(1...70), 20, "Via hops from the public side"),
+        .reload("security.max_uri_length", \.security.maxURILength, .integer(32...8_192), 512, "bytes of Request-URI"),
+        .reload("security.allowed_domains", \.security.allowedDomains, .list(.text()), [],
+                "Request-URI hosts served (and subdomains); empty = any"),
+        .reload("security.blocked_user_agents", \.security.blockedUserAgents, .list(.text()),
+                ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sundayddr", "iwar", "vaxsipuseragent", "pplsip",
+                 "smap"], "User-Agent substrings refused (any case)"),
+        .reload("security.actions", \.ruleActionsButRateLimit, .ruleActions, [.blockedUserAgent: .drop, .banned: .drop],
+                "per rule: reject (answer 4xx/5xx) | drop (silently) | allow (rule off); unlisted rules reject"),
+        .restart("security.audit_log", \.audit, .audit, .standardError, "JSON lines, one per refusal"),
+        .restart("security.audit_lines_per_second", \.auditLinesPerSecond, .integer(0...100_000), 50,
+                 "per worker; the rest are counted as suppressed"),
+
+        .reload("rate_limit.enabled", \.rateLimit.enabled, .bool, true, "per source IP (IPv6 per /64), per worker"),
+        .reload("rate_limit.window_ms", \.rateLimit.windowMilliseconds, .integer(100...3_600_000), 1_000,
+                "sliding window length"),
+        .reload("rate_limit.requests_per_window", \.rateLimit.requestsPerWindow, .integer(1...10_000_000), 200,
+                "requests other than REGISTER"),
+        .reload("rate_limit.registers_per_window", \.rateLimit.registersPerWindow, .integer(1...10_000_000), 20,
+                "REGISTERs"),
+        .reload("rate_limit.table_size", \.rateLimit.tableSize, .integer(64...16_777_216), 65_536,
+                "sources tracked per worker; least recently seen evicted"),
+        .reload("rate_limit.ban_multiplier", \.rateLimit.banMultiplier, .integer(1...1_000), 3,
+                "rate >= this many times the limit: banned"),
+        .reload("rate_limit.ban_ms", \.rateLimit.banMilliseconds, .integer(0...86_400_000), 60_000, "ban length"),
+        .reload("rate_limit.retry_after_s", \.rateLimit.retryAfterSeconds, .integer(0...86_400), 5, "Retry-After on 503"),
+        .reload("rate_limit.allow_list", \.rateLimit.allowList, .list(.prefix), [],
+                "CIDR prefixes never limited or filtered (upstreams always are)"),
+        .reload("rate_limit.action", \.rateLimitAction, .choice([("reject", .reject), ("drop", .drop)]), .reject,
+                "over the limit: 503 with Retry-After, or silence"),
+
+        .restart("tcp.enabled", \.streams.tcpEnabled, .bool, true, "SIP over TCP on the listen address, RFC 3261 §18.3 framing"),
+        .restart("tcp.max_connections", \.streams.maxConnections, .integer(1...65_535), 4_096,
+                 "per worker; more are closed when accepted"),
+        .restart("tcp.idle_timeout_s", \.streams.idleTimeoutMilliseconds, .integer(1...86_400, unit: 1_000), 300_000,
+                 "silent this long (no message, no RFC 5626 ping): closed"),
+        .restart("tcp.max_send_queue", \.streams.maxSendQueueBytes, .integer(4_096...67_108_864), 262_144,
+                 "bytes queued toward one connection; a slower reader is cut"),
+
+        .restart("tls.listen", \.tlsListen, .optional(.endpoint("tls")), nil, "e.g. tls:0.0.0.0:5061; null = TLS off"),
+        .reload("tls.certificate", \.tls.certificatePath, .optional(.absolutePath), nil,
+                "PEM chain, leaf first; required with listen; SIGHUP re-reads it, open sessions keep theirs"),
+        .reload("tls.private_key", \.tls.privateKeyPath, .optional(.absolutePath), nil, "PEM private key of the leaf"),
+        .reload("tls.ca", \.tls.caPath, .optional(.absolutePath), nil, "PEM CAs client certificates are verified against"),
+        .reload("tls.require_client_certificate", \.tls.requirePeerCertificate, .bool, false,
+                "mutual TLS: refuse clients without a certificate from ca"),
+        .reload("tls.min_version", \.tls.minimumVersion, .choice([("1.2", .tls12), ("1.3", .tls13)]), .tls12,
+                "oldest TLS version accepted"),
+        .reload("tls.ciphers", \.tls.ciphers, .optional(.text()), nil,
+                "OpenSSL list for TLS 1.2; null = ECDHE + AES-GCM/ChaCha20 only"),
+
+        .restart("flow.key", \.flowKey, .optional(.text(minimumLength: 16)), nil,
+                 "secret signing flow tokens; null = random per start, so UDP registrations need renewing"),
+        .restart("flow.path", \.addPath, .bool, true,
+                 "add Path with a flow token to REGISTERs, RFC 3327, so calls come down the client's flow"),
+
+        .restart("admin.listen", \.admin, .optional(.endpoint(nil), none: "off"), address("127.0.0.1", 9090),
+                 "/metrics, /health/live, /health/ready", environment: "SIPEDGE_ADMIN_LISTEN"),
+        .restart("admin.probe_interval_ms", \.probeIntervalMilliseconds, .integer(100...3_600_000), 5_000,
+                 "OPTIONS to the upstreams; ready when one answers"),
+        .restart("admin.max_connections", \.adminMaxConnections, .integer(1...65_535), 256,
+                 "concurrent admin HTTP connections; when full the oldest unfinished one is closed"),
+        .restart("admin.request_timeout_ms", \.adminRequestTimeoutMilliseconds, .integer(100...60_000), 2_000,
+                 "whole-request deadline per admin connection"),
+
+        .restart("log.level", \.logLevel,
+                 .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"].map { ($0, $0) }), "info",
+                 "SIPEDGE_LOG overrides it"),
+    ]
+
+    /// The names allowed under `section` (nil: the top level).
+    static func names(in section: String?) -> Set<String> {
+        Set(keys.compactMap { key in
+            section == nil ? (key.section ?? key.path) : key.section == section ? key.leaf : nil
+        })
+    }
+
+    private static func address(_ host: String, _ port: UInt16) -> EndpointAddress {
+        guard let address = EndpointAddress.parse(host, port: port) else { preconditionFailure("bad default \(host)") }
+        return address
+    }
+}
+
+/// What a reload would change: every changed key by its dotted path, split by whether SIGHUP applies it.
+public struct ConfigurationChanges: Sendable, Equatable {
+    public var applied: [String] = []
+    public var needRestart: [String] = []
+
+    public init(applied: [String] = [], needRestart: [String] = []) {
+        self.applied = applied
+        self.needRestart = needRestart
+    }
+}
+
+extension EdgeConfiguration {
+    /// The keys whose values differ in `next`, in table order.
+    public func changes(to next: EdgeConfiguration) -> ConfigurationChanges {
+        var changes = ConfigurationChanges()
+        for key in ConfigKey.keys where key.differs(self, next) {
+            if key.appliesOnReload { changes.applied.append(key.path) } else { changes.needRestart.append(key.path) }
+        }
+        return changes
+    }
+
+    /// This configuration as YAML, every key with its help, allowed values and SIGHUP or environment note as a
+    /// comment: `sip-edge config --defaults` prints the defaults this way, and the text parses back to them.
+    public func yaml() -> String {
+        var lines = ["# sip-edge configuration. Every key is optional; these are the defaults.",
+                     "# [SIGHUP]: applied by a reload (systemctl reload); every other key needs a restart."]
+        var section: String?
+        for key in ConfigKey.keys {
+            if let keySection = key.section, keySection != section { lines.append("\(keySection):") }
+            section = key.section
+            var line = (section == nil ? "" : "  ") + "\(key.leaf): \(key.yamlValue(self))"
+            line += String(repeating: " ", count: max(1, 36 - line.count))
+            line += "# \(key.help) (\(key.allowed))"
+            if key.appliesOnReload { line += " [SIGHUP]" }
+            if let variable = key.environment { line += " [\(variable)]" }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `security.actions` without `rate_limited`, which `rate_limit.action` owns: each change has one key.
+    var ruleActionsButRateLimit: [SecurityRule: RuleAction] {
+        get { security.actions.filter { $0.key != .rateLimited } }
+        set {
+            let rateLimited = security.actions[.rateLimited]
+            security.actions = newValue
+            if newValue[.rateLimited] == nil { security.actions[.rateLimited] = rateLimited }
+        }
+    }
+
+    /// What the rate limiter does over the limit (`security.actions.rate_limited`, under its own key).
+    var rateLimitAction: RuleAction {
+        get { security.action(for: .rateLimited) }
+        set { security.actions[.rateLimited] = newValue }
+    }
+}
