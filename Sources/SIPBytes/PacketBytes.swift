@@ -1,4 +1,4 @@
-import CSIPScan
+public import CSIPScan
 
 /// A borrowed, read-only view of one message's bytes: a receive buffer, a slice of a stream buffer, or an array.
 ///

@@ -1,5 +1,5 @@
 public import SIPBytes
-import SIPParsing
+public import SIPParsing
 public import SIPProxyCore
 public import SIPSettings
 public import SIPSecurity

@@ -1,5 +1,5 @@
 import SIPBytes
-import CSIPScan
+public import CSIPScan
 
 /// The kind of a header, from the one C table (`csip_header_kinds.h`): the scanner classifies every header name
 /// (full or compact form, any case) as it finds it, so Swift never compares header names.

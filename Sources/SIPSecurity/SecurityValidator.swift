@@ -1,4 +1,4 @@
-public import SIPBytes
+import SIPBytes
 public import SIPParsing
 
 /// Settings of the message validator. Every limit has a safe default; every rule's action can be changed.

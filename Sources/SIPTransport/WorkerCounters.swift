@@ -1,7 +1,7 @@
 public import SIPMetrics
-public import SIPParsing
-public import SIPProxyCore
-public import SIPSecurity
+import SIPParsing
+import SIPProxyCore
+import SIPSecurity
 
 /// Why a message was lost in the transport itself (not refused by policy, not dropped by the proxy core). Raw
 /// values are the `error_type` labels of `sip_messages_errors_total`, beside the parse error codes and

@@ -1,6 +1,6 @@
-public import SIPBytes
-public import SIPSettings
-public import SIPUring
+import SIPBytes
+import SIPSettings
+import SIPUring
 
 /// A worker's two UDP sockets: the public one (shared port, SO_REUSEPORT) and its own upstream-facing one (its
 /// own port, so the core's responses and requests for its flows come back to this worker).
