@@ -133,8 +133,15 @@ struct RunCommand: ParsableCommand {
                 log("sip-edge: admin server: \(error)", level: .error)
                 throw ExitCode(1)
             }
-            let server = AdminServer(board: board, probe: probe,
-                                     pooledUpstream: configuration.proxy.upstreamTransport.isStream)
+            // Pooled TCP/TLS upstreams: up while the workers hold a connection (a core reached over TCP/TLS need not
+            // listen on UDP). UDP: up while the probe's OPTIONS are answered.
+            let upstreamStatus: AdminServer.UpstreamStatus
+            if configuration.proxy.upstreamTransport.isStream {
+                upstreamStatus = { (board.total().upstreamConnections > 0, "connected") }
+            } else {
+                upstreamStatus = { (probe?.isUpstreamAnswering ?? true, "answering OPTIONS") }
+            }
+            let server = AdminServer(board: board, upstreamStatus: upstreamStatus)
             adminServer = server
             Thread { server.serve(listener) }.start()
             if let probe { Thread { probe.run() }.start() }
