@@ -81,6 +81,8 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Admin clients and stream connections each hold a descriptor; 1,024 (the usual soft limit) is too few.
+        raiseOpenFileLimitToHardLimit()
         let edge: EdgeConfiguration
         do {
             edge = try effectiveConfiguration()
