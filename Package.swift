@@ -96,6 +96,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPParsing", "SIPTransport", "SIPProxyCore", "SIPUring", "SIPBytes"]),
+        .testTarget(name: "SIPAdminTests", dependencies: ["SIPAdmin", "SIPMetrics"]),
         .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport", "SIPSecurity", "SIPBytes"]),
         .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPBytes", "SIPTestSupport"]),
