@@ -61,7 +61,7 @@ let package = Package(
 
         // Side targets: counters published by workers and rendered for Prometheus; the admin HTTP server.
         .target(name: "SIPMetrics"),
-        .target(name: "SIPAdmin", dependencies: ["SIPMetrics", "SIPUring", "SIPParsing", "SIPBytes"]),
+        .target(name: "SIPAdmin", dependencies: ["SIPMetrics", "SIPUring"]),
 
         // Unsafe fence B: sockets, the io_uring ring, TLS sessions.
         .target(name: "SIPUring", dependencies: ["CSIPUring", "CSIPTLS", "SIPBytes", "SIPSettings"]),
@@ -102,6 +102,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPSettings", "SIPParsing", "SIPProxyCore", "SIPSecurity", "SIPBytes"]),
+        .testTarget(name: "SIPAdminTests", dependencies: ["SIPAdmin", "SIPMetrics"]),
         .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport", "SIPSettings", "SIPSecurity", "SIPBytes"]),
         .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPSettings", "SIPBytes", "SIPTestSupport"]),

@@ -82,6 +82,8 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Admin clients and stream connections each hold a descriptor; 1,024 (the usual soft limit) is too few.
+        raiseOpenFileLimitToHardLimit()
         let edge: EdgeConfiguration
         do {
             edge = try effectiveConfiguration()
@@ -137,8 +139,17 @@ struct RunCommand: ParsableCommand {
                 log("sip-edge: admin server: \(error)", level: .error)
                 throw ExitCode(1)
             }
-            let server = AdminServer(board: board, probe: probe,
-                                     pooledUpstream: configuration.proxy.upstreamTransport.isStream)
+            // Pooled TCP/TLS upstreams: up while the workers hold a connection (a core reached over TCP/TLS need not
+            // listen on UDP). UDP: up while the probe's OPTIONS are answered.
+            let upstreamStatus: AdminServer.UpstreamStatus
+            if configuration.proxy.upstreamTransport.isStream {
+                upstreamStatus = { (board.total().upstreamConnections > 0, "connected") }
+            } else {
+                upstreamStatus = { (probe?.isUpstreamAnswering ?? true, "answering OPTIONS") }
+            }
+            let limits = AdminLimits(requestTimeout: .milliseconds(edge.adminRequestTimeoutMilliseconds),
+                                     maxConnections: edge.adminMaxConnections)
+            let server = AdminServer(board: board, upstreamStatus: upstreamStatus, limits: limits)
             adminServer = server
             Thread { server.serve(listener) }.start()
             if let probe { Thread { probe.run() }.start() }
