@@ -2,6 +2,7 @@ import SIPBytes
 import SIPParsing
 import SIPProxyCore
 import SIPSecurity
+import SIPUring
 import SIPMetrics
 
 /// Where the pipeline's output goes: the worker's sockets, connections and upstream pool. The pipeline decides,
