@@ -28,7 +28,7 @@ public final class StreamListener: Sendable {
             Glibc.close(fd)
             throw SystemCallError(call: "setsockopt(SO_REUSEADDR/SO_REUSEPORT)", errno: error)
         }
-        localAddress = try bindOrClose(fd, to: address)
+        localAddress = try bindOrClose(fd, to: address, transport: "tcp")
         guard listen(fd, backlog) == 0 else {
             let error = Glibc.errno
             Glibc.close(fd)

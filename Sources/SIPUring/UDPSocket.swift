@@ -11,6 +11,12 @@ public struct SystemCallError: Error, CustomStringConvertible {
     public let errno: Int32
 
     public var description: String { "\(call): \(String(cString: strerror(errno))) (errno \(errno))" }
+
+    /// What a failed `bind` was for (`udp 127.0.0.1:5060`), so start-up can name the listener; nil for other calls.
+    public var bindTarget: String? {
+        guard call.hasPrefix("bind("), call.hasSuffix(")") else { return nil }
+        return String(call.dropFirst(5).dropLast())
+    }
 }
 
 /// A non-blocking UDP socket owned by one worker. Closed on deinit.
@@ -33,7 +39,7 @@ public final class UDPSocket {
         }
         // A larger receive buffer absorbs bursts; failure only means the system default stays.
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufferSize, socklen_t(MemoryLayout<Int32>.size))
-        localAddress = try bindOrClose(fd, to: address)
+        localAddress = try bindOrClose(fd, to: address, transport: "udp")
         descriptor = fd
     }
 
@@ -188,8 +194,9 @@ public enum ServiceManager {
 }
 
 /// Binds `fd` to `address` and returns the address actually bound (the kernel's port when 0 was asked); on
-/// failure closes `fd` and throws. Shared by every socket type here.
-func bindOrClose(_ fd: Int32, to address: EndpointAddress) throws(SystemCallError) -> EndpointAddress {
+/// failure closes `fd` and throws, naming `transport` with the address (see ``SystemCallError/bindTarget``).
+/// Shared by every socket type here.
+func bindOrClose(_ fd: Int32, to address: EndpointAddress, transport: String? = nil) throws(SystemCallError) -> EndpointAddress {
     var storage = sockaddr_storage()
     let length = address.write(to: &storage)
     let bound = withUnsafePointer(to: &storage) {
@@ -198,12 +205,18 @@ func bindOrClose(_ fd: Int32, to address: EndpointAddress) throws(SystemCallErro
     guard bound == 0 else {
         let error = Glibc.errno
         close(fd)
-        throw SystemCallError(call: "bind(\(address))", errno: error)
+        throw SystemCallError(call: "bind(\(transport.map { "\($0) " } ?? "")\(address))", errno: error)
     }
     var local = sockaddr_storage()
     var localLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-    _ = withUnsafeMutablePointer(to: &local) {
+    let named = withUnsafeMutablePointer(to: &local) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &localLength) }
+    }
+    guard named == 0 else {
+        // Without it a port-0 socket would report port 0: a worker must not run on an address it cannot name.
+        let error = Glibc.errno
+        close(fd)
+        throw SystemCallError(call: "getsockname", errno: error)
     }
     return EndpointAddress(storage: local) ?? address
 }

@@ -127,6 +127,21 @@ struct RunCommand: ParsableCommand {
         sigaddset(&signals, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
+        // Refuse ports another process holds, before anything binds (see PortClaim for how and its race). A
+        // successor handed its sockets by a zero-downtime restart would pass `.inherited`; none exists yet.
+        var listeners = [PublicListener(.udp, listenAddress)]
+        if configuration.dataPath != .recvmmsg {
+            if configuration.streams.tcpEnabled { listeners.append(PublicListener(.tcp, listenAddress)) }
+            if let tls = configuration.tlsListen { listeners.append(PublicListener(.tls, tls)) }
+        }
+        let startupLock: StartupLock?
+        do {
+            startupLock = try PortClaim.claim(listeners, ownership: .fresh)
+        } catch {
+            log("sip-edge: \(error)", level: .error)
+            throw ExitCode(2)
+        }
+
         let board = MetricsBoard(workers: workers)
         let probe = edge.admin == nil || edge.upstreamTransport.isStream ? nil
             : UpstreamProbe(upstreams: configuration.proxy.upstreams, intervalMilliseconds: edge.probeIntervalMilliseconds)
@@ -136,8 +151,11 @@ struct RunCommand: ParsableCommand {
             do {
                 listener = try TCPListener(binding: adminAddress)
             } catch {
-                log("sip-edge: admin server: \(error)", level: .error)
-                throw ExitCode(1)
+                // An admin address we cannot have is a start-up failure like a public one: name it, exit 2.
+                let reason = error.bindTarget == nil ? "admin server: \(error)"
+                    : "\(ListenerError(listener: "admin \(adminAddress)", errno: error.errno))"
+                log("sip-edge: \(reason)", level: .error)
+                throw ExitCode(2)
             }
             // Pooled TCP/TLS upstreams: up while the workers hold a connection (a core reached over TCP/TLS need not
             // listen on UDP). UDP: up while the probe's OPTIONS are answered.
@@ -195,7 +213,9 @@ struct RunCommand: ParsableCommand {
                     }
                     started.finished(index: index, counters: worker.counters)
                 } catch {
-                    started.report("worker \(index): \(error)", path: nil)
+                    // A failed bind names its listener, the way the claim does ("udp 127.0.0.1:5060 is in use…").
+                    let listener = (error as? SystemCallError).flatMap(ListenerError.init)
+                    started.report(listener.map { "\($0)" } ?? "worker \(index): \(error)", path: nil)
                     started.finished(index: index, counters: nil)
                 }
             }
@@ -204,11 +224,15 @@ struct RunCommand: ParsableCommand {
             threads.append(thread)
         }
         let errors = started.waitForAll()
+        startupLock?.release()
         if !errors.isEmpty {
             stop.stop()
             started.waitForFinish()
-            for error in errors { log("\(error)", level: .error) }
-            throw ExitCode(1)
+            var logged = Set<String>()
+            for error in errors where logged.insert(error).inserted { log("\(error)", level: .error) }
+            // A listener a worker could not bind (only "worker N: …" is anything else, e.g. io_uring demanded and
+            // refused, which stays 1) is a start-up refusal like the claim's: 2.
+            throw ExitCode(errors.contains { !$0.hasPrefix("worker ") } ? 2 : 1)
         }
         var streams = ""
         if started.paths.contains("io-uring") {

@@ -106,6 +106,7 @@ enum ProcessHarness {
         case notify = 20
         case streams = 22  // edge, core, tls, admin (22...25)
         case kamailio = 26  // edge, tls, kamailio, callee, caller, socat (26...31)
+        case portClaim = 32  // edge, tls, admin, spare (32...35)
     }
 
     /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up).
