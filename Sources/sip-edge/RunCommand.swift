@@ -93,13 +93,12 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(2)
         }
         Self.startLogging(configuredLevel: edge.logLevel)
-        var secret: UInt64 = 0
-        arc4random_buf(&secret, MemoryLayout<UInt64>.size)
-        var flowKey = [UInt8](repeating: 0, count: 32)
+        let secret = SecureRandom.uint64()
+        var flowKey: [UInt8]
         if let configured = edge.flowKey {
             flowKey = Array(configured.utf8)
         } else {
-            arc4random_buf(&flowKey, flowKey.count)
+            flowKey = SecureRandom.bytes(32)
             Self.logger.notice("flow.key not set: flow tokens are signed with a random key for this run")
         }
         var upstreamTLS: TLSContext?
@@ -120,12 +119,7 @@ struct RunCommand: ParsableCommand {
         let upstreams = configuration.proxy.upstreams
 
         // Block the signals we handle before any thread starts, so only the wait below sees them.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGTERM)
-        sigaddset(&signals, SIGINT)
-        sigaddset(&signals, SIGHUP)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        var signals = ProcessSignals()
 
         // Refuse ports another process holds, before anything binds (see PortClaim for how and its race). A
         // successor handed its sockets by a zero-downtime restart would pass `.inherited`; none exists yet.
@@ -209,7 +203,7 @@ struct RunCommand: ParsableCommand {
                         // stop everything (SIGTERM wakes the main thread's wait) and exit with an error.
                         Self.logger.critical("\(error)")
                         started.failed()
-                        kill(getpid(), SIGTERM)
+                        ProcessSignals.requestStop()
                     }
                     started.finished(index: index, counters: worker.counters)
                 } catch {
@@ -289,24 +283,21 @@ struct RunCommand: ParsableCommand {
 
     /// Waits for SIGTERM or SIGINT, feeding systemd's watchdog meanwhile (at half its interval) when it asks for
     /// one. SIGHUP reloads the policy.
-    private func waitForStopSignal(_ signals: inout sigset_t, onReload: () -> Void) {
+    private func waitForStopSignal(_ signals: inout ProcessSignals, onReload: () -> Void) {
         let watchdog = ServiceManager.watchdogMicroseconds
         let tick = watchdog.map { max($0 / 2, 100_000) } ?? 3_600_000_000
         while true {
-            var timeout = timespec(tv_sec: Int(tick / 1_000_000), tv_nsec: Int(tick % 1_000_000) * 1_000)
-            let received = sigtimedwait(&signals, nil, &timeout)
-            if received < 0 {
+            switch signals.wait(microseconds: tick) {
+            case .none:
                 if watchdog != nil { ServiceManager.notify("WATCHDOG=1") }
-                continue
-            }
-            if received == SIGHUP {
+            case .reload:
                 ServiceManager.notify("RELOADING=1")
                 onReload()
                 ServiceManager.notify("READY=1")
-                continue
+            case .stop(let received):
+                log("sip-edge: signal \(received), stopping")
+                return
             }
-            log("sip-edge: signal \(received), stopping")
-            return
         }
     }
 
