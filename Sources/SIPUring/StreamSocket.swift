@@ -9,7 +9,7 @@ import Glibc
 /// and SO_REUSEPORT so every worker binds its own on the shared port (the kernel spreads connections across them).
 /// Accept through ``URing/armAccept(on:tag:)``. Closed on deinit.
 ///
-/// Not the admin listener (``TCPListener``), which accepts with blocking calls on its own thread.
+/// Not the admin listener (``TCPListener``), which the admin thread polls with its connections.
 public final class StreamListener: Sendable {
     public let descriptor: Int32
     public let localAddress: EndpointAddress

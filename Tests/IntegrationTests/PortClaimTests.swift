@@ -33,31 +33,17 @@ import Testing
         return false
     }
 
-    /// Sends OPTIONS from `client` to the edge and returns the Call-IDs the core received within half a second.
+    /// Sends OPTIONS from `client` to the edge and returns the Call-IDs the core received within two seconds.
     func forwarded(from client: UDPSocket, to core: UDPSocket, count: Int) -> Set<String> {
         let edge = EndpointAddress.parse("127.0.0.1", port: UInt16(edgePort))!
-        let port = client.localAddress.port
         for number in 0..<count {
-            let callID = "claim-\(number)-\(getpid())"
-            client.send(Array(("OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.7:\(port);branch=z9hG4bK\(callID)\r\n"
-                + "Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: \(callID)\r\n"
-                + "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").utf8), to: edge)
+            OptionsTraffic.send(from: client, viaHost: "127.0.0.7", to: edge, callID: "claim-\(number)-\(getpid())")
         }
         var ids: Set<String> = []
-        let batch = DatagramBatch(capacity: 16, bufferSize: 4_096)
         let deadline = Date().addingTimeInterval(2)
         while ids.count < count && Date() < deadline {
             usleep(20_000)
-            while batch.receive(from: core) > 0 {
-                for index in 0..<batch.count {
-                    batch.withDatagram(index) { bytes, _ in
-                        let text = bytes.string(bytes.all)
-                        if let line = text.split(separator: "\r\n").first(where: { $0.hasPrefix("Call-ID: ") }) {
-                            ids.insert(String(line.dropFirst(9)))
-                        }
-                    }
-                }
-            }
+            ids.formUnion(OptionsTraffic.callIDs(arrivedAt: core))
         }
         return ids
     }

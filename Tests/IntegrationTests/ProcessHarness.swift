@@ -105,8 +105,8 @@ enum ProcessHarness {
         case hostile = 18
         case notify = 20
         case streams = 22  // edge, core, tls, admin (22...25)
-        case kamailio = 26  // edge, tls, kamailio, callee, caller, socat (26...31)
-        case portClaim = 32  // edge, tls, admin, spare (32...35)
+        case kamailio = 26  // edge, tls, kamailio, callee, caller, socat, core tls, admin (26...33)
+        case portClaim = 34  // edge, tls, admin, spare (34...37)
     }
 
     /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up).

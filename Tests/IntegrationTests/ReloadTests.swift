@@ -28,26 +28,10 @@ import Testing
         let client = try UDPSocket(binding: EndpointAddress.parse("127.0.0.5", port: 0)!, reusePort: false)
         let edgeAddress = EndpointAddress.parse("127.0.0.1", port: UInt16(base))!
         func sendOptions(_ callID: String) {
-            let port = client.localAddress.port
-            client.send(Array(("OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.5:\(port);branch=z9hG4bK\(callID)\r\n"
-                + "Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: \(callID)\r\n"
-                + "CSeq: 1 OPTIONS\r\nUser-Agent: good-agent/1.0\r\nContent-Length: 0\r\n\r\n").utf8), to: edgeAddress)
+            OptionsTraffic.send(from: client, viaHost: "127.0.0.5", to: edgeAddress, callID: callID,
+                                userAgent: "good-agent/1.0")
         }
-        func forwardedCallIDs() -> [String] {
-            let batch = DatagramBatch(capacity: 16, bufferSize: 4_096)
-            var ids: [String] = []
-            while batch.receive(from: core) > 0 {
-                for i in 0..<batch.count {
-                    batch.withDatagram(i) { bytes, _ in
-                        let text = bytes.string(bytes.all)
-                        if let line = text.split(separator: "\r\n").first(where: { $0.hasPrefix("Call-ID: ") }) {
-                            ids.append(String(line.dropFirst(9)))
-                        }
-                    }
-                }
-            }
-            return ids
-        }
+        func forwardedCallIDs() -> [String] { OptionsTraffic.callIDs(arrivedAt: core) }
 
         sendOptions("before-reload")
         usleep(200_000)
