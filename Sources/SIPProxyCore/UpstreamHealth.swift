@@ -31,43 +31,33 @@ public struct UpstreamHealth: Sendable, Equatable {
     @discardableResult
     public mutating func probeAnswered(status: Int) -> Bool {
         if status < 200 { return false }
-        if status == 503 { return fail() }
-        return answer()
+        if status == 503 { return step(alive: false) }
+        return step(alive: true)
     }
 
     /// A probe went unanswered within its timeout. Returns whether the state changed.
     @discardableResult
     public mutating func probeFailed() -> Bool {
-        fail()
+        step(alive: false)
     }
 
     /// Live traffic showed the upstream unreachable (ICMP port unreachable, a pooled connection failed): counts as a
     /// failed probe at once, without waiting for the next probe. Returns whether the state changed.
     @discardableResult
     public mutating func passiveFailure() -> Bool {
-        fail()
+        step(alive: false)
     }
 
-    private mutating func fail() -> Bool {
-        guard isUp else {
-            run = 0  // a failure breaks the run of answers toward `rise`
+    /// One outcome: a run of `fall` failures takes an up upstream down, a run of `rise` answers brings a down one
+    /// back; an outcome that agrees with the current state breaks the run toward the other.
+    private mutating func step(alive: Bool) -> Bool {
+        guard isUp != alive else {
+            run = 0
             return false
         }
         run += 1
-        guard run >= fall else { return false }
-        isUp = false
-        run = 0
-        return true
-    }
-
-    private mutating func answer() -> Bool {
-        guard !isUp else {
-            run = 0  // an answer breaks the run of failures toward `fall`
-            return false
-        }
-        run += 1
-        guard run >= rise else { return false }
-        isUp = true
+        guard run >= (alive ? rise : fall) else { return false }
+        isUp = alive
         run = 0
         return true
     }

@@ -50,11 +50,11 @@ public struct WorkerCounters: Sendable {
 
     mutating func count(_ event: ConnectionEvent) { connectionEvents[event.ordinal] += 1 }
 
-    mutating func count(_ reason: DropReason) { dropped[DropReason.allCases.firstIndex(of: reason)!] += 1 }
+    mutating func count(_ reason: DropReason) { dropped[Self.index(of: reason)] += 1 }
 
-    func count(of event: ConnectionEvent) -> Int { connectionEvents[event.ordinal] }
+    func count(of reason: DropReason) -> Int { dropped[Self.index(of: reason)] }
 
-    func count(of reason: DropReason) -> Int { dropped[DropReason.allCases.firstIndex(of: reason)!] }
+    private static func index(of reason: DropReason) -> Int { DropReason.allCases.firstIndex(of: reason)! }
 
     /// Counts one message's in-proxy time.
     mutating func recordLatency(nanoseconds: UInt64) {
@@ -78,9 +78,10 @@ public struct WorkerCounters: Sendable {
                 snapshot.messages[MessageCountKey(method: "response", transport: "\(transport)")] =
                     responses[Int(transport.rawValue)]
             }
-            snapshot.connections["\(transport)"] = openConnections[Int(transport.rawValue)]
+            if transport.isStream {
+                snapshot.connections["\(transport)"] = openConnections[Int(transport.rawValue)]
+            }
         }
-        snapshot.connections["udp"] = nil
         for (index, code) in SIPParseError.Code.allCases.enumerated() where parseErrorsByCode[index] > 0 {
             snapshot.errors[code.rawValue] = parseErrorsByCode[index]
         }

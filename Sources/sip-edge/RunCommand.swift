@@ -94,7 +94,7 @@ struct RunCommand: ParsableCommand {
         }
         Self.startLogging(configuredLevel: edge.logLevel)
         let secret = SecureRandom.uint64()
-        var flowKey: [UInt8]
+        let flowKey: [UInt8]
         if let configured = edge.flowKey {
             flowKey = Array(configured.utf8)
         } else {
@@ -110,10 +110,9 @@ struct RunCommand: ParsableCommand {
                 throw ExitCode(2)
             }
         }
-        let workerConfiguration = edge.workerConfiguration(branchSecret: secret,
-                                                           cores: ProcessInfo.processInfo.activeProcessorCount,
-                                                           flowKey: flowKey, upstreamTLS: upstreamTLS)
-        let configuration = workerConfiguration
+        let configuration = edge.workerConfiguration(branchSecret: secret,
+                                                     cores: ProcessInfo.processInfo.activeProcessorCount,
+                                                     flowKey: flowKey, upstreamTLS: upstreamTLS)
         let workers = configuration.workers
         let listenAddress = configuration.listen
         let upstreams = configuration.proxy.upstreams
