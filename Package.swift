@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPSettings", "SIPParsing", "SIPProxyCore", "SIPSecurity", "SIPBytes"]),
         .testTarget(name: "SIPAdminTests", dependencies: ["SIPAdmin", "SIPMetrics"]),
         .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),
-        .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport", "SIPSettings", "SIPSecurity", "SIPBytes"]),
+        .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport", "SIPSettings", "SIPSecurity", "SIPBytes", "SIPMetrics"]),
         .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPSettings", "SIPBytes", "SIPTestSupport"]),
         .testTarget(name: "SIPProxyCoreTests", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "CSIPScanTests", dependencies: ["CSIPScan", "SIPBytes"]),

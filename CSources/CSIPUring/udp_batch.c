@@ -1,5 +1,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <time.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -66,4 +70,42 @@ int csip_udp_send_batch(int fd, const uint8_t *data, const uint32_t *offsets, co
         sent += (unsigned)result;
     }
     return (int)sent;
+}
+
+int csip_udp_enable_errors(int fd, int ipv6) {
+    int one = 1;
+    int result = ipv6 ? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof(one))
+                      : setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one));
+    return result == 0 ? 0 : -errno;
+}
+
+int csip_udp_take_error(int fd, struct sockaddr_storage *destination) {
+    if (destination == NULL) return -EINVAL;
+    uint8_t payload[64];
+    uint8_t control[512];
+    struct iovec vector = {.iov_base = payload, .iov_len = sizeof(payload)};
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    memset(destination, 0, sizeof(*destination));
+    message.msg_name = destination;
+    message.msg_namelen = sizeof(*destination);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    ssize_t received;
+    do {
+        received = recvmsg(fd, &message, MSG_ERRQUEUE | MSG_DONTWAIT);
+    } while (received < 0 && errno == EINTR);
+    if (received < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+        int isError = (header->cmsg_level == IPPROTO_IP && header->cmsg_type == IP_RECVERR)
+            || (header->cmsg_level == IPPROTO_IPV6 && header->cmsg_type == IPV6_RECVERR);
+        if (!isError) continue;
+        struct sock_extended_err error;
+        memcpy(&error, CMSG_DATA(header), sizeof(error));
+        int fromICMP = error.ee_origin == SO_EE_ORIGIN_ICMP || error.ee_origin == SO_EE_ORIGIN_ICMP6;
+        return fromICMP && error.ee_errno == ECONNREFUSED ? 1 : 2;
+    }
+    return 2;
 }

@@ -7,8 +7,8 @@ import Synchronization
 /// One poll loop serves many connections at once, each bounded (``AdminLimits``): a client that trickles bytes,
 /// or a thousand that say nothing, cannot keep a liveness probe waiting. One request per connection.
 public final class AdminServer: Sendable {
-    /// Whether an upstream is reachable, and how that was decided ("answering OPTIONS", "connected").
-    public typealias UpstreamStatus = @Sendable () -> (up: Bool, how: String)
+    /// The upstreams' health: readiness and the per-upstream metrics.
+    public typealias UpstreamStatus = @Sendable () -> UpstreamReport
 
     public let limits: AdminLimits
     private let board: MetricsBoard
@@ -21,8 +21,8 @@ public final class AdminServer: Sendable {
     /// Connections taken per round: the ones already open get their turn between bursts of new ones.
     static let acceptBatch = 64
 
-    /// `upstreamStatus`: part of readiness and the `sip_upstream_up` gauge; nil means no upstream check (ready
-    /// once the workers are up) and no gauge.
+    /// `upstreamStatus`: part of readiness and the `sip_upstream_*` families; nil means no upstream check (ready
+    /// once the workers are up) and no such families.
     public init(board: MetricsBoard, upstreamStatus: UpstreamStatus? = nil, limits: AdminLimits = AdminLimits()) {
         precondition(limits.maxConnections > 0 && limits.maxRequestHeadBytes > 0, "admin limits must be positive")
         self.board = board
@@ -58,10 +58,10 @@ public final class AdminServer: Sendable {
             return AdminHTTP.response(200, "ok\n", includeBody: withBody)
         case "/health/ready":
             let workers = board.allWorkersUp
-            let upstream = upstreamStatus?() ?? (up: true, how: "")
-            if workers && upstream.up { return AdminHTTP.response(200, "ready\n", includeBody: withBody) }
+            let upstream = upstreamStatus?().ready ?? true
+            if workers && upstream { return AdminHTTP.response(200, "ready\n", includeBody: withBody) }
             return AdminHTTP.response(
-                503, "not ready: workers \(workers ? "up" : "starting"), upstream \(upstream.up ? "" : "not ")\(upstream.how)\n",
+                503, "not ready: workers \(workers ? "up" : "starting"), \(upstream ? "an upstream is up" : "no upstream up and answering OPTIONS")\n",
                 includeBody: withBody)
         default:
             return AdminHTTP.response(404, "not found\n", includeBody: withBody)
@@ -85,11 +85,6 @@ public final class AdminServer: Sendable {
         if let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
             process.append(("process_open_fds", "gauge", "Open file descriptors.", Double(descriptors.count)))
         }
-        if let upstreamStatus {
-            process.append(("sip_upstream_up", "gauge",
-                            "1 when an upstream answered OPTIONS recently (UDP) or a pooled connection is up (TCP/TLS).",
-                            upstreamStatus().up ? 1 : 0))
-        }
-        return PrometheusText.render(board.total(), process: process)
+        return PrometheusText.render(board.total(), process: process, upstreams: upstreamStatus?())
     }
 }

@@ -1,4 +1,5 @@
 import SIPBytes
+import SIPProxyCore
 import SIPSecurity
 import SIPSettings
 import Yams
@@ -63,7 +64,7 @@ public struct ConfigValue<Value: Equatable & Sendable>: Sendable {
             guard nodes.count >= minimum else { throw ConfigError(path, "needs at least \(minimum) entry") }
             return try nodes.enumerated().map { index, element in
                 let itemPath = "\(path)[\(index)]"
-                guard let scalar = element.scalar, !isNull(scalar) else { throw ConfigError(itemPath, "expected a string") }
+                if let scalar = element.scalar, isNull(scalar) { throw ConfigError(itemPath, "expected a value") }
                 return try item.decode(element, itemPath, item.sample)
             }
         }, encode: { "[" + $0.map(item.encode).joined(separator: ", ") + "]" }, sample: [item.sample], alternative: { list in
@@ -217,4 +218,34 @@ func yamlScalar(_ text: String) -> String {
         && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._/:-+@".contains($0)) }
     guard !plain else { return text }
     return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+}
+
+extension ConfigValue where Value == UpstreamTarget {
+    /// `sip:HOST[:PORT]` (HOST numeric, or a DNS name), or a mapping `{uri: ..., weight: N, priority: N}`.
+    static let upstream = ConfigValue(allowed: "sip:HOST[:PORT] | {uri, weight, priority}", decode: { node, path, _ in
+        if node.scalar != nil {
+            guard let text = try scalarText(node, path) else { throw ConfigError(path, "expected sip:HOST[:PORT]") }
+            return try EdgeConfiguration.upstreamTarget(text, path: path)
+        }
+        let fields = try Mapping(node, path: path)
+        try fields.allowOnly(["uri", "weight", "priority"])
+        guard let uriNode = fields.node("uri"), let text = try scalarText(uriNode, fields.keyPath("uri")) else {
+            throw ConfigError(fields.keyPath("uri"), "required: sip:HOST[:PORT]")
+        }
+        var target = try EdgeConfiguration.upstreamTarget(text, path: fields.keyPath("uri"))
+        if let weight = fields.node("weight") {
+            target.weight = try ConfigValue<Int>.integer(1...1_000).decode(weight, fields.keyPath("weight"), 1)
+        }
+        if let priority = fields.node("priority") {
+            target.priority = try ConfigValue<Int>.integer(0...65_535).decode(priority, fields.keyPath("priority"), 0)
+        }
+        return target
+    }, encode: { target in
+        target.weight == 1 && target.priority == 0 ? yamlScalar(target.description)
+            : "{uri: \(yamlScalar(target.description)), weight: \(target.weight), priority: \(target.priority)}"
+    }, sample: UpstreamTarget(EndpointAddress.parse("192.0.2.1", port: 5060)!), alternative: { target in
+        var changed = target
+        changed.weight = target.weight == 1 ? 2 : 1
+        return changed
+    })
 }

@@ -24,8 +24,10 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible {
 public struct EdgeConfiguration: Sendable, Equatable {
     /// Public UDP address.
     public var listen: EndpointAddress
-    /// The SIP core(s).
-    public var upstreams: [EndpointAddress]
+    /// The SIP core(s): numeric addresses or DNS names, with weights and priorities.
+    public var upstreams: [UpstreamTarget]
+    public var upstreamHealth = UpstreamHealthSettings()
+    public var upstreamDNS = UpstreamDNSSettings()
     /// Address written into Via and Record-Route; nil means `listen`.
     public var advertise: EndpointAddress?
     /// Worker threads; 0 means one per core.
@@ -40,8 +42,6 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public var auditLinesPerSecond: Int
     /// The admin HTTP server (`/metrics`, `/health/live`, `/health/ready`); nil turns it off.
     public var admin: EndpointAddress?
-    /// How often the upstreams are sent OPTIONS for readiness, in milliseconds.
-    public var probeIntervalMilliseconds: Int
     /// Log level name (trace, debug, info, notice, warning, error, critical); SIPEDGE_LOG overrides it.
     public var logLevel: String
     public var streams = StreamLimits()
@@ -118,12 +118,19 @@ public struct EdgeConfiguration: Sendable, Equatable {
     /// Cross-field rules.
     public func validate() throws {
         guard !upstreams.isEmpty else { throw ConfigError("upstreams", "at least one upstream is needed") }
-        if upstreams.contains(listen) || upstreams.contains(advertise ?? listen) {
+        let numeric = upstreams.compactMap(\.address)
+        if numeric.contains(listen) || numeric.contains(advertise ?? listen) {
             throw ConfigError("upstreams", "an upstream may not be sip-edge itself (a forwarding loop)")
         }
         if tlsListen != nil {
             guard tls.certificatePath != nil else { throw ConfigError("tls.certificate", "required when tls.listen is set") }
             guard tls.privateKeyPath != nil else { throw ConfigError("tls.private_key", "required when tls.listen is set") }
+        }
+        if upstreams.count > UpstreamSet.maximumMembers {
+            throw ConfigError("upstreams", "at most \(UpstreamSet.maximumMembers) entries")
+        }
+        if upstreamDNS.minimumTTLSeconds > upstreamDNS.maximumTTLSeconds {
+            throw ConfigError("upstream_dns.min_ttl_s", "may not exceed upstream_dns.max_ttl_s")
         }
         if upstreamPool.reconnectMinMilliseconds > upstreamPool.reconnectMaxMilliseconds {
             throw ConfigError("upstream_pool.reconnect_min_ms", "may not exceed upstream_pool.reconnect_max_ms")
@@ -157,12 +164,73 @@ public struct EdgeConfiguration: Sendable, Equatable {
         return address
     }
 
+    /// `sip:HOST[:PORT]` of an upstream: a numeric host needs its port; a DNS name without one is looked up by
+    /// SRV (RFC 3263). Errors name `path`.
+    public static func upstreamTarget(_ text: String, path: String) throws -> UpstreamTarget {
+        guard text.hasPrefix("sip:") else { throw ConfigError(path, "expected sip:HOST[:PORT], got \(text)") }
+        let rest = text.dropFirst(4)
+        var host = String(rest)
+        var port: UInt16?
+        if rest.hasPrefix("[") {
+            // [IPv6]:PORT
+            guard let close = rest.firstIndex(of: "]") else { throw ConfigError(path, "unclosed [ in \(text)") }
+            host = String(rest[...close])
+            let after = rest[rest.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":"), let value = UInt16(after.dropFirst()), value > 0 else {
+                    throw ConfigError(path, "expected a port 1-65535 after ], got \(text)")
+                }
+                port = value
+            }
+        } else if let colon = rest.lastIndex(of: ":"), rest.firstIndex(of: ":") == colon {
+            guard let value = UInt16(rest[rest.index(after: colon)...]), value > 0 else {
+                throw ConfigError(path, "expected HOST:PORT with a port 1-65535, got \(text)")
+            }
+            host = String(rest[..<colon])
+            port = value
+        }
+        if let address = EndpointAddress.parse(host, port: port ?? 0) {
+            guard port != nil else { throw ConfigError(path, "a numeric upstream needs a port, got \(text)") }
+            return UpstreamTarget(address)
+        }
+        guard isHostName(host) else {
+            throw ConfigError(path, "host must be a numeric address or a DNS name (letters, digits, '-', '.'), got \(text)")
+        }
+        return UpstreamTarget(.name(host.lowercased(), port: port))
+    }
+
+    /// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, 1-63 bytes each, 253 in all,
+    /// not all-numeric at the top (that would be a mistyped IPv4 address).
+    static func isHostName(_ text: String) -> Bool {
+        let name = text.hasSuffix(".") ? String(text.dropLast()) : text
+        guard !name.isEmpty, name.utf8.count <= 253 else { return false }
+        let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+        for label in labels {
+            guard (1...63).contains(label.utf8.count), label.first != "-", label.last != "-",
+                label.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else { return false }
+        }
+        return !(labels.last!.allSatisfy(\.isNumber))
+    }
+
     /// Placeholders, each replaced by its key's default in ``defaults()``.
     private static let unset = EdgeConfiguration(
         listen: EndpointAddress.parse("0.0.0.0", port: 0)!, upstreams: [], advertise: nil, workers: 0, dataPath: .auto,
         recordRoute: false, limits: ParseLimits(), uring: URingOptions(), security: SecurityConfiguration(),
         rateLimit: RateLimitConfiguration(), audit: .off, auditLinesPerSecond: 0, admin: nil,
-        probeIntervalMilliseconds: 0, logLevel: "", addPath: false, upstreamTransport: .udp, adminMaxConnections: 0, adminRequestTimeoutMilliseconds: 0)
+        logLevel: "", addPath: false, upstreamTransport: .udp, adminMaxConnections: 0, adminRequestTimeoutMilliseconds: 0)
+}
+
+/// DNS for upstream names (RFC 3263 subset): where to ask, how often, how long a vanished address drains.
+public struct UpstreamDNSSettings: Sendable, Equatable {
+    /// Empty: the system's resolv.conf.
+    public var servers: [EndpointAddress] = []
+    public var minimumTTLSeconds = 5
+    public var maximumTTLSeconds = 3_600
+    public var drainSeconds = 3_600
+    /// With no upstream resolvable for this long, the edge exits (it can serve nothing).
+    public var giveUpSeconds = 30
+
+    public init() {}
 }
 
 /// A YAML mapping whose errors name their key path.

@@ -124,6 +124,52 @@ public final class MetricsBoard: Sendable {
     }
 }
 
+/// One upstream's health for `/metrics`: kept after it leaves the set, so its counters never go backwards.
+public struct UpstreamStateSample: Sendable, Equatable {
+    /// `HOST:PORT`.
+    public var upstream: String
+    public var isUp: Bool
+    /// Still in the set (DNS can remove it).
+    public var isMember: Bool
+    public var becameUp = 0
+    public var becameDown = 0
+
+    public init(upstream: String, isUp: Bool, isMember: Bool) {
+        self.upstream = upstream
+        self.isUp = isUp
+        self.isMember = isMember
+    }
+}
+
+/// The upstream side of readiness and metrics.
+public struct UpstreamReport: Sendable, Equatable {
+    /// Some upstream is up and has answered a probe.
+    public var ready: Bool
+    public var upstreams: [UpstreamStateSample]
+
+    public init(ready: Bool, upstreams: [UpstreamStateSample]) {
+        self.ready = ready
+        self.upstreams = upstreams
+    }
+
+    /// `sip_upstream_up` per member and `sip_upstream_state_changes_total` per upstream ever seen.
+    public func render(into out: inout PrometheusText) {
+        out.family("sip_upstream_up", type: "gauge",
+                   help: "1 while the upstream is in rotation (its OPTIONS probes are answered), 0 while it is down.")
+        for sample in upstreams where sample.isMember {
+            out.sample("sip_upstream_up", [("upstream", sample.upstream)], sample.isUp ? 1 : 0)
+        }
+        out.family("sip_upstream_state_changes_total", type: "counter",
+                   help: "Health state changes of an upstream, by the state it entered.")
+        for sample in upstreams {
+            out.sample("sip_upstream_state_changes_total", [("upstream", sample.upstream), ("state", "up")],
+                       Double(sample.becameUp))
+            out.sample("sip_upstream_state_changes_total", [("upstream", sample.upstream), ("state", "down")],
+                       Double(sample.becameDown))
+        }
+    }
+}
+
 /// Prometheus text exposition (format 0.0.4).
 public struct PrometheusText {
     private(set) var text = ""
@@ -154,8 +200,10 @@ public struct PrometheusText {
     }
 
     /// Renders the SIP families from `total`, with `transport` as the transport label.
-    public static func render(_ total: WorkerSnapshot, process: [(String, String, String, Double)]) -> String {
+    public static func render(_ total: WorkerSnapshot, process: [(String, String, String, Double)],
+                              upstreams: UpstreamReport? = nil) -> String {
         var out = PrometheusText()
+        upstreams?.render(into: &out)
         out.family("sip_messages_total", type: "counter", help: "SIP messages received, by method (responses: response) and transport.")
         for (key, count) in total.messages.sorted(by: { $0.key < $1.key }) {
             out.sample("sip_messages_total", [("method", key.method), ("transport", key.transport)], Double(count))

@@ -19,7 +19,7 @@ public enum DropReason: String, Sendable, CaseIterable {
     case unresolvableDestination = "unresolvable_destination"
     /// An ACK that would need a reply (ACKs are never answered).
     case unanswerableAck = "unanswerable_ack"
-    /// No upstream is configured.
+    /// No upstream is up (an ACK: other requests are answered 503).
     case noUpstream = "no_upstream"
     /// A response for a stream client whose connection is gone (responses cannot be answered).
     case flowGone = "flow_gone"
@@ -40,8 +40,11 @@ public enum ForwardDecision: Equatable, Sendable {
 public struct ProxyConfiguration: Sendable {
     /// Host and port written into our Via and Record-Route headers (what peers reach us at).
     public var advertised: EndpointAddress
-    /// Where client requests go (Kamailio in outbound-proxy mode). Several: Call-ID hashing picks one.
-    public var upstreams: [EndpointAddress]
+    /// Where client requests go (Kamailio in outbound-proxy mode), as the worker starts: Call-ID rendezvous
+    /// hashing over the up members picks one. Health and DNS change ``StatelessProxy/upstreams`` later.
+    public var upstreams: UpstreamSet
+    /// Retry-After of the 503 a request gets when no upstream is up (RFC 3261 §21.5.4).
+    public var unavailableRetryAfterSeconds: UInt32 = 5
     /// Add Record-Route to dialog-creating requests so in-dialog requests come back through the edge.
     public var recordRoute: Bool
     /// Keys the Via branch hash, so branches are not predictable from outside.
@@ -72,7 +75,7 @@ public struct ProxyConfiguration: Sendable {
                 upstreamTransport: TransportKind = .udp, advertisedTLSPort: UInt16? = nil, worker: UInt8 = 0,
                 internalPort: UInt16 = 0, internalHost: EndpointAddress? = nil) {
         self.advertised = advertised
-        self.upstreams = upstreams
+        self.upstreams = UpstreamSet(addresses: upstreams)
         self.recordRoute = recordRoute
         self.branchSecret = branchSecret
         self.defaultMaxForwards = defaultMaxForwards
@@ -97,6 +100,8 @@ public struct ProxyConfiguration: Sendable {
 /// One per worker. The message is never rewritten: edits are recorded and spliced into ``output``.
 public final class StatelessProxy {
     public let configuration: ProxyConfiguration
+    /// The upstreams with their up/down state; the worker replaces it when health or DNS changes it.
+    public var upstreams: UpstreamSet
     /// The bytes to send after ``process(_:from:)`` returns `.forward` or `.reply`. Reused.
     public private(set) var output: [UInt8] = []
     private var editor = MessageEditor()
@@ -104,13 +109,14 @@ public final class StatelessProxy {
 
     public init(configuration: ProxyConfiguration) {
         self.configuration = configuration
+        upstreams = configuration.upstreams
         tokens = FlowTokenCodec(key: configuration.flowKey)
         output.reserveCapacity(70_000)
     }
 
-    /// True when `address` is one of the upstreams (exact address and port).
+    /// True when `address` is one of the upstreams (exact address and port, draining ones included).
     public func isUpstream(_ address: EndpointAddress) -> Bool {
-        configuration.upstreams.contains(address)
+        upstreams.contains(address)
     }
 
     /// The side a message came from: the upstream set, or the public.
@@ -171,8 +177,14 @@ public final class StatelessProxy {
         switch side {
         case .client:
             // Outbound-proxy mode: everything from the public side goes to the core, whatever its Route says, so
-            // a token in a client's Route is never acted upon.
-            guard let upstream = pickUpstream(for: message) else { return .drop(.noUpstream) }
+            // a token in a client's Route is never acted upon. Only an in-dialog request whose next Route names
+            // an upstream that is up (draining or not) goes there: its dialog lives on that core.
+            guard let upstream = dialogUpstream(message, next: routes.next) ?? pickUpstream(for: message) else {
+                if isAck { return .drop(.noUpstream) }
+                buildReply(to: message, status: 503, reason: "Service Unavailable", detail: "no upstream is up",
+                           retryAfter: configuration.unavailableRetryAfterSeconds)
+                return .reply(status: 503, to: source)
+            }
             destination = Flow(transport: configuration.upstreamTransport, address: upstream)
         case .upstream:
             if let token = routes.token {
@@ -272,6 +284,42 @@ public final class StatelessProxy {
         appendDecimal(UInt64(internalPort), to: &out)
     }
 
+    /// The Call-ID prefix of health probes: their responses are the edge's own, not forwarded.
+    public static let probeCallIDPrefix: StaticString = "sip-edge-probe-"
+
+    /// Builds into ``output`` an OPTIONS health probe (RFC 3261 §11) to `upstream` over the upstream transport,
+    /// from this worker's upstream-facing address, so the answer comes back to this worker. `callID` must start
+    /// with ``probeCallIDPrefix``; Max-Forwards 0 keeps the core from relaying it (RFC 3261 §11.1: it answers itself).
+    public func buildProbe(to upstream: EndpointAddress, callID: String, sequence: UInt32) {
+        output.removeAll(keepingCapacity: true)
+        output.append(ascii: "OPTIONS sip:")
+        upstream.appendURIHost(to: &output)
+        output.append(UInt8(ascii: ":"))
+        appendDecimal(UInt64(upstream.port), to: &output)
+        if let transport = configuration.upstreamTransport.uriParameter {
+            output.append(ascii: ";transport=")
+            output.append(ascii: transport)
+        }
+        output.append(ascii: " SIP/2.0\r\nVia: SIP/2.0/")
+        output.append(ascii: configuration.upstreamTransport.viaName)
+        output.append(UInt8(ascii: " "))
+        appendInternalHostPort(to: &output)
+        output.append(ascii: ";rport;branch=z9hG4bK")
+        output.append(contentsOf: callID.utf8.suffix(from: callID.utf8.index(callID.utf8.startIndex,
+            offsetBy: Self.probeCallIDPrefix.utf8CodeUnitCount)))
+        output.append(ascii: "\r\nMax-Forwards: 0\r\nFrom: <sip:sip-edge@")
+        appendInternalHostPort(to: &output)
+        output.append(ascii: ">;tag=")
+        appendHex(UInt64(sequence), to: &output)
+        output.append(ascii: "\r\nTo: <sip:")
+        upstream.appendURIHost(to: &output)
+        output.append(ascii: ">\r\nCall-ID: ")
+        output.append(contentsOf: callID.utf8)
+        output.append(ascii: "\r\nCSeq: ")
+        appendDecimal(UInt64(sequence), to: &output)
+        output.append(ascii: " OPTIONS\r\nUser-Agent: sip-edge health probe\r\nContent-Length: 0\r\n\r\n")
+    }
+
     /// Record-Route for both sides (RFC 5658 double Record-Route): the entry the core will send to (our
     /// upstream-facing address, with the client's flow token) and the entry the client will send to (our public
     /// address on the client's transport). The entry facing the next hop goes on top. When both would name the
@@ -366,21 +414,21 @@ public final class StatelessProxy {
         return ours
     }
 
-    /// Call-ID hashing (rendezvous), so a CANCEL or ACK reaches the upstream its INVITE went to.
+    /// Call-ID rendezvous hashing over the up upstreams (``UpstreamSet``), so a CANCEL or ACK reaches the upstream
+    /// its INVITE went to, and only a down upstream's calls move.
     private func pickUpstream(for message: SIPMessage) -> EndpointAddress? {
-        let upstreams = configuration.upstreams
-        guard upstreams.count > 1 else { return upstreams.first }
-        let callHash = fnv1a(message.bytes, message.callID, seed: configuration.branchSecret)
-        var best = upstreams[0]
-        var bestScore: UInt64 = 0
-        for upstream in upstreams {
-            let score = mix(callHash ^ upstream.high ^ upstream.low ^ UInt64(upstream.port))
-            if score >= bestScore {
-                bestScore = score
-                best = upstream
-            }
-        }
-        return best
+        if upstreams.count == 1 { return upstreams.isUp(at: 0) ? upstreams.members[0].address : nil }
+        return upstreams.pickAddress(hash: mix(fnv1a(message.bytes, message.callID, seed: configuration.branchSecret)))
+    }
+
+    /// The upstream an in-dialog request's next Route names, when it is one of ours and up: the core that
+    /// Record-Routed the dialog keeps it even if the Call-ID would hash elsewhere now (it is draining, or the set
+    /// changed). Nil for anything else: then the Call-ID decides.
+    private func dialogUpstream(_ message: SIPMessage, next: NameAddress?) -> EndpointAddress? {
+        guard message.toTag != nil, let next, upstreams.count > 1,
+            let address = numericAddress(of: next.uri, in: message.bytes),
+            let index = upstreams.index(of: address), upstreams.isUp(at: index) else { return nil }
+        return address
     }
 
     /// RFC 3261 §16.11: the branch of a stateless proxy must be the same for retransmissions. With an RFC 3261

@@ -18,13 +18,21 @@ public struct UpstreamSet: Sendable, Equatable {
         public var weight: Int
         /// Lower goes first: a group only receives traffic while every lower-numbered group is entirely down.
         public var priority: Int
+        /// Gone from DNS: no new calls, but still an upstream for in-dialog requests that name it in their Route
+        /// and for the responses and requests it sends us, until it has drained.
+        public var isDraining: Bool
 
-        public init(_ address: EndpointAddress, weight: Int = 1, priority: Int = 0) {
+        public init(_ address: EndpointAddress, weight: Int = 1, priority: Int = 0, isDraining: Bool = false) {
             self.address = address
             self.weight = weight
             self.priority = priority
+            self.isDraining = isDraining
         }
     }
+
+    /// Members a set may have when shared between workers: the up bits travel in one 64-bit word with a 16-bit
+    /// membership generation.
+    public static let maximumMembers = 48
 
     /// The members in configured order; indices into this array name members in every other method.
     public let members: [Member]
@@ -39,6 +47,7 @@ public struct UpstreamSet: Sendable, Equatable {
         /// Mixed from the address alone, so a member's draws do not depend on the configured order.
         var salt: UInt64
         var weight: Double
+        var isDraining: Bool
     }
 
     private struct Group: Sendable, Equatable {
@@ -55,7 +64,7 @@ public struct UpstreamSet: Sendable, Equatable {
         // Stable: configured order decides ties between equal draws, which are (2^-64) unlikely anyway.
         let ordered = members.indices.sorted { (members[$0].priority, $0) < (members[$1].priority, $1) }
         slots = ordered.map { Slot(member: $0, salt: Self.salt(of: members[$0].address),
-                                   weight: Double(members[$0].weight)) }
+                                   weight: Double(members[$0].weight), isDraining: members[$0].isDraining) }
         var groups: [Group] = []
         var start = 0
         while start < ordered.count {
@@ -81,6 +90,22 @@ public struct UpstreamSet: Sendable, Equatable {
 
     public func isUp(at index: Int) -> Bool { up[index] }
 
+    /// The member with this exact address (and port), draining or not.
+    public func index(of address: EndpointAddress) -> Int? {
+        members.firstIndex { $0.address == address }
+    }
+
+    /// True when `address` is a member (draining ones included): its messages come from the core side.
+    public func contains(_ address: EndpointAddress) -> Bool {
+        for member in members where member.address == address { return true }
+        return false
+    }
+
+    /// Member i is up when bit i is set (the shape a health monitor publishes, at most 64 members).
+    public mutating func setUp(bits: UInt64) {
+        for index in up.indices { up[index] = index < 64 && bits & (1 << UInt64(index)) != 0 }
+    }
+
     /// Marks a member up or down; returns whether that changed its state.
     @discardableResult
     public mutating func setUp(_ isUp: Bool, at index: Int) -> Bool {
@@ -90,7 +115,7 @@ public struct UpstreamSet: Sendable, Equatable {
     }
 
     /// The index of the member that gets requests with this key hash (a well mixed hash of the Call-ID), or nil
-    /// when every member is down. Allocation-free: it runs for every new request.
+    /// when every member is down or draining. Allocation-free: it runs for every new request.
     ///
     /// Each (hash, member) pair draws a uniform u in (0, 1); the highest `weight / -ln(u)` wins, which gives each
     /// member a share proportional to its weight (it is the minimum of exponential variables with rates equal to
@@ -104,7 +129,7 @@ public struct UpstreamSet: Sendable, Equatable {
             var bestScore = 0.0
             for position in start..<group.end {
                 let slot = slots[position]
-                guard up[slot.member] else { continue }
+                guard up[slot.member], !slot.isDraining else { continue }
                 let draw = mix(hash ^ slot.salt)
                 if group.equalWeights {
                     if best < 0 || draw > bestDraw {

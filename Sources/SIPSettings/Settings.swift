@@ -122,3 +122,15 @@ public enum AuditDestination: Sendable, Equatable {
     case standardError
     case file(String)
 }
+
+/// Health checking of the upstreams: OPTIONS every `intervalMilliseconds` (a probe unanswered by the next one has
+/// failed), down after `fall` failures in a row, up again after `rise` answers.
+public struct UpstreamHealthSettings: Sendable, Equatable {
+    public var intervalMilliseconds: UInt64 = 1_000
+    public var fall = 3
+    public var rise = 2
+    /// Retry-After of the 503 a request gets when no upstream is up.
+    public var retryAfterSeconds: UInt32 = 5
+
+    public init() {}
+}

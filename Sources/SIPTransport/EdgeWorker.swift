@@ -40,23 +40,32 @@ public final class EdgeWorker {
     private var policyGeneration: UInt64 = 0
     private var lastPublished: UInt64 = 0
     private var pendingRearms = PendingRearms()
+    /// The upstream set shared by all workers (nil in tests that drive one worker alone: the configured set, all up).
+    private let upstreamBoard: UpstreamBoard?
+    /// The board word last applied to the proxy's set.
+    private var appliedUpstreamWord: UInt64 = 0
+    /// Worker 0 runs the health checks for everyone.
+    private var monitor: UpstreamMonitor?
 
     /// The data path this worker actually uses (`.auto` resolved).
     public var dataPath: DataPath { driver.dataPath }
     public var counters: WorkerCounters { pipeline.counters }
 
     public init(index: Int, configuration: WorkerConfiguration, board: MetricsBoard? = nil,
-                mailbox: PolicyMailbox? = nil) throws {
+                mailbox: PolicyMailbox? = nil, upstreams: UpstreamBoard? = nil) throws {
         self.index = index
         self.configuration = configuration
         self.board = board
         self.mailbox = mailbox
+        upstreamBoard = upstreams
         policyGeneration = mailbox?.currentGeneration ?? 0
         let publicSocket = try UDPSocket(binding: configuration.listen, reusePort: true)
         let anyAddress = configuration.listen.family == .ipv4
             ? EndpointAddress.parse("0.0.0.0", port: 0)! : EndpointAddress.parse("::", port: 0)!
-        sockets = DatagramSockets(publicSocket: publicSocket,
-                                  upstreamSocket: try UDPSocket(binding: anyAddress, reusePort: false))
+        let upstreamSocket = try UDPSocket(binding: anyAddress, reusePort: false)
+        // An upstream with no SIP socket answers ICMP port unreachable: a passive health signal.
+        if upstreams != nil { try upstreamSocket.reportUnreachableDestinations() }
+        sockets = DatagramSockets(publicSocket: publicSocket, upstreamSocket: upstreamSocket)
         driver = try WorkerDriver(dataPath: configuration.dataPath, uring: configuration.uring, sockets: sockets,
                                   batchSize: configuration.batchSize)
         // Path and Record-Route toward the core name this worker's own upstream port, so requests for the flows it
@@ -65,6 +74,17 @@ public final class EdgeWorker {
         proxyConfiguration.worker = UInt8(truncatingIfNeeded: index)
         proxyConfiguration.internalPort = sockets.upstreamSocket.localAddress.port
         let policy = mailbox?.read()
+        if let upstreams {
+            let (membership, word) = upstreams.membershipAndWord()
+            proxyConfiguration.upstreams = UpstreamSet(membership.members)
+            proxyConfiguration.upstreams.setUp(bits: word & UpstreamBoard.upMask)
+            appliedUpstreamWord = word
+            if index == 0 {
+                var monitor = UpstreamMonitor(settings: configuration.upstreamHealth, nonce: SecureRandom.uint64())
+                monitor.adopt(membership, upBits: word & UpstreamBoard.upMask)
+                self.monitor = monitor
+            }
+        }
         pipeline = MessagePipeline(
             parser: try SIPParser(limits: configuration.parseLimits),
             proxy: StatelessProxy(configuration: proxyConfiguration),
@@ -75,6 +95,7 @@ public final class EdgeWorker {
         case .ring(let ring):
             streams = try StreamTransport(ring: ring, pipeline: pipeline, worker: index, configuration: configuration,
                                           tlsContext: policy?.tls)
+            if let upstreams { streams?.onPoolFailure = { upstreams.reportFailure($0) } }
         case .readiness:
             // Streams need the ring (accept, receive and send complete there); the fallback serves UDP only, and
             // cannot reach a core configured over TCP/TLS at all: refuse to start rather than answer every
@@ -150,6 +171,7 @@ public final class EdgeWorker {
             publishIfDue()
             applyPolicyIfPosted()
             streams?.maintain(now: now)
+            maintainUpstreams(now: now)
             try retryPendingRearms(ring, now: now)
             for i in 0..<count {
                 let event = ring.event(i)
@@ -174,7 +196,9 @@ public final class EdgeWorker {
         case .outOfBuffers:
             pipeline.counters.receiveBufferExhaustion += 1
         case .receiveError:
-            break
+            // The upstream socket's receive fails once per queued ICMP error: read the queue now (before the
+            // receive is armed again) and tell the health monitor which upstream refused.
+            if event.socketTag == DatagramSockets.upstreamTag { takeUnreachableUpstreams() }
         case .sendDone:
             if event.result < 0 { pipeline.counters.sendFailures += 1 }
         case .accepted:
@@ -244,14 +268,20 @@ public final class EdgeWorker {
             if ready & 2 != 0 { drain(sockets.upstreamSocket, readiness) }
             publishIfDue()
             applyPolicyIfPosted()
+            maintainUpstreams(now: MonotonicClock.milliseconds())
+            pipeline.counters.sendFailures += readiness.flush(sockets)
         }
     }
 
     private func drain(_ socket: UDPSocket, _ readiness: ReadinessDriver) {
         // Bounded: at most 16 batches per wake-up, so one busy socket cannot starve the other.
-        for _ in 0..<16 {
+        for round in 0..<16 {
             let count = readiness.batch.receive(from: socket)
-            if count == 0 { return }
+            if count == 0 {
+                // Woken with nothing to read: a queued ICMP error (which keeps the socket signalling until read).
+                if round == 0, socket === sockets.upstreamSocket { takeUnreachableUpstreams() }
+                return
+            }
             for i in 0..<count {
                 pipeline.counters.received += 1
                 if readiness.batch.isTruncated(i) {
@@ -268,6 +298,60 @@ public final class EdgeWorker {
     }
 
     // MARK: Both paths
+
+    /// Applies a new upstream word from the board (one atomic load when nothing changed); worker 0 first runs the
+    /// health checks that may change it.
+    private func maintainUpstreams(now: UInt64) {
+        guard let upstreamBoard else { return }
+        if monitor != nil { runHealthChecks(now: now, board: upstreamBoard) }
+        let word = upstreamBoard.stateWord
+        guard word != appliedUpstreamWord else { return }
+        if word >> 48 == appliedUpstreamWord >> 48 {
+            pipeline.proxy.upstreams.setUp(bits: word & UpstreamBoard.upMask)
+            appliedUpstreamWord = word
+            return
+        }
+        // A new membership (DNS): the whole set, and pooled connections for new members (removed ones close).
+        let (membership, current) = upstreamBoard.membershipAndWord()
+        var set = UpstreamSet(membership.members)
+        set.setUp(bits: current & UpstreamBoard.upMask)
+        pipeline.proxy.upstreams = set
+        streams?.reconcilePool(with: membership.members.map(\.address), now: now)
+        appliedUpstreamWord = current
+    }
+
+    /// Worker 0: adopt a new membership, count passive failures, send the probes that are due, publish changes.
+    private func runHealthChecks(now: UInt64, board: UpstreamBoard) {
+        guard var monitor else { return }
+        var changes: [(EndpointAddress, Bool)] = []
+        var dirty = false
+        let word = board.stateWord
+        if word >> 48 != monitor.generation & 0xFFFF {
+            let (membership, current) = board.membershipAndWord()
+            monitor.adopt(membership, upBits: current & UpstreamBoard.upMask)
+            dirty = true
+        }
+        for upstream in board.takeFailures() { monitor.failed(upstream, changes: &changes) }
+        for probe in monitor.startRoundIfDue(now: now, changes: &changes) {
+            pipeline.proxy.buildProbe(to: probe.address, callID: probe.callID, sequence: probe.sequence)
+            let flow = Flow(transport: configuration.proxy.upstreamTransport, address: probe.address)
+            // No pooled connection up to send it on: that is the answer already.
+            if !deliver(pipeline.proxy.output, to: flow) { monitor.failed(probe.address, changes: &changes) }
+            dirty = true
+        }
+        self.monitor = monitor
+        if dirty || !changes.isEmpty {
+            board.publish(bits: monitor.upBits, generation: monitor.generation, changes: changes, ready: monitor.isReady)
+        }
+    }
+
+    private func takeUnreachableUpstreams() {
+        guard let upstreamBoard else { return }
+        for destination in sockets.upstreamSocket.takeUnreachableDestinations()
+        where pipeline.proxy.isUpstream(destination) {
+            upstreamBoard.reportFailure(destination)
+        }
+    }
 
     private func receiveDatagram(_ bytes: PacketBytes, from source: EndpointAddress) {
         if Self.isKeepalive(bytes) {
@@ -302,6 +386,15 @@ extension EdgeWorker: FlowSink {
         }
         guard let streams, let connection = streams.connection(for: flow) else { return false }
         return streams.send(bytes[...], on: connection)
+    }
+
+    func probeAnswered(callID: String, status: Int) {
+        guard var monitor, let upstreamBoard else { return }
+        var changes: [(EndpointAddress, Bool)] = []
+        monitor.answered(callID: callID, status: status, changes: &changes)
+        self.monitor = monitor
+        upstreamBoard.publish(bits: monitor.upBits, generation: monitor.generation, changes: changes,
+                              ready: monitor.isReady)
     }
 
     func isPooled(_ upstream: EndpointAddress) -> Bool {

@@ -13,6 +13,8 @@ protocol FlowSink: AnyObject {
     func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool
     /// True when `upstream` is reached over pooled TCP/TLS connections (a failed delivery there means none is up).
     func isPooled(_ upstream: EndpointAddress) -> Bool
+    /// A response from an upstream to one of the edge's own health probes (never forwarded).
+    func probeAnswered(callID: String, status: Int)
 }
 
 /// What happens to one message, whatever carried it: parse -> policy (rate limit, validator) -> proxy core ->
@@ -26,7 +28,6 @@ final class MessagePipeline {
     /// Never rate limited or validated: the configured allow list (any port) and the upstreams (exact address and
     /// port, so a client sharing the core's IP, as on loopback, is still checked).
     private var allowList: [AddressPrefix]
-    private let upstreams: [EndpointAddress]
     var counters = WorkerCounters()
 
     init(parser: SIPParser, proxy: StatelessProxy, security: SecurityConfiguration,
@@ -37,7 +38,6 @@ final class MessagePipeline {
         limiter = RateLimiter(configuration: rateLimit)
         self.audit = audit
         allowList = rateLimit.allowList
-        upstreams = proxy.configuration.upstreams
     }
 
     /// A reloaded policy, applied between batches. Rate-limit state survives unless the limits themselves changed.
@@ -49,7 +49,7 @@ final class MessagePipeline {
 
     /// Upstreams (exact address and port) and the allow list are never rate limited or validated.
     func isTrusted(_ source: EndpointAddress) -> Bool {
-        upstreams.contains(source) || allowList.contains { $0.contains(source) }
+        proxy.isUpstream(source) || allowList.contains { $0.contains(source) }
     }
 
     /// Whether a new connection from `peer` may be taken: it counts as a request for the source's rate limit, so
@@ -70,6 +70,10 @@ final class MessagePipeline {
             message = try parser.parse(bytes)
         } catch {
             refuseUnparsed(bytes, error: error, from: flow, trusted: isTrusted, now: now, sink: sink)
+            return
+        }
+        if !message.isRequest, isProbeResponse(message, from: source) {
+            sink.probeAnswered(callID: message.string(message.callID), status: Int(message.statusLine!.statusCode))
             return
         }
         if message.isRequest {
@@ -111,6 +115,15 @@ final class MessagePipeline {
         case .drop(let reason):
             counters.count(reason)
         }
+    }
+
+    /// A response from an upstream whose Call-ID is one of our probes' (a prefix compare, only on responses).
+    private func isProbeResponse(_ message: SIPMessage, from source: EndpointAddress) -> Bool {
+        let prefix = StatelessProxy.probeCallIDPrefix
+        let callID = message.callID
+        guard callID.count > prefix.utf8CodeUnitCount else { return false }
+        return message.bytes.equals(ByteSpan(offset: callID.start, length: prefix.utf8CodeUnitCount), prefix)
+            && proxy.isUpstream(source)
     }
 
     /// A message that did not parse: a request gets 400 (505 for another SIP version) naming the problem, when

@@ -29,6 +29,8 @@ final class StreamTransport {
     private let tlsListener: StreamListener?
     private(set) var table: StreamTable
     private(set) var pool: UpstreamPool
+    /// Told when a pooled connection fails (refused, lost): a passive health failure of its upstream.
+    var onPoolFailure: ((EndpointAddress) -> Void)?
     /// The certificate for new TLS handshakes; a reload swaps it, established sessions keep theirs.
     var tlsContext: TLSContext?
     /// Client connections open (the pool's are counted apart: clients cannot crowd the core out of the table).
@@ -51,7 +53,7 @@ final class StreamTransport {
         upstreamTLS = configuration.upstreamTLS
         upstreamServerName = configuration.upstreamPool.tlsServerName
         self.tlsContext = tlsContext
-        pool = UpstreamPool(upstreams: configuration.proxy.upstreams, transport: upstreamTransport,
+        pool = UpstreamPool(upstreams: pipeline.proxy.upstreams.members.map(\.address), transport: upstreamTransport,
                             settings: configuration.upstreamPool)
         table = StreamTable(capacity: min(configuration.streams.maxConnections + pool.slots.count, 65_535))
         if configuration.streams.tcpEnabled {
@@ -369,6 +371,8 @@ final class StreamTransport {
         } else {
             if !wasConnecting { pipeline.counters.upstreamConnections -= 1 }
             pool.lost(connection, now: MonotonicClock.milliseconds())
+            // A close we chose (shutdown, a member DNS removed) says nothing about the upstream's health.
+            if event != nil { onPoolFailure?(connection.peer) }
         }
     }
 
@@ -393,6 +397,11 @@ final class StreamTransport {
     }
 
     // MARK: Upstream pool
+
+    /// The upstream set changed (DNS): slots for new members, and the connections of members that left closed.
+    func reconcilePool(with upstreams: [EndpointAddress], now: UInt64) {
+        for connection in pool.reconcile(with: upstreams, now: now) { close(connection, event: nil) }
+    }
 
     /// A usable pooled connection to `upstream`, or nil.
     func pooledConnection(to upstream: EndpointAddress) -> StreamConnection? { pool.connection(to: upstream) }

@@ -13,14 +13,18 @@ struct UpstreamPool {
         var nextAttempt: UInt64 = 0
         /// The delay the next failure waits (doubles per failure in a row, reset by a successful connect).
         var backoff: UInt64
+        /// Its upstream left the set: not dialled, and reused for the next new member.
+        var retired = false
     }
 
     private(set) var slots: [Slot] = []
     let settings: UpstreamPoolSettings
+    private let isStream: Bool
 
     /// `transport`: the upstreams' transport; a datagram transport needs no pool.
     init(upstreams: [EndpointAddress], transport: TransportKind, settings: UpstreamPoolSettings) {
         self.settings = settings
+        isStream = transport.isStream
         guard transport.isStream else { return }
         for upstream in upstreams {
             for _ in 0..<max(settings.connectionsPerUpstream, 1) {
@@ -33,7 +37,7 @@ struct UpstreamPool {
 
     /// Slots with no connection whose wait is over: dial them.
     func slotsToDial(now: UInt64) -> [Int] {
-        slots.indices.filter { slots[$0].connection == nil && now >= slots[$0].nextAttempt }
+        slots.indices.filter { !slots[$0].retired && slots[$0].connection == nil && now >= slots[$0].nextAttempt }
     }
 
     func upstream(of slot: Int) -> EndpointAddress { slots[slot].upstream }
@@ -61,6 +65,32 @@ struct UpstreamPool {
         slots[slot].connection = nil
         slots[slot].nextAttempt = now + slots[slot].backoff
         slots[slot].backoff = min(slots[slot].backoff * 2, settings.reconnectMaxMilliseconds)
+    }
+
+    /// Makes the slots match a new upstream set: members that left retire their slots (their connections are
+    /// returned, to be closed), new members take retired slots or new ones. Slot numbers never change, so a
+    /// connection's `poolSlot` stays valid.
+    mutating func reconcile(with upstreams: [EndpointAddress], now: UInt64) -> [StreamConnection] {
+        guard isStream else { return [] }
+        var closing: [StreamConnection] = []
+        let wanted = Set(upstreams)
+        for index in slots.indices where !slots[index].retired && !wanted.contains(slots[index].upstream) {
+            slots[index].retired = true
+            if let connection = slots[index].connection { closing.append(connection) }
+            slots[index].connection = nil
+        }
+        let present = Set(slots.filter { !$0.retired }.map(\.upstream))
+        for upstream in upstreams where !present.contains(upstream) {
+            for _ in 0..<max(settings.connectionsPerUpstream, 1) {
+                let fresh = Slot(upstream: upstream, nextAttempt: now, backoff: settings.reconnectMinMilliseconds)
+                if let free = slots.firstIndex(where: { $0.retired && $0.connection == nil }) {
+                    slots[free] = fresh
+                } else {
+                    slots.append(fresh)
+                }
+            }
+        }
+        return closing
     }
 
     /// A usable connection to `upstream`, or nil when none is up. The first one up takes the traffic, so a

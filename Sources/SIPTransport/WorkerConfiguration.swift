@@ -25,6 +25,8 @@ public struct WorkerConfiguration: Sendable {
     /// SIP over TLS: where to listen (nil = off). The certificate rides in the ``Policy`` so a reload can swap it.
     public var tlsListen: EndpointAddress?
     public var upstreamPool = UpstreamPoolSettings()
+    /// OPTIONS probes and the fall/rise rule; worker 0 runs them when the workers share an ``UpstreamBoard``.
+    public var upstreamHealth = UpstreamHealthSettings()
     /// TLS toward the upstreams (upstream transport tls): the client context with the trust anchors and optional
     /// client certificate, built once by the caller.
     public var upstreamTLS: TLSContext?

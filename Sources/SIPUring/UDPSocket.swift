@@ -64,6 +64,29 @@ public final class UDPSocket {
     }
 }
 
+extension UDPSocket {
+    /// Queues ICMP errors for this socket's datagrams (IP_RECVERR), so ``takeUnreachableDestinations()`` can say
+    /// which destination refused: the passive health check of UDP upstreams. A receive then fails once
+    /// (ECONNREFUSED) per error: read the queue before receiving again.
+    public func reportUnreachableDestinations() throws(SystemCallError) {
+        let result = csip_udp_enable_errors(descriptor, localAddress.family == .ipv6 ? 1 : 0)
+        guard result == 0 else { throw SystemCallError(call: "setsockopt(IP_RECVERR)", errno: -result) }
+    }
+
+    /// Empties the socket's error queue (at most `limit` entries per call, so a storm cannot hold the caller) and
+    /// returns the destinations that answered ICMP port unreachable.
+    public func takeUnreachableDestinations(limit: Int = 64) -> [EndpointAddress] {
+        var refused: [EndpointAddress] = []
+        var destination = sockaddr_storage()
+        for _ in 0..<limit {
+            let result = csip_udp_take_error(descriptor, &destination)
+            guard result > 0 else { break }
+            if result == 1, let address = EndpointAddress(storage: destination) { refused.append(address) }
+        }
+        return refused
+    }
+}
+
 /// Receives up to `capacity` datagrams per system call (`recvmmsg`) into buffers allocated once.
 public final class DatagramBatch {
     private let capacity: Int

@@ -33,7 +33,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Public listening address, udp:HOST:PORT. Default: udp:127.0.0.1:5060.")
     var listen: String?
 
-    @Option(help: "Upstream SIP core, sip:HOST:PORT (repeatable; Call-ID hashing spreads calls). Default: sip:127.0.0.1:5070.")
+    @Option(help: "Upstream SIP core, sip:HOST:PORT or sip:NAME[:PORT] (repeatable; Call-ID hashing over those up). Default: sip:127.0.0.1:5070.")
     var upstream: [String] = []
 
     @Option(help: "Address written into Via and Record-Route, HOST:PORT. Default: the listening address.")
@@ -63,7 +63,7 @@ struct RunCommand: ParsableCommand {
         try configuration.applyEnvironment(ProcessInfo.processInfo.environment)
         if let listen { configuration.listen = try EdgeConfiguration.endpoint(listen, scheme: "udp", path: "--listen") }
         if !upstream.isEmpty {
-            configuration.upstreams = try upstream.map { try EdgeConfiguration.endpoint($0, scheme: "sip", path: "--upstream") }
+            configuration.upstreams = try upstream.map { try EdgeConfiguration.upstreamTarget($0, path: "--upstream") }
         }
         if let advertise {
             configuration.advertise = try EdgeConfiguration.endpoint(advertise, scheme: nil, path: "--advertise")
@@ -115,7 +115,7 @@ struct RunCommand: ParsableCommand {
                                                      flowKey: flowKey, upstreamTLS: upstreamTLS)
         let workers = configuration.workers
         let listenAddress = configuration.listen
-        let upstreams = configuration.proxy.upstreams
+        let upstreams = edge.upstreams
 
         // Block the signals we handle before any thread starts, so only the wait below sees them.
         var signals = ProcessSignals()
@@ -136,8 +136,12 @@ struct RunCommand: ParsableCommand {
         }
 
         let board = MetricsBoard(workers: workers)
-        let probe = edge.admin == nil || edge.upstreamTransport.isStream ? nil
-            : UpstreamProbe(upstreams: configuration.proxy.upstreams, intervalMilliseconds: edge.probeIntervalMilliseconds)
+        let upstreamBoard = UpstreamBoard(
+            members: edge.numericUpstreams, drainMilliseconds: UInt64(edge.upstreamDNS.drainSeconds) * 1_000,
+            onChange: { upstream, isUp in
+                Self.logger.info("upstream \(upstream) is \(isUp ? "up" : "down")",
+                                 metadata: ["upstream": "\(upstream)", "state": "\(isUp ? "up" : "down")"])
+            })
         var adminServer: AdminServer?
         if let adminAddress = edge.admin {
             let listener: TCPListener
@@ -150,20 +154,11 @@ struct RunCommand: ParsableCommand {
                 log("sip-edge: \(reason)", level: .error)
                 throw ExitCode(2)
             }
-            // Pooled TCP/TLS upstreams: up while the workers hold a connection (a core reached over TCP/TLS need not
-            // listen on UDP). UDP: up while the probe's OPTIONS are answered.
-            let upstreamStatus: AdminServer.UpstreamStatus
-            if configuration.proxy.upstreamTransport.isStream {
-                upstreamStatus = { (board.total().upstreamConnections > 0, "connected") }
-            } else {
-                upstreamStatus = { (probe?.isUpstreamAnswering ?? true, "answering OPTIONS") }
-            }
             let limits = AdminLimits(requestTimeout: .milliseconds(edge.adminRequestTimeoutMilliseconds),
                                      maxConnections: edge.adminMaxConnections)
-            let server = AdminServer(board: board, upstreamStatus: upstreamStatus, limits: limits)
+            let server = AdminServer(board: board, upstreamStatus: { upstreamBoard.report }, limits: limits)
             adminServer = server
             Thread { server.serve(listener) }.start()
-            if let probe { Thread { probe.run() }.start() }
             log("sip-edge: admin on http://\(adminAddress)/metrics")
         }
 
@@ -184,7 +179,7 @@ struct RunCommand: ParsableCommand {
             let thread = Thread {
                 do {
                     let worker = try EdgeWorker(index: index, configuration: configuration, board: board,
-                                               mailbox: mailbox)
+                                               mailbox: mailbox, upstreams: upstreamBoard)
                     started.report(nil, path: worker.dataPath)
                     if index == 0, configuration.workers > 1, started.waitForAll().isEmpty {
                         // Every socket of the group is bound now: steer by client address from here on. Without
@@ -241,7 +236,6 @@ struct RunCommand: ParsableCommand {
         ServiceManager.notify("STOPPING=1")
         stop.stop()
         adminServer?.stop()
-        probe?.stop()
         let totals = started.waitForFinish()
         log("sip-edge: stopped; received \(totals.received), forwarded \(totals.forwarded), replied \(totals.replied), parse errors \(totals.parseErrors)")
         if started.anyFailed { throw ExitCode(1) }

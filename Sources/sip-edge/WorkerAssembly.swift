@@ -14,8 +14,10 @@ extension EdgeConfiguration {
                              upstreamTLS: TLSContext?) -> WorkerConfiguration {
         var uring = self.uring
         uring.receiveBufferSize = limits.scan.maxMessageSize
-        var proxy = ProxyConfiguration(advertised: advertise ?? listen, upstreams: upstreams, recordRoute: recordRoute,
+        var proxy = ProxyConfiguration(advertised: advertise ?? listen, upstreams: [], recordRoute: recordRoute,
                                        branchSecret: branchSecret, flowKey: flowKey, addPath: addPath)
+        proxy.upstreams = UpstreamSet(numericUpstreams)
+        proxy.unavailableRetryAfterSeconds = upstreamHealth.retryAfterSeconds
         proxy.upstreamTransport = upstreamTransport
         proxy.internalHost = advertiseInternal
         proxy.advertisedTLSPort = tlsListen?.port
@@ -29,6 +31,14 @@ extension EdgeConfiguration {
         worker.tlsListen = tlsListen
         worker.upstreamPool = upstreamPool
         worker.upstreamTLS = upstreamTLS
+        worker.upstreamHealth = upstreamHealth
         return worker
+    }
+
+    /// The upstream entries that need no DNS, as set members; names join through the resolver.
+    var numericUpstreams: [UpstreamSet.Member] {
+        upstreams.compactMap { target in
+            target.address.map { UpstreamSet.Member($0, weight: target.weight, priority: target.priority) }
+        }
     }
 }

@@ -34,7 +34,17 @@ import Testing
         let board = MetricsBoard(workers: 2)
         if workersUp { for worker in 0..<2 { board.markUp(worker: worker, true) } }
         var status: AdminServer.UpstreamStatus?
-        if let upstreamUp { status = { (upstreamUp, "answering OPTIONS") } }
+        if let upstreamUp {
+            // Two upstreams: the first follows `upstreamUp`, the second is down and went down once.
+            var first = UpstreamStateSample(upstream: "192.0.2.1:5060", isUp: upstreamUp, isMember: true)
+            first.becameDown = upstreamUp ? 0 : 1
+            var second = UpstreamStateSample(upstream: "192.0.2.2:5060", isUp: false, isMember: true)
+            second.becameDown = 2
+            second.becameUp = 1
+            let gone = UpstreamStateSample(upstream: "192.0.2.3:5060", isUp: false, isMember: false)
+            let report = UpstreamReport(ready: upstreamUp, upstreams: [first, second, gone])
+            status = { report }
+        }
         return AdminServer(board: board, upstreamStatus: status, limits: limits)
     }
 
@@ -65,7 +75,13 @@ import Testing
         #expect(response.status == 200)
         #expect(response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8")
         #expect(response.body.contains("process_start_time_seconds "))
-        #expect(response.body.contains("sip_upstream_up 1"))
+        #expect(response.body.contains("sip_upstream_up{upstream=\"192.0.2.1:5060\"} 1\n"))
+        #expect(response.body.contains("sip_upstream_up{upstream=\"192.0.2.2:5060\"} 0\n"))
+        // An upstream DNS removed keeps its counters (they never go backwards) but has no up gauge.
+        #expect(!response.body.contains("sip_upstream_up{upstream=\"192.0.2.3:5060\"}"))
+        #expect(response.body.contains("sip_upstream_state_changes_total{upstream=\"192.0.2.2:5060\",state=\"down\"} 2\n"))
+        #expect(response.body.contains("sip_upstream_state_changes_total{upstream=\"192.0.2.2:5060\",state=\"up\"} 1\n"))
+        #expect(response.body.contains("sip_upstream_state_changes_total{upstream=\"192.0.2.3:5060\",state=\"up\"} 0\n"))
     }
 
     @Test func withoutAnUpstreamCheckThereIsNoUpstreamGaugeAndWorkersAloneDecideReadiness() throws {
@@ -78,8 +94,9 @@ import Testing
     @Test func readinessIs503AndSaysWhyWhenTheUpstreamIsDown() throws {
         let response = try respond("GET /health/ready HTTP/1.1\r\n\r\n", by: server(upstreamUp: false))
         #expect(response.statusLine == "HTTP/1.1 503 Service Unavailable")
-        #expect(response.body == "not ready: workers up, upstream not answering OPTIONS\n")
-        #expect(try respond("GET /metrics HTTP/1.1\r\n\r\n", by: server(upstreamUp: false)).body.contains("sip_upstream_up 0"))
+        #expect(response.body == "not ready: workers up, no upstream up and answering OPTIONS\n")
+        #expect(try respond("GET /metrics HTTP/1.1\r\n\r\n", by: server(upstreamUp: false)).body
+            .contains("sip_upstream_up{upstream=\"192.0.2.1:5060\"} 0"))
         let starting = try respond("GET /health/ready HTTP/1.1\r\n\r\n", by: server(workersUp: false))
         #expect(starting.status == 503)
         #expect(starting.body.contains("workers starting"))

@@ -119,7 +119,8 @@ import Testing
         ("uring:\n  entries: 512", "uring.entries"),
         ("log:\n  level: debug", "log.level"),
         ("admin:\n  listen: \"off\"", "admin.listen"),
-        ("admin:\n  probe_interval_ms: 1000", "admin.probe_interval_ms"),
+        ("upstream_health:\n  fall: 5", "upstream_health.fall"),
+        ("upstream_dns:\n  servers: [127.0.0.1:5353]", "upstream_dns.servers"),
         ("upstream_pool:\n  connections: 4", "upstream_pool.connections"),
         ("security:\n  audit_log: \"off\"", "security.audit_log"),
     ])

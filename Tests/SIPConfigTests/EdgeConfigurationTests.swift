@@ -10,7 +10,14 @@ import Testing
     @Test func embeddedDefaultsAreTheDocumentedOnes() {
         let defaults = EdgeConfiguration.defaults()
         #expect(defaults.listen == EndpointAddress.parse("127.0.0.1", port: 5060))
-        #expect(defaults.upstreams == [EndpointAddress.parse("127.0.0.1", port: 5070)!])
+        #expect(defaults.upstreams == [UpstreamTarget(EndpointAddress.parse("127.0.0.1", port: 5070)!)])
+        #expect(defaults.upstreamHealth == UpstreamHealthSettings())
+        #expect(defaults.upstreamHealth.intervalMilliseconds == 1_000)
+        #expect(defaults.upstreamHealth.fall == 3)
+        #expect(defaults.upstreamHealth.rise == 2)
+        #expect(defaults.upstreamDNS.servers.isEmpty)
+        #expect(defaults.upstreamDNS.minimumTTLSeconds == 5)
+        #expect(defaults.upstreamDNS.maximumTTLSeconds == 3_600)
         #expect(defaults.advertise == nil)
         #expect(defaults.workers == 0)
         #expect(defaults.dataPath == .auto)
@@ -43,6 +50,21 @@ import Testing
         ("listen: 127.0.0.1:5060", "listen"),
         ("listen: udp:example.com:5060", "listen"),
         ("upstreams: [sip:127.0.0.1:0]", "upstreams[0]"),
+        ("upstreams: [sip:127.0.0.1]", "upstreams[0]"),
+        ("upstreams: [sip:core_1.example.com]", "upstreams[0]"),
+        ("upstreams: [sip:core..example.com]", "upstreams[0]"),
+        ("upstreams: [sip:-core.example.com:5060]", "upstreams[0]"),
+        ("upstreams: [sip:10.0.0.300:5060]", "upstreams[0]"),
+        ("upstreams: [tcp:10.0.0.3:5060]", "upstreams[0]"),
+        ("upstreams:\n  - sip:10.0.0.2:5060\n  - {uri: sip:10.0.0.3:5060, weight: 0}", "upstreams[1].weight"),
+        ("upstreams:\n  - sip:10.0.0.2:5060\n  - {uri: sip:10.0.0.3:5060, weight: -2}", "upstreams[1].weight"),
+        ("upstreams:\n  - {uri: sip:10.0.0.3:5060, wieght: 2}", "upstreams[0].wieght"),
+        ("upstreams:\n  - {weight: 2}", "upstreams[0].uri"),
+        ("upstreams:\n  - {uri: sip:10.0.0.3:5060, priority: high}", "upstreams[0].priority"),
+        ("upstream_health:\n  fall: 0", "upstream_health.fall"),
+        ("upstream_health:\n  interval_ms: 5", "upstream_health.interval_ms"),
+        ("upstream_dns:\n  servers: [dns.example.com:53]", "upstream_dns.servers[0]"),
+        ("upstream_dns:\n  min_ttl_s: 60\n  max_ttl_s: 10", "upstream_dns.min_ttl_s"),
         ("upstreams: []", "upstreams"),
         ("upstreams: [sip:127.0.0.1:5060]", "upstreams"),
         ("workers: many", "workers"),
@@ -61,6 +83,30 @@ import Testing
         } throws: { error in
             (error as? ConfigError)?.keyPath == keyPath
         }
+    }
+
+    @Test func upstreamEntriesCarryWeightsPrioritiesAndDNSNames() throws {
+        let configuration = try EdgeConfiguration.parse(yaml: """
+            upstreams:
+              - {uri: sip:10.0.0.2:5060, weight: 3}
+              - uri: sip:Kamailio-B.example.internal:5080
+                weight: 1
+              - uri: sip:backup.example.internal
+                priority: 1
+              - "sip:[2001:db8::2]:5060"
+              - sip:core.example.internal
+            """, over: EdgeConfiguration.defaults())
+        #expect(configuration.upstreams == [
+            UpstreamTarget(EndpointAddress.parse("10.0.0.2", port: 5060)!, weight: 3),
+            UpstreamTarget(.name("kamailio-b.example.internal", port: 5080)),
+            UpstreamTarget(.name("backup.example.internal", port: nil), priority: 1),
+            UpstreamTarget(EndpointAddress.parse("2001:db8::2", port: 5060)!),
+            UpstreamTarget(.name("core.example.internal", port: nil)),
+        ])
+        // What `config --defaults` would print for them reads back to the same entries.
+        let key = try #require(ConfigKey.keys.first { $0.path == "upstreams" })
+        let again = try EdgeConfiguration.parse(yaml: "upstreams: \(key.yamlValue(configuration))\n")
+        #expect(again.upstreams == configuration.upstreams)
     }
 
     @Test func brokenYAMLIsAClearError() {

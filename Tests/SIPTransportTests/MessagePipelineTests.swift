@@ -19,6 +19,9 @@ private final class RecordingSink: FlowSink {
     }
 
     func isPooled(_ upstream: EndpointAddress) -> Bool { pooledUpstreams.contains(upstream) }
+
+    var probeAnswers: [(callID: String, status: Int)] = []
+    func probeAnswered(callID: String, status: Int) { probeAnswers.append((callID, status)) }
 }
 
 private let edge = EndpointAddress.parse("127.0.0.1", port: 5060)!
@@ -58,6 +61,38 @@ private func handle(_ bytes: [UInt8], _ pipeline: MessagePipeline, _ sink: Recor
                 "\(sink.sent)")
         #expect(pipeline.counters.forwarded == 1)
         #expect(pipeline.counters.requestsByMethod[Int(TransportKind.udp.rawValue)][Int(SIPMethod.Known.options.rawValue)] == 1)
+    }
+
+    @Test func aRequestWhileNoUpstreamIsUpIsAnswered503WithRetryAfterAndAnAckIsDropped() throws {
+        let pipeline = try pipeline()
+        pipeline.proxy.upstreams.setUp(false, at: 0)
+        let sink = RecordingSink()
+        handle(request("INVITE"), pipeline, sink)
+        #expect(sink.sent.count == 1)
+        #expect(sink.sent.first?.flow == .udp(phone))
+        #expect(sink.sent.first?.text.hasPrefix("SIP/2.0 503 Service Unavailable") == true)
+        #expect(sink.sent.first?.text.contains("\r\nRetry-After: 5\r\n") == true)
+        handle(request("ACK", callID: "c2"), pipeline, sink)
+        #expect(sink.sent.count == 1)
+        #expect(pipeline.counters.forwarded == 0)
+        pipeline.proxy.upstreams.setUp(true, at: 0)
+        handle(request("INVITE", callID: "c3"), pipeline, sink)
+        #expect(sink.sent.last?.flow.address == core)
+    }
+
+    @Test func theAnswerToOurOwnProbeGoesToTheMonitorNotToAClient() throws {
+        let pipeline = try pipeline()
+        let sink = RecordingSink()
+        let answer = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;rport=5060;branch=z9hG4bKab12-7\r\n"
+            + "From: <sip:sip-edge@127.0.0.1:5060>;tag=7\r\nTo: <sip:127.0.0.1>;tag=k\r\n"
+            + "Call-ID: sip-edge-probe-ab12-7\r\nCSeq: 7 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        handle(Array(answer.utf8), pipeline, sink, from: .udp(core))
+        #expect(sink.probeAnswers.map(\.callID) == ["sip-edge-probe-ab12-7"])
+        #expect(sink.probeAnswers.map(\.status) == [200])
+        #expect(sink.sent.isEmpty)
+        // The same Call-ID from the public side is no probe answer of ours: it takes the normal road.
+        handle(Array(answer.utf8), pipeline, sink, from: .udp(phone))
+        #expect(sink.probeAnswers.count == 1)
     }
 
     @Test func anUnparsableRequestIsAnswered400NamingTheProblem() throws {

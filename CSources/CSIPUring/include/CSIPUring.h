@@ -39,6 +39,15 @@ int csip_udp_receive_batch(int fd, uint8_t *buffers, size_t buffer_size, unsigne
  * `data + offsets[i]`, `lengths[i]` bytes, to `destinations[i]` (`destination_lengths[i]` bytes of address).
  * Returns how many the kernel took (the rest were refused: buffers full), or -errno. EINTR is retried here.
  */
+/** Asks for ICMP errors on an unconnected UDP socket (IP_RECVERR / IPV6_RECVERR): they queue on the socket's
+    error queue, whose entries name the destination that caused them. 0 or -errno. */
+int csip_udp_enable_errors(int fd, int ipv6);
+
+/** Takes one entry off the socket's error queue: the original destination of the datagram that failed goes into
+    *destination. Returns 1 for ICMP port unreachable (the peer has no socket there), 2 for any other error entry,
+    0 when the queue is empty, -errno on failure. */
+int csip_udp_take_error(int fd, struct sockaddr_storage *destination);
+
 int csip_udp_send_batch(int fd, const uint8_t *data, const uint32_t *offsets, const uint32_t *lengths,
                         const struct sockaddr_storage *destinations, const uint32_t *destination_lengths,
                         unsigned count);
