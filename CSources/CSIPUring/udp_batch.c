@@ -59,10 +59,13 @@ int csip_udp_send_batch(int fd, const uint8_t *data, const uint32_t *offsets, co
         headers[i].msg_hdr.msg_iovlen = 1;
     }
     unsigned sent = 0;
+    unsigned refused = 0;
     while (sent < count) {
         int result = sendmmsg(fd, headers + sent, count - sent, MSG_DONTWAIT);
         if (result < 0) {
             if (errno == EINTR) continue;
+            /* An earlier datagram's ICMP error (IP_RECVERR), reported on this send: it was not sent; again. */
+            if (errno == ECONNREFUSED && refused++ < count + 3) continue;
             if (sent > 0 || errno == EAGAIN || errno == EWOULDBLOCK) return (int)sent;
             return -errno;
         }

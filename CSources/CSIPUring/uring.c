@@ -37,7 +37,15 @@ struct send_slot {
     struct iovec vector;
     struct sockaddr_storage destination;
     int32_t next_free;
+    int fd;
+    /* Sends retried after ECONNREFUSED (see csip_uring_wait). */
+    uint8_t refused_retries;
 };
+
+/* A UDP socket with IP_RECVERR fails its next send with ECONNREFUSED after any peer answered ICMP port
+   unreachable, whatever that send's destination: the error belongs to an earlier datagram. Such a send is
+   submitted again, a few times at most. */
+#define CSIP_REFUSED_RETRIES 3
 
 enum stream_op {
     OP_RECEIVE_MULTISHOT = 1,
@@ -283,6 +291,8 @@ int csip_uring_send(struct csip_uring *u, int fd, uint32_t socket_tag, const uin
     uint8_t *payload = u->slot_data + (size_t)index * u->slot_size;
     memcpy(payload, data, length);
     memcpy(&slot->destination, to, to_length);
+    slot->fd = fd;
+    slot->refused_retries = 0;
     slot->vector.iov_base = payload;
     slot->vector.iov_len = length;
     memset(&slot->message, 0, sizeof(slot->message));
@@ -553,6 +563,17 @@ int csip_uring_wait(struct csip_uring *u, struct csip_uring_event *events, uint3
         if (kind == KIND_SEND) {
             uint32_t index = (uint32_t)(data & 0xFFFFFFFFu);
             event->kind = CSIP_EVENT_SEND_DONE;
+            if (cqe->res == -ECONNREFUSED && index < u->slot_count &&
+                u->slots[index].refused_retries < CSIP_REFUSED_RETRIES) {
+                struct send_slot *slot = &u->slots[index];
+                struct io_uring_sqe *retry = next_sqe(u);
+                if (retry != NULL) {
+                    slot->refused_retries++;
+                    io_uring_prep_sendmsg(retry, slot->fd, &slot->message, 0);
+                    io_uring_sqe_set_data64(retry, data);
+                    continue; /* no event: the retry reports */
+                }
+            }
             if (index < u->slot_count) {
                 u->slots[index].next_free = u->free_slot;
                 u->free_slot = (int32_t)index;

@@ -53,14 +53,18 @@ public final class UDPSocket {
     public func send(_ bytes: [UInt8], to destination: EndpointAddress) -> Bool {
         var storage = sockaddr_storage()
         let length = destination.write(to: &storage)
-        let sent = bytes.withUnsafeBytes { payload in
-            withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(descriptor, payload.baseAddress, payload.count, Int32(MSG_DONTWAIT), $0, length)
+        // ECONNREFUSED: an earlier datagram's ICMP error (IP_RECVERR) reported here; this one was not sent.
+        for _ in 0..<4 {
+            let sent = bytes.withUnsafeBytes { payload in
+                withUnsafePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(descriptor, payload.baseAddress, payload.count, Int32(MSG_DONTWAIT), $0, length)
+                    }
                 }
             }
+            if sent >= 0 || Glibc.errno != ECONNREFUSED { return sent == bytes.count }
         }
-        return sent == bytes.count
+        return false
     }
 }
 

@@ -94,6 +94,19 @@ enum ProcessHarness {
         (try? String(contentsOf: FileManager.default.temporaryDirectory.appendingPathComponent(log), encoding: .utf8)) ?? ""
     }
 
+    /// The "Successful call" and "Failed call" totals from the SIPp statistics file `NAME.csv` in the temporary
+    /// directory (`-trace_stat -stf`; last line, cumulative).
+    static func sippCallTotals(_ name: String) throws -> (successful: Int, failed: Int) {
+        let csv = try String(contentsOf: FileManager.default.temporaryDirectory.appendingPathComponent("\(name).csv"),
+                             encoding: .utf8)
+        let lines = csv.split(separator: "\n")
+        let header = lines[0].split(separator: ";", omittingEmptySubsequences: false)
+        let last = lines[lines.count - 1].split(separator: ";", omittingEmptySubsequences: false)
+        let successful = Int(last[header.firstIndex(of: "SuccessfulCall(C)")!])!
+        let failed = Int(last[header.firstIndex(of: "FailedCall(C)")!])!
+        return (successful, failed)
+    }
+
     /// Each suite's own block of ports, so suites running in parallel never share one.
     enum PortBlock: Int {
         case calls = 0  // edge, uas, uac
@@ -107,10 +120,11 @@ enum ProcessHarness {
         case streams = 22  // edge, core, tls, admin (22...25)
         case kamailio = 26  // edge, tls, kamailio, callee, caller, socat, core tls, admin (26...33)
         case portClaim = 34  // edge, tls, admin, spare (34...37)
+        case failover = 40  // edge, uas a, uas b, uac, admin (40...44)
     }
 
-    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up).
+    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 240 slots of 50.
     static func portBase(_ block: PortBlock) -> Int {
-        20_000 + Int(getpid() % 300) * 40 + block.rawValue
+        20_000 + Int(getpid() % 240) * 50 + block.rawValue
     }
 }

@@ -10,7 +10,8 @@ import Testing
         let sipp = try #require(ProcessHarness.which("sipp"), "sipp (Debian sip-tester) must be installed")
         let base = ProcessHarness.portBase(.calls)
         let (edgePort, uasPort, uacPort) = (base, base + 1, base + 2)
-        let server = try ProcessHarness.start(sipp, uas + ["-i", "127.0.0.1", "-p", "\(uasPort)", "-nostdin"],
+        // -aa: the UAS answers the edge's OPTIONS health probes 200, as a real core does.
+        let server = try ProcessHarness.start(sipp, uas + ["-aa", "-i", "127.0.0.1", "-p", "\(uasPort)", "-nostdin"],
                                               log: "\(name)-uas.log")
         defer { ProcessHarness.stop(server) }
         let edgeArguments = ["--listen", "udp:127.0.0.1:\(edgePort)", "--upstream", "sip:127.0.0.1:\(uasPort)",
@@ -49,16 +50,8 @@ import Testing
         return (status, ProcessHarness.logContents("\(name)-uac.log") + ProcessHarness.logContents("\(name)-edge.log"))
     }
 
-    /// The "Successful call" and "Failed call" totals from SIPp's statistics file (last line, cumulative).
     func callTotals(_ name: String) throws -> (successful: Int, failed: Int) {
-        let csv = try String(contentsOf: FileManager.default.temporaryDirectory.appendingPathComponent("\(name).csv"),
-                             encoding: .utf8)
-        let lines = csv.split(separator: "\n")
-        let header = lines[0].split(separator: ";", omittingEmptySubsequences: false)
-        let last = lines[lines.count - 1].split(separator: ";", omittingEmptySubsequences: false)
-        let successful = Int(last[header.firstIndex(of: "SuccessfulCall(C)")!])!
-        let failed = Int(last[header.firstIndex(of: "FailedCall(C)")!])!
-        return (successful, failed)
+        try ProcessHarness.sippCallTotals(name)
     }
 
     /// Both data paths carry real calls: io_uring (multishot recvmsg, provided buffers) and the recvmmsg fallback.
