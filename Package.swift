@@ -101,10 +101,12 @@ let package = Package(
         .executableTarget(name: "deny-io-uring", path: "Tests/Support/DenyIOURing", cSettings: strictC),
         // Test support shared by the suites: a throwaway PKI, a blocking loopback stream client.
         .target(name: "SIPTestSupport", path: "Tests/Support/SIPTestSupport"),
-        // Real peers (SIPp, Kamailio, openssl) on 127.0.0.1 against the built sip-edge binary.
+        // Real peers (SIPp, Kamailio, openssl, dnsmasq) on 127.0.0.1 against the built sip-edge binary.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["sip-edge", "deny-io-uring", "SIPUring", "SIPBytes", "SIPTestSupport"],
+            dependencies: [
+                "sip-edge", "deny-io-uring", "SIPTransport", "SIPProxyCore", "SIPUring", "SIPBytes", "SIPTestSupport",
+            ],
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPSettings", "SIPParsing", "SIPProxyCore", "SIPSecurity", "SIPBytes"]),
