@@ -33,6 +33,12 @@ let package = Package(
             linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
         ),
 
+        // C: c-ares behind a synchronous surface (SRV and A/AAAA lookups with TTLs) for the upstream resolver.
+        .target(
+            name: "CSIPDNS", path: "CSources/CSIPDNS", cSettings: strictC,
+            linkerSettings: [.linkedLibrary("cares")]
+        ),
+
         // Unsafe fence A: borrowed packet bytes, spans, the scanner and MAC calls. With SIPUring, the only Swift
         // targets allowed to touch Unsafe* APIs, OpaquePointer and pointer-taking C calls (scripts/lint.sh).
         .target(name: "SIPBytes", dependencies: ["CSIPScan", "CSIPTLS"]),
@@ -63,8 +69,8 @@ let package = Package(
         .target(name: "SIPMetrics"),
         .target(name: "SIPAdmin", dependencies: ["SIPMetrics", "SIPUring"]),
 
-        // Unsafe fence B: sockets, the io_uring ring, TLS sessions.
-        .target(name: "SIPUring", dependencies: ["CSIPUring", "CSIPTLS", "SIPBytes", "SIPSettings"]),
+        // Unsafe fence B: sockets, the io_uring ring, TLS sessions, DNS lookups.
+        .target(name: "SIPUring", dependencies: ["CSIPUring", "CSIPTLS", "CSIPDNS", "SIPBytes", "SIPSettings"]),
 
         // Workers: each owns its sockets, parser and proxy core; no locks on the hot path.
         .target(
@@ -95,10 +101,12 @@ let package = Package(
         .executableTarget(name: "deny-io-uring", path: "Tests/Support/DenyIOURing", cSettings: strictC),
         // Test support shared by the suites: a throwaway PKI, a blocking loopback stream client.
         .target(name: "SIPTestSupport", path: "Tests/Support/SIPTestSupport"),
-        // Real peers (SIPp, Kamailio, openssl) on 127.0.0.1 against the built sip-edge binary.
+        // Real peers (SIPp, Kamailio, openssl, dnsmasq) on 127.0.0.1 against the built sip-edge binary.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["sip-edge", "deny-io-uring", "SIPUring", "SIPBytes", "SIPTestSupport"],
+            dependencies: [
+                "sip-edge", "deny-io-uring", "SIPTransport", "SIPProxyCore", "SIPUring", "SIPBytes", "SIPTestSupport",
+            ],
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPSettings", "SIPParsing", "SIPProxyCore", "SIPSecurity", "SIPBytes"]),

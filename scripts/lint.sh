@@ -9,7 +9,7 @@ fenced='^Sources/(SIPBytes|SIPUring)/'
 checks=(
     'Unsafe(Mutable)?(Raw)?(Buffer)?Pointer|Unmanaged|withUnsafe|bindMemory|assumingMemoryBound|unsafeBitCast|OpaquePointer'
     '\b(csip|io_uring|SSL|SSL_CTX|BIO|EVP|HMAC)_[A-Za-z0-9_]+\('
-    '^\s*(public |package |@_implementationOnly )?import (CSIPUring|CSIPTLS)\b'
+    '^\s*(public |package |@_implementationOnly )?import (CSIPUring|CSIPTLS|CSIPDNS)\b'
     '\b(clock_gettime|arc4random_buf|sigtimedwait|pthread_sigmask|sigprocmask|sigemptyset|sigaddset|getrlimit|setrlimit|setsockopt|getsockopt|epoll_wait|epoll_ctl|recvmmsg|sendmmsg|recvfrom|sendto|memcpy|memcmp|memchr)\('
 )
 status=0

@@ -120,6 +120,7 @@ enum ProcessHarness {
         case streams = 22  // edge, core, tls, admin (22...25)
         case kamailio = 26  // edge, tls, kamailio, callee, caller, socat, core tls, admin (26...33)
         case portClaim = 34  // edge, tls, admin, spare (34...37)
+        case dns = 38  // dnsmasq with fixed records, dnsmasq with changing records (38...39)
         case failover = 40  // edge, uas a, uas b, uac, admin (40...44)
     }
 
