@@ -141,16 +141,26 @@ public final class UpstreamResolver {
     }
 
     /// The resolver thread's loop: refreshes names as they fall due, publishes each changed set and logs each
-    /// change (addresses gained or lost, lookups failing or recovering), until `stop`. Sleeps in slices of at most
-    /// 200 ms so a stop is seen promptly; a lookup in progress is waited for (bounded by the DNS timeout).
-    public func run(until stop: StopSignal, publish: @Sendable (ResolvedUpstreams) -> Void,
-                    log: @Sendable (String) -> Void) {
+    /// change (addresses gained or lost, lookups failing or recovering), and calls `eachTurn` with the time, until
+    /// `stop`. Sleeps in slices of at most 200 ms so a stop is seen promptly; a lookup in progress is waited for
+    /// (bounded by the DNS timeout). Returns false when it gave up: no target had an address for
+    /// `giveUpAfterMilliseconds` (nil: never gives up), so the edge can serve nothing.
+    @discardableResult
+    public func run(until stop: StopSignal, giveUpAfterMilliseconds: UInt64? = nil,
+                    publish: @Sendable (ResolvedUpstreams) -> Void, log: @Sendable (String) -> Void,
+                    eachTurn: (UInt64) -> Void = { _ in }) -> Bool {
         while !stop.isStopped {
-            if let changed = refreshDue(now: MonotonicClock.milliseconds(), log: log) { publish(changed) }
+            let now = MonotonicClock.milliseconds()
+            if let changed = refreshDue(now: now, log: log) { publish(changed) }
+            eachTurn(now)
+            if let giveUpAfterMilliseconds, let since = unresolvableSince, now - since >= giveUpAfterMilliseconds {
+                return false
+            }
             let wait = nextDue(now: MonotonicClock.milliseconds()) ?? Self.sleepSliceMilliseconds
             let slice = min(wait, Self.sleepSliceMilliseconds)
             if slice > 0 { usleep(UInt32(slice * 1_000)) }
         }
+        return true
     }
 
     // MARK: - One name

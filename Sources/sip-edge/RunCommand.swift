@@ -174,6 +174,14 @@ struct RunCommand: ParsableCommand {
         let mailbox = PolicyMailbox(Policy(security: edge.security, rateLimit: edge.rateLimit, tls: tlsContext))
         let stop = StopSignal()
         let started = WorkerStartup(expected: workers)
+        if edge.upstreams.contains(where: { $0.address == nil }) {
+            do {
+                try startResolver(edge, board: upstreamBoard, stop: stop, started: started)
+            } catch {
+                log("sip-edge: upstream_dns: \(error)", level: .error)
+                throw ExitCode(2)
+            }
+        }
         var threads: [Thread] = []
         for index in 0..<workers {
             let thread = Thread {
@@ -239,6 +247,49 @@ struct RunCommand: ParsableCommand {
         let totals = started.waitForFinish()
         log("sip-edge: stopped; received \(totals.received), forwarded \(totals.forwarded), replied \(totals.replied), parse errors \(totals.parseErrors)")
         if started.anyFailed { throw ExitCode(1) }
+    }
+
+    /// Starts the resolver thread for upstream names and waits (at most 15 s) for its first answers, so workers
+    /// start with the addresses DNS has now. A name that does not resolve yet leaves the edge running, not ready,
+    /// retrying; no upstream resolvable for `upstream_dns.give_up_s` stops it with an error.
+    private func startResolver(_ edge: EdgeConfiguration, board: UpstreamBoard, stop: StopSignal,
+                               started: WorkerStartup) throws {
+        let firstAnswer = DispatchSemaphore(value: 0)
+        let setupError = Mutex<String?>(nil)
+        let logLine: @Sendable (String) -> Void = { Self.logger.info("\($0)") }
+        let thread = Thread {
+            // The resolver blocks on DNS and is not Sendable: it is made, used and dropped on this thread.
+            let lookup: DNSResolver
+            do {
+                lookup = try DNSResolver(servers: edge.upstreamDNS.servers)
+            } catch {
+                setupError.withLock { $0 = "\(error)" }
+                firstAnswer.signal()
+                return
+            }
+            let resolver = UpstreamResolver(
+                targets: edge.upstreams, transport: edge.upstreamTransport, lookup: lookup,
+                ttlBounds: UInt32(edge.upstreamDNS.minimumTTLSeconds)...UInt32(edge.upstreamDNS.maximumTTLSeconds))
+            let first = resolver.resolveAll(now: MonotonicClock.milliseconds(), log: logLine)
+            board.resolved(first.members, now: MonotonicClock.milliseconds())
+            if !first.unresolved.isEmpty {
+                Self.logger.warning("upstreams not resolvable yet, retrying: \(first.unresolved.map(\.description).joined(separator: ", "))")
+            }
+            firstAnswer.signal()
+            let servedToTheEnd = resolver.run(
+                until: stop, giveUpAfterMilliseconds: UInt64(edge.upstreamDNS.giveUpSeconds) * 1_000,
+                publish: { board.resolved($0.members, now: MonotonicClock.milliseconds()) }, log: logLine,
+                eachTurn: { board.expireDrained(now: $0) })
+            if !servedToTheEnd {
+                Self.logger.critical("no upstream has resolved for \(edge.upstreamDNS.giveUpSeconds) s (upstream_dns.give_up_s): stopping")
+                started.failed()
+                ProcessSignals.requestStop()
+            }
+        }
+        thread.name = "sip-edge-resolver"
+        thread.start()
+        _ = firstAnswer.wait(timeout: .now() + 15)
+        if let error = setupError.withLock({ $0 }) { throw ConfigError("upstream_dns.servers", error) }
     }
 
     /// Re-reads the configuration (SIGHUP) and posts the new policy to the workers. A file that does not validate

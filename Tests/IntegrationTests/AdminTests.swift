@@ -25,7 +25,8 @@ import Glibc
             workers: 2
             admin:
               listen: 127.0.0.1:\(adminPort)
-              probe_interval_ms: 200
+            upstream_health:
+              interval_ms: 200
             """.write(to: config, atomically: true, encoding: .utf8)
         let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path], log: "admin-edge.log")
         defer { ProcessHarness.stop(edge) }
@@ -35,7 +36,7 @@ import Glibc
         // No upstream yet: not ready, and it says why.
         let notReady = try get("\(admin)/health/ready", name: "ready-before.log")
         #expect(notReady.hasPrefix("HTTP/1.1 503"), "\(notReady)")
-        #expect(notReady.contains("upstream not answering OPTIONS"))
+        #expect(notReady.contains("no upstream up and answering OPTIONS"))
 
         // An upstream that answers OPTIONS: ready within a few probe intervals.
         let fixtures = ProcessHarness.fixtures
@@ -63,7 +64,7 @@ import Glibc
         let optionsCount = optionsLine.flatMap { Int($0.split(separator: " ").last!) } ?? 0
         #expect(optionsCount >= 25, "\(String(describing: optionsLine))")
         #expect(metrics.contains("sip_response_time_seconds_count "))
-        #expect(metrics.contains("sip_upstream_up 1"))
+        #expect(metrics.contains("sip_upstream_up{upstream=\"127.0.0.1:\(corePort)\"} 1"))
         #expect(metrics.contains("process_resident_memory_bytes "))
         #expect(try get("\(admin)/nope", name: "404.log").hasPrefix("HTTP/1.1 404"))
     }
@@ -86,7 +87,7 @@ import Glibc
         let edge = try ProcessHarness.start("/bin/sh", ["-c", "ulimit -Sn 1024 && exec \"$0\" \"$@\"",
                                                         ProcessHarness.sipEdgeBinary.path, "--config", config.path],
                                             log: log)
-        for _ in 0..<50 where edge.isRunning {
+        for _ in 0..<50 where ProcessHarness.isRunning(edge) {
             if TestStreamClient(port: adminPort) != nil { break }
             usleep(100_000)
         }

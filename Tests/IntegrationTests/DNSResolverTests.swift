@@ -15,34 +15,6 @@ import Testing
     /// The dnsmasq whose hosts file the test rewrites.
     var changingPort: Int { base + 1 }
 
-    /// Starts dnsmasq answering only for `.test` (NXDOMAIN for unknown names there, REFUSED elsewhere) with
-    /// `records` options, and waits (5 s at most) until it answers `probe`.
-    func startDnsmasq(port: Int, records: [String], probe: String, log: String) throws -> Process {
-        let executable = try #require(ProcessHarness.which("dnsmasq")
-                                          ?? (FileManager.default.isExecutableFile(atPath: "/usr/sbin/dnsmasq")
-                                                  ? "/usr/sbin/dnsmasq" : nil),
-                                      "dnsmasq must be installed (scripts/install-deps.sh: dnsmasq-base)")
-        var arguments = ["--keep-in-foreground", "--port=\(port)", "--listen-address=127.0.0.1", "--bind-interfaces",
-                         "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=", "--log-facility=-",
-                         "--local=/test/"]
-        // As root, dnsmasq would drop to "nobody", who may not read the test's files; otherwise it changes nothing.
-        if getuid() == 0 { arguments.append("--user=root") }
-        let process = try ProcessHarness.start(executable, arguments + records, log: log)
-        let probeResolver = try resolver(port: port, timeoutMilliseconds: 200)
-        let deadline = Date().addingTimeInterval(5)
-        while Date() < deadline {
-            if (try? probeResolver.addresses(probe)) != nil { return process }
-            if !process.isRunning { break }
-            usleep(50_000)
-        }
-        ProcessHarness.stop(process)
-        throw DnsmasqDidNotAnswer(description: "dnsmasq did not answer: \(ProcessHarness.logContents(log))")
-    }
-
-    struct DnsmasqDidNotAnswer: Error, CustomStringConvertible {
-        let description: String
-    }
-
     func resolver(port: Int, timeoutMilliseconds: Int = 1_000) throws -> DNSResolver {
         try DNSResolver(servers: [EndpointAddress.parse("127.0.0.1", port: UInt16(port))!],
                         timeoutMilliseconds: timeoutMilliseconds, tries: 2)
@@ -62,7 +34,7 @@ import Testing
     ]
 
     @Test func lookupsReturnRecordsWithTheirTTLsAndTellAnswersFromFailures() throws {
-        let dnsmasq = try startDnsmasq(port: staticPort, records: Self.staticRecords, probe: "a.core.test",
+        let dnsmasq = try ProcessHarness.startDnsmasq(port: staticPort, records: Self.staticRecords, probe: "a.core.test",
                                        log: "dns-static-\(getpid()).log")
         defer { ProcessHarness.stop(dnsmasq) }
         let resolver = try resolver(port: staticPort)
@@ -92,7 +64,7 @@ import Testing
     }
 
     @Test func upstreamTargetsResolveThroughSrvAndAddressRecords() throws {
-        let dnsmasq = try startDnsmasq(port: staticPort, records: Self.staticRecords, probe: "a.core.test",
+        let dnsmasq = try ProcessHarness.startDnsmasq(port: staticPort, records: Self.staticRecords, probe: "a.core.test",
                                        log: "dns-upstreams-\(getpid()).log")
         defer { ProcessHarness.stop(dnsmasq) }
         let missing = UpstreamTarget(.name("nope.core.test", port: 5060))
@@ -145,7 +117,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: hostsDirectory) }
         let hostsFile = hostsDirectory.appendingPathComponent("hosts")
         try Data("127.0.0.31 moving.core.test\n".utf8).write(to: hostsFile)
-        let dnsmasq = try startDnsmasq(port: changingPort,
+        let dnsmasq = try ProcessHarness.startDnsmasq(port: changingPort,
                                        records: ["--local-ttl=1", "--hostsdir=\(hostsDirectory.path)",
                                                  "--srv-host=_sip._udp.moving.test,moving.core.test,5070,0,10"],
                                        probe: "moving.core.test", log: "dns-changing-\(getpid()).log")

@@ -26,7 +26,7 @@ import Testing
     func waitUntilServing(_ process: Process, log: String, timeout: TimeInterval = 5) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if !process.isRunning { return false }
+            if !ProcessHarness.isRunning(process) { return false }
             if ProcessHarness.logContents(log).contains("UDP workers") { return true }
             usleep(50_000)
         }
@@ -34,7 +34,7 @@ import Testing
     }
 
     /// Sends OPTIONS from `client` to the edge and returns the Call-IDs the core received within two seconds.
-    func forwarded(from client: UDPSocket, to core: UDPSocket, count: Int) -> Set<String> {
+    func forwarded(from client: UDPSocket, to core: FakeCore, count: Int) -> Set<String> {
         let edge = EndpointAddress.parse("127.0.0.1", port: UInt16(edgePort))!
         for number in 0..<count {
             OptionsTraffic.send(from: client, viaHost: "127.0.0.7", to: edge, callID: "claim-\(number)-\(getpid())")
@@ -43,15 +43,15 @@ import Testing
         let deadline = Date().addingTimeInterval(2)
         while ids.count < count && Date() < deadline {
             usleep(20_000)
-            ids.formUnion(OptionsTraffic.callIDs(arrivedAt: core))
+            ids.formUnion(core.takeCallIDs())
         }
         return ids
     }
 
     /// The issue: a second sip-edge with the same --listen used to start silently and take part of the traffic.
     @Test func secondEdgeOnTheSameListenAddressExitsTwoAndTheFirstKeepsServing() throws {
-        let core = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: 0)!, reusePort: false)
-        let arguments = ["--listen", "udp:127.0.0.1:\(edgePort)", "--upstream", "sip:127.0.0.1:\(core.localAddress.port)",
+        let core = try FakeCore()
+        let arguments = ["--listen", "udp:127.0.0.1:\(edgePort)", "--upstream", "sip:\(core.address)",
                          "--workers", "2", "--admin", "off"]
         let first = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, arguments, log: "claim-first.log")
         defer { ProcessHarness.stop(first) }
@@ -63,7 +63,7 @@ import Testing
         #expect(second.output.contains("udp 127.0.0.1:\(edgePort) is in use by another process"), "\(second.output)")
         #expect(second.output.contains("\"level\":\"error\""), "\(second.output)")
 
-        #expect(first.isRunning)
+        #expect(ProcessHarness.isRunning(first))
         let client = try UDPSocket(binding: EndpointAddress.parse("127.0.0.7", port: 0)!, reusePort: false)
         #expect(forwarded(from: client, to: core, count: 5).count == 5)
 
@@ -82,13 +82,13 @@ import Testing
         let two = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, arguments, log: "claim-race-2.log")
         defer { ProcessHarness.stop(two) }
         let deadline = Date().addingTimeInterval(8)
-        while one.isRunning && two.isRunning && Date() < deadline { usleep(50_000) }
+        while ProcessHarness.isRunning(one) && ProcessHarness.isRunning(two) && Date() < deadline { usleep(50_000) }
         usleep(500_000)  // the survivor must stay up
         let logs = ProcessHarness.logContents("claim-race-1.log") + ProcessHarness.logContents("claim-race-2.log")
-        #expect([one, two].filter(\.isRunning).count == 1, "\(logs)")
-        let loser = one.isRunning ? two : one
-        if !loser.isRunning {
-            #expect(loser.terminationStatus == 2, "\(logs)")
+        #expect([one, two].filter { ProcessHarness.isRunning($0) }.count == 1, "\(logs)")
+        let loser = ProcessHarness.isRunning(one) ? two : one
+        if !ProcessHarness.isRunning(loser) {
+            #expect(ProcessHarness.exitStatus(loser) == 2, "\(logs)")
         }
         #expect(logs.contains("udp 127.0.0.1:\(edgePort) is in use by another process"), "\(logs)")
     }

@@ -40,8 +40,38 @@ enum ProcessHarness {
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
+        // The test runner's threads block most signals, and a child inherits its spawner's mask: it would ignore
+        // our SIGTERM (and SIGHUP). Spawn with an empty mask, then restore this thread's.
+        var empty = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         try process.run()
         return process
+    }
+
+    /// Whether `process` is still running. Foundation learns of an exit through SIGCHLD, which can reach a
+    /// runner thread that discards it, leaving `isRunning` true for tens of seconds; /proc shows a zombie at once.
+    static func isRunning(_ process: Process) -> Bool {
+        process.isRunning && exitStatusOfZombie(process.processIdentifier) == nil
+    }
+
+    /// The exit status of a process that has exited (see ``isRunning(_:)``); -1 while it runs or was signalled.
+    static func exitStatus(_ process: Process) -> Int32 {
+        if !process.isRunning { return process.terminationReason == .exit ? process.terminationStatus : -1 }
+        guard let status = exitStatusOfZombie(process.processIdentifier), status & 0x7F == 0 else { return -1 }
+        return (status >> 8) & 0xFF
+    }
+
+    /// The wait status of an exited, not yet reaped child (field 52 of /proc/PID/stat), nil while it runs.
+    private static func exitStatusOfZombie(_ pid: Int32) -> Int32? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let end = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: end)...].split(whereSeparator: \.isWhitespace)
+        // fields[0] is the state (field 3); the exit code is field 52.
+        guard fields.first == "Z", fields.count >= 50 else { return nil }
+        return Int32(fields[49])
     }
 
     /// Runs `executable` to completion, bounded by `timeout` seconds; returns its exit status.
@@ -49,29 +79,29 @@ enum ProcessHarness {
                     environment: [String: String] = [:]) throws -> Int32 {
         let process = try start(executable, arguments, log: log, environment: environment)
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
-        if process.isRunning {
+        while isRunning(process) && Date() < deadline { usleep(50_000) }
+        if isRunning(process) {
             stop(process)
             return -1
         }
-        return process.terminationStatus
+        return exitStatus(process)
     }
 
     /// Stops a process this test started: SIGTERM, then SIGKILL after 3 s. Its children (Kamailio forks workers)
     /// are ours too: whatever of them outlives it is killed by PID, or they would hold its output open and
     /// `waitUntilExit` would never return.
     static func stop(_ process: Process) {
-        guard process.isRunning else { return }
+        guard isRunning(process) else { return }
         let children = descendants(of: process.processIdentifier)
         kill(process.processIdentifier, SIGTERM)
         let deadline = Date().addingTimeInterval(3)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        while isRunning(process) && Date() < deadline { usleep(20_000) }
+        if isRunning(process) { kill(process.processIdentifier, SIGKILL) }
         for child in children { kill(child, SIGKILL) }
         // Bounded: Foundation learns of an exit asynchronously, and once (seen once under parallel suites) it did
         // not; a test must then fail, never hang the run.
         let reapDeadline = Date().addingTimeInterval(5)
-        while process.isRunning && Date() < reapDeadline { usleep(20_000) }
+        while isRunning(process) && Date() < reapDeadline { usleep(20_000) }
     }
 
     /// Every process below `pid`, from /proc.
@@ -121,7 +151,7 @@ enum ProcessHarness {
         case kamailio = 26  // edge, tls, kamailio, callee, caller, socat, core tls, admin (26...33)
         case portClaim = 34  // edge, tls, admin, spare (34...37)
         case dns = 38  // dnsmasq with fixed records, dnsmasq with changing records (38...39)
-        case failover = 40  // edge, uas a, uas b, uac, admin (40...44)
+        case failover = 40  // edge, uas a, uas b, uac, admin, dnsmasq (40...45)
     }
 
     /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 240 slots of 50.

@@ -7,12 +7,12 @@ import Testing
 @Suite struct ReloadTests {
     @Test func sighupReloadsThePolicyWithoutRestarting() throws {
         let base = ProcessHarness.portBase(.reload)
-        let core = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: 0)!, reusePort: false)
+        let core = try FakeCore()
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("reload-\(getpid()).yaml")
         func writeConfig(blocking agent: String, extra: String = "") throws {
             try """
                 listen: udp:127.0.0.1:\(base)
-                upstreams: [sip:127.0.0.1:\(core.localAddress.port)]
+                upstreams: [sip:\(core.address)]
                 workers: 2
                 admin:
                   listen: "off"
@@ -31,7 +31,7 @@ import Testing
             OptionsTraffic.send(from: client, viaHost: "127.0.0.5", to: edgeAddress, callID: callID,
                                 userAgent: "good-agent/1.0")
         }
-        func forwardedCallIDs() -> [String] { OptionsTraffic.callIDs(arrivedAt: core) }
+        func forwardedCallIDs() -> [String] { core.takeCallIDs() }
 
         sendOptions("before-reload")
         usleep(200_000)
@@ -41,7 +41,7 @@ import Testing
         try writeConfig(blocking: "good-agent", extra: "tcp:\n  idle_timeout_s: 60\n")
         kill(edge.processIdentifier, SIGHUP)
         usleep(600_000)  // workers apply it at their next loop turn (at most 200 ms)
-        #expect(edge.isRunning)
+        #expect(ProcessHarness.isRunning(edge))
         sendOptions("after-reload")
         usleep(200_000)
         #expect(forwardedCallIDs().isEmpty, "good-agent should now be blocked")
@@ -53,7 +53,7 @@ import Testing
         try writeConfig(blocking: "nobody", extra: "rate_limit:\n  window_ms: soon\n")
         kill(edge.processIdentifier, SIGHUP)
         usleep(600_000)
-        #expect(edge.isRunning)
+        #expect(ProcessHarness.isRunning(edge))
         #expect(ProcessHarness.logContents("reload-edge.log").contains("configuration rejected, keeping the running one: rate_limit.window_ms"))
         sendOptions("after-bad-reload")
         usleep(200_000)

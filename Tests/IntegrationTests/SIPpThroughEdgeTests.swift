@@ -22,7 +22,7 @@ import Testing
             : try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, edgeArguments, log: "\(name)-edge.log")
         defer { ProcessHarness.stop(edge) }
         usleep(500_000)
-        #expect(edge.isRunning, "sip-edge exited: \(ProcessHarness.logContents("\(name)-edge.log"))")
+        #expect(ProcessHarness.isRunning(edge), "sip-edge exited: \(ProcessHarness.logContents("\(name)-edge.log"))")
         if let duringCalls {
             // Run the calls in the background and act on sip-edge while they flow.
             let uacProcess = try ProcessHarness.start(
@@ -34,10 +34,10 @@ import Testing
             usleep(500_000)
             duringCalls(edge)
             let deadline = Date().addingTimeInterval(30)
-            while uacProcess.isRunning && Date() < deadline { usleep(50_000) }
+            while ProcessHarness.isRunning(uacProcess) && Date() < deadline { usleep(50_000) }
             ProcessHarness.stop(uacProcess)
             ProcessHarness.stop(edge)
-            return (uacProcess.terminationStatus,
+            return (ProcessHarness.exitStatus(uacProcess),
                     ProcessHarness.logContents("\(name)-uac.log") + ProcessHarness.logContents("\(name)-edge.log"))
         }
         let status = try ProcessHarness.run(

@@ -39,7 +39,7 @@ import Testing
                                             log: "\(name)-edge.log")
         defer { ProcessHarness.stop(edge) }
         usleep(600_000)
-        #expect(edge.isRunning, "sip-edge exited: \(ProcessHarness.logContents("\(name)-edge.log"))")
+        #expect(ProcessHarness.isRunning(edge), "sip-edge exited: \(ProcessHarness.logContents("\(name)-edge.log"))")
         try body(edge, config)
     }
 

@@ -79,7 +79,7 @@ import Glibc
         #expect(receive() == "WATCHDOG=1")
         kill(edge.processIdentifier, SIGHUP)  // no reload yet, but it must not stop the proxy
         usleep(200_000)
-        #expect(edge.isRunning)
+        #expect(ProcessHarness.isRunning(edge))
         let stopRequested = Date()
         kill(edge.processIdentifier, SIGTERM)
         var stopping = false
@@ -92,7 +92,7 @@ import Glibc
         }
         #expect(stopping)
         edge.waitUntilExit()
-        #expect(edge.terminationStatus == 0)
+        #expect(ProcessHarness.exitStatus(edge) == 0)
         // Drained and gone well within systemd's TimeoutStopSec.
         #expect(Date().timeIntervalSince(stopRequested) < 2)
     }

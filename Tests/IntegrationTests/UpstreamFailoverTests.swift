@@ -41,9 +41,10 @@ import Testing
         var portB: Int { base + 2 }
         var uacPort: Int { base + 3 }
         var adminPort: Int { base + 4 }
+        var dnsPort: Int { base + 5 }
 
-        /// Starts sip-edge with `upstreams` (YAML list items) and fast health checks.
-        func startEdge(upstreams: String, name: String) throws -> Process {
+        /// Starts sip-edge with `upstreams` (YAML list items), fast health checks and `extra` YAML.
+        func startEdge(upstreams: String, name: String, extra: String = "") throws -> Process {
             let config = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid()).yaml")
             try """
                 listen: udp:127.0.0.1:\(edgePort)
@@ -53,11 +54,12 @@ import Testing
                 admin:
                   listen: 127.0.0.1:\(adminPort)
                 \(UpstreamFailoverTests.health)
+                \(extra)
                 """.write(to: config, atomically: true, encoding: .utf8)
             let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
                                                 log: "\(name)-edge.log")
             usleep(800_000)
-            #expect(edge.isRunning, "sip-edge exited: \(ProcessHarness.logContents("\(name)-edge.log"))")
+            #expect(ProcessHarness.isRunning(edge), "sip-edge exited: \(ProcessHarness.logContents("\(name)-edge.log"))")
             return edge
         }
 
@@ -75,7 +77,7 @@ import Testing
                 during()
             }
             let deadline = Date().addingTimeInterval(30)
-            while uac.isRunning && Date() < deadline { usleep(50_000) }
+            while ProcessHarness.isRunning(uac) && Date() < deadline { usleep(50_000) }
             ProcessHarness.stop(uac)
             return try ProcessHarness.sippCallTotals(name)
         }
@@ -170,6 +172,80 @@ import Testing
         let metrics = try rig.get("/metrics", name: name)
         #expect(metrics.contains("sip_upstream_up{upstream=\"127.0.0.1:\(rig.portA)\"} 0"))
         #expect(metrics.contains("sip_upstream_up{upstream=\"127.0.0.1:\(rig.portB)\"} 0"))
+    }
+
+    /// The core named by DNS: SRV `_sip._udp.core.test` names a.core.test and b.core.test on the two callees'
+    /// ports; their A records live in a hosts file the test rewrites while the edge runs (dnsmasq re-reads it).
+    @Test func aCoreNamedBySRVFollowsItsRecordsWhileTheEdgeRuns() throws {
+        let rig = Rig()
+        let name = "failover-dns"
+        let hosts = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-hosts-\(getpid())")
+        try? FileManager.default.removeItem(at: hosts)
+        try FileManager.default.createDirectory(at: hosts, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(at: hosts) }
+        let hostsFile = hosts.appendingPathComponent("hosts")
+        // Rewritten in place: dnsmasq follows the file by inotify.
+        let setHosts = { (text: String) in try Data(text.utf8).write(to: hostsFile) }
+        try setHosts("127.0.0.1 a.core.test\n")
+        let dnsmasq = try ProcessHarness.startDnsmasq(
+            port: rig.dnsPort,
+            records: ["--local-ttl=1", "--hostsdir=\(hosts.path)",
+                      "--srv-host=_sip._udp.core.test,a.core.test,\(rig.portA),0,10",
+                      "--srv-host=_sip._udp.core.test,b.core.test,\(rig.portB),0,10"],
+            probe: "a.core.test", log: "\(name)-dnsmasq.log")
+        defer { ProcessHarness.stop(dnsmasq) }
+        let a = try Callee(port: rig.portA, name: "\(name)-a")
+        defer { a.stop() }
+        let b = try Callee(port: rig.portB, name: "\(name)-b")
+        defer { b.stop() }
+        let edge = try rig.startEdge(
+            upstreams: "  - sip:core.test", name: name,
+            extra: "upstream_dns:\n  servers: [127.0.0.1:\(rig.dnsPort)]\n  min_ttl_s: 1\n  drain_s: 60\n")
+        defer { ProcessHarness.stop(edge) }
+        let edgeLog = { ProcessHarness.logContents("\(name)-edge.log") }
+
+        // Only a.core.test has an address: every call goes to A.
+        #expect(try rig.calls(20, name: "\(name)-a-only") == (20, 0), "\(edgeLog())")
+        #expect(a.invites == 20)
+        #expect(b.invites == 0)
+
+        // b.core.test appears: within its TTL (1 s) plus a probe, B takes its share.
+        try setHosts("127.0.0.1 a.core.test\n127.0.0.1 b.core.test\n")
+        usleep(2_500_000)
+        #expect(try rig.calls(40, name: "\(name)-both") == (40, 0), "\(edgeLog())")
+        #expect(b.invites >= 8, "b \(b.invites) of 40")
+        #expect(try rig.get("/metrics", name: name).contains("sip_upstream_up{upstream=\"127.0.0.1:\(rig.portB)\"} 1"))
+
+        // b.core.test goes: B drains (no new calls), it is not cut off mid-dialog, and A takes everything again.
+        try setHosts("127.0.0.1 a.core.test\n")
+        usleep(2_500_000)
+        let bBefore = b.invites
+        #expect(try rig.calls(40, name: "\(name)-b-gone") == (40, 0), "\(edgeLog())")
+        #expect(b.invites == bBefore)
+        #expect(edgeLog().contains("b.core.test"), "the resolver logs the change: \(edgeLog())")
+    }
+
+    /// A name that never resolves: the edge starts, says so, is not ready, and stops with an error after
+    /// `upstream_dns.give_up_s`.
+    @Test func anUpstreamNameThatNeverResolvesStopsTheEdgeAfterTheGiveUpTime() throws {
+        let rig = Rig()
+        let name = "failover-unresolvable"
+        let dnsmasq = try ProcessHarness.startDnsmasq(port: rig.dnsPort, records: ["--host-record=other.test,127.0.0.1"],
+                                                      probe: "other.test", log: "\(name)-dnsmasq.log")
+        defer { ProcessHarness.stop(dnsmasq) }
+        let edge = try rig.startEdge(
+            upstreams: "  - sip:missing.test:5060", name: name,
+            extra: "upstream_dns:\n  servers: [127.0.0.1:\(rig.dnsPort)]\n  min_ttl_s: 1\n  give_up_s: 3\n")
+        defer { ProcessHarness.stop(edge) }
+        let ready = try rig.get("/health/ready", name: name)
+        #expect(ready.hasPrefix("HTTP/1.1 503"), "\(ready)")
+        let deadline = Date().addingTimeInterval(8)
+        while ProcessHarness.isRunning(edge) && Date() < deadline { usleep(100_000) }
+        let log = ProcessHarness.logContents("\(name)-edge.log")
+        #expect(!ProcessHarness.isRunning(edge), "\(log)")
+        #expect(ProcessHarness.exitStatus(edge) == 1, "\(log)")
+        #expect(log.contains("not resolvable yet, retrying: sip:missing.test:5060"), "\(log)")
+        #expect(log.contains("no upstream has resolved for 3 s"), "\(log)")
     }
 
     /// Sends one OPTIONS to the edge from a test socket and returns the answer's text (at most 2 s).
