@@ -186,6 +186,35 @@ func reparses(_ text: String) -> Bool {
         #expect(used.count == 3)
     }
 
+    /// A core that Record-Routed a dialog keeps its in-dialog requests while it is up, draining or not, whatever
+    /// the Call-ID hashes to now; a Route naming anything else (or a down upstream) is not obeyed.
+    @Test func anInDialogRequestFollowsItsRouteToAnUpstreamThatIsUp() throws {
+        let a = EndpointAddress.parse("127.0.0.2", port: 5070)!
+        let b = EndpointAddress.parse("127.0.0.3", port: 5070)!
+        let parser = try SIPParser()
+        let proxy = StatelessProxy(configuration: ProxyConfiguration(advertised: edge, upstreams: [a, b],
+                                                                     flowKey: testFlowKey))
+        func destination(route: String, callID: String) throws -> ForwardDecision {
+            let bye = lines(["BYE sip:bob@10.0.0.9 SIP/2.0", "Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKbye;rport",
+                             "Route: <sip:127.0.0.1:5060;lr>, <\(route);lr>", "Max-Forwards: 70",
+                             "From: <sip:alice@example.com>;tag=a1", "To: <sip:bob@example.com>;tag=b1",
+                             "Call-ID: \(callID)", "CSeq: 2 BYE", "Content-Length: 0"])
+            return try bye.withPacketBytes { proxy.process(try parser.parse($0), source: phone) }
+        }
+        // Find a Call-ID that hashes to a, then route its dialog through b.
+        var callID = ""
+        for n in 0..<100 where try destination(route: "sip:192.0.2.99", callID: "d\(n)") == .forward(to: .udp(a)) {
+            callID = "d\(n)"
+            break
+        }
+        #expect(!callID.isEmpty)
+        #expect(try destination(route: "sip:127.0.0.3:5070", callID: callID) == .forward(to: .udp(b)))
+        proxy.upstreams = UpstreamSet([UpstreamSet.Member(a), UpstreamSet.Member(b, isDraining: true)])
+        #expect(try destination(route: "sip:127.0.0.3:5070", callID: callID) == .forward(to: .udp(b)), "draining")
+        proxy.upstreams.setUp(false, at: 1)
+        #expect(try destination(route: "sip:127.0.0.3:5070", callID: callID) == .forward(to: .udp(a)), "b is down")
+    }
+
     @Test func loopsAreAnswered482ButASpiralThroughTheCoreIsForwarded() throws {
         func request(vias: [String]) -> [UInt8] {
             lines(["INVITE sip:alice@192.0.2.10:40000 SIP/2.0"] + vias.map { "Via: \($0)" } + [
