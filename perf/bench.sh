@@ -73,7 +73,8 @@ cpu_ticks() {
 }
 
 start_uas() {
-    sipp -sn uas -i 127.0.0.1 -p "$UAS_PORT" -nostdin > "$WORK/uas.log" 2>&1 &
+    # -aa: the uas answers sip-edge's OPTIONS health probes (a core that does not is taken out of rotation).
+    sipp -sn uas -aa -i 127.0.0.1 -p "$UAS_PORT" -nostdin > "$WORK/uas.log" 2>&1 &
     UAS_PID=$!
     started_pids+=("$UAS_PID")
 }

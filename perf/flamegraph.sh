@@ -34,7 +34,7 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-sipp -sn uas -i 127.0.0.1 -p $((BASE_PORT + 1)) -nostdin > "$OUT_DIR/uas.log" 2>&1 &
+sipp -sn uas -aa -i 127.0.0.1 -p $((BASE_PORT + 1)) -nostdin > "$OUT_DIR/uas.log" 2>&1 &
 pids+=($!)
 "$EDGE" --config perf/load-generator.yaml --listen "udp:127.0.0.1:$BASE_PORT" --upstream "sip:127.0.0.1:$((BASE_PORT + 1))" --workers "$WORKERS" \
     > "$OUT_DIR/edge.log" 2>&1 &
