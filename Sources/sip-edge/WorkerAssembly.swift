@@ -37,8 +37,11 @@ extension EdgeConfiguration {
 
     /// The upstream entries that need no DNS, as set members; names join through the resolver.
     var numericUpstreams: [UpstreamSet.Member] {
-        upstreams.compactMap { target in
-            target.address.map { UpstreamSet.Member($0, weight: target.weight, priority: target.priority) }
+        var members: [UpstreamSet.Member] = []
+        for target in upstreams {
+            guard let address = target.address else { continue }
+            members.append(UpstreamSet.Member(address, weight: target.weight, priority: target.priority))
         }
+        return members
     }
 }
