@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "sip-edge", targets: ["sip-edge"]),
         .library(name: "SIPParsing", targets: ["SIPParsing", "SIPBytes"]),
         .library(name: "SIPSecurity", targets: ["SIPSecurity"]),
+        .library(name: "SIPTransactions", targets: ["SIPTransactions"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -55,6 +56,9 @@ let package = Package(
 
         // Stateless proxy core: pure routing decisions and message edits, no I/O.
         .target(name: "SIPProxyCore", dependencies: ["SIPParsing", "SIPBytes"]),
+
+        // Transaction layer (RFC 3261 §17): per-worker transaction map and timer wheel, pure values, no I/O.
+        .target(name: "SIPTransactions", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),
 
         // Typed configuration: embedded defaults, YAML file, validation with key paths.
         .target(
@@ -114,6 +118,7 @@ let package = Package(
         .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport", "SIPSettings", "SIPSecurity", "SIPBytes", "SIPMetrics"]),
         .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPSettings", "SIPBytes", "SIPTestSupport"]),
+        .testTarget(name: "SIPTransactionsTests", dependencies: ["SIPTransactions", "SIPProxyCore", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "SIPProxyCoreTests", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "CSIPScanTests", dependencies: ["CSIPScan", "SIPBytes"]),
         .testTarget(
