@@ -122,6 +122,13 @@ public struct UpstreamSet: Sendable, Equatable {
     /// the weights). In a group of equal weights that order is the order of u itself, so the raw 64-bit draws are
     /// compared and no logarithm is taken; otherwise `naturalLog` below, exact to a few ulps.
     public func pick(hash: UInt64) -> Int? {
+        pick(hash: hash, excluding: 0)
+    }
+
+    /// The member ``pick(hash:)`` would choose if the members whose bits are set in `excluded` (bit i: member i)
+    /// were down: the next upstream in this key's rendezvous order, for a transaction failing over after its
+    /// first choice did not answer (RFC 3261 §16.7 serial forking). Nil when none is left.
+    public func pick(hash: UInt64, excluding excluded: UInt64) -> Int? {
         var start = 0
         for group in groups {
             var best = -1
@@ -129,7 +136,8 @@ public struct UpstreamSet: Sendable, Equatable {
             var bestScore = 0.0
             for position in start..<group.end {
                 let slot = slots[position]
-                guard up[slot.member], !slot.isDraining else { continue }
+                guard up[slot.member], !slot.isDraining,
+                    slot.member >= 64 || excluded & (1 << UInt64(slot.member)) == 0 else { continue }
                 let draw = mix(hash ^ slot.salt)
                 if group.equalWeights {
                     if best < 0 || draw > bestDraw {

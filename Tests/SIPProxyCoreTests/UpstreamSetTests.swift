@@ -30,6 +30,26 @@ private func shares(_ set: UpstreamSet, _ keys: [UInt64]) -> [Int] {
 
 @Suite("UpstreamSet: weighted rendezvous hashing over priority groups")
 struct UpstreamSetTests {
+    @Test("excluding the members a request already tried gives the choice the set would make with them down")
+    func excludingTriedMembersFollowsTheRendezvousOrder() {
+        let set = UpstreamSet([UpstreamSet.Member(address(1)), UpstreamSet.Member(address(2), weight: 2),
+                               UpstreamSet.Member(address(3)), UpstreamSet.Member(address(4), priority: 1)])
+        for key in keys(2_000) {
+            let first = set.pick(hash: key)!
+            var without = set
+            without.setUp(false, at: first)
+            let second = set.pick(hash: key, excluding: 1 << UInt64(first))!
+            #expect(second == without.pick(hash: key))
+            #expect(second != first)
+            without.setUp(false, at: second)
+            let third = set.pick(hash: key, excluding: 1 << UInt64(first) | 1 << UInt64(second))
+            #expect(third == without.pick(hash: key))
+        }
+        // Every primary tried: the backup group; everything tried: nothing.
+        #expect(set.pick(hash: 42, excluding: 0b0111) == 3)
+        #expect(set.pick(hash: 42, excluding: 0b1111) == nil)
+    }
+
     @Test("a member going down moves exactly its keys, evenly over the others, and they all come back")
     func downMovesOnlyItsKeys() {
         var set = UpstreamSet(addresses: (1...4).map { address($0) })
