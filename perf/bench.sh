@@ -23,6 +23,8 @@
 #   configuration in the same rounds, so a change on the message path is measured before and after in one run.
 # Tunables (environment): RATE=500 CALLS=5000 ROUNDS=3 WORKERS=1 RATES="500 1000 2000 4000" STEP_SECONDS=5
 #   BASE_PORT=26000 (uses BASE_PORT..BASE_PORT+3) EDGE_ARGS="" (extra sip-edge flags, e.g. --config FILE)
+#   KAMAILIO_CFG=perf/kamailio-stateless.cfg (perf/kamailio-stateful.cfg: tm's t_relay(), the reference for a
+#   transaction-stateful edge) KAMAILIO_SHM_MB=512
 # Installs nothing. Needs: sipp (sip-tester), kamailio, and `swift build -c release` done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -95,9 +97,12 @@ start_proxy() { # $1 = edge | baseline | kamailio
     else
         sed -e "s/KAMAILIO_CHILDREN/$WORKERS/; s/KAMAILIO_LISTEN/127.0.0.1:$PROXY_PORT/" \
             -e "s/KAMAILIO_UPSTREAM_HOST/127.0.0.1/; s/KAMAILIO_UPSTREAM_PORT/$UAS_PORT/" \
-            perf/kamailio-stateless.cfg > "$WORK/kamailio.cfg"
+            "${KAMAILIO_CFG:-perf/kamailio-stateless.cfg}" > "$WORK/kamailio.cfg"
         mkdir -p "$WORK/kamailio-run"
-        kamailio -f "$WORK/kamailio.cfg" -DD -E -x fm -Y "$WORK/kamailio-run" > "$WORK/kamailio.log" 2>&1 &
+        # -m: shared memory in MB. tm keeps every transaction there for up to 32 s; at 2,000 calls/s the default 64 MB
+        # runs out within seconds ("out of mem" and 500s), which would measure an error path.
+        kamailio -f "$WORK/kamailio.cfg" -DD -E -x fm -m "${KAMAILIO_SHM_MB:-512}" -Y "$WORK/kamailio-run" \
+            > "$WORK/kamailio.log" 2>&1 &
         PROXY_PID=$!
     fi
     started_pids+=("$PROXY_PID")
@@ -150,12 +155,13 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 edge_median=$(median < "$WORK/edge.ms")
 kamailio_median=$(median < "$WORK/kamailio.ms")
+ratio() { if [ "$2" = nan ] || [ "$1" = nan ]; then echo nan; else echo "$1 / $2" | bc -l; fi; }
 printf 'median CPU per 1000 messages: sip-edge %.2f ms, kamailio %.2f ms, ratio %.2f\n' \
-    "$edge_median" "$kamailio_median" "$(echo "$edge_median / $kamailio_median" | bc -l)"
+    "$edge_median" "$kamailio_median" "$(ratio "$edge_median" "$kamailio_median")"
 if [ -n "$BASELINE" ]; then
     baseline_median=$(median < "$WORK/baseline.ms")
     printf 'median CPU per 1000 messages: baseline %.2f ms, sip-edge/baseline %.3f\n' \
-        "$baseline_median" "$(echo "$edge_median / $baseline_median" | bc -l)"
+        "$baseline_median" "$(ratio "$edge_median" "$baseline_median")"
 fi
 
 echo "bench: maximum clean rate, $STEP_SECONDS s per step, rates: $RATES"
