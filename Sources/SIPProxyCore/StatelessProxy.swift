@@ -27,6 +27,23 @@ public enum DropReason: String, Sendable, CaseIterable {
     case responseNotForUpstream = "response_not_for_upstream"
 }
 
+/// Which try of a client request a forward is: the first (the default), or a failover after upstreams that did not
+/// answer. Stateless forwarding only ever makes the first.
+public struct ForwardAttempt: Sendable, Equatable {
+    /// 0 for the first try; each later try gets its own Via branch.
+    public var number: Int
+    /// Members of ``StatelessProxy/upstreams`` already tried (bit i: member i), skipped by the choice.
+    public var excluded: UInt64
+    /// Send there, whatever the choice would be: a CANCEL follows its INVITE's try (RFC 3261 §16.10).
+    public var upstream: EndpointAddress?
+
+    public init(number: Int = 0, excluded: UInt64 = 0, upstream: EndpointAddress? = nil) {
+        self.number = number
+        self.excluded = excluded
+        self.upstream = upstream
+    }
+}
+
 /// What to do with a message, decided by ``StatelessProxy/process(_:from:)``.
 public enum ForwardDecision: Equatable, Sendable {
     /// Send ``StatelessProxy/output`` down this flow (an upstream's address, a client's UDP address or connection).
@@ -130,9 +147,16 @@ public final class StatelessProxy {
     }
 
     public func process(_ message: SIPMessage, from source: Flow) -> ForwardDecision {
+        process(message, from: source, attempt: ForwardAttempt())
+    }
+
+    /// `attempt`: which try of a client request this is, for a transaction failing over (serial forking, RFC 3261
+    /// §16.7): the upstreams it already tried are skipped, and every try after the first gets a branch of its
+    /// own (a new client transaction toward the core). Responses ignore it.
+    public func process(_ message: SIPMessage, from source: Flow, attempt: ForwardAttempt) -> ForwardDecision {
         editor.reset()
         if message.isRequest {
-            return processRequest(message, source: source)
+            return processRequest(message, source: source, attempt: attempt)
         }
         return processResponse(message, source: source)
     }
@@ -140,7 +164,7 @@ public final class StatelessProxy {
     // MARK: Requests
 
     /// Local replies (483, 482, 502, 403) go back to the request's source: RFC 3581 symmetric response.
-    private func processRequest(_ message: SIPMessage, source: Flow) -> ForwardDecision {
+    private func processRequest(_ message: SIPMessage, source: Flow, attempt: ForwardAttempt) -> ForwardDecision {
         let bytes = message.bytes
         let isAck = message.method.known == .ack
         if let maxForwards = message.maxForwards, maxForwards == 0 {
@@ -179,7 +203,8 @@ public final class StatelessProxy {
             // Outbound-proxy mode: everything from the public side goes to the core, whatever its Route says, so
             // a token in a client's Route is never acted upon. Only an in-dialog request whose next Route names
             // an upstream that is up (draining or not) goes there: its dialog lives on that core.
-            guard let upstream = dialogUpstream(message, next: routes.next) ?? pickUpstream(for: message) else {
+            guard let upstream = attempt.upstream ?? dialogUpstream(message, next: routes.next)
+                ?? pickUpstream(for: message, excluding: attempt.excluded) else {
                 if isAck { return .drop(.noUpstream) }
                 buildReply(to: message, status: 503, reason: "Service Unavailable", detail: "no upstream is up",
                            retryAfter: configuration.unavailableRetryAfterSeconds)
@@ -225,7 +250,7 @@ public final class StatelessProxy {
             }
         }
 
-        let branch = branchHash(for: message)
+        let branch = attempt.number == 0 ? branchHash(for: message) : mix(branchHash(for: message) ^ UInt64(attempt.number))
         editor.insert(at: firstHeader) { out in
             out.append(ascii: "Via: SIP/2.0/")
             out.append(ascii: destination.transport.viaName)
@@ -416,9 +441,12 @@ public final class StatelessProxy {
 
     /// Call-ID rendezvous hashing over the up upstreams (``UpstreamSet``), so a CANCEL or ACK reaches the upstream
     /// its INVITE went to, and only a down upstream's calls move.
-    private func pickUpstream(for message: SIPMessage) -> EndpointAddress? {
-        if upstreams.count == 1 { return upstreams.isUp(at: 0) ? upstreams.members[0].address : nil }
-        return upstreams.pickAddress(hash: mix(fnv1a(message.bytes, message.callID, seed: configuration.branchSecret)))
+    private func pickUpstream(for message: SIPMessage, excluding excluded: UInt64) -> EndpointAddress? {
+        if upstreams.count == 1 {
+            return upstreams.isUp(at: 0) && excluded & 1 == 0 ? upstreams.members[0].address : nil
+        }
+        let hash = mix(fnv1a(message.bytes, message.callID, seed: configuration.branchSecret))
+        return upstreams.pick(hash: hash, excluding: excluded).map { upstreams.members[$0].address }
     }
 
     /// The upstream an in-dialog request's next Route names, when it is one of ours and up: the core that

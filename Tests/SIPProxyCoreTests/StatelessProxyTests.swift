@@ -215,6 +215,40 @@ func reparses(_ text: String) -> Bool {
         #expect(try destination(route: "sip:127.0.0.3:5070", callID: callID) == .forward(to: .udp(a)), "b is down")
     }
 
+    /// A transaction failing over: the next try skips the upstreams tried, has its own branch, and a CANCEL sent
+    /// with the same try reaches the same upstream on the same branch (RFC 3261 §16.10).
+    @Test func aFailoverTryGoesElsewhereOnItsOwnBranchAndItsCancelFollowsIt() throws {
+        let upstreams = (0..<3).map { EndpointAddress.parse("127.0.0.\($0 + 2)", port: 5070)! }
+        let parser = try SIPParser()
+        let proxy = StatelessProxy(configuration: ProxyConfiguration(advertised: edge, upstreams: upstreams,
+                                                                     flowKey: testFlowKey))
+        func forward(_ bytes: [UInt8], _ attempt: ForwardAttempt) throws -> (EndpointAddress?, String) {
+            try bytes.withPacketBytes { packet in
+                let decision = proxy.process(try parser.parse(packet), from: .udp(phone), attempt: attempt)
+                let output = String(decoding: proxy.output, as: UTF8.self)
+                let branch = output.split(separator: "\r\n")[1].split(separator: ";").first { $0.hasPrefix("branch=") }
+                guard case .forward(let flow) = decision else { return (nil, "") }
+                return (flow.address, String(branch ?? ""))
+            }
+        }
+        let (first, firstBranch) = try forward(invite, ForwardAttempt())
+        let firstIndex = try #require(upstreams.firstIndex { $0 == first })
+        let (second, secondBranch) = try forward(invite, ForwardAttempt(number: 1, excluded: 1 << UInt64(firstIndex)))
+        #expect(second != nil && second != first)
+        #expect(secondBranch != firstBranch)
+        let secondIndex = try #require(upstreams.firstIndex { $0 == second })
+        let (third, _) = try forward(invite, ForwardAttempt(number: 2,
+                                                            excluded: 1 << UInt64(firstIndex) | 1 << UInt64(secondIndex)))
+        #expect(third != nil && third != first && third != second)
+        let (none, _) = try forward(invite, ForwardAttempt(number: 3, excluded: 0b111))
+        #expect(none == nil, "every upstream tried: 503 from the proxy")
+        let cancel = String(decoding: invite, as: UTF8.self).replacingOccurrences(of: "1 INVITE", with: "1 CANCEL")
+            .replacingOccurrences(of: "INVITE sip", with: "CANCEL sip")
+        let (cancelled, cancelBranch) = try forward(Array(cancel.utf8), ForwardAttempt(number: 1, upstream: second))
+        #expect(cancelled == second)
+        #expect(cancelBranch == secondBranch)
+    }
+
     @Test func loopsAreAnswered482ButASpiralThroughTheCoreIsForwarded() throws {
         func request(vias: [String]) -> [UInt8] {
             lines(["INVITE sip:alice@192.0.2.10:40000 SIP/2.0"] + vias.map { "Via: \($0)" } + [
