@@ -17,20 +17,28 @@ public struct TimerHandle: Hashable, Sendable {
 /// slot a sleeping worker skipped. Here a timer moves a few times at most, whatever its delay, and a jump of `now`
 /// costs nothing for the slots that are empty.
 ///
-/// Layout: 10 levels of 64 slots. Level *l* slots are 64^*l* ticks wide, so a level's occupancy is one `UInt64`
-/// and its next occupied slot is one `trailingZeroBitCount`. Ten levels cover every deadline below 2^60 ticks, so
-/// there is no overflow list and no rounds; SIP's delays use the lowest four, and empty levels are skipped with a
-/// bitmap. A timer goes to the level of the highest 6-bit digit in which its deadline differs from the wheel's
-/// time. When time reaches a slot of level *l* ≥ 1, its timers move to lower levels ("cascade"); level 0 slots are
-/// one tick wide and hold only timers due at that tick.
+/// Layout: 10 levels of 64 slots. Level *l* slots are 64^*l* ticks wide and a level spans 64^(*l*+1) ticks ahead of
+/// the wheel's time, as a ring. A level's occupancy is one `UInt64`, so its next occupied slot is one
+/// `trailingZeroBitCount`. Ten levels cover every delay below 2^60 ticks, so there is no overflow list and no
+/// rounds; SIP's delays use the lowest four, and empty levels are skipped with a bitmap. A timer goes to the level
+/// of its distance from the wheel's time (the highest base-64 digit of that distance), into the slot of its deadline.
+/// When time reaches a slot of level *l* ≥ 1, its timers move to lower levels ("cascade"); level 0 slots are one
+/// tick wide and hold only timers due at that tick.
+///
+/// Placing by distance, not by the highest digit where deadline and time differ (as tokio does), keeps a slot to
+/// the timers due within its own width. With the latter, every timer straddling a 64³-tick boundary (262 s) shares
+/// one level-3 slot, and with SIP's delays that is nearly every live timer, moved in one call.
 ///
 /// Costs (L = 10 levels):
 /// - `schedule` and `cancel`: O(1). Nodes live in one array allocated by `init`, linked by index into a doubly
 ///   linked list per slot, and come from a free list: no allocation after `init`.
 /// - `popExpired`/`expire`: O(L) per timer fired and per slot cascaded, however far `now` jumped (a worker that slept
-///   10 s pays for the timers due, not for 10,000 ticks). A timer whose delay is under 64^k ticks cascades at most k
-///   times before it fires: 2 for 500 ms, 3 for 32 s and 3 min, 4 for 1 h at the 1 ms tick. So expiry is amortised
-///   O(1) per timer.
+///   10 s pays for the timers due, not for 10,000 ticks). A timer whose delay is under 64^k ticks moves at most
+///   k − 1 times before it fires: once for 500 ms, twice for 32 s and 3 min, 3 times for 1 h at the 1 ms tick. So
+///   expiry is amortised O(1) per timer.
+/// - The one uneven cost: a slot cascades whole, in the call that reaches it. At the 1 ms tick a level-2 slot holds
+///   the timers due in a 4.1 s window: with 1 M live timers re-armed with delays up to 3 min, about 45,000 moves in
+///   one call, every 4.1 s (Benchmarks/README.md has the measured time: a few ms).
 ///
 /// Timing: a timer due at D ms fires in the first `expire(now:)` (or `popExpired(now:)`) whose `now` is at least
 /// D rounded up to the next tick boundary: never early, late by less than one tick (exact with the default 1 ms
@@ -76,8 +84,9 @@ public struct TimerWheel: Sendable {
     private var occupiedSlots: [UInt64]
     /// Bit l set when level l holds a timer.
     private var occupiedLevels: UInt16 = 0
-    /// The wheel's time in ticks. Every timer due before it has fired; every occupied slot starts at or after it
-    /// (strictly after, above level 0). It only moves forward, in `popExpired`.
+    /// The wheel's time in ticks. Every timer due before it has fired; every timer of level l is due less than
+    /// 64^(l+1) ticks after it, in a slot that starts at or after it. It only moves
+    /// forward, in `popExpired`.
     private var elapsed: UInt64
 
     /// A wheel for up to `capacity` timers (the worker's transaction bound times timers per transaction), with time
@@ -176,12 +185,13 @@ public struct TimerWheel: Sendable {
         return min(max(tick, elapsed), Self.lastTick)
     }
 
-    /// Puts node `index` at the front of the slot for its due tick, seen from the wheel's current time.
+    /// Puts node `index` at the front of the slot for its due tick, at the level of its distance from the wheel's
+    /// time (never negative: due ticks are at least `elapsed`).
     private mutating func link(_ index: Int) {
         let deadline = nodes[index].deadline
-        // The highest 6-bit digit where deadline and time differ; `| 63` makes "no difference" level 0.
-        let differing = (deadline ^ elapsed) | UInt64(Self.slotsPerLevel - 1)
-        let level = (UInt64.bitWidth - 1 - differing.leadingZeroBitCount) / Int(Self.slotBits)
+        // The highest base-64 digit of the distance; `| 63` puts distances under 64 at level 0.
+        let distance = (deadline - elapsed) | UInt64(Self.slotsPerLevel - 1)
+        let level = (UInt64.bitWidth - 1 - distance.leadingZeroBitCount) / Int(Self.slotBits)
         let indexInLevel = Int(truncatingIfNeeded: deadline >> (UInt64(level) * Self.slotBits)) & (Self.slotsPerLevel - 1)
         let slot = level * Self.slotsPerLevel + indexInLevel
         let head = slotHeads[slot]
@@ -222,7 +232,7 @@ public struct TimerWheel: Sendable {
     }
 
     /// Moves every timer of `slot` (level ≥ 1, and time has reached its start) to the lower level where it now
-    /// belongs: each lands strictly lower, since its deadline lies within the slot.
+    /// belongs: each lands strictly lower, since its deadline lies within the slot, less than one slot width ahead.
     private mutating func cascade(_ slot: Int) {
         var index = slotHeads[slot]
         slotHeads[slot] = -1
@@ -234,11 +244,13 @@ public struct TimerWheel: Sendable {
         }
     }
 
-    /// The occupied slot to process first, with its start tick: the earliest start. Within a level the lowest
-    /// occupied index is the earliest, because every occupied slot lies in the current turn of its level, at or
-    /// after the wheel's time. Slots of two levels never start at the same tick (a timer reaches level 0 at tick t
-    /// only once the wheel's time is t, by which time any coarser slot starting at t has been cascaded); should
-    /// they, `<=` takes the higher level, whose timers must move before anything in its range fires.
+    /// The occupied slot to process first, with its start tick: the earliest start (on a tie the higher level; either
+    /// order keeps deadline order, since no slot holds a timer due before its start).
+    ///
+    /// Each level is a ring ahead of the wheel's time: the slots after the one holding `elapsed` start in the
+    /// current turn of the level, the ones before it in the next turn. The slot holding `elapsed` is this turn's
+    /// when `elapsed` is its very start (it is processed once time passes its start; at its start it may still wait,
+    /// behind a coarser slot starting at the same tick) and the next turn's otherwise.
     private func earliestOccupiedSlot() -> (slot: Int, start: UInt64)? {
         var levels = occupiedLevels
         guard levels != 0 else { return nil }
@@ -246,9 +258,21 @@ public struct TimerWheel: Sendable {
         while levels != 0 {
             let level = levels.trailingZeroBitCount
             levels &= levels - 1
-            let indexInLevel = occupiedSlots[level].trailingZeroBitCount
+            let occupied = occupiedSlots[level]
             let slotShift = UInt64(level) * Self.slotBits
-            let turnStart = elapsed & ~(1 << (slotShift + Self.slotBits) - 1)
+            let turnShift = slotShift + Self.slotBits
+            let currentIndex = Int(truncatingIfNeeded: elapsed >> slotShift) & (Self.slotsPerLevel - 1)
+            let atSlotStart = elapsed & (1 << slotShift - 1) == 0
+            let firstOfThisTurn = atSlotStart ? currentIndex : currentIndex + 1
+            let thisTurn = firstOfThisTurn < Self.slotsPerLevel ? occupied & (~0 << UInt64(firstOfThisTurn)) : 0
+            var turnStart = (elapsed >> turnShift) << turnShift
+            let indexInLevel: Int
+            if thisTurn != 0 {
+                indexInLevel = thisTurn.trailingZeroBitCount
+            } else {
+                indexInLevel = occupied.trailingZeroBitCount
+                turnStart += 1 << turnShift
+            }
             let start = turnStart | UInt64(indexInLevel) << slotShift
             if start <= earliest.start { earliest = (level * Self.slotsPerLevel + indexInLevel, start) }
         }
