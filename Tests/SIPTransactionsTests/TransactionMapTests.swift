@@ -455,7 +455,7 @@ private func makeMap(capacity: Int = 64, keyBytes: Int = 128) -> TransactionMap 
             text += branch
         }
         var model: [Int: (value: UInt32, handle: TransactionMap.Handle)] = [:]
-        var random = SplitMix(state: 0xC0FFEE)
+        var random = SplitMix64(seed: 0xC0FFEE)
         var mismatches = 0
         text.withPacketBytes { bytes in
             func key(_ number: Int) -> TransactionKey {
@@ -495,18 +495,5 @@ private func makeMap(capacity: Int = 64, keyBytes: Int = 128) -> TransactionMap 
             }
         }
         #expect(mismatches == 0)
-    }
-}
-
-/// A small repeatable generator (splitmix64).
-private struct SplitMix {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
