@@ -73,8 +73,6 @@ public struct WorkerSnapshot: Sendable {
     public var connections: [String: Int] = [:]
     /// Connection life events, counted per ``ConnectionEvent``.
     public var connectionEvents: [ConnectionEvent: Int] = [:]
-    /// Pooled connections to the upstreams that are up (TCP/TLS upstreams).
-    public var upstreamConnections = 0
 
     public init() {}
 }
@@ -118,7 +116,6 @@ public final class MetricsBoard: Sendable {
             total.latencyCount += snapshot.latencyCount
             total.connections.merge(snapshot.connections, uniquingKeysWith: +)
             total.connectionEvents.merge(snapshot.connectionEvents, uniquingKeysWith: +)
-            total.upstreamConnections += snapshot.upstreamConnections
         }
         return total
     }

@@ -359,7 +359,6 @@ final class StreamTransport {
     /// open through the armed receive), then release the descriptor and the slot. Late completions carry a key no
     /// connection has any more and are only recycled.
     func close(_ connection: StreamConnection, event: ConnectionEvent?) {
-        let wasConnecting = connection.isConnecting
         guard connection.markClosed() else { return }
         if let event { pipeline.counters.count(event) }
         ring.cancelStream(descriptor: connection.descriptor)
@@ -369,7 +368,6 @@ final class StreamTransport {
         if connection.poolSlot == nil {
             clientConnections -= 1
         } else {
-            if !wasConnecting { pipeline.counters.upstreamConnections -= 1 }
             pool.lost(connection, now: MonotonicClock.milliseconds())
             // A close we chose (shutdown, a member DNS removed) says nothing about the upstream's health.
             if event != nil { onPoolFailure?(connection.peer) }
@@ -467,10 +465,9 @@ final class StreamTransport {
         }
     }
 
-    /// A pool connection is usable: count it up and reset its slot's backoff.
+    /// A pool connection is usable: count the event and reset its slot's backoff.
     private func upstreamReady(_ connection: StreamConnection) {
         guard let slot = connection.poolSlot, connection.becameReady() else { return }
-        pipeline.counters.upstreamConnections += 1
         pool.connected(slot)
         pipeline.counters.count(.upstreamConnected)
     }

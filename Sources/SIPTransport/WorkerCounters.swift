@@ -43,8 +43,6 @@ public struct WorkerCounters: Sendable {
     /// `ConnectionEvent.ordinal`.
     public var openConnections = [Int](repeating: 0, count: TransportKind.allCases.count)
     public var connectionEvents = [Int](repeating: 0, count: ConnectionEvent.allCases.count)
-    /// Pool connections to the upstreams that are connected now.
-    public var upstreamConnections = 0
 
     public init() {}
 
@@ -106,7 +104,6 @@ public struct WorkerCounters: Sendable {
         for event in ConnectionEvent.allCases where connectionEvents[event.ordinal] > 0 {
             snapshot.connectionEvents[event] = connectionEvents[event.ordinal]
         }
-        snapshot.upstreamConnections = upstreamConnections
         return snapshot
     }
 }
