@@ -28,6 +28,8 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public var upstreams: [UpstreamTarget]
     public var upstreamHealth = UpstreamHealthSettings()
     public var upstreamDNS = UpstreamDNSSettings()
+    /// `proxy.mode` and the transaction layer's settings.
+    public var transactions = TransactionSettings()
     /// Address written into Via and Record-Route; nil means `listen`.
     public var advertise: EndpointAddress?
     /// Worker threads; 0 means one per core.
@@ -140,6 +142,9 @@ public struct EdgeConfiguration: Sendable, Equatable {
         }
         if tls.requirePeerCertificate && tls.caPath == nil {
             throw ConfigError("tls.ca", "required when tls.require_client_certificate is true")
+        }
+        if transactions.t1Milliseconds > transactions.t2Milliseconds {
+            throw ConfigError("transactions.t1_ms", "may not exceed transactions.t2_ms")
         }
         guard limits.scan.maxLineLength <= limits.scan.maxMessageSize else {
             throw ConfigError("limits.max_line_length", "may not exceed limits.max_message_size")

@@ -134,3 +134,32 @@ public struct UpstreamHealthSettings: Sendable, Equatable {
 
     public init() {}
 }
+
+/// How workers forward: statelessly (RFC 3261 §16.11, the default), or through a transaction layer per worker
+/// (§16 as a stateful proxy, §17 transactions) that absorbs client retransmissions, retransmits toward the core
+/// itself and fails over to the next upstream.
+public enum ProxyMode: String, Sendable, CaseIterable {
+    case stateless
+    case transaction
+}
+
+/// The transaction layer's bounds and timers (`proxy.mode: transaction`), per worker.
+public struct TransactionSettings: Sendable, Equatable {
+    public var mode = ProxyMode.stateless
+    /// Live transactions per worker (server and client ones count alike); all memory is taken at start.
+    public var maxPerWorker = 65_536
+    /// No response from an upstream this long after a request was sent: the next upstream is tried.
+    public var failoverTimeoutMilliseconds: UInt64 = 2_000
+    /// Upstreams tried per request, the first included.
+    public var maxAttempts = 3
+    /// RFC 3261 T1, T2, T4.
+    public var t1Milliseconds: UInt64 = 500
+    public var t2Milliseconds: UInt64 = 4_000
+    public var t4Milliseconds: UInt64 = 5_000
+    /// Timer C (RFC 3261 §16.6 step 11): an INVITE with a provisional but no final response is cancelled after it.
+    public var timerCMilliseconds: UInt64 = 180_000
+    /// Per worker, for the copies of messages transactions resend (requests toward the core, last responses).
+    public var messageMemoryMegabytes = 64
+
+    public init() {}
+}

@@ -27,6 +27,8 @@ public struct WorkerConfiguration: Sendable {
     public var upstreamPool = UpstreamPoolSettings()
     /// OPTIONS probes and the fall/rise rule; worker 0 runs them when the workers share an ``UpstreamBoard``.
     public var upstreamHealth = UpstreamHealthSettings()
+    /// `proxy.mode` and, in transaction mode, each worker's transaction bounds and timers.
+    public var transactions = TransactionSettings()
     /// TLS toward the upstreams (upstream transport tls): the client context with the trust anchors and optional
     /// client certificate, built once by the caller.
     public var upstreamTLS: TLSContext?

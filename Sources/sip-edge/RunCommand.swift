@@ -48,6 +48,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Data path: auto (io_uring if the kernel allows, else recvmmsg), io-uring, recvmmsg.")
     var dataPath: DataPath?
 
+    @Option(help: "Forwarding: stateless, or transaction (absorb retransmissions, retransmit toward the core, fail over). Default: stateless.")
+    var mode: ProxyMode?
+
     @Option(help: "Admin HTTP address HOST:PORT for /metrics and /health, or 'off'. Default: 127.0.0.1:9090.")
     var admin: String?
 
@@ -74,6 +77,7 @@ struct RunCommand: ParsableCommand {
         }
         if let recordRoute { configuration.recordRoute = recordRoute }
         if let dataPath { configuration.dataPath = dataPath }
+        if let mode { configuration.transactions.mode = mode }
         if let admin {
             configuration.admin = admin == "off" ? nil : try EdgeConfiguration.endpoint(admin, scheme: nil, path: "--admin")
         }
@@ -426,3 +430,4 @@ final class WorkerStartup: Sendable {
 }
 
 extension DataPath: ExpressibleByArgument {}
+extension ProxyMode: ExpressibleByArgument {}

@@ -32,6 +32,7 @@ extension EdgeConfiguration {
         worker.upstreamPool = upstreamPool
         worker.upstreamTLS = upstreamTLS
         worker.upstreamHealth = upstreamHealth
+        worker.transactions = transactions
         return worker
     }
 
