@@ -79,7 +79,10 @@ let package = Package(
         // Workers: each owns its sockets, parser and proxy core; no locks on the hot path.
         .target(
             name: "SIPTransport",
-            dependencies: ["SIPUring", "SIPSettings", "SIPProxyCore", "SIPSecurity", "SIPMetrics", "SIPParsing", "SIPBytes"]
+            dependencies: [
+                "SIPUring", "SIPSettings", "SIPTransactions", "SIPProxyCore", "SIPSecurity", "SIPMetrics", "SIPParsing",
+                "SIPBytes",
+            ]
         ),
 
         .executableTarget(
@@ -116,7 +119,10 @@ let package = Package(
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPSettings", "SIPParsing", "SIPProxyCore", "SIPSecurity", "SIPBytes"]),
         .testTarget(name: "SIPAdminTests", dependencies: ["SIPAdmin", "SIPMetrics"]),
         .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),
-        .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport", "SIPSettings", "SIPSecurity", "SIPBytes", "SIPMetrics"]),
+        .testTarget(
+            name: "SIPTransportTests",
+            dependencies: ["SIPTransport", "SIPSettings", "SIPSecurity", "SIPProxyCore", "SIPParsing", "SIPUring", "SIPBytes", "SIPMetrics"]
+        ),
         .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPSettings", "SIPBytes", "SIPTestSupport"]),
         .testTarget(name: "SIPTransactionsTests", dependencies: ["SIPTransactions", "SIPProxyCore", "SIPParsing", "SIPBytes"]),
         .testTarget(name: "SIPProxyCoreTests", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),

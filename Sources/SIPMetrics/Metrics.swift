@@ -73,6 +73,14 @@ public struct WorkerSnapshot: Sendable {
     public var connections: [String: Int] = [:]
     /// Connection life events, counted per ``ConnectionEvent``.
     public var connectionEvents: [ConnectionEvent: Int] = [:]
+    /// Transaction mode: live transactions by kind (a gauge) and the layer's counters.
+    public var transactionsActive: [String: Int] = [:]
+    public var retransmissionsAbsorbed = 0
+    /// Failovers by reason.
+    public var failovers: [String: Int] = [:]
+    public var transactionTimeouts = 0
+    public var transactionsRefused = 0
+    public var transactionFallbacks = 0
 
     public init() {}
 }
@@ -116,6 +124,12 @@ public final class MetricsBoard: Sendable {
             total.latencyCount += snapshot.latencyCount
             total.connections.merge(snapshot.connections, uniquingKeysWith: +)
             total.connectionEvents.merge(snapshot.connectionEvents, uniquingKeysWith: +)
+            total.transactionsActive.merge(snapshot.transactionsActive, uniquingKeysWith: +)
+            total.retransmissionsAbsorbed += snapshot.retransmissionsAbsorbed
+            total.failovers.merge(snapshot.failovers, uniquingKeysWith: +)
+            total.transactionTimeouts += snapshot.transactionTimeouts
+            total.transactionsRefused += snapshot.transactionsRefused
+            total.transactionFallbacks += snapshot.transactionFallbacks
         }
         return total
     }
@@ -237,6 +251,28 @@ public struct PrometheusText {
             out.sample("sip_connection_events_total", [("event", event.rawValue)],
                        Double(total.connectionEvents[event, default: 0]))
         }
+        out.family("sip_transactions_active", type: "gauge",
+                   help: "Live transactions (proxy.mode transaction), by kind.")
+        for kind in ["invite_server", "non_invite_server", "invite_client", "non_invite_client"] {
+            out.sample("sip_transactions_active", [("kind", kind)], Double(total.transactionsActive[kind, default: 0]))
+        }
+        out.family("sip_retransmissions_absorbed_total", type: "counter",
+                   help: "Client retransmissions answered by the edge instead of reaching the core.")
+        out.sample("sip_retransmissions_absorbed_total", [], Double(total.retransmissionsAbsorbed))
+        out.family("sip_failovers_total", type: "counter",
+                   help: "Requests sent on to another upstream, by reason: timeout, status_503, transport.")
+        for reason in ["timeout", "status_503", "transport"] {
+            out.sample("sip_failovers_total", [("reason", reason)], Double(total.failovers[reason, default: 0]))
+        }
+        out.family("sip_transaction_timeouts_total", type: "counter",
+                   help: "Transactions that ended unanswered (Timers B, F, H, C).")
+        out.sample("sip_transaction_timeouts_total", [], Double(total.transactionTimeouts))
+        out.family("sip_transactions_refused_total", type: "counter",
+                   help: "New INVITEs answered 503 because the worker's transaction table was full.")
+        out.sample("sip_transactions_refused_total", [], Double(total.transactionsRefused))
+        out.family("sip_transactions_stateless_total", type: "counter",
+                   help: "Requests forwarded statelessly in transaction mode because they could not be tracked.")
+        out.sample("sip_transactions_stateless_total", [], Double(total.transactionFallbacks))
         for (name, type, help, value) in process {
             out.family(name, type: type, help: help)
             out.sample(name, [], value)

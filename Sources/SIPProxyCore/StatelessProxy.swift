@@ -250,7 +250,7 @@ public final class StatelessProxy {
             }
         }
 
-        let branch = attempt.number == 0 ? branchHash(for: message) : mix(branchHash(for: message) ^ UInt64(attempt.number))
+        let branch = Self.attemptBranch(base: branchHash(for: message), attempt: attempt.number)
         editor.insert(at: firstHeader) { out in
             out.append(ascii: "Via: SIP/2.0/")
             out.append(ascii: destination.transport.viaName)
@@ -442,11 +442,26 @@ public final class StatelessProxy {
     /// Call-ID rendezvous hashing over the up upstreams (``UpstreamSet``), so a CANCEL or ACK reaches the upstream
     /// its INVITE went to, and only a down upstream's calls move.
     private func pickUpstream(for message: SIPMessage, excluding excluded: UInt64) -> EndpointAddress? {
+        pickUpstream(routingHash: routingHash(for: message), excluding: excluded)
+    }
+
+    /// The hash the upstream choice ranks upstreams by: a transaction keeps it to choose again on failover.
+    public func routingHash(for message: SIPMessage) -> UInt64 {
+        mix(fnv1a(message.bytes, message.callID, seed: configuration.branchSecret))
+    }
+
+    /// The up upstream ranked first for `routingHash` among those not `excluded` (bit i: member i).
+    public func pickUpstream(routingHash: UInt64, excluding excluded: UInt64) -> EndpointAddress? {
         if upstreams.count == 1 {
             return upstreams.isUp(at: 0) && excluded & 1 == 0 ? upstreams.members[0].address : nil
         }
-        let hash = mix(fnv1a(message.bytes, message.callID, seed: configuration.branchSecret))
-        return upstreams.pick(hash: hash, excluding: excluded).map { upstreams.members[$0].address }
+        return upstreams.pick(hash: routingHash, excluding: excluded).map { upstreams.members[$0].address }
+    }
+
+    /// The branch of try `attempt` of a request whose first try had `base`: every failover try is a client
+    /// transaction of its own (RFC 3261 §16.7 step 10 with serial forking).
+    public static func attemptBranch(base: UInt64, attempt: Int) -> UInt64 {
+        attempt == 0 ? base : mix(base ^ UInt64(attempt))
     }
 
     /// The upstream an in-dialog request's next Route names, when it is one of ours and up: the core that
@@ -531,11 +546,12 @@ public final class StatelessProxy {
 
     /// Builds a stateless response to `message` in ``output``: its Vias, From, To (with a tag added), Call-ID and
     /// CSeq copied, no body. The reason is fixed text, never message bytes.
+    /// `addTag` false: the To header as the request had it (a 100 Trying, RFC 3261 §8.2.6.2).
     public func buildReply(to message: SIPMessage, status: UInt16, reason: StaticString, detail: String? = nil,
-                           retryAfter: UInt32? = nil) {
+                           retryAfter: UInt32? = nil, addTag: Bool = true) {
         _ = LocalReply.build(into: &output, bytes: message.bytes, headers: message.headerTable, status: status,
                              reason: reason, detail: detail, retryAfter: retryAfter,
-                             tag: branchHash(for: message))
+                             tag: addTag ? branchHash(for: message) : nil)
     }
 
     /// Builds a stateless response to a request that did not parse, from its scanned header lines. Returns false

@@ -49,7 +49,7 @@ public final class EdgeWorker {
 
     /// The data path this worker actually uses (`.auto` resolved).
     public var dataPath: DataPath { driver.dataPath }
-    public var counters: WorkerCounters { pipeline.counters }
+    public var counters: WorkerCounters { pipeline.publishedCounters }
 
     public init(index: Int, configuration: WorkerConfiguration, board: MetricsBoard? = nil,
                 mailbox: PolicyMailbox? = nil, upstreams: UpstreamBoard? = nil) throws {
@@ -90,7 +90,8 @@ public final class EdgeWorker {
             proxy: StatelessProxy(configuration: proxyConfiguration),
             security: policy?.security ?? configuration.security, rateLimit: policy?.rateLimit ?? configuration.rateLimit,
             audit: try AuditLog(destination: configuration.audit, linesPerSecond: configuration.auditLinesPerSecond,
-                                worker: index))
+                                worker: index),
+            transactions: configuration.transactions)
         switch driver {
         case .ring(let ring):
             streams = try StreamTransport(ring: ring, pipeline: pipeline, worker: index, configuration: configuration,
@@ -152,7 +153,7 @@ public final class EdgeWorker {
         let now = MonotonicClock.milliseconds()
         guard force || now - lastPublished >= 100 else { return }
         lastPublished = now
-        board.publish(worker: index, pipeline.counters.snapshot())
+        board.publish(worker: index, pipeline.publishedCounters.snapshot())
     }
 
     // MARK: io_uring path
@@ -165,7 +166,7 @@ public final class EdgeWorker {
             // most batchWaitMicroseconds, so a loaded worker wakes per batch rather than per packet.
             let count = busy && options.batchWaitMicroseconds > 0
                 ? ring.wait(completions: options.batchSize, timeoutMicroseconds: options.batchWaitMicroseconds)
-                : ring.wait(completions: 1, timeoutMicroseconds: 200_000)
+                : ring.wait(completions: 1, timeoutMicroseconds: idleWaitMicroseconds())
             busy = count > 0
             let now = MonotonicClock.milliseconds()
             publishIfDue()
@@ -179,6 +180,7 @@ public final class EdgeWorker {
                 ring.recycle(event)
                 if event.needsRearm { rearm(event, on: ring) }
             }
+            pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
         }
     }
 
@@ -263,12 +265,13 @@ public final class EdgeWorker {
 
     private func runReadiness(_ readiness: ReadinessDriver, until stop: StopSignal) {
         while !stop.isStopped {
-            let ready = readiness.poll.wait(timeoutMilliseconds: 200)
+            let ready = readiness.poll.wait(timeoutMilliseconds: Int32((idleWaitMicroseconds() + 999) / 1_000))
             if ready & 1 != 0 { drain(sockets.publicSocket, readiness) }
             if ready & 2 != 0 { drain(sockets.upstreamSocket, readiness) }
             publishIfDue()
             applyPolicyIfPosted()
             maintainUpstreams(now: MonotonicClock.milliseconds())
+            pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
             pipeline.counters.sendFailures += readiness.flush(sockets)
         }
     }
@@ -298,6 +301,15 @@ public final class EdgeWorker {
     }
 
     // MARK: Both paths
+
+    /// How long an idle loop may sleep: 200 ms (stop and policy checks), or less when a transaction timer is due
+    /// sooner (the timer wheel is driven by this wait: no timer thread, no timerfd).
+    private func idleWaitMicroseconds() -> UInt32 {
+        guard let deadline = pipeline.transactions?.nextDeadline else { return 200_000 }
+        let now = MonotonicClock.milliseconds()
+        guard deadline > now else { return 0 }
+        return UInt32(min(deadline - now, 200) * 1_000)
+    }
 
     /// Applies a new upstream word from the board (one atomic load when nothing changed); worker 0 first runs the
     /// health checks that may change it.
@@ -395,6 +407,10 @@ extension EdgeWorker: FlowSink {
         self.monitor = monitor
         upstreamBoard.publish(bits: monitor.upBits, generation: monitor.generation, changes: changes,
                               ready: monitor.isReady)
+    }
+
+    func upstreamFailed(_ upstream: EndpointAddress) {
+        upstreamBoard?.reportFailure(upstream)
     }
 
     func isPooled(_ upstream: EndpointAddress) -> Bool {

@@ -1,6 +1,7 @@
 import SIPBytes
 import SIPParsing
 import SIPProxyCore
+import SIPSettings
 import SIPSecurity
 import SIPUring
 import SIPMetrics
@@ -15,6 +16,8 @@ protocol FlowSink: AnyObject {
     func isPooled(_ upstream: EndpointAddress) -> Bool
     /// A response from an upstream to one of the edge's own health probes (never forwarded).
     func probeAnswered(callID: String, status: Int)
+    /// A request sent to `upstream` went unanswered or could not be sent (transaction mode): a failed probe.
+    func upstreamFailed(_ upstream: EndpointAddress)
 }
 
 /// What happens to one message, whatever carried it: parse -> policy (rate limit, validator) -> proxy core ->
@@ -25,15 +28,19 @@ final class MessagePipeline {
     private(set) var validator: SecurityValidator
     private(set) var limiter: RateLimiter
     private let audit: AuditLog
+    /// Transaction mode: the stateful layer in front of the proxy core (nil: stateless).
+    let transactions: TransactionLayer?
     /// Never rate limited or validated: the configured allow list (any port) and the upstreams (exact address and
     /// port, so a client sharing the core's IP, as on loopback, is still checked).
     private var allowList: [AddressPrefix]
     var counters = WorkerCounters()
 
     init(parser: SIPParser, proxy: StatelessProxy, security: SecurityConfiguration,
-         rateLimit: RateLimitConfiguration, audit: AuditLog) {
+         rateLimit: RateLimitConfiguration, audit: AuditLog, transactions: TransactionSettings = TransactionSettings()) {
         self.parser = parser
         self.proxy = proxy
+        self.transactions = transactions.mode == .transaction
+            ? TransactionLayer(settings: transactions, proxy: proxy, now: MonotonicClock.milliseconds()) : nil
         validator = SecurityValidator(configuration: security)
         limiter = RateLimiter(configuration: rateLimit)
         self.audit = audit
@@ -98,6 +105,17 @@ final class MessagePipeline {
             let verdict = validator.validate(message, fromPublicSide: true)
             if verdict != .accept {
                 refuse(message, verdict: verdict, from: flow, now: now, sink: sink)
+                return
+            }
+        }
+        if let transactions {
+            let fromUpstream = proxy.isUpstream(source)
+            if message.isRequest, !fromUpstream,
+                transactions.handleRequest(message, from: flow, now: now, sink: sink) {
+                return
+            }
+            if !message.isRequest, fromUpstream,
+                transactions.handleResponse(message, from: flow, now: now, sink: sink) {
                 return
             }
         }
@@ -180,5 +198,24 @@ final class MessagePipeline {
         }
         audit.record(rule: rule, action: status == nil ? "drop" : "reject", status: status, source: flow.address,
                      method: message.string(message.method.span), callID: message.string(message.callID), now: now)
+    }
+}
+
+extension MessagePipeline {
+    /// Transaction mode: fires the transaction timers due at `now`.
+    func fireTransactionTimers<Sink: FlowSink>(now: UInt64, sink: Sink) {
+        transactions?.fireTimers(now: now, sink: sink)
+    }
+
+    /// The counters to publish: the pipeline's with the transaction layer's (its forwards, replies and drops added
+    /// to the pipeline's own).
+    var publishedCounters: WorkerCounters {
+        var all = counters
+        guard let transactions else { return all }
+        all.transactions = transactions.counters
+        all.forwarded += transactions.counters.forwarded
+        all.replied += transactions.counters.replied
+        for index in all.dropped.indices { all.dropped[index] += transactions.counters.dropped[index] }
+        return all
     }
 }

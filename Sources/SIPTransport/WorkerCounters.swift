@@ -43,6 +43,32 @@ public struct WorkerCounters: Sendable {
     /// `ConnectionEvent.ordinal`.
     public var openConnections = [Int](repeating: 0, count: TransportKind.allCases.count)
     public var connectionEvents = [Int](repeating: 0, count: ConnectionEvent.allCases.count)
+    /// The transaction layer's (transaction mode only).
+    public var transactions = Transactions()
+
+    /// What the transaction layer counts.
+    public struct Transactions: Sendable {
+        /// Live transactions by `TransactionMachine.Kind` raw value: a gauge.
+        public var active = [Int](repeating: 0, count: 4)
+        /// Client retransmissions answered (or ignored) here instead of reaching the core.
+        public var retransmissionsAbsorbed = 0
+        /// Requests sent to another upstream, by ``FailoverReason`` (indexed like `allCases`).
+        public var failovers = [Int](repeating: 0, count: FailoverReason.allCases.count)
+        /// Transactions that ended without an answer (Timers B, F, H, C).
+        public var timeouts = 0
+        /// New INVITEs answered 503 because the table was full.
+        public var refused = 0
+        /// Requests forwarded statelessly because they could not be tracked (table or message store full, key
+        /// too long).
+        public var statelessFallbacks = 0
+        /// The layer's own share of ``WorkerCounters/forwarded``, ``WorkerCounters/replied`` and drops (kept apart
+        /// so that the layer never holds the pipeline's counters while the sink writes them).
+        public var forwarded = 0
+        public var replied = 0
+        public var dropped = [Int](repeating: 0, count: DropReason.allCases.count)
+
+        public init() {}
+    }
 
     public init() {}
 
@@ -104,6 +130,17 @@ public struct WorkerCounters: Sendable {
         for event in ConnectionEvent.allCases where connectionEvents[event.ordinal] > 0 {
             snapshot.connectionEvents[event] = connectionEvents[event.ordinal]
         }
+        for (kind, label) in zip(0..., ["invite_server", "non_invite_server", "invite_client", "non_invite_client"])
+        where transactions.active[kind] > 0 {
+            snapshot.transactionsActive[label] = transactions.active[kind]
+        }
+        snapshot.retransmissionsAbsorbed = transactions.retransmissionsAbsorbed
+        for (index, reason) in FailoverReason.allCases.enumerated() where transactions.failovers[index] > 0 {
+            snapshot.failovers[reason.rawValue] = transactions.failovers[index]
+        }
+        snapshot.transactionTimeouts = transactions.timeouts
+        snapshot.transactionsRefused = transactions.refused
+        snapshot.transactionFallbacks = transactions.statelessFallbacks
         return snapshot
     }
 }

@@ -6,24 +6,6 @@ import SIPSettings
 @testable import SIPTransport
 import Testing
 
-/// Records what the pipeline sends instead of sending it; flows named in `gone` are closed connections.
-private final class RecordingSink: FlowSink {
-    var sent: [(text: String, flow: Flow)] = []
-    var gone: Set<EndpointAddress> = []
-    var pooledUpstreams: Set<EndpointAddress> = []
-
-    func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool {
-        guard !gone.contains(flow.address) else { return false }
-        sent.append((String(decoding: bytes, as: UTF8.self), flow))
-        return true
-    }
-
-    func isPooled(_ upstream: EndpointAddress) -> Bool { pooledUpstreams.contains(upstream) }
-
-    var probeAnswers: [(callID: String, status: Int)] = []
-    func probeAnswered(callID: String, status: Int) { probeAnswers.append((callID, status)) }
-}
-
 private let edge = EndpointAddress.parse("127.0.0.1", port: 5060)!
 private let core = EndpointAddress.parse("127.0.0.1", port: 5070)!
 private let phone = EndpointAddress.parse("192.0.2.10", port: 40_000)!
