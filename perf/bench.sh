@@ -25,6 +25,9 @@
 #   BASE_PORT=26000 (uses BASE_PORT..BASE_PORT+3) EDGE_ARGS="" (extra sip-edge flags, e.g. --config FILE)
 #   KAMAILIO_CFG=perf/kamailio-stateless.cfg (perf/kamailio-stateful.cfg: tm's t_relay(), the reference for a
 #   transaction-stateful edge) KAMAILIO_SHM_MB=512
+# EDGE_MODE=transaction runs sip-edge with --mode transaction against Kamailio's tm (perf/kamailio-stateful.cfg
+#   unless KAMAILIO_CFG says otherwise), and adds the same binary in stateless mode as a contestant in the same
+#   rounds, so the transaction layer's cost is measured against both references in one run.
 # Installs nothing. Needs: sipp (sip-tester), kamailio, and `swift build -c release` done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,10 +50,17 @@ TICKS=$(getconf CLK_TCK)
 for tool in sipp kamailio; do command -v "$tool" >/dev/null || { echo "bench: $tool not installed"; exit 1; }; done
 [ -x "$EDGE" ] || { echo "bench: build first: swift build -c release"; exit 1; }
 BASELINE=${BASELINE:-}
+EDGE_MODE=${EDGE_MODE:-stateless}
 CONTESTANTS="edge kamailio"
+if [ "$EDGE_MODE" = transaction ]; then
+    CONTESTANTS="stateless $CONTESTANTS"
+    KAMAILIO_CFG=${KAMAILIO_CFG:-perf/kamailio-stateful.cfg}
+elif [ "$EDGE_MODE" != stateless ]; then
+    echo "bench: EDGE_MODE must be stateless or transaction"; exit 1
+fi
 if [ -n "$BASELINE" ]; then
     [ -x "$BASELINE" ] || { echo "bench: BASELINE $BASELINE is not an executable"; exit 1; }
-    CONTESTANTS="baseline edge kamailio"
+    CONTESTANTS="baseline $CONTESTANTS"
 fi
 
 started_pids=()
@@ -86,13 +96,17 @@ stop_pid() {
     wait "$1" 2>/dev/null || true
 }
 
-start_proxy() { # $1 = edge | baseline | kamailio
-    if [ "$1" = edge ] || [ "$1" = baseline ]; then
-        local binary=$EDGE
+start_proxy() { # $1 = edge | baseline | stateless | kamailio
+    if [ "$1" != kamailio ]; then
+        local binary=$EDGE mode=$EDGE_MODE
         [ "$1" = baseline ] && binary=$BASELINE
+        [ "$1" = stateless ] && mode=stateless
+        # The baseline may predate --mode: it is only given one when transaction mode is measured.
+        local mode_flag=()
+        [ "$EDGE_MODE" = transaction ] && mode_flag=(--mode "$mode")
         # shellcheck disable=SC2086 # EDGE_ARGS is a list of extra flags
         "$binary" --config ${EDGE_CONFIG:-perf/load-generator.yaml} --listen "udp:127.0.0.1:$PROXY_PORT" --upstream "sip:127.0.0.1:$UAS_PORT" --workers "$WORKERS" \
-            ${EDGE_ARGS:-} > "$WORK/edge.log" 2>&1 &
+            "${mode_flag[@]}" ${EDGE_ARGS:-} > "$WORK/edge.log" 2>&1 &
         PROXY_PID=$!
     else
         sed -e "s/KAMAILIO_CHILDREN/$WORKERS/; s/KAMAILIO_LISTEN/127.0.0.1:$PROXY_PORT/" \
@@ -125,7 +139,8 @@ run_calls() { # $1 calls, $2 rate
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
-echo "bench: $CALLS calls at $RATE calls/s, $ROUNDS rounds, $WORKERS workers; work dir $WORK"
+echo "bench: $CALLS calls at $RATE calls/s, $ROUNDS rounds, $WORKERS workers, sip-edge $EDGE_MODE; work dir $WORK"
+: > "$WORK/stateless.ms"
 : > "$WORK/edge.ms"
 : > "$WORK/kamailio.ms"
 : > "$WORK/baseline.ms"
@@ -156,8 +171,13 @@ done
 edge_median=$(median < "$WORK/edge.ms")
 kamailio_median=$(median < "$WORK/kamailio.ms")
 ratio() { if [ "$2" = nan ] || [ "$1" = nan ]; then echo nan; else echo "$1 / $2" | bc -l; fi; }
-printf 'median CPU per 1000 messages: sip-edge %.2f ms, kamailio %.2f ms, ratio %.2f\n' \
-    "$edge_median" "$kamailio_median" "$(ratio "$edge_median" "$kamailio_median")"
+printf 'median CPU per 1000 messages: sip-edge (%s) %.2f ms, kamailio %.2f ms, ratio %.2f\n' \
+    "$EDGE_MODE" "$edge_median" "$kamailio_median" "$(ratio "$edge_median" "$kamailio_median")"
+if [ "$EDGE_MODE" = transaction ]; then
+    stateless_median=$(median < "$WORK/stateless.ms")
+    printf 'median CPU per 1000 messages: sip-edge stateless %.2f ms, transaction/stateless %.3f\n' \
+        "$stateless_median" "$(ratio "$edge_median" "$stateless_median")"
+fi
 if [ -n "$BASELINE" ]; then
     baseline_median=$(median < "$WORK/baseline.ms")
     printf 'median CPU per 1000 messages: baseline %.2f ms, sip-edge/baseline %.3f\n' \

@@ -81,6 +81,7 @@ public struct WorkerSnapshot: Sendable {
     public var transactionTimeouts = 0
     public var transactionsRefused = 0
     public var transactionFallbacks = 0
+    public var transactionMessageBytes = 0
 
     public init() {}
 }
@@ -130,6 +131,7 @@ public final class MetricsBoard: Sendable {
             total.transactionTimeouts += snapshot.transactionTimeouts
             total.transactionsRefused += snapshot.transactionsRefused
             total.transactionFallbacks += snapshot.transactionFallbacks
+            total.transactionMessageBytes += snapshot.transactionMessageBytes
         }
         return total
     }
@@ -273,6 +275,9 @@ public struct PrometheusText {
         out.family("sip_transactions_stateless_total", type: "counter",
                    help: "Requests forwarded statelessly in transaction mode because they could not be tracked.")
         out.sample("sip_transactions_stateless_total", [], Double(total.transactionFallbacks))
+        out.family("sip_transaction_message_bytes", type: "gauge",
+                   help: "Bytes of the transaction message stores holding copies of messages to resend.")
+        out.sample("sip_transaction_message_bytes", [], Double(total.transactionMessageBytes))
         for (name, type, help, value) in process {
             out.family(name, type: type, help: help)
             out.sample(name, [], value)

@@ -303,13 +303,18 @@ public final class EdgeWorker {
     // MARK: Both paths
 
     /// How long an idle loop may sleep: 200 ms (stop and policy checks), or less when a transaction timer is due
-    /// sooner (the timer wheel is driven by this wait: no timer thread, no timerfd).
+    /// sooner (the timer wheel is driven by this wait: no timer thread, no timerfd). Timers may fire up to
+    /// ``timerSlackMilliseconds`` late, so that timers due close together take one wake-up, not one each.
     private func idleWaitMicroseconds() -> UInt32 {
         guard let deadline = pipeline.transactions?.nextDeadline else { return 200_000 }
         let now = MonotonicClock.milliseconds()
         guard deadline > now else { return 0 }
-        return UInt32(min(deadline - now, 200) * 1_000)
+        return UInt32(min(deadline - now + Self.timerSlackMilliseconds, 200) * 1_000)
     }
+
+    /// Against T1 = 500 ms (the shortest SIP timer) 5 ms is 1%: at 2,000 calls/s it cuts the loop's timer
+    /// wake-ups from one per millisecond to one per 5.
+    static let timerSlackMilliseconds: UInt64 = 5
 
     /// Applies a new upstream word from the board (one atomic load when nothing changed); worker 0 first runs the
     /// health checks that may change it.

@@ -213,6 +213,7 @@ extension MessagePipeline {
         var all = counters
         guard let transactions else { return all }
         all.transactions = transactions.counters
+        all.transactions.messageBytes = transactions.messageBytesInUse
         all.forwarded += transactions.counters.forwarded
         all.replied += transactions.counters.replied
         for index in all.dropped.indices { all.dropped[index] += transactions.counters.dropped[index] }

@@ -80,6 +80,9 @@ final class TransactionLayer {
             / settings.maxPerWorker
     }
 
+    /// Bytes of the message store holding messages now (whole blocks).
+    var messageBytesInUse: Int { (store.capacityBlocks - store.freeBlocks) * store.blockSize }
+
     /// When the next timer is due (milliseconds, monotonic), if any: the worker sleeps no longer.
     var nextDeadline: UInt64? { wheel.nextDeadline }
 
@@ -565,7 +568,9 @@ final class TransactionLayer {
         guard let machine = records[index].machine else { return }
         counters.active[Int(machine.kind.rawValue)] -= 1
         if let handle = records[index].mapHandle { map.remove(handle) }
-        for slot in TimerSlot.allCases { cancelTimer(slot, of: index) }
+        cancelTimer(.retransmit, of: index)
+        cancelTimer(.lifetime, of: index)
+        cancelTimer(.proxy, of: index)
         if let message = records[index].message { store.release(message) }
         release(index)
     }

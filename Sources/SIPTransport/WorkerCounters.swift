@@ -61,6 +61,8 @@ public struct WorkerCounters: Sendable {
         /// Requests forwarded statelessly because they could not be tracked (table or message store full, key
         /// too long).
         public var statelessFallbacks = 0
+        /// Message store bytes in use (a gauge).
+        public var messageBytes = 0
         /// The layer's own share of ``WorkerCounters/forwarded``, ``WorkerCounters/replied`` and drops (kept apart
         /// so that the layer never holds the pipeline's counters while the sink writes them).
         public var forwarded = 0
@@ -141,6 +143,7 @@ public struct WorkerCounters: Sendable {
         snapshot.transactionTimeouts = transactions.timeouts
         snapshot.transactionsRefused = transactions.refused
         snapshot.transactionFallbacks = transactions.statelessFallbacks
+        snapshot.transactionMessageBytes = transactions.messageBytes
         return snapshot
     }
 }
