@@ -5,16 +5,20 @@ import Synchronization
 
 /// A UDP socket on 127.0.0.1 playing the SIP core for tests that read what the edge forwards: it answers the
 /// edge's OPTIONS health probes 200 on its own thread, as a real core does (so the edge keeps it in rotation),
-/// and keeps every other message for the test to take.
+/// and keeps every other message for the test to take. With `answersProbes: false` it is a black hole: it
+/// answers nothing at all, only counts the probes and keeps the rest.
 final class FakeCore: @unchecked Sendable {
     // @unchecked: after init the socket is used only by the serving thread; what it shares is behind the Mutex.
     let address: EndpointAddress
     private let socket: UDPSocket
+    private let answersProbes: Bool
     private let received = Mutex<[String]>([])
+    private let probeCount = Atomic<Int>(0)
     private let running = Atomic<Bool>(true)
     private let finished = DispatchSemaphore(value: 0)
 
-    init() throws {
+    init(answersProbes: Bool = true) throws {
+        self.answersProbes = answersProbes
         socket = try UDPSocket(binding: EndpointAddress.parse("127.0.0.1", port: 0)!, reusePort: false)
         address = socket.localAddress
         Thread { [self] in serve() }.start()
@@ -29,6 +33,14 @@ final class FakeCore: @unchecked Sendable {
             return messages
         }
     }
+
+    /// The messages (other than probes) received so far, without taking them.
+    func peek() -> [String] {
+        received.withLock { $0 }
+    }
+
+    /// The health probes (OPTIONS with the probe Call-ID prefix) received so far, answered or not.
+    var probes: Int { probeCount.load(ordering: .acquiring) }
 
     /// The Call-IDs of ``take()``'s messages.
     func takeCallIDs() -> [String] {
@@ -53,8 +65,9 @@ final class FakeCore: @unchecked Sendable {
                 for index in 0..<batch.count {
                     batch.withDatagram(index) { bytes, source in
                         let text = bytes.string(bytes.all)
-                        if text.hasPrefix("OPTIONS "), text.contains("\r\nCall-ID: sip-edge-probe-"), let source {
-                            socket.send(Self.ok(to: text), to: source)
+                        if text.hasPrefix("OPTIONS "), text.contains("\r\nCall-ID: sip-edge-probe-") {
+                            probeCount.add(1, ordering: .acquiringAndReleasing)
+                            if answersProbes, let source { socket.send(Self.ok(to: text), to: source) }
                         } else {
                             received.withLock { $0.append(text) }
                         }

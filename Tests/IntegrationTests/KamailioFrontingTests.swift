@@ -75,15 +75,6 @@ import Testing
         return try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path], log: log)
     }
 
-    /// SIPp has no TLS here: its TCP connection goes through socat, which speaks TLS (OpenSSL) to the edge.
-    func startTLSBridge(certificates: TestCertificates, log: String) throws -> Process {
-        let socat = try #require(ProcessHarness.which("socat"), "socat must be installed (scripts/install-deps.sh)")
-        return try ProcessHarness.start(socat, [
-            "TCP-LISTEN:\(ports.tlsBridge),bind=127.0.0.1,reuseaddr",
-            "OPENSSL:127.0.0.1:\(ports.edgeTLS),cafile=\(certificates.caCertificate),commonname=localhost",
-        ], log: log)
-    }
-
     /// Registers alice through the edge over `transport`, then runs `caller` against the edge over UDP.
     /// Returns the exit statuses of callee and caller and every log.
     func registerAndCall(transport: String, caller: String, calleeStaysUp: Bool = true, upstreamTransport: String = "udp")
@@ -109,7 +100,8 @@ import Testing
         let target: Int
         switch transport {
         case "tls":
-            bridge = try startTLSBridge(certificates: certificates, log: "\(name)-socat.log")
+            bridge = try ProcessHarness.startTLSBridge(listenPort: ports.tlsBridge, tlsPort: ports.edgeTLS,
+                                                        certificates: certificates, log: "\(name)-socat.log")
             usleep(200_000)
             target = ports.tlsBridge
         default:

@@ -1,4 +1,5 @@
 import Foundation
+import SIPTestSupport
 import Testing
 
 /// Starts the real peers the integration tests need on 127.0.0.1 and stops them by PID.
@@ -127,14 +128,18 @@ enum ProcessHarness {
     /// The "Successful call" and "Failed call" totals from the SIPp statistics file `NAME.csv` in the temporary
     /// directory (`-trace_stat -stf`; last line, cumulative).
     static func sippCallTotals(_ name: String) throws -> (successful: Int, failed: Int) {
+        (try sippStatistic(name, "SuccessfulCall(C)"), try sippStatistic(name, "FailedCall(C)"))
+    }
+
+    /// One column of the last line of the SIPp statistics file `NAME.csv` (e.g. "Retransmissions(C)").
+    static func sippStatistic(_ name: String, _ column: String) throws -> Int {
         let csv = try String(contentsOf: FileManager.default.temporaryDirectory.appendingPathComponent("\(name).csv"),
                              encoding: .utf8)
         let lines = csv.split(separator: "\n")
         let header = lines[0].split(separator: ";", omittingEmptySubsequences: false)
         let last = lines[lines.count - 1].split(separator: ";", omittingEmptySubsequences: false)
-        let successful = Int(last[header.firstIndex(of: "SuccessfulCall(C)")!])!
-        let failed = Int(last[header.firstIndex(of: "FailedCall(C)")!])!
-        return (successful, failed)
+        let index = try #require(header.firstIndex { $0 == column }, "no column \(column) in \(name).csv")
+        return try #require(Int(last[index]), "\(column) in \(name).csv: \(last[index])")
     }
 
     /// Each suite's own block of ports, so suites running in parallel never share one.
@@ -152,10 +157,89 @@ enum ProcessHarness {
         case portClaim = 34  // edge, tls, admin, spare (34...37)
         case dns = 38  // dnsmasq with fixed records, dnsmasq with changing records (38...39)
         case failover = 40  // edge, uas a, uas b, uac, admin, dnsmasq (40...45)
+        case transactions = 46  // edge, tls, uas, uas 503, uac, admin, tls bridge, spare (46...53)
     }
 
-    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 240 slots of 50.
+    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 236 slots of 54.
     static func portBase(_ block: PortBlock) -> Int {
-        20_000 + Int(getpid() % 240) * 50 + block.rawValue
+        20_000 + Int(getpid() % 236) * 54 + block.rawValue
+    }
+
+    /// The value of one series in a Prometheus text exposition (`name{labels}` exactly as written), nil if absent.
+    static func metricValue(_ series: String, in metrics: String) -> Double? {
+        for line in metrics.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
+    }
+
+    /// SIPp has no TLS here: a client's TCP connection to `listenPort` goes through socat, which speaks TLS
+    /// (OpenSSL, verifying the edge's certificate against the test CA) to the edge's `tlsPort`.
+    static func startTLSBridge(listenPort: Int, tlsPort: Int, certificates: TestCertificates,
+                               log: String) throws -> Process {
+        let socat = try #require(which("socat"), "socat must be installed (scripts/install-deps.sh)")
+        return try start(socat, [
+            "TCP-LISTEN:\(listenPort),bind=127.0.0.1,reuseaddr",
+            "OPENSSL:127.0.0.1:\(tlsPort),cafile=\(certificates.caCertificate),commonname=localhost",
+        ], log: log)
+    }
+}
+
+/// A SIP message's text, picked apart just enough for tests to count what a peer received: by method, Call-ID
+/// and top Via branch.
+struct SIPText {
+    let text: String
+
+    var lines: [Substring] { text.split(separator: "\r\n", omittingEmptySubsequences: false) }
+
+    /// The request method, nil for a response.
+    var method: String? {
+        guard let first = lines.first, !first.hasPrefix("SIP/2.0 ") else { return nil }
+        return first.split(separator: " ").first.map(String.init)
+    }
+
+    /// The status code, nil for a request.
+    var status: Int? {
+        guard let first = lines.first, first.hasPrefix("SIP/2.0 ") else { return nil }
+        return Int(first.dropFirst(8).prefix(3))
+    }
+
+    /// The first header line named `name` (or its compact form), its value trimmed.
+    func header(_ name: String, compact: String? = nil) -> String? {
+        for line in lines.dropFirst() {
+            if line.isEmpty { break }
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let field = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
+            if field == name.lowercased() || field == compact?.lowercased() {
+                return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return nil
+    }
+
+    var callID: String? { header("Call-ID", compact: "i") }
+
+    /// The branch parameter of the first Via.
+    var topBranch: String? {
+        guard let via = header("Via", compact: "v") else { return nil }
+        let first = via.split(separator: ",").first ?? Substring(via)
+        for parameter in first.split(separator: ";").dropFirst() {
+            let pair = parameter.split(separator: "=", maxSplits: 1)
+            if pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == "branch" {
+                return pair[1].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return nil
+    }
+
+    /// The messages a SIPp peer received, from its `-trace_msg` file (each one follows a "… message received
+    /// [N] bytes :" line and a blank line). Lines there end in LF; they are given CRLF back.
+    static func receivedBySIPp(trace: URL) -> [SIPText] {
+        let text = (try? String(contentsOf: trace, encoding: .utf8)) ?? ""
+        return text.components(separatedBy: "\n----------------------------------------------- ").compactMap { block in
+            let parts = block.components(separatedBy: "\n")
+            guard parts.count > 3, parts[1].contains(" message received ") else { return nil }
+            return SIPText(text: parts[3...].joined(separator: "\r\n"))
+        }
     }
 }

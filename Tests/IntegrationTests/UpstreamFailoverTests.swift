@@ -11,19 +11,23 @@ import Testing
     static let health = "upstream_health:\n  interval_ms: 200\n  fall: 3\n  rise: 2\n"
     static let detectionWindow: useconds_t = 1_500_000
 
-    /// One SIPp UAS answering calls and the edge's OPTIONS (-aa), logging the messages it receives.
+    /// One SIPp UAS answering calls and the edge's OPTIONS (-aa), logging the messages it receives. `scenario`:
+    /// SIPp's built-in `uas`, or other arguments (`-sf FILE`, `-d MS`).
     struct Callee {
         let process: Process
         let messages: URL
 
-        init(port: Int, name: String) throws {
+        init(port: Int, name: String, scenario: [String] = ["-sn", "uas"]) throws {
             let sipp = try #require(ProcessHarness.which("sipp"), "sipp (Debian sip-tester) must be installed")
             messages = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-messages.log")
             try? FileManager.default.removeItem(at: messages)
             process = try ProcessHarness.start(
-                sipp, ["-sn", "uas", "-aa", "-i", "127.0.0.1", "-p", "\(port)", "-nostdin",
-                       "-trace_msg", "-message_file", messages.path], log: "\(name).log")
+                sipp, scenario + ["-aa", "-i", "127.0.0.1", "-p", "\(port)", "-nostdin",
+                                  "-trace_msg", "-message_file", messages.path], log: "\(name).log")
         }
+
+        /// Every message received so far, retransmissions included.
+        var received: [SIPText] { SIPText.receivedBySIPp(trace: messages) }
 
         /// INVITEs received so far (SIPp writes each message to the trace as it handles it).
         var invites: Int {
