@@ -114,7 +114,7 @@ import Testing
     @Test(arguments: ["udp", "tcp", "tls"])
     func callsToASilentUpstreamFailOverToTheNextAndAllComplete(transport: String) throws {
         let rig = Rig()
-        let name = "tx-blackhole-\(transport)"
+        let name = "txtests-blackhole-\(transport)"
         let calls = 30
         let blackHole = try FakeCore(answersProbes: false)
         defer { blackHole.stop() }
@@ -182,7 +182,7 @@ import Testing
     /// INVITE transaction, and the edge ACKs each 503 (its client transaction's duty, RFC 3261 §17.1.1.3).
     @Test func callsRefusedWith503FailOverToTheNextUpstream() throws {
         let rig = Rig()
-        let name = "tx-503"
+        let name = "txtests-503"
         let calls = 20
         let uas = try UpstreamFailoverTests.Callee(
             port: rig.uasPort, name: "\(name)-uas",
@@ -228,7 +228,7 @@ import Testing
     /// 2 s after its 100: the edge absorbs each retransmission, so the core sees each INVITE once.
     @Test func clientRetransmissionsAreAbsorbedAndTheCoreSeesEachInviteOnce() throws {
         let rig = Rig()
-        let name = "tx-retransmissions"
+        let name = "txtests-retransmissions"
         let calls = 10
         let uas = try UpstreamFailoverTests.Callee(
             port: rig.uasPort, name: "\(name)-uas",
@@ -260,13 +260,54 @@ import Testing
                 "the core sent 100 at once: no failover\n\(context)")
     }
 
+    // MARK: - CANCEL
+
+    /// Callers that cancel while it rings, with a black hole next to the core (kept up: fall 100): the CANCEL
+    /// follows the INVITE's branch in use, on the core, even for calls whose Call-ID hashes to the black hole
+    /// (stateless forwarding would send it there). The edge answers the CANCEL 200 itself, relays the core's 487,
+    /// ACKs it toward the core and keeps the caller's ACK.
+    @Test func aCancelFollowsTheInviteToTheUpstreamThatAnswered() throws {
+        let rig = Rig()
+        let name = "txtests-cancel"
+        let calls = 20
+        let blackHole = try FakeCore(answersProbes: false)
+        defer { blackHole.stop() }
+        let uas = try UpstreamFailoverTests.Callee(
+            port: rig.uasPort, name: "\(name)-uas",
+            scenario: ["-sf", ProcessHarness.fixtures.appendingPathComponent("uas-cancel.xml").path])
+        defer { uas.stop() }
+        let edge = try rig.startEdge(upstreams: ["127.0.0.1:\(rig.uasPort)", "127.0.0.1:\(blackHole.address.port)"],
+                                     name: name, fall: 100)
+        defer { ProcessHarness.stop(edge) }
+
+        let totals = try rig.calls(calls, scenario: "uac-cancel.xml", name: name)
+        usleep(300_000)
+        let metrics = try rig.metrics(name: name)
+        let context = "\(rig.uacErrors(name))\n\(Self.transactionLines(metrics))\n"
+            + String(ProcessHarness.logContents("\(name)-edge.log").suffix(4_000))
+        #expect(totals == (calls, 0), "\(context)")
+
+        let swallowed = Set(Self.requests("INVITE", in: blackHole.peek().map(SIPText.init)).compactMap(\.callID))
+        #expect(!swallowed.isEmpty, "no INVITE reached the black hole: the branch in use was always the first")
+        let strays = blackHole.peek().map(SIPText.init).filter { $0.method != "INVITE" }
+        #expect(strays.isEmpty, "\(strays.count) CANCEL/ACK reached the black hole: \(strays.prefix(3).map(\.text))")
+        let received = uas.received
+        let cancelled = Self.requests("CANCEL", in: received).compactMap(\.callID)
+        #expect(Set(cancelled).count == calls, "\(Set(cancelled).count) CANCELs reached the core for \(calls) calls")
+        #expect(swallowed.isSubset(of: Set(cancelled)), "\(swallowed.subtracting(cancelled))")
+        // One ACK per 487, the edge's own: the caller's ACK for the 487 it got stays at the edge.
+        let acks = Self.requests("ACK", in: received).compactMap(\.callID)
+        #expect(Set(acks).count == calls, "\(Set(acks).count) 487s ACKed")
+        #expect(acks.count == calls, "\(acks.count) ACKs for \(calls) 487s")
+    }
+
     // MARK: - Nobody answers
 
     /// Three black holes, max_attempts 2: each call is tried on exactly two of them (a branch each, never the
     /// same one twice), then the client gets 408; the ACK for the 408 stays at the edge.
     @Test func whenNoUpstreamAnswersTheClientGets408AfterMaxAttempts() throws {
         let rig = Rig()
-        let name = "tx-408"
+        let name = "txtests-408"
         let calls = 5
         let maxAttempts = 2
         let blackHoles = try (0..<3).map { _ in try FakeCore(answersProbes: false) }
