@@ -305,6 +305,10 @@ import Testing
 
     /// Three black holes, max_attempts 2: each call is tried on exactly two of them (a branch each, never the
     /// same one twice), then the client gets 408; the ACK for the 408 stays at the edge.
+    ///
+    /// The 408 is expected once the last attempt has been silent for failover_timeout_ms (here within the UAC's
+    /// 8 s receive timeout), not at that attempt's Timer B (64·T1, 32 s): a 408 at 32 s reaches a UDP client just
+    /// as its own Timer B gives up, so it would tell it nothing.
     @Test func whenNoUpstreamAnswersTheClientGets408AfterMaxAttempts() throws {
         let rig = Rig()
         let name = "txtests-408"
