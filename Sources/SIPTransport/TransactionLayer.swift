@@ -303,8 +303,9 @@ final class TransactionLayer {
         }
     }
 
-    /// No answer from the branch's upstream in time: try the next one (when there is one; the last branch keeps
-    /// its own Timer B/F), or end a cancelled INVITE with 487.
+    /// No answer from the branch's upstream in time: try the next one; with none left, answer 408 (500 after a 503)
+    /// when the request already failed over, else (a single upstream to try: it may just be slow) let the branch
+    /// run to its own Timer B/F. A cancelled INVITE ends with 487.
     private func failoverTimeout<Sink: FlowSink>(_ client: Int, now: UInt64, sink: Sink) {
         guard let server = currentServer(of: client) else { return }
         if records[server].flags.contains(.cancelRequested) {
@@ -317,6 +318,13 @@ final class TransactionLayer {
         if nextUpstream(for: server) != nil {
             failOver(server: server, from: client, reason: .timeout, now: now, sink: sink,
                      reported: true)
+        } else if records[server].attempts > 1 {
+            // Every upstream this request may try has now failed it: answer at once, rather than at the last
+            // branch's Timer B (32 s, when a UDP client gives up on its own anyway).
+            counters.timeouts += 1
+            copyStored(client)
+            abandon(client, now: now)
+            giveUpUnanswered(server, now: now, sink: sink)
         }
     }
 
@@ -371,6 +379,12 @@ final class TransactionLayer {
             end(client)
             reason = .transport
         }
+        giveUpUnanswered(server, now: now, sink: sink)
+    }
+
+    /// No upstream answered (RFC 3261 §16.7 step 6): 500 when a 503 was the only answer (it is never relayed), else
+    /// 408. The request is in ``stored``.
+    private func giveUpUnanswered<Sink: FlowSink>(_ server: Int, now: UInt64, sink: Sink) {
         let got503 = records[server].flags.contains(.got503)
         giveUp(server, status: got503 ? 500 : 408, reason: got503 ? "Server Internal Error" : "Request Timeout",
                now: now, sink: sink)

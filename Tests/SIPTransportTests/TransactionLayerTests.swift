@@ -174,6 +174,29 @@ private func edgeBranch(_ text: String) -> Substring? {
         #expect(edge.sent(since: mark).isEmpty)
     }
 
+    @Test func whenNoUpstreamAnswersTheClientGets408AfterTheLastFailoverTimeoutNotAtTimerB() throws {
+        let edge = try Harness()
+        edge.fromPhone(request())
+        edge.advance(to: 2_100)
+        #expect(Set(edge.sink.sent.filter { $0.text.hasPrefix("INVITE") }.map(\.flow.address)) == [coreA, coreB])
+        #expect(!edge.sink.sent.contains { $0.text.hasPrefix("SIP/2.0 408") })
+        edge.advance(to: 4_200)  // the second (last up) upstream's failover timeout
+        let final = try #require(edge.sink.sent.last { $0.flow == .udp(phone) })
+        #expect(final.text.hasPrefix("SIP/2.0 408 Request Timeout\r\n"))
+        #expect(Set(edge.sink.failedUpstreams) == [coreA, coreB])
+        #expect(edge.counters.transactions.timeouts == 1)
+    }
+
+    @Test func aSingleUpstreamThatIsSlowIsNotCutShortByTheFailoverTimeout() throws {
+        let edge = try Harness(upstreams: [coreA])
+        edge.fromPhone(request())
+        edge.advance(to: 10_000)
+        #expect(!edge.sink.sent.contains { $0.text.hasPrefix("SIP/2.0 408") })
+        let invite = try #require(edge.sink.sent.last { $0.text.hasPrefix("INVITE") })
+        edge.fromCore(coreA, response(to: invite.text, 180, "Ringing"))
+        #expect(edge.sink.sent.last?.text.hasPrefix("SIP/2.0 180 Ringing") == true)
+    }
+
     @Test func aNon2xxFinalIsRelayedAndTheClientsAckAndRetransmissionsStayAtTheEdge() throws {
         let edge = try Harness()
         edge.fromPhone(request())
