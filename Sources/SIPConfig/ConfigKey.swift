@@ -83,6 +83,8 @@ public struct ConfigKey: Sendable {
 
         .restart("proxy.mode", \.transactions.mode, .choice(ProxyMode.allCases.map { ($0.rawValue, $0) }), .stateless,
                  "stateless, or transaction: absorb retransmissions, retransmit toward the core, fail over"),
+        .restart("proxy.proxy_require_passthrough", \.proxyRequirePassthrough, .list(.text()), [],
+                 "Proxy-Require option tags passed on for the core; any other gets 420 Bad Extension"),
         .restart("transactions.max_per_worker", \.transactions.maxPerWorker, .integer(16...4_194_304), 65_536,
                  "live transactions per worker; when full, new INVITEs get 503"),
         .restart("transactions.failover_timeout_ms", \.transactions.failoverTimeoutMilliseconds,

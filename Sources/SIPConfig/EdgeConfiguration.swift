@@ -28,6 +28,8 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public var upstreams: [UpstreamTarget]
     public var upstreamHealth = UpstreamHealthSettings()
     public var upstreamDNS = UpstreamDNSSettings()
+    /// Proxy-Require option tags the edge passes on for the core (RFC 3261 §16.3 step 5).
+    public var proxyRequirePassthrough: [String] = []
     /// `proxy.mode` and the transaction layer's settings.
     public var transactions = TransactionSettings()
     /// Address written into Via and Record-Route; nil means `listen`.
@@ -142,6 +144,11 @@ public struct EdgeConfiguration: Sendable, Equatable {
         }
         if tls.requirePeerCertificate && tls.caPath == nil {
             throw ConfigError("tls.ca", "required when tls.require_client_certificate is true")
+        }
+        // RFC 3261 §25.1 option-tag = token.
+        let tokenCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+        for (index, tag) in proxyRequirePassthrough.enumerated() where tag.isEmpty || !tag.allSatisfy(tokenCharacters.contains) {
+            throw ConfigError("proxy.proxy_require_passthrough[\(index)]", "an option tag is a token (letters, digits, -.!%*_+`'~)")
         }
         if transactions.t1Milliseconds > transactions.t2Milliseconds {
             throw ConfigError("transactions.t1_ms", "may not exceed transactions.t2_ms")

@@ -165,3 +165,26 @@ public struct SIPMessage {
     /// A copy of `span` as a String, for logs, diagnostics and tests.
     public func string(_ span: ByteSpan) -> String { bytes.string(span) }
 }
+
+extension SIPMessage {
+    /// Calls `body` with each option tag (RFC 3261 §25.1: option-tag = token) of every `kind` line (Require,
+    /// Proxy-Require, Supported). Returns false, after calling `body` for the tags before it, when an element is
+    /// not a token: the caller refuses the message rather than echo those bytes anywhere.
+    public func forEachOptionTag(of kind: HeaderKind, _ body: (ByteSpan) -> Void) -> Bool {
+        var valid = true
+        let bytes = self.bytes
+        do {
+            try forEachElement(of: kind) { element throws(SIPParseError) in
+                guard valid else { return }
+                guard !element.isEmpty, CharacterClass.token.containsAll(of: element, in: bytes) else {
+                    valid = false
+                    return
+                }
+                body(element)
+            }
+        } catch {
+            return false
+        }
+        return valid
+    }
+}

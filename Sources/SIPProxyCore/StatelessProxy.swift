@@ -76,6 +76,9 @@ public struct ProxyConfiguration: Sendable {
     public var upstreamTransport: TransportKind
     /// The port TLS clients reach us at (for Record-Route toward them); nil when TLS is off.
     public var advertisedTLSPort: UInt16?
+    /// Proxy-Require option tags passed on for the core to honour (RFC 3261 §16.3 step 5); any other tag is
+    /// refused with 420. Compared without case.
+    public var proxyRequirePassthrough: [String] = []
     /// This worker's number, written into the flow tokens it makes.
     public var worker: UInt8
     /// The port of this worker's upstream-facing socket: Path and the upstream-facing Record-Route point here, so
@@ -123,9 +126,13 @@ public final class StatelessProxy {
     public private(set) var output: [UInt8] = []
     private var editor = MessageEditor()
     private let tokens: FlowTokenCodec
+    private let passthroughTags: [[UInt8]]
+    /// The option tags of the last 420, reused.
+    private var unsupportedTags: [ByteSpan] = []
 
     public init(configuration: ProxyConfiguration) {
         self.configuration = configuration
+        passthroughTags = configuration.proxyRequirePassthrough.map { Array($0.lowercased().utf8) }
         upstreams = configuration.upstreams
         tokens = FlowTokenCodec(key: configuration.flowKey)
         output.reserveCapacity(70_000)
@@ -153,9 +160,12 @@ public final class StatelessProxy {
     /// `attempt`: which try of a client request this is, for a transaction failing over (serial forking, RFC 3261
     /// §16.7): the upstreams it already tried are skipped, and every try after the first gets a branch of its
     /// own (a new client transaction toward the core). Responses ignore it.
-    public func process(_ message: SIPMessage, from source: Flow, attempt: ForwardAttempt) -> ForwardDecision {
+    /// `preflighted`: the caller already ran ``preflight(_:from:)`` on this request and it passed.
+    public func process(_ message: SIPMessage, from source: Flow, attempt: ForwardAttempt,
+                        preflighted: Bool = false) -> ForwardDecision {
         editor.reset()
         if message.isRequest {
+            if !preflighted, let refusal = preflight(message, from: source) { return refusal }
             return processRequest(message, source: source, attempt: attempt)
         }
         return processResponse(message, source: source)
@@ -163,27 +173,69 @@ public final class StatelessProxy {
 
     // MARK: Requests
 
-    /// Local replies (483, 482, 502, 403) go back to the request's source: RFC 3581 symmetric response.
+    /// RFC 3261 §16.3 request validation, steps 2 to 5 in the RFC's order (step 1, reasonable syntax, is the
+    /// parser's; step 6, Proxy-Authorization, is the core's): the Request-URI scheme (416), Max-Forwards (483),
+    /// loops (482), Proxy-Require (420 with Unsupported). The worker runs it before its edge policy, so a request
+    /// with Max-Forwards 0 gets 483 whatever else it carries. Nil: the request may go on. Replies are built in
+    /// ``output`` and go back to the source (RFC 3581 symmetric response); an ACK is never answered, only dropped.
+    public func preflight(_ message: SIPMessage, from source: Flow) -> ForwardDecision? {
+        guard let requestLine = message.requestLine else { return nil }
+        let isAck = message.method.known == .ack
+        let side = side(of: source.address)
+        // Step 2. From the public side everything goes to the core, which routes sip, sips and tel (RFC 3966): any
+        // other scheme (im:, pres:, http:...) is refused here rather than handed to a core that cannot use it. From
+        // the core, the edge itself routes on the URI when no flow token names the client (checked there: sip and
+        // sips only).
+        if side == .client, requestLine.uri.scheme == .other {
+            return refuse(message, isAck: isAck, status: 416, reason: "Unsupported URI Scheme", to: source)
+        }
+        // Step 3.
+        if let maxForwards = message.maxForwards, maxForwards == 0 {
+            return refuse(message, isAck: isAck, status: 483, reason: "Too Many Hops", to: source)
+        }
+        // Step 4, simplified for an edge: a request may pass us once on its way in and once more when the core
+        // sends it back out (a spiral), so it carries at most one Via of ours, and none at all from the public side.
+        if ownViaCount(in: message) > (side == .upstream ? 1 : 0) {
+            return refuse(message, isAck: isAck, status: 482, reason: "Loop Detected", to: source)
+        }
+        // Step 5: the edge implements no extension itself; the configured ones pass for the core. `Require` is the
+        // UAS's business, never the proxy's.
+        if message.headerSet.contains(.proxyRequire) {
+            unsupportedTags.removeAll(keepingCapacity: true)
+            let bytes = message.bytes
+            let wellFormed = message.forEachOptionTag(of: .proxyRequire) { tag in
+                if !passthroughTags.contains(where: { equalsLowercased(bytes, tag, $0) }) {
+                    unsupportedTags.append(tag)
+                }
+            }
+            if isAck, !wellFormed || !unsupportedTags.isEmpty { return .drop(.unanswerableAck) }
+            if !wellFormed {
+                buildReply(to: message, status: 400, reason: "Bad Request", detail: "malformed Proxy-Require")
+                return .reply(status: 400, to: source)
+            }
+            if !unsupportedTags.isEmpty {
+                _ = LocalReply.build(into: &output, bytes: bytes, headers: message.headerTable, status: 420,
+                                     reason: "Bad Extension", detail: nil, retryAfter: nil,
+                                     tag: branchHash(for: message), unsupported: unsupportedTags)
+                return .reply(status: 420, to: source)
+            }
+        }
+        return nil
+    }
+
+    private func refuse(_ message: SIPMessage, isAck: Bool, status: UInt16, reason: StaticString,
+                        to source: Flow) -> ForwardDecision {
+        if isAck { return .drop(.unanswerableAck) }
+        buildReply(to: message, status: status, reason: reason)
+        return .reply(status: status, to: source)
+    }
+
+    /// Routing and edits, once ``preflight(_:from:)`` has passed.
     private func processRequest(_ message: SIPMessage, source: Flow, attempt: ForwardAttempt) -> ForwardDecision {
         let bytes = message.bytes
         let isAck = message.method.known == .ack
-        if let maxForwards = message.maxForwards, maxForwards == 0 {
-            if isAck { return .drop(.unanswerableAck) }
-            buildReply(to: message, status: 483, reason: "Too Many Hops")
-            return .reply(status: 483, to: source)
-        }
-
         let side = side(of: source.address)
         let firstHeader = message.header(at: 0).name.start
-
-        // Loop detection (RFC 3261 §16.3 step 4, simplified for an edge): a request may pass us once on its way in
-        // and once more when the core sends it back out (a spiral), so it carries at most one Via of ours, and
-        // none at all when it comes from the public side.
-        if ownViaCount(in: message) > (side == .upstream ? 1 : 0) {
-            if isAck { return .drop(.unanswerableAck) }
-            buildReply(to: message, status: 482, reason: "Loop Detected")
-            return .reply(status: 482, to: source)
-        }
 
         // A client may not hand the core a Path through us: only we mint those (it would bind someone's
         // registration to a flow of our choosing, or of theirs).
@@ -221,6 +273,12 @@ public final class StatelessProxy {
                 destination = flow
             } else {
                 let target = routes.next?.uri ?? message.requestLine!.uri
+                if target.scheme != .sip, target.scheme != .sips {
+                    // §16.3 step 2: the edge would have to route on a tel: or other URI itself.
+                    if isAck { return .drop(.unresolvableDestination) }
+                    buildReply(to: message, status: 416, reason: "Unsupported URI Scheme")
+                    return .reply(status: 416, to: source)
+                }
                 guard let address = numericAddress(of: target, in: bytes) else {
                     if isAck { return .drop(.unresolvableDestination) }
                     buildReply(to: message, status: 502, reason: "Bad Gateway")
@@ -646,6 +704,13 @@ public final class StatelessProxy {
             editor.delete(ByteSpan(from: element.start, to: end))
         }
     }
+}
+
+/// True when `span` equals `lowercased` (lower-case ASCII), compared without case.
+func equalsLowercased(_ bytes: PacketBytes, _ span: ByteSpan, _ lowercased: [UInt8]) -> Bool {
+    guard span.count == lowercased.count else { return false }
+    for index in 0..<span.count where ASCII.lowercased(bytes[span.start + index]) != lowercased[index] { return false }
+    return true
 }
 
 /// FNV-1a over a span, continuing from `seed`.

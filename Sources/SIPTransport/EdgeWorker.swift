@@ -391,6 +391,8 @@ extension EdgeWorker: FlowSink {
     /// upstream socket when it is an upstream), or one of this worker's connections. False when the flow is gone
     /// (or belongs to another worker).
     func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool {
+        // A reply that could not be built safely is empty: nothing goes out.
+        guard !bytes.isEmpty else { return false }
         if let streams, isPooled(flow.address) {
             guard let connection = streams.pooledConnection(to: flow.address) else { return false }
             return streams.send(bytes[...], on: connection)

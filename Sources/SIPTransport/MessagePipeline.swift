@@ -102,6 +102,20 @@ final class MessagePipeline {
                     return
                 }
             }
+        }
+        // RFC 3261 §16.3 before the edge policy: a request with Max-Forwards 0 gets 483 whatever else it carries.
+        if message.isRequest, let refusal = proxy.preflight(message, from: flow) {
+            switch refusal {
+            case .reply(_, let destination):
+                if sink.deliver(proxy.output, to: destination) { counters.replied += 1 }
+            case .drop(let reason):
+                counters.count(reason)
+            case .forward:
+                break
+            }
+            return
+        }
+        if !isTrusted {
             let verdict = validator.validate(message, fromPublicSide: true)
             if verdict != .accept {
                 refuse(message, verdict: verdict, from: flow, now: now, sink: sink)
@@ -119,7 +133,7 @@ final class MessagePipeline {
                 return
             }
         }
-        switch proxy.process(message, from: flow) {
+        switch proxy.process(message, from: flow, attempt: ForwardAttempt(), preflighted: true) {
         case .forward(let destination):
             if sink.deliver(proxy.output, to: destination) {
                 counters.forwarded += 1

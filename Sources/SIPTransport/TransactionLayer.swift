@@ -130,7 +130,7 @@ final class TransactionLayer {
         records[index].flow = flow
         counters.active[Int(kind.rawValue)] += 1
 
-        switch proxy.process(message, from: flow) {
+        switch proxy.process(message, from: flow, attempt: ForwardAttempt(), preflighted: true) {
         case .forward(let upstream):
             records[index].routingHash = proxy.routingHash(for: message)
             records[index].attempts = 1

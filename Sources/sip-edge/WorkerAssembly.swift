@@ -19,6 +19,7 @@ extension EdgeConfiguration {
         proxy.upstreams = UpstreamSet(numericUpstreams)
         proxy.unavailableRetryAfterSeconds = upstreamHealth.retryAfterSeconds
         proxy.upstreamTransport = upstreamTransport
+        proxy.proxyRequirePassthrough = proxyRequirePassthrough
         proxy.internalHost = advertiseInternal
         proxy.advertisedTLSPort = tlsListen?.port
         var worker = WorkerConfiguration(listen: listen, proxy: proxy, parseLimits: limits, dataPath: dataPath,

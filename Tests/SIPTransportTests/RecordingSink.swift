@@ -9,7 +9,7 @@ final class RecordingSink: FlowSink {
     var pooledUpstreams: Set<EndpointAddress> = []
 
     func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool {
-        guard !gone.contains(flow.address) else { return false }
+        guard !gone.contains(flow.address), !bytes.isEmpty else { return false }
         sent.append((String(decoding: bytes, as: UTF8.self), flow))
         return true
     }
