@@ -102,7 +102,7 @@ final class MessagePipeline {
                     return
                 }
             }
-            let verdict = validator.validate(message, fromPublicSide: true)
+            let verdict = validator.validate(message, fromPublicSide: true, overStream: flow.transport.isStream)
             if verdict != .accept {
                 refuse(message, verdict: verdict, from: flow, now: now, sink: sink)
                 return
