@@ -158,11 +158,13 @@ enum ProcessHarness {
         case dns = 38  // dnsmasq with fixed records, dnsmasq with changing records (38...39)
         case failover = 40  // edge, uas a, uas b, uac, admin, dnsmasq (40...45)
         case transactions = 46  // edge, tls, uas, uas 503, uac, admin, tls bridge, spare (46...53)
+        // 54...55 left free: issue #15's §16.3 validation work takes that block in another branch.
+        case colon = 56  // edge (UDP and TCP), spare (56...57)
     }
 
-    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 236 slots of 54.
+    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 220 slots of 58.
     static func portBase(_ block: PortBlock) -> Int {
-        20_000 + Int(getpid() % 236) * 54 + block.rawValue
+        20_000 + Int(getpid() % 220) * 58 + block.rawValue
     }
 
     /// The value of one series in a Prometheus text exposition (`name{labels}` exactly as written), nil if absent.
