@@ -47,7 +47,8 @@ public struct HeaderLineFlags: OptionSet, Sendable, Hashable {
     // Computed, not `static let`: a stored static costs a lazy-initialisation check on every use.
     /// The value continues over folded lines: CRLF + SP/HTAB may occur inside it.
     @inlinable public static var folded: HeaderLineFlags { HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_FOLDED)) }
-    /// Whitespace stood between the name and the colon (legal in RFC 3261, a smuggling vector at the edge).
+    /// Whitespace stood between the name and the colon: legal (RFC 3261 `HCOLON`), but a smuggling vector on the
+    /// headers a downstream parser frames or routes by (the validator's `no_space_before_colon` lists).
     @inlinable public static var spaceBeforeColon: HeaderLineFlags { HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_SPACE_BEFORE_COLON)) }
     /// The name was a one-letter compact form.
     @inlinable public static var compact: HeaderLineFlags { HeaderLineFlags(rawValue: UInt16(CSIP_HEADER_COMPACT)) }
@@ -159,6 +160,21 @@ public final class HeaderTable {
         var i = index + 1
         while i < end {
             if storage[i].kind == code { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Index of the first line before `limit` (capped at ``count``) that carries every flag of `flags` and whose kind
+    /// code's bit is set in `kindMask`, or nil: one bounds check for the whole walk, as in ``nextIndex(ofKindCode:after:limit:)``.
+    @inlinable
+    public func firstIndex(flagged flags: HeaderLineFlags, kindMask: UInt64, limit: Int) -> Int? {
+        let end = min(limit, count)
+        var i = 0
+        while i < end {
+            let line = storage[i]
+            // A kind code of 64 or more would shift the bit out (Swift's `<<` gives 0 then): never in the mask.
+            if line.flags & flags.rawValue == flags.rawValue, kindMask & (1 << UInt64(line.kind)) != 0 { return i }
             i += 1
         }
         return nil

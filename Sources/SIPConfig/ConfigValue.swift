@@ -1,4 +1,5 @@
 import SIPBytes
+import SIPParsing
 import SIPProxyCore
 import SIPSecurity
 import SIPSettings
@@ -202,6 +203,21 @@ extension ConfigValue where Value == [SecurityRule: RuleAction] {
         changed[.blockedUserAgent] = actions[.blockedUserAgent] == .drop ? .reject : .drop
         return changed
     })
+}
+
+extension ConfigValue where Value == HeaderKind {
+    /// A header name the edge knows (the scanner's table: full or compact form, any case), written back as the
+    /// canonical name in lower case. A name outside the table is an error: the validator matches kinds, and a
+    /// name it cannot classify would be a rule that silently never fires.
+    static let headerName = scalar("header name", sample: .subject, parse: { text, path in
+        let code = MessageScanner.classifyHeader(Array(text.trimmingCharacters(in: .whitespaces).utf8))
+        guard code != HeaderKind.other.code else {
+            let known = (1..<MessageScanner.kindCount).compactMap { MessageScanner.canonicalName(ofKind: UInt16($0)) }
+            throw ConfigError(path, "unknown header \(text) (known: \(known.map { $0.lowercased() }.joined(separator: ", ")))")
+        }
+        return HeaderKind(code: code)
+    }, encode: { yamlScalar(($0.canonicalName ?? "other").lowercased()) },
+    alternative: { $0 == .subject ? .organization : .subject })
 }
 
 /// The text of a scalar node, nil for a YAML null; anything but a scalar is an error at `path`.

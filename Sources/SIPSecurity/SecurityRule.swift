@@ -7,8 +7,8 @@ public enum SecurityRule: String, Sendable, CaseIterable, Codable {
     case shellInjection = "shell_injection"
     /// `%0d`/`%0a` in a URI or header value: decoded by a careless peer, they split the message.
     case crlfInjection = "crlf_injection"
-    /// Framing tricks a lenient parser downstream could read differently: space before a colon, a folded or
-    /// repeated Content-Length.
+    /// Framing tricks a lenient parser downstream could read differently: space before the colon of a header it
+    /// frames or routes by (`SecurityConfiguration.noSpaceBeforeColon`), a folded or repeated Content-Length.
     case headerSmuggling = "header_smuggling"
     /// NUL or another control character inside a quoted string (legal in RFC 3261, useless and dangerous here).
     case controlCharacter = "control_character"

@@ -15,6 +15,20 @@ public struct SecurityConfiguration: Sendable, Equatable {
                                               "iwar", "vaxsipuseragent", "pplsip", "smap"]
     /// What each rule does; rules not listed reject.
     public var actions: [SecurityRule: RuleAction] = [.blockedUserAgent: .drop, .banned: .drop]
+    /// Headers on which a space before the colon (`Via : ...`) is refused (rule `header_smuggling`) on every
+    /// transport; on any other header it is accepted, as RFC 3261's `HCOLON` allows. These are the ones the edge or
+    /// the core frames or routes by: a parser that does not trim before the colon misses `Content-Length :` and
+    /// frames the body differently, or skips `Via :`/`Route :` and routes differently from the edge.
+    public var noSpaceBeforeColon: [HeaderKind] = SecurityConfiguration.framingAndRoutingHeaders
+    /// Refused in addition on TCP and TLS only (Content-Type by default). On a stream the bytes after one message are
+    /// the next one, and a body that one parser types (message/sip, multipart) and another, missing `Content-Type :`,
+    /// does not is where a second message hides; a datagram bounds its one message whatever its body is said to be.
+    public var noSpaceBeforeColonOnStreams: [HeaderKind] = [.contentType]
+
+    /// The default of ``noSpaceBeforeColon``.
+    public static var framingAndRoutingHeaders: [HeaderKind] {
+        [.contentLength, .via, .route, .callID, .cseq, .maxForwards]
+    }
 
     public init() {}
 
@@ -37,6 +51,10 @@ public final class SecurityValidator {
     /// Bit per rule (`SecurityRule.allCases` order): set when the rule's action is not `allow`. A dictionary
     /// lookup per check would cost more than the check.
     private let enabledRules: UInt32
+    /// `noSpaceBeforeColon` as a mask of kind codes (a `HeaderSet`), and with `noSpaceBeforeColonOnStreams` added:
+    /// the per-line walk tests a bit instead of searching an array.
+    private let spacedColonKinds: UInt64
+    private let spacedColonKindsOnStreams: UInt64
 
     public init(configuration: SecurityConfiguration) {
         self.configuration = configuration
@@ -48,14 +66,18 @@ public final class SecurityValidator {
             mask |= 1 << UInt32(index)
         }
         enabledRules = mask
+        spacedColonKinds = configuration.noSpaceBeforeColon.reduce(HeaderSet()) { $0.union(HeaderSet($1)) }.rawValue
+        spacedColonKindsOnStreams = configuration.noSpaceBeforeColonOnStreams
+            .reduce(HeaderSet(rawValue: spacedColonKinds)) { $0.union(HeaderSet($1)) }.rawValue
         patternMask = patterns.tableMask { index in
             configuration.action(for: AttackPatterns.all[index].1) != .allow
         }
     }
 
-    /// The verdict for `message`. `fromPublicSide` enables the checks that only make sense for clients (domains).
-    public func validate(_ message: SIPMessage, fromPublicSide: Bool) -> Verdict {
-        if let rule = firstViolation(message, fromPublicSide: fromPublicSide) {
+    /// The verdict for `message`. `fromPublicSide` enables the checks that only make sense for clients (domains);
+    /// `overStream` (the message came over TCP or TLS) adds ``SecurityConfiguration/noSpaceBeforeColonOnStreams``.
+    public func validate(_ message: SIPMessage, fromPublicSide: Bool, overStream: Bool = false) -> Verdict {
+        if let rule = firstViolation(message, fromPublicSide: fromPublicSide, overStream: overStream) {
             return verdict(for: rule)
         }
         return .accept
@@ -87,14 +109,14 @@ public final class SecurityValidator {
 
     private func enabled(_ rule: SecurityRule) -> Bool { enabledRules & (1 << UInt32(rule.ordinal)) != 0 }
 
-    private func firstViolation(_ message: SIPMessage, fromPublicSide: Bool) -> SecurityRule? {
+    private func firstViolation(_ message: SIPMessage, fromPublicSide: Bool, overStream: Bool) -> SecurityRule? {
         let bytes = message.bytes
         if message.viaHopCount > configuration.maxViaHops, enabled(.tooManyVias) { return .tooManyVias }
         let requestURI = message.requestLine?.uri
         if let requestURI, requestURI.span.count > configuration.maxURILength, enabled(.uriTooLong) {
             return .uriTooLong
         }
-        if enabled(.headerSmuggling), isAmbiguouslyFramed(message) { return .headerSmuggling }
+        if enabled(.headerSmuggling), isAmbiguouslyFramed(message, overStream: overStream) { return .headerSmuggling }
         if message.headerFlags.contains(.controlCharacters), enabled(.controlCharacter) { return .controlCharacter }
         if enabled(.invalidUTF8), !UTF8Check.isValid(bytes, ByteSpan(from: 0, to: message.body.start)) {
             return .invalidUTF8
@@ -134,9 +156,17 @@ public final class SecurityValidator {
     static let scannedKinds: UInt64 = ~[HeaderKind.via, .cseq, .callID, .contentLength, .maxForwards, .contentType]
         .reduce(HeaderSet()) { $0.union(HeaderSet($1)) }.rawValue
 
-    /// Space before a colon, a folded Content-Length, or Content-Length more than once (even if equal).
-    private func isAmbiguouslyFramed(_ message: SIPMessage) -> Bool {
-        if message.headerFlags.contains(.spaceBeforeColon) { return true }
+    /// Space before the colon of a header in the configured lists, a folded Content-Length, or Content-Length more
+    /// than once (even if equal).
+    private func isAmbiguouslyFramed(_ message: SIPMessage, overStream: Bool) -> Bool {
+        // The message-level flag (the OR of every line's) keeps the per-line walk off the common path.
+        if message.headerFlags.contains(.spaceBeforeColon) {
+            let kinds = overStream ? spacedColonKindsOnStreams : spacedColonKinds
+            if kinds != 0, message.headerTable.firstIndex(flagged: .spaceBeforeColon, kindMask: kinds,
+                                                          limit: message.headerCount) != nil {
+                return true
+            }
+        }
         guard let first = message.firstIndex(of: .contentLength) else { return false }
         if message.header(at: first).flags.contains(.continued) { return true }
         return message.nextIndex(of: .contentLength, after: first) != nil

@@ -102,6 +102,7 @@ final class MessagePipeline {
                     return
                 }
             }
+<<<<<<< HEAD
         }
         // RFC 3261 §16.3 before the edge policy: a request with Max-Forwards 0 gets 483 whatever else it carries.
         if message.isRequest, let refusal = proxy.preflight(message, from: flow) {
@@ -117,6 +118,9 @@ final class MessagePipeline {
         }
         if !isTrusted {
             let verdict = validator.validate(message, fromPublicSide: true)
+=======
+            let verdict = validator.validate(message, fromPublicSide: true, overStream: flow.transport.isStream)
+>>>>>>> colon
             if verdict != .accept {
                 refuse(message, verdict: verdict, from: flow, now: now, sink: sink)
                 return

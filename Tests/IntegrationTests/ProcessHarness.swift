@@ -159,11 +159,12 @@ enum ProcessHarness {
         case failover = 40  // edge, uas a, uas b, uac, admin, dnsmasq (40...45)
         case transactions = 46  // edge, tls, uas, uas 503, uac, admin, tls bridge, spare (46...53)
         case validation = 54  // edge, spare (54...55)
+        case colon = 56  // edge (UDP and TCP), spare (56...57)
     }
 
-    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 214 slots of 56.
+    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 220 slots of 58.
     static func portBase(_ block: PortBlock) -> Int {
-        20_000 + Int(getpid() % 214) * 56 + block.rawValue
+        20_000 + Int(getpid() % 220) * 58 + block.rawValue
     }
 
     /// The value of one series in a Prometheus text exposition (`name{labels}` exactly as written), nil if absent.

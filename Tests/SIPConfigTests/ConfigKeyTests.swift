@@ -106,6 +106,8 @@ import Testing
         ("security:\n  actions:\n    sql_injection: maybe", "security.actions.sql_injection"),
         ("security:\n  actions:\n    no_such_rule: drop", "security.actions.no_such_rule"),
         ("security:\n  blocked_user_agents: {a: b}", "security.blocked_user_agents"),
+        ("security:\n  no_space_before_colon: [via, x-not-known]", "security.no_space_before_colon[1]"),
+        ("security:\n  no_space_before_colon_on_streams: [content-typo]", "security.no_space_before_colon_on_streams[0]"),
         ("tcp: 5", "tcp"),
     ])
     func aValueOutOfItsRangeOrTypeIsRefusedNamingItsKey(_ yaml: String, _ keyPath: String) {
@@ -132,6 +134,8 @@ import Testing
     @Test(arguments: [
         ("rate_limit:\n  window_ms: 2000", "rate_limit.window_ms"),
         ("security:\n  max_uri_length: 1024", "security.max_uri_length"),
+        ("security:\n  no_space_before_colon: [content-length, Via, l]", "security.no_space_before_colon"),
+        ("security:\n  no_space_before_colon_on_streams: []", "security.no_space_before_colon_on_streams"),
         ("security:\n  actions:\n    banned: reject", "security.actions"),
         ("tls:\n  certificate: /etc/sip-edge/renewed.pem", "tls.certificate"),
     ])

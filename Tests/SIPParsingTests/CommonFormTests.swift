@@ -125,6 +125,25 @@ import Testing
         }
     }
 
+    /// A space before the colon (RFC 3261 `HCOLON`) is the scanner's business: it trims it and only flags the line,
+    /// so both roads read a spaced header exactly as the same header with that whitespace after the colon instead
+    /// (same value offsets), and the edge policy alone decides whether to take it.
+    @Test(arguments: [("Via", "Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport"),
+                      ("v", "Via", "SIP / 2.0 / UDP 192.0.2.1;branch=z9hG4bK1"), ("CSeq", "CSeq", "314159 INVITE"),
+                      ("Max-Forwards", "Max-Forwards", "70"), ("Max-Forwards", "Max-Forwards", "0070"),
+                      ("Content-Length", "Content-Length", "0"), ("l", "Content-Length", "0"),
+                      ("Call-ID", "Call-ID", "a84b4c76e66710@pc33.example.com"), ("i", "Call-ID", "x@y")])
+    func aSpaceBeforeTheColonReadsTheSameBothWaysAndAsWithout(_ name: String, _ full: String, _ value: String) throws {
+        for spacing in [" ", "\t", "   "] {
+            let spaced = request(headers: ["\(name)\(spacing): \(value)"], omit: [full])
+            let after = request(headers: ["\(name):\(spacing) \(value)"], omit: [full])
+            let onePass = try Self.verdict(spaced, onePass: true)
+            #expect(onePass == (try Self.verdict(spaced, onePass: false)), "\(name)\(spacing): \(value)")
+            #expect(onePass == (try Self.verdict(after, onePass: true)), "\(name)\(spacing): \(value)")
+            if case .failed(let error) = onePass { Issue.record("\(name)\(spacing): \(value) refused: \(error)") }
+        }
+    }
+
     @Test func typicalLinesTakeTheOnePassRoad() throws {
         // Without this, a one-pass reader that refused everything would pass the comparisons above.
         let via = Array("SIP/2.0/UDP pc33.example.com:5060;branch=z9hG4bK776;rport, SIP/2.0/UDP b".utf8)

@@ -25,12 +25,12 @@ func invite(headers: [String] = [], uri: String = "sip:bob@example.com", body: S
 
 /// The verdict's rule (nil = accepted); `parse` must succeed.
 func violation(_ bytes: [UInt8], _ configuration: SecurityConfiguration = SecurityConfiguration(),
-               fromPublicSide: Bool = true) throws -> SecurityRule? {
+               fromPublicSide: Bool = true, overStream: Bool = false) throws -> SecurityRule? {
     let parser = try SIPParser()
     let validator = SecurityValidator(configuration: configuration)
     return try bytes.withPacketBytes { packet in
         let message = try parser.parse(packet)
-        return validator.validate(message, fromPublicSide: fromPublicSide).rule
+        return validator.validate(message, fromPublicSide: fromPublicSide, overStream: overStream).rule
     }
 }
 
@@ -67,12 +67,62 @@ func violation(_ bytes: [UInt8], _ configuration: SecurityConfiguration = Securi
     }
 
     @Test func framingThatParsersReadDifferentlyIsRefused() throws {
-        #expect(try violation(invite(headers: ["Subject : x"])) == .headerSmuggling)
+        // RFC 3261 HCOLON: a space before the colon is valid SIP, refused only where a parser that does not trim it
+        // would frame or route differently (the configured lists).
+        #expect(try violation(invite(headers: ["Subject : x"])) == nil)
+        #expect(try violation(invite(headers: ["Subject : x"]), overStream: true) == nil)
         #expect(try violation(invite(headers: ["Subject: x"])) == nil)
         // An equal second Content-Length parses, but a downstream parser may take either: refuse.
         #expect(try violation(invite(headers: ["Content-Length: 0"])) == .headerSmuggling)
         let folded = Array("OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:b@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length:\r\n 0\r\n\r\n".utf8)
         #expect(try violation(folded) == .headerSmuggling)
+    }
+
+    /// Each default entry of `no_space_before_colon` refuses its header spaced, on UDP and on streams; each is
+    /// accepted unspaced. The message is built by hand so that only the line under test is spaced.
+    @Test(arguments: [
+        ("Content-Length", "Content-Length : 0"), ("Via", "Via : SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds"),
+        ("Route", "Route : <sip:p1.example.com;lr>"), ("Call-ID", "Call-ID\t: a84b4c76e66710@pc33.example.com"),
+        ("CSeq", "CSeq  : 314159 INVITE"), ("Max-Forwards", "Max-Forwards : 70"), ("v", "v : SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK2"),
+        ("l", "l : 0"), ("i", "i : compact@example.com"),
+    ])
+    func spaceBeforeColonOnFramingAndRoutingHeadersIsRefused(_ name: String, _ line: String) throws {
+        let spaced = message(replacing: name, with: line)
+        #expect(try violation(spaced) == .headerSmuggling, "\(line)")
+        #expect(try violation(spaced, overStream: true) == .headerSmuggling, "\(line) over a stream")
+        var relaxed = SecurityConfiguration()
+        relaxed.noSpaceBeforeColon = []
+        #expect(try violation(spaced, relaxed) == nil, "\(line) with the list empty")
+    }
+
+    @Test func contentTypeIsRefusedSpacedOnStreamsOnly() throws {
+        let spaced = invite(headers: ["Content-Type : application/sdp"])
+        #expect(try violation(spaced) == nil)
+        #expect(try violation(spaced, overStream: true) == .headerSmuggling)
+        #expect(try violation(invite(headers: ["c : application/sdp"]), overStream: true) == .headerSmuggling)
+        #expect(try violation(invite(headers: ["Content-Type: application/sdp"]), overStream: true) == nil)
+        var configuration = SecurityConfiguration()
+        configuration.noSpaceBeforeColonOnStreams = []
+        #expect(try violation(spaced, configuration, overStream: true) == nil)
+        // The lists are configurable both ways: a header added is refused spaced, unspaced it still passes.
+        configuration.noSpaceBeforeColon = [.subject]
+        #expect(try violation(invite(headers: ["Subject : x"]), configuration) == .headerSmuggling)
+        #expect(try violation(invite(headers: ["s : x"]), configuration, overStream: true) == .headerSmuggling)
+        #expect(try violation(invite(headers: ["Subject: x"]), configuration) == nil)
+        #expect(try violation(message(replacing: "Via", with: "Via : SIP/2.0/UDP h;branch=z9hG4bK1"), configuration) == nil)
+        // The rule off: nothing spaced is refused.
+        var off = SecurityConfiguration()
+        off.actions[.headerSmuggling] = .allow
+        #expect(try violation(message(replacing: "Content-Length", with: "Content-Length : 0"), off, overStream: true) == nil)
+    }
+
+    /// A plain INVITE with the line of header `name` (full name, or a compact form standing for it) replaced by
+    /// `line`.
+    func message(replacing name: String, with line: String) -> [UInt8] {
+        let full = ["v": "Via", "l": "Content-Length", "i": "Call-ID"][name] ?? name
+        let text = String(decoding: invite(headers: ["Route: <sip:p1.example.com;lr>"]), as: UTF8.self)
+        let lines = text.components(separatedBy: "\r\n").map { $0.hasPrefix(full + ":") ? line : $0 }
+        return Array(lines.joined(separator: "\r\n").utf8)
     }
 
     @Test func quotedControlCharactersAreRefusedByPolicy() throws {
@@ -172,26 +222,64 @@ func violation(_ bytes: [UInt8], _ configuration: SecurityConfiguration = Securi
         #expect(try violation(invite(headers: ["X-Cmd: $(id)"]), configuration) == nil)
     }
 
-    /// No false positives on the RFC 4475 messages that are valid SIP: only the rules the edge deliberately
-    /// tightens refuse them (space before colon, quoted NUL, 34 Vias), and with those off every one passes.
-    @Test func rfc4475ValidMessagesPassTheInjectionRules() throws {
-        let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../SIPParsingTests/Corpus/RFC4475").standardized
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../SIPParsingTests/Corpus/RFC4475").standardized
+
+    /// The RFC 4475 messages the RFC calls valid, with their bytes.
+    static func validRFC4475Messages() throws -> [(String, [UInt8])] {
         let manifest = try String(contentsOf: corpus.appendingPathComponent("manifest.tsv"), encoding: .utf8)
-        var valid: [String] = []
+        var valid: [(String, [UInt8])] = []
         for line in manifest.split(separator: "\n").dropFirst() {
             let fields: [Substring] = line.split(separator: "\t")
-            if fields[2] == "valid" { valid.append(String(fields[0])) }
+            guard fields[2] == "valid" else { continue }
+            valid.append((String(fields[0]), Array(try Data(contentsOf: corpus.appendingPathComponent("\(fields[0]).sip")))))
         }
+        return valid
+    }
+
+    /// No false positives on the RFC 4475 messages that are valid SIP: only the rules the edge deliberately
+    /// tightens refuse them (space before the colon of Content-Length and Via, quoted NUL, 34 Vias), the same on
+    /// UDP and on streams, and with those off every one passes.
+    @Test func rfc4475ValidMessagesPassTheInjectionRules() throws {
+        let valid = try Self.validRFC4475Messages()
         #expect(valid.count == 27)
         let tightened: [String: SecurityRule] = ["wsinv": .headerSmuggling, "intmeth": .controlCharacter,
                                                  "longreq": .tooManyVias]
         var relaxed = SecurityConfiguration()
         for rule in tightened.values { relaxed.actions[rule] = .allow }
-        for name in valid {
-            let bytes = Array(try Data(contentsOf: corpus.appendingPathComponent("\(name).sip")))
+        for (name, bytes) in valid {
             #expect(try violation(bytes) == tightened[name], "\(name)")
+            #expect(try violation(bytes, overStream: true) == tightened[name], "\(name) over a stream")
             #expect(try violation(bytes, relaxed) == nil, "\(name) with the tightened rules off")
+        }
+        // wsinv spaces To, From, Subject too: with both lists empty it passes with header_smuggling still on.
+        var noLists = SecurityConfiguration()
+        noLists.noSpaceBeforeColon = []
+        noLists.noSpaceBeforeColonOnStreams = []
+        let wsinv = try #require(valid.first { $0.0 == "wsinv" }).1
+        #expect(try violation(wsinv, noLists, overStream: true) == nil)
+    }
+
+    /// Which valid RFC 4475 messages each default entry refuses on its own (the table in the README): Content-Length
+    /// refuses wsinv, Via refuses wsinv and longreq (whose 34 Vias are refused first anyway), the rest none.
+    @Test func rfc4475MessagesEachDefaultEntryRefuses() throws {
+        let valid = try Self.validRFC4475Messages()
+        let expected: [HeaderKind: Set<String>] = [.contentLength: ["wsinv"], .via: ["wsinv", "longreq"], .route: [],
+                                                   .callID: [], .cseq: [], .maxForwards: [], .contentType: []]
+        let defaults = SecurityConfiguration()
+        #expect(Set(defaults.noSpaceBeforeColon + defaults.noSpaceBeforeColonOnStreams) == Set(expected.keys))
+        for kind in defaults.noSpaceBeforeColon + defaults.noSpaceBeforeColonOnStreams {
+            var alone = SecurityConfiguration()
+            alone.actions[.tooManyVias] = .allow
+            alone.actions[.controlCharacter] = .allow
+            let onStreams = defaults.noSpaceBeforeColonOnStreams.contains(kind)
+            alone.noSpaceBeforeColon = onStreams ? [] : [kind]
+            alone.noSpaceBeforeColonOnStreams = onStreams ? [kind] : []
+            var refused = Set<String>()
+            for (name, bytes) in valid where try violation(bytes, alone, overStream: true) == .headerSmuggling {
+                refused.insert(name)
+            }
+            #expect(refused == expected[kind], "\(kind)")
         }
     }
 

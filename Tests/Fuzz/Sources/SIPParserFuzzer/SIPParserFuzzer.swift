@@ -393,6 +393,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         // The edge policy runs on whatever parsed: it must never trap, whatever the bytes.
         if let message = try? mainParser.parse(packet) {
             _ = policy.validate(message, fromPublicSide: true)
+            // Over a stream the per-line walk of spaced colons runs with the stream list too.
+            _ = policy.validate(message, fromPublicSide: true, overStream: true)
             checkHeaderSearch(input, message)
         }
         // Stream framing of the same bytes: a frame must lie inside the input, and a message frame must start
