@@ -143,6 +143,9 @@ public struct EdgeConfiguration: Sendable, Equatable {
         if tls.requirePeerCertificate && tls.caPath == nil {
             throw ConfigError("tls.ca", "required when tls.require_client_certificate is true")
         }
+        if rateLimit.banMilliseconds > rateLimit.banMaxMilliseconds {
+            throw ConfigError("rate_limit.ban_ms", "may not exceed rate_limit.ban_max_ms (the first ban is the shortest)")
+        }
         if transactions.t1Milliseconds > transactions.t2Milliseconds {
             throw ConfigError("transactions.t1_ms", "may not exceed transactions.t2_ms")
         }
