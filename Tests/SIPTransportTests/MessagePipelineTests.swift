@@ -130,14 +130,14 @@ private func handle(_ bytes: [UInt8], _ pipeline: MessagePipeline, _ sink: Recor
         defer { try? FileManager.default.removeItem(atPath: path) }
         var proxy = ProxyConfiguration(advertised: edge, upstreams: [core], flowKey: Array("pipeline test flow key".utf8))
         proxy.upstreamTransport = .udp
-        let pipeline = MessagePipeline(parser: try SIPParser(), proxy: StatelessProxy(configuration: proxy),
-                                       security: SecurityConfiguration(), rateLimit: limits,
-                                       audit: try AuditLog(destination: .file(path), linesPerSecond: 100, worker: 0))
+        let banning = MessagePipeline(parser: try SIPParser(), proxy: StatelessProxy(configuration: proxy),
+                                      security: SecurityConfiguration(), rateLimit: limits,
+                                      audit: try AuditLog(destination: .file(path), linesPerSecond: 100, worker: 0))
         let sink = RecordingSink()
         // A device behind the office NAT floods; the office's address is banned (first offence: step 1).
         let neighbour = Flow.udp(EndpointAddress.parse("192.0.2.10", port: 40_999)!)
-        for i in 0..<20 { handle(request(callID: "flood\(i)"), pipeline, sink, from: neighbour) }
-        #expect(pipeline.counters.violations[SecurityRule.banned.ordinal] > 0)
+        for i in 0..<20 { handle(request(callID: "flood\(i)"), banning, sink, from: neighbour) }
+        #expect(banning.counters.violations[SecurityRule.banned.ordinal] > 0)
         func token(_ flow: Flow, key: String = "pipeline test flow key") -> String {
             var out: [UInt8] = []
             FlowTokenCodec(key: Array(key.utf8)).append(flow, to: &out)
@@ -152,23 +152,29 @@ private func handle(_ bytes: [UInt8], _ pipeline: MessagePipeline, _ sink: Recor
             sink.sent.contains { $0.flow.address == core && $0.text.contains("Call-ID: \(callID)\r\n") }
         }
         let phoneFlow = Flow.udp(phone)
+        // The token is the one the edge Record-Routes the phone's dialogs with, so its in-dialog requests carry it.
+        let unbanned = try pipeline()
+        let invite = RecordingSink()
+        handle(request("INVITE", callID: "call"), unbanned, invite, from: phoneFlow)
+        #expect(invite.sent.first?.text.contains("Record-Route: <sip:127.0.0.1:5060;lr;ft=\(token(phoneFlow))>") == true,
+                "\(invite.sent.map(\.text))")
         // A phone of the office in a call: its BYE carries its own flow's token, so it passes the ban.
-        handle(inDialog("bye-own", token: token(phoneFlow)), pipeline, sink, from: phoneFlow)
+        handle(inDialog("bye-own", token: token(phoneFlow)), banning, sink, from: phoneFlow)
         #expect(forwarded("bye-own"), "\(sink.sent.map(\.text))")
         // Without a token, or with one made without our key, or replayed from another flow: refused with the office.
-        handle(request("BYE", callID: "bye-none"), pipeline, sink, from: phoneFlow)
-        handle(inDialog("bye-forged", token: token(phoneFlow, key: "somebody else's key!")), pipeline, sink, from: phoneFlow)
-        handle(inDialog("bye-replayed", token: token(phoneFlow)), pipeline, sink, from: neighbour)
+        handle(request("BYE", callID: "bye-none"), banning, sink, from: phoneFlow)
+        handle(inDialog("bye-forged", token: token(phoneFlow, key: "somebody else's key!")), banning, sink, from: phoneFlow)
+        handle(inDialog("bye-replayed", token: token(phoneFlow)), banning, sink, from: neighbour)
         #expect(!forwarded("bye-none") && !forwarded("bye-forged") && !forwarded("bye-replayed"))
         // A stream client: the token names the connection, so another connection from the same address fails.
         let connection = Flow(transport: .tcp, worker: 0, connection: 7, address: phone)
-        handle(inDialog("bye-tcp", token: token(connection)), pipeline, sink, from: connection)
+        handle(inDialog("bye-tcp", token: token(connection)), banning, sink, from: connection)
         var otherConnection = connection
         otherConnection.connection = 8
-        handle(inDialog("bye-tcp-other", token: token(connection)), pipeline, sink, from: otherConnection)
+        handle(inDialog("bye-tcp-other", token: token(connection)), banning, sink, from: otherConnection)
         #expect(forwarded("bye-tcp") && !forwarded("bye-tcp-other"))
         // A flow let through is counted on its own: flooding with its token gets it limited, then banned too.
-        for i in 0..<10 { handle(inDialog("own-flood\(i)", token: token(phoneFlow)), pipeline, sink, from: phoneFlow) }
+        for i in 0..<10 { handle(inDialog("own-flood\(i)", token: token(phoneFlow)), banning, sink, from: phoneFlow) }
         // (bye-own and bye-tcp, from the same address and port, were the first two of its 3.)
         #expect((0..<10).filter { forwarded("own-flood\($0)") }.count == 1)
         #expect(!forwarded("own-flood9"))
