@@ -150,6 +150,9 @@ public struct EdgeConfiguration: Sendable, Equatable {
         for (index, tag) in proxyRequirePassthrough.enumerated() where tag.isEmpty || !tag.allSatisfy(tokenCharacters.contains) {
             throw ConfigError("proxy.proxy_require_passthrough[\(index)]", "an option tag is a token (letters, digits, -.!%*_+`'~)")
         }
+        if rateLimit.banMilliseconds > rateLimit.banMaxMilliseconds {
+            throw ConfigError("rate_limit.ban_ms", "may not exceed rate_limit.ban_max_ms (the first ban is the shortest)")
+        }
         if transactions.t1Milliseconds > transactions.t2Milliseconds {
             throw ConfigError("transactions.t1_ms", "may not exceed transactions.t2_ms")
         }

@@ -486,6 +486,39 @@ public final class StatelessProxy {
         return result
     }
 
+    /// The flow named by the flow token in the request's leading Route entries that name us (the same entries
+    /// ``process(_:from:)`` would pop), when the token verifies; nil otherwise. Read only: nothing is edited.
+    ///
+    /// A client's in-dialog request carries the Record-Route we inserted for its dialog, token included, so a token
+    /// naming the very flow the request arrived on shows the request comes from a client we already carry, not
+    /// from whoever shares its address: the rate limiter lets such a request through its source's ban. Forging
+    /// one takes the flow key (HMAC), and replaying one from another address or connection fails the comparison
+    /// with the arrival flow.
+    public func routeTokenFlow(of message: SIPMessage) -> Flow? {
+        guard message.headerSet.contains(.route) else { return nil }
+        let bytes = message.bytes
+        var token: ByteSpan?
+        var ours = 0
+        var index = message.firstIndex(of: .route)
+        while let current = index, token == nil, ours < 2 {
+            var stop = false
+            try? message.forEachElement(inLine: current) { element in
+                guard ours < 2, let address = try? NameAddress.parse(bytes, element), isOurs(address.uri, in: bytes)
+                else {
+                    stop = true
+                    return false
+                }
+                ours += 1
+                token = address.uri.parameter("ft", in: bytes)?.value
+                return token == nil
+            }
+            if stop { break }
+            index = message.nextIndex(of: .route, after: current)
+        }
+        guard let token else { return nil }
+        return tokens.decode(bytes, token)
+    }
+
     /// True when a Path entry of the message names us.
     private func claimsOurPath(_ message: SIPMessage) -> Bool {
         guard message.headerSet.contains(.path) else { return false }

@@ -14,14 +14,31 @@ public struct RateLimitConfiguration: Sendable, Equatable {
     public var tableSize: Int = 65_536
     /// A source whose rate reaches this many times its limit is banned. Default: 3.
     public var banMultiplier: UInt32 = 3
-    /// Ban length in milliseconds. Default: 60,000.
-    public var banMilliseconds: UInt64 = 60_000
+    /// The first ban of a source, in milliseconds (`rate_limit.ban_ms`). Short by default, because a source is
+    /// often a NAT with honest phones behind the one flooding device: a short first ban stops the flood's effect
+    /// and lets the office back in seconds after it stops. 0: never banned (over the limit is only 503). Default:
+    /// 5,000.
+    public var banMilliseconds: UInt64 = 5_000
+    /// A source banned again within this long after its previous ban ended gets twice that ban (escalation);
+    /// after a quiet spell this long, the next ban starts over at ``banMilliseconds``. Default: 600,000.
+    public var banMemoryMilliseconds: UInt64 = 600_000
+    /// The longest ban escalation reaches. Default: 300,000.
+    public var banMaxMilliseconds: UInt64 = 300_000
     /// Retry-After, in seconds, on 503 answers. Default: 5.
     public var retryAfterSeconds: UInt32 = 5
     /// Never limited: the upstream core and other trusted peers (upstreams are always added).
     public var allowList: [AddressPrefix] = []
 
     public init() {}
+
+    /// The length of ban `step` (1: a first offence): ``banMilliseconds`` doubled at each step, at most
+    /// ``banMaxMilliseconds``.
+    public func banDuration(step: Int) -> UInt64 {
+        let doublings = UInt64(max(step, 1) - 1)
+        // banMilliseconds is below 2^27 (config allows a day), so 31 doublings cannot overflow; more are the cap.
+        guard doublings < 32 else { return min(banMaxMilliseconds, banMilliseconds == 0 ? 0 : .max) }
+        return min(banMilliseconds << doublings, banMaxMilliseconds)
+    }
 }
 
 /// An IPv4 or IPv6 prefix (CIDR), for allow lists.
@@ -71,14 +88,21 @@ public struct AddressPrefix: Sendable, Equatable, CustomStringConvertible {
 
 /// Sliding-window rate limiter with temporary bans, in a fixed-size table (Pingora's previous/current window
 /// interpolation). One per worker; the clock is passed in (milliseconds, monotonic). No allocation after init.
+///
+/// Bans escalate: a source's first ban is short (``RateLimitConfiguration/banMilliseconds``), and each ban that
+/// starts within ``RateLimitConfiguration/banMemoryMilliseconds`` of the previous one's end doubles it, up to
+/// ``RateLimitConfiguration/banMaxMilliseconds``. A NATed office whose one device floods once is locked out for
+/// seconds, not a minute; a source that keeps coming back is kept out longer each time.
 public struct RateLimiter {
     /// What the limiter decided for one request.
     public enum Decision: Equatable, Sendable {
         case allow
         /// Over the limit: answer 503 with Retry-After (or drop, per policy).
         case limited
-        /// Banned: drop without answer until the ban ends.
-        case banned
+        /// Banned: drop without answer until the ban ends. `step`: which ban of the escalation this is (1: the
+        /// source's first ban, or its first after a quiet spell), its length
+        /// ``RateLimitConfiguration/banDuration(step:)``.
+        case banned(step: Int)
     }
 
     struct Entry {
@@ -90,6 +114,9 @@ public struct RateLimiter {
         var bannedUntil: UInt64 = 0
         var lastSeen: UInt64 = 0
         var used = false
+        /// The escalation step of the last ban (0: never banned); kept after the ban ends, with `bannedUntil`, so
+        /// a repeat within the memory escalates. Fits the padding after `used`: the entry stays 56 bytes.
+        var banStep: UInt8 = 0
     }
 
     public let configuration: RateLimitConfiguration
@@ -110,14 +137,32 @@ public struct RateLimiter {
     public mutating func check(_ source: EndpointAddress, isRegister: Bool, now: UInt64) -> Decision {
         guard configuration.enabled else { return .allow }
         // IPv6 clients get a /64 each: counting single addresses would let one host rotate through 2^64 of them.
-        let keyHigh = source.high
-        let keyLow = (source.family == .ipv6 ? 0 : 1) | (isRegister ? 2 : 0)
-        let slot = findSlot(keyHigh: keyHigh, keyLow: UInt64(keyLow), now: now)
+        let keyLow: UInt64 = (source.family == .ipv6 ? 0 : 1) | (isRegister ? 2 : 0)
+        return count(keyHigh: source.high, keyLow: keyLow, isRegister: isRegister, now: now)
+    }
+
+    /// Counts one request of one flow (`source` with its port) on its own, apart from its source's count: for a
+    /// flow the pipeline lets through its source's ban because it proved it is an established client (a flow
+    /// token bound to it). Same limits and escalation, so such a flow that floods is limited and banned itself.
+    public mutating func checkFlow(_ source: EndpointAddress, isRegister: Bool, now: UInt64) -> Decision {
+        guard configuration.enabled else { return .allow }
+        // Bit 2 keeps flow keys apart from source keys; the port (and for IPv6 the interface half, folded in)
+        // above the flag bits. Two IPv6 flows of one /64 may share a key: they are one source anyway.
+        let folded = source.family == .ipv6 ? source.low ^ (source.low >> 29) : 0
+        let keyLow: UInt64 = (folded ^ UInt64(source.port)) << 3 | 4 | (source.family == .ipv6 ? 0 : 1)
+            | (isRegister ? 2 : 0)
+        return count(keyHigh: source.high, keyLow: keyLow, isRegister: isRegister, now: now)
+    }
+
+    private mutating func count(keyHigh: UInt64, keyLow: UInt64, isRegister: Bool, now: UInt64) -> Decision {
+        let slot = findSlot(keyHigh: keyHigh, keyLow: keyLow, now: now)
         var entry = entries[slot]
         entry.lastSeen = now
         if entry.bannedUntil > now {
+            // Requests during a ban are not counted: the ban ends when it was due, however long the flood goes
+            // on, and a flood still going then is banned again at the next step.
             entries[slot] = entry
-            return .banned
+            return .banned(step: Int(entry.banStep))
         }
         let window = configuration.windowMilliseconds
         if now >= entry.windowStart + window {
@@ -133,8 +178,14 @@ public struct RateLimiter {
         let limit = Double(isRegister ? configuration.registersPerWindow : configuration.requestsPerWindow)
         var decision = Decision.allow
         if estimate > limit * Double(configuration.banMultiplier) {
-            entry.bannedUntil = now + configuration.banMilliseconds
-            decision = .banned
+            // A repeat offence escalates when it starts within the memory of the previous ban's end.
+            let repeats = entry.banStep > 0 && now < entry.bannedUntil &+ configuration.banMemoryMilliseconds
+            entry.banStep = repeats ? (entry.banStep == .max ? .max : entry.banStep + 1) : 1
+            entry.bannedUntil = now + configuration.banDuration(step: Int(entry.banStep))
+            // The window starts over: the ban, not the flood's old count, decides what happens when it ends.
+            entry.current = 0
+            entry.previous = 0
+            decision = .banned(step: Int(entry.banStep))
         } else if estimate > limit {
             decision = .limited
         }

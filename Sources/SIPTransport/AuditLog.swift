@@ -34,8 +34,11 @@ public final class AuditLog {
     }
 
     /// Records one refusal. `now` is the monotonic clock in milliseconds (for the cap); the line carries wall time.
+    /// `ban`: for a banned source, the step of the escalation its ban is at and that step's length, so the log
+    /// tells a first offence (`"ban_step":1`) from a source that keeps coming back.
     public func record(rule: SecurityRule, action: String, status: UInt16?, source: EndpointAddress,
-                       method: String?, callID: String?, now: UInt64) {
+                       method: String?, callID: String?, now: UInt64,
+                       ban: (step: Int, milliseconds: UInt64)? = nil) {
         guard let handle else { return }
         if now / 1_000 != second {
             second = now / 1_000
@@ -53,6 +56,7 @@ public final class AuditLog {
         line += ",\"source\":\"\(source)\""
         if let method { line += ",\"method\":\(Self.jsonString(method))" }
         if let callID { line += ",\"call_id\":\(Self.jsonString(callID))" }
+        if let ban { line += ",\"ban_step\":\(ban.step),\"ban_ms\":\(ban.milliseconds)" }
         if suppressedUnreported > 0 {
             line += ",\"suppressed_before\":\(suppressedUnreported)"
             suppressedUnreported = 0

@@ -90,19 +90,30 @@ final class MessagePipeline {
         }
         if !isTrusted {
             if message.isRequest {
-                switch limiter.check(source, isRegister: message.method.known == .register, now: now) {
+                let isRegister = message.method.known == .register
+                var decision = limiter.check(source, isRegister: isRegister, now: now)
+                if case .banned = decision, proxy.routeTokenFlow(of: message) == flow {
+                    // A ban is per source address, and behind a NAT that is a whole office. A request whose Route
+                    // carries our flow token for the very flow it came on belongs to a client in a dialog we
+                    // carry (forging the token takes our key; replaying it from elsewhere fails the flow
+                    // comparison), so it is not refused with its source; that flow is counted on its own
+                    // instead, so one that floods is limited and banned by itself. Only during a ban: the token
+                    // check costs an HMAC, which the common path does not pay.
+                    decision = limiter.checkFlow(source, isRegister: isRegister, now: now)
+                }
+                switch decision {
                 case .allow:
                     break
                 case .limited:
                     refuse(message, verdict: validator.verdict(for: .rateLimited), from: flow, now: now,
                            retryAfter: limiter.configuration.retryAfterSeconds, sink: sink)
                     return
-                case .banned:
-                    refuse(message, verdict: validator.verdict(for: .banned), from: flow, now: now, sink: sink)
+                case .banned(let step):
+                    refuse(message, verdict: validator.verdict(for: .banned), from: flow, now: now, banStep: step,
+                           sink: sink)
                     return
                 }
             }
-<<<<<<< HEAD
         }
         // RFC 3261 §16.3 before the edge policy: a request with Max-Forwards 0 gets 483 whatever else it carries.
         if message.isRequest, let refusal = proxy.preflight(message, from: flow) {
@@ -117,10 +128,7 @@ final class MessagePipeline {
             return
         }
         if !isTrusted {
-            let verdict = validator.validate(message, fromPublicSide: true)
-=======
             let verdict = validator.validate(message, fromPublicSide: true, overStream: flow.transport.isStream)
->>>>>>> colon
             if verdict != .accept {
                 refuse(message, verdict: verdict, from: flow, now: now, sink: sink)
                 return
@@ -205,7 +213,7 @@ final class MessagePipeline {
 
     /// A policy refusal: count, audit, and answer requests (never ACKs) when the verdict says so.
     private func refuse<Sink: FlowSink>(_ message: SIPMessage, verdict: Verdict, from flow: Flow, now: UInt64,
-                                        retryAfter: UInt32? = nil, sink: Sink) {
+                                        retryAfter: UInt32? = nil, banStep: Int? = nil, sink: Sink) {
         guard let rule = verdict.rule else { return }
         counters.violations[rule.ordinal] += 1
         var status: UInt16?
@@ -215,7 +223,8 @@ final class MessagePipeline {
             status = code
         }
         audit.record(rule: rule, action: status == nil ? "drop" : "reject", status: status, source: flow.address,
-                     method: message.string(message.method.span), callID: message.string(message.callID), now: now)
+                     method: message.string(message.method.span), callID: message.string(message.callID), now: now,
+                     ban: banStep.map { (step: $0, milliseconds: limiter.configuration.banDuration(step: $0)) })
     }
 }
 

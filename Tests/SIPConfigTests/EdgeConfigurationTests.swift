@@ -76,6 +76,11 @@ import Testing
         ("limtis:\n  max_headers: 64", "limtis"),
         ("uring:\n  receive_buffers: 100", "uring.receive_buffers"),
         ("limits:\n  max_message_size: 1024\n  max_line_length: 2048", "limits.max_line_length"),
+        // A first ban longer than the cap: an old `ban_ms: 600000` is refused by name, not silently shortened.
+        ("rate_limit:\n  ban_ms: 600000", "rate_limit.ban_ms"),
+        ("rate_limit:\n  ban_ms: 10000\n  ban_max_ms: 5000", "rate_limit.ban_ms"),
+        ("rate_limit:\n  ban_memory_s: 1000000", "rate_limit.ban_memory_s"),
+        ("rate_limit:\n  ban_max_ms: -1", "rate_limit.ban_max_ms"),
     ])
     func badValuesAreRefusedNamingTheirKey(_ yaml: String, _ keyPath: String) {
         #expect {
@@ -83,6 +88,23 @@ import Testing
         } throws: { error in
             (error as? ConfigError)?.keyPath == keyPath
         }
+    }
+
+    @Test func bansEscalateFromAShortFirstBanByDefaultAndTheirKeysRead() throws {
+        let defaults = EdgeConfiguration.defaults()
+        #expect(defaults.rateLimit.banMilliseconds == 5_000)
+        #expect(defaults.rateLimit.banMemoryMilliseconds == 600_000)
+        #expect(defaults.rateLimit.banMaxMilliseconds == 300_000)
+        // ban_ms keeps its name and meaning of "how long a ban is", now the first step's length.
+        let configuration = try EdgeConfiguration.parse(yaml: """
+            rate_limit:
+              ban_ms: 60000
+              ban_memory_s: 3600
+              ban_max_ms: 3600000
+            """, over: defaults)
+        #expect(configuration.rateLimit.banMilliseconds == 60_000)
+        #expect(configuration.rateLimit.banMemoryMilliseconds == 3_600_000)
+        #expect(configuration.rateLimit.banMaxMilliseconds == 3_600_000)
     }
 
     @Test func upstreamEntriesCarryWeightsPrioritiesAndDNSNames() throws {

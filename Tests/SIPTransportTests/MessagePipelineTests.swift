@@ -1,3 +1,4 @@
+import Foundation
 import SIPBytes
 import SIPParsing
 import SIPProxyCore
@@ -118,6 +119,68 @@ private func handle(_ bytes: [UInt8], _ pipeline: MessagePipeline, _ sink: Recor
                    pipeline, sink, from: .udp(core))
         }
         #expect(pipeline.counters.violations[SecurityRule.rateLimited.ordinal] == 1)
+    }
+
+    @Test func duringABanOnlyAFlowWithItsOwnVerifiedTokenPassesAndTheAuditLogNamesTheStep() throws {
+        var limits = RateLimitConfiguration()
+        limits.requestsPerWindow = 3
+        limits.banMultiplier = 2
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bans-audit-\(getpid()).jsonl").path
+        try? FileManager.default.removeItem(atPath: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var proxy = ProxyConfiguration(advertised: edge, upstreams: [core], flowKey: Array("pipeline test flow key".utf8))
+        proxy.upstreamTransport = .udp
+        let banning = MessagePipeline(parser: try SIPParser(), proxy: StatelessProxy(configuration: proxy),
+                                      security: SecurityConfiguration(), rateLimit: limits,
+                                      audit: try AuditLog(destination: .file(path), linesPerSecond: 100, worker: 0))
+        let sink = RecordingSink()
+        // A device behind the office NAT floods; the office's address is banned (first offence: step 1).
+        let neighbour = Flow.udp(EndpointAddress.parse("192.0.2.10", port: 40_999)!)
+        for i in 0..<20 { handle(request(callID: "flood\(i)"), banning, sink, from: neighbour) }
+        #expect(banning.counters.violations[SecurityRule.banned.ordinal] > 0)
+        func token(_ flow: Flow, key: String = "pipeline test flow key") -> String {
+            var out: [UInt8] = []
+            FlowTokenCodec(key: Array(key.utf8)).append(flow, to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+        // The route set of a dialog we Record-Routed: our public entry, then our internal one with the token.
+        func inDialog(_ callID: String, token: String) -> [UInt8] {
+            request("BYE", callID: callID,
+                    extra: "Route: <sip:127.0.0.1:5060;lr>, <sip:127.0.0.1:5060;lr;ft=\(token)>, <sip:127.0.0.1:5070;lr>\r\n")
+        }
+        func forwarded(_ callID: String) -> Bool {
+            sink.sent.contains { $0.flow.address == core && $0.text.contains("Call-ID: \(callID)\r\n") }
+        }
+        let phoneFlow = Flow.udp(phone)
+        // The token is the one the edge Record-Routes the phone's dialogs with, so its in-dialog requests carry it.
+        let unbanned = try pipeline()
+        let invite = RecordingSink()
+        handle(request("INVITE", callID: "call"), unbanned, invite, from: phoneFlow)
+        #expect(invite.sent.first?.text.contains("Record-Route: <sip:127.0.0.1:5060;lr;ft=\(token(phoneFlow))>") == true,
+                "\(invite.sent.map(\.text))")
+        // A phone of the office in a call: its BYE carries its own flow's token, so it passes the ban.
+        handle(inDialog("bye-own", token: token(phoneFlow)), banning, sink, from: phoneFlow)
+        #expect(forwarded("bye-own"), "\(sink.sent.map(\.text))")
+        // Without a token, or with one made without our key, or replayed from another flow: refused with the office.
+        handle(request("BYE", callID: "bye-none"), banning, sink, from: phoneFlow)
+        handle(inDialog("bye-forged", token: token(phoneFlow, key: "somebody else's key!")), banning, sink, from: phoneFlow)
+        handle(inDialog("bye-replayed", token: token(phoneFlow)), banning, sink, from: neighbour)
+        #expect(!forwarded("bye-none") && !forwarded("bye-forged") && !forwarded("bye-replayed"))
+        // A stream client: the token names the connection, so another connection from the same address fails.
+        let connection = Flow(transport: .tcp, worker: 0, connection: 7, address: phone)
+        handle(inDialog("bye-tcp", token: token(connection)), banning, sink, from: connection)
+        var otherConnection = connection
+        otherConnection.connection = 8
+        handle(inDialog("bye-tcp-other", token: token(connection)), banning, sink, from: otherConnection)
+        #expect(forwarded("bye-tcp") && !forwarded("bye-tcp-other"))
+        // A flow let through is counted on its own: flooding with its token gets it limited, then banned too.
+        for i in 0..<10 { handle(inDialog("own-flood\(i)", token: token(phoneFlow)), banning, sink, from: phoneFlow) }
+        // (bye-own and bye-tcp, from the same address and port, were the first two of its 3.)
+        #expect((0..<10).filter { forwarded("own-flood\($0)") }.count == 1)
+        #expect(!forwarded("own-flood9"))
+        let log = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(log.contains("\"rule\":\"banned\",\"action\":\"drop\""), "\(log)")
+        #expect(log.contains("\"ban_step\":1,\"ban_ms\":5000"), "\(log)")
     }
 
     @Test func noPooledConnectionToTheCoreGives503() throws {
