@@ -276,6 +276,13 @@ public final class MessageScanner {
         name.withUnsafeBufferPointer { UInt16(csip_classify_header($0.baseAddress, $0.count)) }
     }
 
+    /// Kind code of the header name at `range` of `bytes`, without copying it out.
+    public static func classifyHeader(_ bytes: [UInt8], _ range: Range<Int>) -> UInt16 {
+        bytes.withUnsafeBufferPointer { buffer in
+            UInt16(csip_classify_header(buffer.baseAddress.map { $0 + range.lowerBound }, range.count))
+        }
+    }
+
     /// Canonical name for a kind code, or nil for 0 ("other").
     public static func canonicalName(ofKind code: UInt16) -> String? {
         guard let name = csip_header_kind_name(UInt32(code)) else { return nil }

@@ -208,25 +208,24 @@ public final class StatelessProxy {
                     unsupportedTags.append(tag)
                 }
             }
-            if isAck, !wellFormed || !unsupportedTags.isEmpty { return .drop(.unanswerableAck) }
             if !wellFormed {
-                buildReply(to: message, status: 400, reason: "Bad Request", detail: "malformed Proxy-Require")
-                return .reply(status: 400, to: source)
+                return refuse(message, isAck: isAck, status: 400, reason: "Bad Request",
+                              detail: "malformed Proxy-Require", to: source)
             }
             if !unsupportedTags.isEmpty {
-                _ = LocalReply.build(into: &output, bytes: bytes, headers: message.headerTable, status: 420,
-                                     reason: "Bad Extension", detail: nil, retryAfter: nil,
-                                     tag: branchHash(for: message), unsupported: unsupportedTags)
-                return .reply(status: 420, to: source)
+                return refuse(message, isAck: isAck, status: 420, reason: "Bad Extension",
+                              unsupported: unsupportedTags, to: source)
             }
         }
         return nil
     }
 
+    /// A local reply to `source`, or for an ACK (never answered) a drop for `ackDrop`.
     private func refuse(_ message: SIPMessage, isAck: Bool, status: UInt16, reason: StaticString,
-                        to source: Flow) -> ForwardDecision {
-        if isAck { return .drop(.unanswerableAck) }
-        buildReply(to: message, status: status, reason: reason)
+                        detail: String? = nil, unsupported: [ByteSpan] = [],
+                        ackDrop: DropReason = .unanswerableAck, to source: Flow) -> ForwardDecision {
+        if isAck { return .drop(ackDrop) }
+        buildReply(to: message, status: status, reason: reason, detail: detail, unsupported: unsupported)
         return .reply(status: status, to: source)
     }
 
@@ -266,23 +265,20 @@ public final class StatelessProxy {
         case .upstream:
             if let token = routes.token {
                 guard let flow = tokens.decode(bytes, token) else {
-                    if isAck { return .drop(.unanswerableAck) }
-                    buildReply(to: message, status: 403, reason: "Forbidden", detail: "Invalid flow token")
-                    return .reply(status: 403, to: source)
+                    return refuse(message, isAck: isAck, status: 403, reason: "Forbidden",
+                                  detail: "Invalid flow token", to: source)
                 }
                 destination = flow
             } else {
                 let target = routes.next?.uri ?? message.requestLine!.uri
                 if target.scheme != .sip, target.scheme != .sips {
                     // §16.3 step 2: the edge would have to route on a tel: or other URI itself.
-                    if isAck { return .drop(.unresolvableDestination) }
-                    buildReply(to: message, status: 416, reason: "Unsupported URI Scheme")
-                    return .reply(status: 416, to: source)
+                    return refuse(message, isAck: isAck, status: 416, reason: "Unsupported URI Scheme",
+                                  ackDrop: .unresolvableDestination, to: source)
                 }
                 guard let address = numericAddress(of: target, in: bytes) else {
-                    if isAck { return .drop(.unresolvableDestination) }
-                    buildReply(to: message, status: 502, reason: "Bad Gateway")
-                    return .reply(status: 502, to: source)
+                    return refuse(message, isAck: isAck, status: 502, reason: "Bad Gateway",
+                                  ackDrop: .unresolvableDestination, to: source)
                 }
                 destination = .udp(address)
             }
@@ -637,12 +633,13 @@ public final class StatelessProxy {
 
     /// Builds a stateless response to `message` in ``output``: its Vias, From, To (with a tag added), Call-ID and
     /// CSeq copied, no body. The reason is fixed text, never message bytes.
-    /// `addTag` false: the To header as the request had it (a 100 Trying, RFC 3261 §8.2.6.2).
+    /// `addTag` false: the To header as the request had it (a 100 Trying, RFC 3261 §8.2.6.2). `unsupported`: option
+    /// tags (tokens, checked by the caller) for an `Unsupported` header (a 420).
     public func buildReply(to message: SIPMessage, status: UInt16, reason: StaticString, detail: String? = nil,
-                           retryAfter: UInt32? = nil, addTag: Bool = true) {
+                           retryAfter: UInt32? = nil, addTag: Bool = true, unsupported: [ByteSpan] = []) {
         _ = LocalReply.build(into: &output, bytes: message.bytes, headers: message.headerTable, status: status,
                              reason: reason, detail: detail, retryAfter: retryAfter,
-                             tag: addTag ? branchHash(for: message) : nil)
+                             tag: addTag ? branchHash(for: message) : nil, unsupported: unsupported)
     }
 
     /// Builds a stateless response to a request that did not parse, from its scanned header lines. Returns false

@@ -1,3 +1,6 @@
+import SIPBytes
+import SIPParsing
+
 /// What a transaction builds later from the request the edge forwarded (its own output, kept in the
 /// ``MessageStore``), once the client's original is gone: the ACK for a non-2xx final response and the CANCEL
 /// (RFC 3261 §17.1.1.3, §9.1), a response of the edge's own to the client (408, 500, 487), and the branch
@@ -172,31 +175,20 @@ public enum ForwardedRequest {
         return nil
     }
 
-    /// The header a line starts, by its name (long or compact form, any case).
+    /// The header a line starts, by its name (long or compact form, any case), from the scanner's one table.
     static func headerName(in bytes: [UInt8], lineStart: Int) -> HeaderName {
         var end = lineStart
         while end < bytes.count, bytes[end] != UInt8(ascii: ":"), bytes[end] != 0x20, bytes[end] != 0x09,
             bytes[end] != 0x0D { end += 1 }
-        let name = bytes[lineStart..<end]
-        func named(_ text: String) -> Bool {
-            text.utf8.count == name.count && zip(text.utf8, name).allSatisfy { $0 == ($1 | 0x20) || $0 == $1 }
+        switch HeaderKind(code: MessageScanner.classifyHeader(bytes, lineStart..<end)) {
+        case .via: return .via
+        case .from: return .from
+        case .to: return .to
+        case .callID: return .callID
+        case .cseq: return .cseq
+        case .route: return .route
+        default: return .other
         }
-        if name.count == 1 {
-            switch name.first! | 0x20 {
-            case UInt8(ascii: "v"): return .via
-            case UInt8(ascii: "f"): return .from
-            case UInt8(ascii: "t"): return .to
-            case UInt8(ascii: "i"): return .callID
-            default: return .other
-            }
-        }
-        if named("via") { return .via }
-        if named("from") { return .from }
-        if named("to") { return .to }
-        if named("call-id") { return .callID }
-        if named("cseq") { return .cseq }
-        if named("route") { return .route }
-        return .other
     }
 
     /// The Request-URI: between the first and the last space of the request line.

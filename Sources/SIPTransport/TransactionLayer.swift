@@ -167,7 +167,7 @@ final class TransactionLayer {
             if sink.deliver(proxy.output, to: destination) { counters.replied += 1 }
         case .drop(let reason):
             end(index)
-            counters.dropped[DropReason.allCases.firstIndex(of: reason)!] += 1
+            counters.dropped[WorkerCounters.index(of: reason)] += 1
         }
         return true
     }
@@ -257,7 +257,7 @@ final class TransactionLayer {
         case .forward(let destination):
             respond(server, status: status, bytes: proxy.output, to: destination, now: now, sink: sink)
         case .drop(let reason):
-            counters.dropped[DropReason.allCases.firstIndex(of: reason)!] += 1
+            counters.dropped[WorkerCounters.index(of: reason)] += 1
         case .reply:
             break
         }

@@ -80,7 +80,7 @@ public struct WorkerCounters: Sendable {
 
     func count(of reason: DropReason) -> Int { dropped[Self.index(of: reason)] }
 
-    private static func index(of reason: DropReason) -> Int { DropReason.allCases.firstIndex(of: reason)! }
+    static func index(of reason: DropReason) -> Int { DropReason.allCases.firstIndex(of: reason)! }
 
     /// Counts one message's in-proxy time.
     mutating func recordLatency(nanoseconds: UInt64) {
