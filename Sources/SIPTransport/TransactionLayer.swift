@@ -72,14 +72,6 @@ final class TransactionLayer {
         toLine.reserveCapacity(1_024)
     }
 
-    /// Memory taken at start for the transactions themselves (map, records, timers), per transaction of capacity;
-    /// the message store comes on top.
-    var bytesPerTransaction: Int {
-        // A wheel node is 32 bytes (TimerWheel's own figure), three per record.
-        (map.storageBytes + records.count * MemoryLayout<TransactionRecord>.stride + wheel.capacity * 32)
-            / settings.maxPerWorker
-    }
-
     /// Bytes of the message store holding messages now (whole blocks).
     var messageBytesInUse: Int { (store.capacityBlocks - store.freeBlocks) * store.blockSize }
 
