@@ -20,6 +20,7 @@ public struct NameAddress: Equatable, Sendable {
     /// Parses one element (already split at top-level commas). Throws `invalidHeaderValue` for structural
     /// errors (the caller renames it for its header), or a more specific code (URI, quoting, display name).
     public static func parse(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) -> NameAddress {
+        try checkForm(bytes, span, code: .invalidDisplayName)
         var cursor = ValueCursor(bytes, span)
         cursor.skipWhitespace()
         var displayName: ByteSpan?
@@ -29,7 +30,7 @@ public struct NameAddress: Equatable, Sendable {
         if cursor.peek() == UInt8(ascii: "\"") {
             displayName = try cursor.scanQuotedString()
             cursor.skipWhitespace()
-            guard cursor.peek() == UInt8(ascii: "<") else { throw SIPParseError(.invalidDisplayName, at: cursor.position) }
+            guard cursor.peek() == UInt8(ascii: "<") else { throw SIPParseError(.invalidDisplayName, at: span.start) }
         } else {
             // Either `*(token LWS) <uri>` or a bare addr-spec; look ahead for '<' past a run of tokens.
             let start = cursor.position
@@ -55,15 +56,11 @@ public struct NameAddress: Equatable, Sendable {
             uriSpan = ByteSpan(from: start, to: close)
             cursor.position = close + 1
         } else {
-            // addr-spec form: the URI ends at the first ';' or whitespace, and may not contain '?' or ','
-            // (RFC 3261 §20.10: such URIs must be enclosed in <>; RFC 4475 regbadct).
+            // addr-spec form: the URI ends at the first ';' or whitespace, and may not contain '?' (RFC 3261
+            // §20.10: such URIs must be enclosed in <>; RFC 4475 regbadct); checkForm refused `,` `"` `<` `>`.
             let start = cursor.position
             while let byte = cursor.peek(), byte != UInt8(ascii: ";"), !ASCII.isLinearWhitespace(byte) {
-                if byte == UInt8(ascii: "?") || byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"")
-                    || byte == UInt8(ascii: "<") || byte == UInt8(ascii: ">") {
-                    throw SIPParseError(byte == UInt8(ascii: "?") ? .invalidURI : .invalidDisplayName,
-                                        at: cursor.position)
-                }
+                if byte == UInt8(ascii: "?") { throw SIPParseError(.invalidURI, at: cursor.position) }
                 cursor.position += 1
             }
             uriSpan = ByteSpan(from: start, to: cursor.position)
@@ -83,6 +80,51 @@ public struct NameAddress: Equatable, Sendable {
         }
         return NameAddress(span: span, displayName: displayName, uri: uri, isBracketed: isBracketed,
                            parameters: parameters, tag: tag)
+    }
+
+    /// Checks the form of one element around its URI, without parsing the URI or the parameters: an unquoted
+    /// display name is only tokens and LWS (RFC 3261 §25.1 `display-name`), a quoted one is followed by `<`, and
+    /// an address without `<...>` is one run of URI bytes (no `,` `"` `<` `>` in it) followed by nothing but LWS
+    /// and `;` parameters. Anything else (`Bell, Alexander <sip:...>`, `Bob Smith sip:bob@x`, `a@b <sip:...>`)
+    /// is a display name outside the grammar, which a proxy must not guess at: it throws `code` at the element's
+    /// start (the caller names its header). Unterminated quotes throw `unterminatedQuotedString`.
+    ///
+    /// The forwarding path runs this on From, To, Contact, Route and Record-Route; ``parse(_:_:)`` runs it first,
+    /// so an element it accepts never fails the full parse for its display name (the fuzzer checks that).
+    public static func checkForm(_ bytes: PacketBytes, _ span: ByteSpan,
+                                 code: SIPParseError.Code) throws(SIPParseError) {
+        var cursor = ValueCursor(bytes, span)
+        cursor.skipWhitespace()
+        if cursor.peek() == UInt8(ascii: "\"") {
+            _ = try cursor.scanQuotedString()
+            cursor.skipWhitespace()
+            guard cursor.peek() == UInt8(ascii: "<") else { throw SIPParseError(code, at: span.start) }
+        } else {
+            let start = cursor.position
+            while cursor.scanToken() != nil { cursor.skipWhitespace() }
+            if cursor.peek() != UInt8(ascii: "<") {
+                // addr-spec: the URI runs to the first ';' or LWS; only LWS and parameters may follow it.
+                cursor.position = start
+                while let byte = cursor.peek(), byte != UInt8(ascii: ";"), !ASCII.isLinearWhitespace(byte) {
+                    if byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "<")
+                        || byte == UInt8(ascii: ">") {
+                        throw SIPParseError(code, at: span.start)
+                    }
+                    cursor.position += 1
+                }
+                cursor.skipWhitespace()
+                guard cursor.isAtEnd || cursor.peek() == UInt8(ascii: ";") else {
+                    throw SIPParseError(code, at: span.start)
+                }
+                return
+            }
+        }
+        // name-addr: `<` found; what follows the matching `>` is LWS and parameters only.
+        guard let close = bytes.firstIndex(of: UInt8(ascii: ">"), in: ByteSpan(from: cursor.position, to: span.end))
+        else { return }  // no '>': a structural error the full parse reports as the header's own
+        cursor.position = close + 1
+        cursor.skipWhitespace()
+        guard cursor.isAtEnd || cursor.peek() == UInt8(ascii: ";") else { throw SIPParseError(code, at: span.start) }
     }
 
     /// Finds the `tag` header parameter of a From/To value in one pass, without parsing the address: the first

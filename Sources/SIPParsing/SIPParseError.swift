@@ -59,6 +59,12 @@ public struct SIPParseError: Error, Hashable, Sendable, CustomStringConvertible 
         case invalidURI
         case unterminatedQuotedString
         case invalidDisplayName
+        // The same, on the headers the forwarding path checks, so that the 400 names the header.
+        case invalidDisplayNameInFrom
+        case invalidDisplayNameInTo
+        case invalidDisplayNameInContact
+        case invalidDisplayNameInRoute
+        case invalidDisplayNameInRecordRoute
         case invalidDate
         case invalidExpires
         case invalidHeaderValue
@@ -132,6 +138,11 @@ extension SIPParseError.Code {
         case .invalidURI: "malformed URI"
         case .unterminatedQuotedString: "unterminated quoted string"
         case .invalidDisplayName: "malformed display name"
+        case .invalidDisplayNameInFrom: "display name in From is not tokens or a quoted string"
+        case .invalidDisplayNameInTo: "display name in To is not tokens or a quoted string"
+        case .invalidDisplayNameInContact: "display name in Contact is not tokens or a quoted string"
+        case .invalidDisplayNameInRoute: "display name in Route is not tokens or a quoted string"
+        case .invalidDisplayNameInRecordRoute: "display name in Record-Route is not tokens or a quoted string"
         case .invalidDate: "malformed Date"
         case .invalidExpires: "malformed Expires"
         case .invalidHeaderValue: "malformed header value"

@@ -110,10 +110,20 @@ public final class SIPParser {
                 guard from == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
                 from = line.value
                 fromTag = try NameAddress.quickTag(bytes, line.value, code: .invalidFrom)
+                try NameAddress.checkForm(bytes, line.value, code: .invalidDisplayNameInFrom)
             case .to:
                 guard to == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
                 to = line.value
                 toTag = try NameAddress.quickTag(bytes, line.value, code: .invalidTo)
+                try NameAddress.checkForm(bytes, line.value, code: .invalidDisplayNameInTo)
+            case .contact:
+                if !Self.isWildcard(bytes, line.value) {
+                    try Self.checkEachForm(bytes, line.value, code: .invalidDisplayNameInContact)
+                }
+            case .route:
+                try Self.checkEachForm(bytes, line.value, code: .invalidDisplayNameInRoute)
+            case .recordRoute:
+                try Self.checkEachForm(bytes, line.value, code: .invalidDisplayNameInRecordRoute)
             case .callID:
                 guard callID == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
                 callID = try Self.parseCallID(bytes, line.value)
@@ -241,10 +251,26 @@ public final class SIPParser {
         do throws(SIPParseError) {
             address = try NameAddress.parse(bytes, span)
         } catch {
-            throw error.code == .invalidHeaderValue ? SIPParseError(code, at: Int(error.offset)) : error
+            switch error.code {
+            case .invalidHeaderValue: throw SIPParseError(code, at: Int(error.offset))
+            case .invalidDisplayName: throw SIPParseError(Self.displayNameCode(for: code), at: Int(error.offset))
+            default: throw error
+            }
         }
         guard address.uri.span.count <= maxURILength else { throw SIPParseError(.invalidURI, at: span.start) }
         return address
+    }
+
+    /// The display-name error that names the header whose own error is `headerCode`.
+    static func displayNameCode(for headerCode: SIPParseError.Code) -> SIPParseError.Code {
+        switch headerCode {
+        case .invalidFrom: .invalidDisplayNameInFrom
+        case .invalidTo: .invalidDisplayNameInTo
+        case .invalidContact: .invalidDisplayNameInContact
+        case .invalidRoute: .invalidDisplayNameInRoute
+        case .invalidRecordRoute: .invalidDisplayNameInRecordRoute
+        default: .invalidDisplayName
+        }
     }
 
     /// Calls `body` for each comma-separated element; an empty element is an error (`code`).
@@ -258,6 +284,15 @@ public final class SIPParser {
             sawOne = true
         }
         guard sawOne else { throw SIPParseError(code, at: span.start) }
+    }
+
+    /// ``NameAddress/checkForm(_:_:code:)`` on every comma-separated element of a Contact, Route or Record-Route
+    /// line. Empty elements are left to the full validation (which reports them as the header's own error).
+    static func checkEachForm(_ bytes: PacketBytes, _ span: ByteSpan, code: SIPParseError.Code) throws(SIPParseError) {
+        var elements = CommaSeparatedValues(bytes, span)
+        while let element = try elements.next() {
+            if !element.isEmpty { try NameAddress.checkForm(bytes, element, code: code) }
+        }
     }
 
     static func isWildcard(_ bytes: PacketBytes, _ span: ByteSpan) -> Bool {

@@ -36,10 +36,11 @@ import Testing
 
         /// A request from this rig's client over `transport`; `requestURI`, extra headers and Max-Forwards vary.
         func request(_ transport: String, callID: String, uri: String = "sip:bob@example.com", maxForwards: Int = 70,
-                     extra: String = "", branch: String? = nil, fromTag: String = "a1") -> String {
+                     extra: String = "", branch: String? = nil, fromTag: String = "a1",
+                     from: String = "<sip:alice@example.com>") -> String {
             let sentBy = transport == "UDP" ? "127.0.0.5:\(udp.localAddress.port)" : "127.0.0.1:9"
             return "OPTIONS \(uri) SIP/2.0\r\nVia: SIP/2.0/\(transport) \(sentBy);branch=\(branch ?? "z9hG4bK\(callID)");rport\r\n"
-                + "Max-Forwards: \(maxForwards)\r\nFrom: <sip:alice@example.com>;tag=\(fromTag)\r\n"
+                + "Max-Forwards: \(maxForwards)\r\nFrom: \(from);tag=\(fromTag)\r\n"
                 + "To: <sip:bob@example.com>\r\nCall-ID: \(callID)\r\nCSeq: 1 OPTIONS\r\n\(extra)Content-Length: 0\r\n\r\n"
         }
 
@@ -133,5 +134,34 @@ import Testing
         // The well-formed twin of each is forwarded, so the drops above are the control characters' doing.
         _ = rig.exchange { rig.request($0, callID: "clean-\($0)") }
         #expect(rig.core.take().filter { $0.contains("Call-ID: clean-") }.count == 2)
+    }
+
+    /// RFC 3261 §25.1: an unquoted display name is tokens and LWS only. One outside the grammar, on any of the
+    /// address headers the edge reads, gets 400 naming the header; the same names quoted, or as tokens, go through.
+    @Test func displayNamesOutsideTheGrammarGet400NamingTheHeaderWhileQuotedOnesAreForwarded() throws {
+        let cases: [(header: String, refused: (String) -> String, named: String)] = [
+            ("From", { rig.request($0, callID: "dn-from-\($0)", from: "Bell, Alexander <sip:a@example.com>") },
+             "display name in From"),
+            ("Contact", { rig.request($0, callID: "dn-contact-\($0)", extra: "Contact: bob@host <sip:b@192.0.2.9>\r\n") },
+             "display name in Contact"),
+            ("Route", { rig.request($0, callID: "dn-route-\($0)", extra: "Route: <sip:x@192.0.2.1;lr>, core: x <sip:y@192.0.2.2;lr>\r\n") },
+             "display name in Route"),
+            ("Record-Route", { rig.request($0, callID: "dn-rr-\($0)", extra: "Record-Route: Proxy sip:p@192.0.2.3;lr\r\n") },
+             "display name in Record-Route"),
+        ]
+        for (header, build, named) in cases {
+            let answer = rig.exchange(build)
+            for reply in [answer.udp, answer.tcp] {
+                #expect(reply.hasPrefix("SIP/2.0 400 Bad Request (\(named)"), "\(header): \(reply)")
+            }
+        }
+        #expect(rig.core.take().filter { $0.contains("Call-ID: dn-") }.isEmpty)
+        let accepted = rig.exchange {
+            rig.request($0, callID: "dn-ok-\($0)", extra: "Contact: \"bob@host, the 2nd\" <sip:b@192.0.2.9>\r\n"
+                        + "Record-Route: Edge Proxy <sip:p@192.0.2.3;lr>\r\n",
+                        from: "\"Bell, Alexander\" <sip:a@example.com>")
+        }
+        #expect(accepted.udp.isEmpty && accepted.tcp.isEmpty, "\(accepted)")
+        #expect(rig.core.take().filter { $0.contains("Call-ID: dn-ok-") }.count == 2)
     }
 }

@@ -56,7 +56,7 @@ import Testing
         ("baddate", .invalidDate),
         ("regbadct", .invalidURI),
         ("badaspec", .invalidURI),
-        ("baddn", .invalidDisplayName),
+        ("baddn", .invalidDisplayNameInFrom),
         ("badvers", .unsupportedSIPVersion),
         ("mismatch01", .cseqMethodMismatch),
         ("mismatch02", .cseqMethodMismatch),

@@ -249,7 +249,7 @@ func withMessage(_ bytes: [UInt8], _ check: (SIPMessage) throws -> Void) throws 
 
     @Test func displayNamesAndQuoting() {
         #expect(parseError(request(headers: ["From: \"Bell, Alexander\" <sip:a@b.example>;tag=1"]), full: true) == nil)
-        #expect(parseError(request(headers: ["From: Bell, Alexander <sip:a@b.example>;tag=1"]), full: true) == .invalidDisplayName)
+        #expect(parseError(request(headers: ["From: Bell, Alexander <sip:a@b.example>;tag=1"]), full: true) == .invalidDisplayNameInFrom)
         #expect(parseError(request(headers: ["From: caller<sip:a@b.example>;tag=1"]), full: true) == nil)
         #expect(parseError(request(headers: ["From: <sip:a@b.example>;;tag=1"]), full: true) == .invalidFrom)
         #expect(parseError(request(headers: ["To: <sip:a@ b.example>"]), full: true) == .invalidURI)
@@ -257,6 +257,43 @@ func withMessage(_ bytes: [UInt8], _ check: (SIPMessage) throws -> Void) throws 
         #expect(parseError(request(headers: ["From: \"Bell <sip:a@b.example>;tag=1"])) == .unterminatedQuotedString)
         #expect(parseError(request(headers: ["From: <sip:a@b.example>;tag"])) == .invalidFrom)
         #expect(parseError(request(headers: ["To: <sip:a@b.example>;tag=;x"])) == .invalidTo)
+    }
+
+    /// RFC 3261 §25.1 display-name on the forwarding path, the same on both roads of the parser (one-pass and full
+    /// grammar), and never weaker than the full parse of the address.
+    @Test(arguments: [
+        ("From: Bell, Alexander <sip:a@b.example>;tag=1", SIPParseError.Code.invalidDisplayNameInFrom),
+        ("From: alice@example.com <sip:a@b.example>;tag=1", .invalidDisplayNameInFrom),
+        ("To: Bob Smith sip:bob@example.com", .invalidDisplayNameInTo),
+        ("To: \"Bob\" sip:bob@example.com", .invalidDisplayNameInTo),
+        ("To: <sip:bob@example.com> junk", .invalidDisplayNameInTo),
+        ("To: <sip:bob@example.com>, <sip:eve@example.com>", .invalidDisplayNameInTo),
+        ("Contact: <sip:a@192.0.2.1>, x:y <sip:b@192.0.2.2>", .invalidDisplayNameInContact),
+        ("Route: <sip:p@192.0.2.1;lr>, \"p2\" sip:p2@192.0.2.2", .invalidDisplayNameInRoute),
+        ("Record-Route: a=b <sip:p@192.0.2.1;lr>", .invalidDisplayNameInRecordRoute),
+        ("From: \"Bell, Alexander\" <sip:a@b.example>;tag=1", nil),
+        ("From: Bell Alexander <sip:a@b.example> ;tag=1", nil),
+        ("To: sip:bob@example.com ; x=y", nil),
+        ("Contact: *", nil),
+        ("Contact: \"a, b\" <sip:a@192.0.2.1>;expires=60, sip:b@192.0.2.2, Mr.B-2 <sip:c@192.0.2.3>", nil),
+        ("Route: <sip:p@192.0.2.1;lr>,<sip:p2@192.0.2.2;lr>", nil),
+    ] as [(String, SIPParseError.Code?)])
+    func displayNameOutsideTheGrammarIsRefusedNamingTheHeader(_ header: String, _ expected: SIPParseError.Code?) throws {
+        let onePass = try SIPParser()
+        let fullGrammar = try SIPParser(readsCommonFormsInOnePass: false)
+        let bytes = request(headers: [header])
+        for parser in [onePass, fullGrammar] {
+            let outcome: SIPParseError.Code? = bytes.withPacketBytes { packet in
+                do throws(SIPParseError) {
+                    let message = try parser.parse(packet)
+                    try parser.validateAllHeaders(message)
+                    return nil
+                } catch {
+                    return error.code
+                }
+            }
+            #expect(outcome == expected, "\(header)")
+        }
     }
 
     @Test func tagsAreFoundWithoutParsingTheAddress() throws {

@@ -8,7 +8,8 @@
 //      offset, every span and the validation verdict;
 //   2b. parsed by a parser that reads everything with the full grammar (no one-pass common forms: start line,
 //      Request-URI, top Via, CSeq, Max-Forwards, Content-Length):
-//      the outcome must be the same, down to the error code and offset, every span and the hop count;
+//      the outcome must be the same, down to the error code and offset, every span and the hop count; and a
+//      message the forwarding path accepted never fails full validation for a display name;
 //   3. parsed as a stream, which must agree with the datagram outcome (it differs only by requiring Content-Length);
 //   4. run through the raw control-character search of every SIMD level, which must agree byte for byte;
 //   5. searched for the validator's attack patterns and blocked agents at every SIMD level (Teddy prefilter), which
@@ -31,6 +32,10 @@ nonisolated(unsafe) let mainParser: SIPParser = try! SIPParser()
 nonisolated(unsafe) let levelParsers: [SIPParser] = simdLevels.map { try! SIPParser(simd: $0) }
 /// The full grammar only: the reference for the one-pass readings of the common forms.
 nonisolated(unsafe) let fullGrammarParser: SIPParser = try! SIPParser(readsCommonFormsInOnePass: false)
+let displayNameCodes: Set<SIPParseError.Code> = [
+    .invalidDisplayName, .invalidDisplayNameInFrom, .invalidDisplayNameInTo, .invalidDisplayNameInContact,
+    .invalidDisplayNameInRoute, .invalidDisplayNameInRecordRoute,
+]
 /// Keeps the optimizer from dropping the reads of `touch`.
 nonisolated(unsafe) var sink = 0
 
@@ -365,6 +370,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
         let fullGrammar = outcome(fullGrammarParser, packet)
         if fullGrammar != datagram { mismatch("one-pass common forms", "full grammar: \(fullGrammar)", "one pass: \(datagram)") }
+        // The forwarding path's display-name check (NameAddress.checkForm) is never weaker than the full parse of
+        // the address: a message it let through does not fail full validation for a display name.
+        if case .parsed(let summary) = datagram, let failure = summary.validation, displayNameCodes.contains(failure.code) {
+            mismatch("display-name check", "forwarding path: accepted", "full validation: \(failure)")
+        }
 
         for (level, parser) in zip(simdLevels, levelParsers) {
             let other = outcome(parser, packet)
