@@ -160,11 +160,13 @@ enum ProcessHarness {
         case transactions = 46  // edge, tls, uas, uas 503, uac, admin, tls bridge, spare (46...53)
         case validation = 54  // edge, spare (54...55)
         case colon = 56  // edge (UDP and TCP), spare (56...57)
+        case dashboard = 58  // edge, core, admin, spare (58...61)
+        case capture = 62  // edge, core, admin, HEP collector, TCP collector, spare (62...67)
     }
 
-    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 220 slots of 58.
+    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 180 slots of 68.
     static func portBase(_ block: PortBlock) -> Int {
-        20_000 + Int(getpid() % 220) * 58 + block.rawValue
+        20_000 + Int(getpid() % 180) * 68 + block.rawValue
     }
 
     /// The value of one series in a Prometheus text exposition (`name{labels}` exactly as written), nil if absent.

@@ -32,8 +32,10 @@ nonisolated(unsafe) let mainParser: SIPParser = try! SIPParser()
 nonisolated(unsafe) let levelParsers: [SIPParser] = simdLevels.map { try! SIPParser(simd: $0) }
 /// The full grammar only: the reference for the one-pass readings of the common forms.
 nonisolated(unsafe) let fullGrammarParser: SIPParser = try! SIPParser(readsCommonFormsInOnePass: false)
+/// The display-name errors of the headers the forwarding path checks (Path and Service-Route it does not read, so
+/// their generic `invalidDisplayName` is full validation's alone).
 let displayNameCodes: Set<SIPParseError.Code> = [
-    .invalidDisplayName, .invalidDisplayNameInFrom, .invalidDisplayNameInTo, .invalidDisplayNameInContact,
+    .invalidDisplayNameInFrom, .invalidDisplayNameInTo, .invalidDisplayNameInContact,
     .invalidDisplayNameInRoute, .invalidDisplayNameInRecordRoute,
 ]
 /// Keeps the optimizer from dropping the reads of `touch`.
