@@ -60,11 +60,14 @@ let package = Package(
         // Transaction layer (RFC 3261 §17): per-worker transaction map and timer wheel, pure values, no I/O.
         .target(name: "SIPTransactions", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),
 
+        // HEP v3 capture: the encoder and the bounded per-worker queue, pure values, no I/O.
+        .target(name: "SIPCapture", dependencies: ["SIPBytes"]),
+
         // Typed configuration: embedded defaults, YAML file, validation with key paths.
         .target(
             name: "SIPConfig",
             dependencies: [
-                "SIPSettings", "SIPProxyCore", "SIPSecurity", "SIPParsing", "SIPBytes",
+                "SIPSettings", "SIPProxyCore", "SIPSecurity", "SIPParsing", "SIPBytes", "SIPCapture",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -74,14 +77,14 @@ let package = Package(
         .target(name: "SIPAdmin", dependencies: ["SIPMetrics", "SIPUring"]),
 
         // Unsafe fence B: sockets, the io_uring ring, TLS sessions, DNS lookups.
-        .target(name: "SIPUring", dependencies: ["CSIPUring", "CSIPTLS", "CSIPDNS", "SIPBytes", "SIPSettings"]),
+        .target(name: "SIPUring", dependencies: ["CSIPUring", "CSIPTLS", "CSIPDNS", "SIPBytes", "SIPSettings", "SIPCapture"]),
 
         // Workers: each owns its sockets, parser and proxy core; no locks on the hot path.
         .target(
             name: "SIPTransport",
             dependencies: [
                 "SIPUring", "SIPSettings", "SIPTransactions", "SIPProxyCore", "SIPSecurity", "SIPMetrics", "SIPParsing",
-                "SIPBytes",
+                "SIPBytes", "SIPCapture",
             ]
         ),
 
@@ -97,6 +100,7 @@ let package = Package(
                 "SIPSecurity",
                 "SIPAdmin",
                 "SIPMetrics",
+                "SIPCapture",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -117,6 +121,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPSettings", "SIPParsing", "SIPProxyCore", "SIPSecurity", "SIPBytes"]),
+        .testTarget(name: "SIPCaptureTests", dependencies: ["SIPCapture", "SIPBytes"]),
         .testTarget(name: "SIPAdminTests", dependencies: ["SIPAdmin", "SIPMetrics"]),
         .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),
         .testTarget(

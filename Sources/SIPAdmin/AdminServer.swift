@@ -69,9 +69,12 @@ public final class AdminServer: Sendable {
     }
 
     func metricsText() -> String {
+        let upstreams = upstreamStatus?()
         var process: [(String, String, String, Double)] = [
             ("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.", startTime),
             ("sip_edge_workers", "gauge", "Worker threads.", Double(board.workerCount)),
+            ("sip_edge_ready", "gauge", "1 while /health/ready answers 200 (workers up, an upstream answering OPTIONS).",
+             board.allWorkersUp && (upstreams?.ready ?? true) ? 1 : 0),
         ]
         if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
             let fields = stat.split(separator: ")").last?.split(separator: " "), fields.count > 22 {
@@ -85,6 +88,6 @@ public final class AdminServer: Sendable {
         if let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
             process.append(("process_open_fds", "gauge", "Open file descriptors.", Double(descriptors.count)))
         }
-        return PrometheusText.render(board.total(), process: process, upstreams: upstreamStatus?())
+        return PrometheusText.render(board.total(), process: process, upstreams: upstreams, workers: board.perWorker())
     }
 }

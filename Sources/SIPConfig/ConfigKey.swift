@@ -1,4 +1,5 @@
 import SIPBytes
+import SIPCapture
 import SIPParsing
 import SIPProxyCore
 import SIPSecurity
@@ -226,6 +227,19 @@ public struct ConfigKey: Sendable {
                  "concurrent admin HTTP connections; when full the oldest unfinished one is closed"),
         .restart("admin.request_timeout_ms", \.adminRequestTimeoutMilliseconds, .integer(100...60_000), 2_000,
                  "whole-request deadline per admin connection"),
+
+        .restart("capture.hep", \.capture.target, .optional(.captureTarget, none: "off"), nil,
+                 "HEP v3 copies of every message to a collector (Homer, sngrep): udp:HOST:PORT or tcp:HOST:PORT"),
+        .restart("capture.node_id", \.capture.nodeID, .integer(0...Int(UInt32.max)), 2_001,
+                 "the capture agent id chunk"),
+        .restart("capture.password", \.capture.password, .optional(.text()), nil, "the auth key chunk; null = none"),
+        .restart("capture.sample_percent", \.capture.samplePercent, .integer(0...100), 100,
+                 "dialogs captured, chosen by Call-ID hash so a call is captured whole or not at all"),
+        .restart("capture.include", \.capture.include,
+                 .list(.choice(CaptureSettings.Direction.allCases.map { ($0.rawValue, $0) })), [.received, .sent],
+                 "received, sent, or both"),
+        .restart("capture.queue_kb", \.capture.queueBytes, .integer(16...1_048_576, unit: 1_024), 1_048_576,
+                 "per worker, captures waiting for the collector; the oldest are dropped beyond"),
 
         .restart("log.level", \.logLevel,
                  .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"].map { ($0, $0) }), "info",

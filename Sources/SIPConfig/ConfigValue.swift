@@ -1,4 +1,5 @@
 import SIPBytes
+import SIPCapture
 import SIPParsing
 import SIPProxyCore
 import SIPSecurity
@@ -263,5 +264,20 @@ extension ConfigValue where Value == UpstreamTarget {
         var changed = target
         changed.weight = target.weight == 1 ? 2 : 1
         return changed
+    })
+}
+
+extension ConfigValue where Value == CaptureTarget {
+    /// `udp:HOST:PORT` or `tcp:HOST:PORT`, numeric host.
+    static let captureTarget = scalar("udp:HOST:PORT | tcp:HOST:PORT",
+                                      sample: CaptureTarget(transport: .udp, address: EndpointAddress.parse("192.0.2.1", port: 9060)!),
+                                      parse: { text, path in
+        let scheme = String(text.prefix { $0 != ":" })
+        guard let transport = CaptureTarget.Transport(rawValue: scheme) else {
+            throw ConfigError(path, "expected udp:HOST:PORT or tcp:HOST:PORT, got \(text)")
+        }
+        return CaptureTarget(transport: transport, address: try EdgeConfiguration.endpoint(text, scheme: scheme, path: path))
+    }, encode: { yamlScalar($0.description) }, alternative: { target in
+        CaptureTarget(transport: target.transport == .udp ? .tcp : .udp, address: target.address)
     })
 }

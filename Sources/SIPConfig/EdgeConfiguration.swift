@@ -1,4 +1,5 @@
 public import SIPBytes
+public import SIPCapture
 public import SIPParsing
 public import SIPProxyCore
 public import SIPSettings
@@ -58,6 +59,8 @@ public struct EdgeConfiguration: Sendable, Equatable {
     /// How the upstreams are reached: UDP, or pooled TCP/TLS connections.
     public var upstreamTransport: TransportKind
     public var upstreamPool = UpstreamPoolSettings()
+    /// `capture.*`: HEP v3 to a collector.
+    public var capture = CaptureSettings()
     /// TLS toward the upstreams (client side): trust anchors, optional client certificate.
     public var upstreamTLS = TLSConfiguration(requirePeerCertificate: true)
     /// SIP over TLS: where to listen (nil = off) and the server's certificate, key and client verification.

@@ -82,8 +82,42 @@ public struct WorkerSnapshot: Sendable {
     public var transactionsRefused = 0
     public var transactionFallbacks = 0
     public var transactionMessageBytes = 0
+    /// Messages the worker handled; receive-buffer exhaustions; responses relayed by class (1xx first).
+    public var handled = 0
+    public var receiveBufferExhausted = 0
+    public var relayedResponses = [Int](repeating: 0, count: 6)
+    /// Per upstream (`HOST:PORT`).
+    public var upstreams: [String: UpstreamSnapshot] = [:]
+    public var capturesSent = 0
+    public var capturesDropped = 0
+    /// Share of the loop's time spent on work rather than waiting, over about the last second.
+    public var busyRatio: Double = 0
 
     public init() {}
+}
+
+/// Bounds of `sip_upstream_response_seconds`, forward to first response: from a core on the same host to one
+/// that is about to time out.
+public let upstreamResponseBucketBounds: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/// One upstream's counters in a snapshot.
+public struct UpstreamSnapshot: Sendable {
+    public var requests = 0
+    public var responsesByClass = [Int](repeating: 0, count: 6)
+    /// Cumulative per `upstreamResponseBucketBounds`, then +Inf.
+    public var responseBuckets = [Int](repeating: 0, count: upstreamResponseBucketBounds.count + 1)
+    public var responseSeconds: Double = 0
+    public var responseCount = 0
+
+    public init() {}
+
+    mutating func add(_ other: UpstreamSnapshot) {
+        requests += other.requests
+        for index in responsesByClass.indices { responsesByClass[index] += other.responsesByClass[index] }
+        for index in responseBuckets.indices { responseBuckets[index] += other.responseBuckets[index] }
+        responseSeconds += other.responseSeconds
+        responseCount += other.responseCount
+    }
 }
 
 /// Where workers publish their snapshots and the admin server reads them: the only shared state, touched a few
@@ -132,8 +166,19 @@ public final class MetricsBoard: Sendable {
             total.transactionsRefused += snapshot.transactionsRefused
             total.transactionFallbacks += snapshot.transactionFallbacks
             total.transactionMessageBytes += snapshot.transactionMessageBytes
+            total.handled += snapshot.handled
+            total.receiveBufferExhausted += snapshot.receiveBufferExhausted
+            for index in total.relayedResponses.indices { total.relayedResponses[index] += snapshot.relayedResponses[index] }
+            for (upstream, counts) in snapshot.upstreams { total.upstreams[upstream, default: UpstreamSnapshot()].add(counts) }
+            total.capturesSent += snapshot.capturesSent
+            total.capturesDropped += snapshot.capturesDropped
         }
         return total
+    }
+
+    /// Each worker's last snapshot (nil before its first), in worker order.
+    public func perWorker() -> [WorkerSnapshot?] {
+        snapshots.withLock { $0 }
     }
 }
 
@@ -214,9 +259,21 @@ public struct PrometheusText {
 
     /// Renders the SIP families from `total`, with `transport` as the transport label.
     public static func render(_ total: WorkerSnapshot, process: [(String, String, String, Double)],
-                              upstreams: UpstreamReport? = nil) -> String {
+                              upstreams: UpstreamReport? = nil, workers: [WorkerSnapshot?] = []) -> String {
         var out = PrometheusText()
         upstreams?.render(into: &out)
+        renderUpstreamTraffic(total, members: upstreams?.upstreams.map(\.upstream) ?? [], into: &out)
+        renderWorkers(workers, into: &out)
+        out.family("sip_responses_total", type: "counter",
+                   help: "Responses sent toward clients (relayed from the core or the edge's own), by class.")
+        for (index, count) in total.relayedResponses.enumerated() {
+            out.sample("sip_responses_total", [("class", "\(index + 1)xx")], Double(count))
+        }
+        out.family("sip_capture_sent_total", type: "counter", help: "HEP captures handed to the kernel for the collector.")
+        out.sample("sip_capture_sent_total", [], Double(total.capturesSent))
+        out.family("sip_capture_dropped_total", type: "counter",
+                   help: "HEP captures dropped: queue full (slow or absent collector), connection broken, or too large.")
+        out.sample("sip_capture_dropped_total", [], Double(total.capturesDropped))
         out.family("sip_messages_total", type: "counter", help: "SIP messages received, by method (responses: response) and transport.")
         for (key, count) in total.messages.sorted(by: { $0.key < $1.key }) {
             out.sample("sip_messages_total", [("method", key.method), ("transport", key.transport)], Double(count))
@@ -283,6 +340,59 @@ public struct PrometheusText {
             out.sample(name, [], value)
         }
         return out.output
+    }
+}
+
+extension PrometheusText {
+    /// Per upstream: requests, responses by class, response time. Every configured member appears (at 0) so a
+    /// dashboard sees it before its first request; upstreams that left keep their counts.
+    static func renderUpstreamTraffic(_ total: WorkerSnapshot, members: [String], into out: inout PrometheusText) {
+        var upstreams = total.upstreams
+        for member in members where upstreams[member] == nil { upstreams[member] = UpstreamSnapshot() }
+        let sorted = upstreams.sorted { $0.key < $1.key }
+        out.family("sip_upstream_requests_total", type: "counter", help: "Requests sent to an upstream.")
+        for (upstream, counts) in sorted {
+            out.sample("sip_upstream_requests_total", [("upstream", upstream)], Double(counts.requests))
+        }
+        out.family("sip_upstream_responses_total", type: "counter", help: "Responses from an upstream, by class.")
+        for (upstream, counts) in sorted {
+            for (index, count) in counts.responsesByClass.enumerated() {
+                out.sample("sip_upstream_responses_total", [("upstream", upstream), ("class", "\(index + 1)xx")],
+                           Double(count))
+            }
+        }
+        out.family("sip_upstream_response_seconds", type: "histogram",
+                   help: "Time from a client request's arrival to the first response from the upstream.")
+        for (upstream, counts) in sorted {
+            for (index, bound) in upstreamResponseBucketBounds.enumerated() {
+                out.sample("sip_upstream_response_seconds_bucket", [("upstream", upstream), ("le", String(bound))],
+                           Double(counts.responseBuckets[index]))
+            }
+            out.sample("sip_upstream_response_seconds_bucket", [("upstream", upstream), ("le", "+Inf")],
+                       Double(counts.responseBuckets.last!))
+            out.sample("sip_upstream_response_seconds_sum", [("upstream", upstream)], counts.responseSeconds)
+            out.sample("sip_upstream_response_seconds_count", [("upstream", upstream)], Double(counts.responseCount))
+        }
+    }
+
+    /// Per worker: messages, busy ratio, receive-buffer exhaustion (workers that have not published yet are left out).
+    static func renderWorkers(_ workers: [WorkerSnapshot?], into out: inout PrometheusText) {
+        let published = workers.enumerated().compactMap { index, snapshot in snapshot.map { (String(index), $0) } }
+        out.family("sip_worker_messages_total", type: "counter", help: "Messages a worker handled.")
+        for (worker, snapshot) in published {
+            out.sample("sip_worker_messages_total", [("worker", worker)], Double(snapshot.handled))
+        }
+        out.family("sip_worker_busy_ratio", type: "gauge",
+                   help: "Share of a worker loop's time spent working rather than waiting, over the last second.")
+        for (worker, snapshot) in published {
+            out.sample("sip_worker_busy_ratio", [("worker", worker)], snapshot.busyRatio)
+        }
+        out.family("sip_worker_receive_buffer_exhausted_total", type: "counter",
+                   help: "Times a worker's io_uring had no free receive buffer (datagrams waited in the socket queue).")
+        for (worker, snapshot) in published {
+            out.sample("sip_worker_receive_buffer_exhausted_total", [("worker", worker)],
+                       Double(snapshot.receiveBufferExhausted))
+        }
     }
 }
 

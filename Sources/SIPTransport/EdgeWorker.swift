@@ -1,4 +1,5 @@
 import SIPBytes
+import SIPCapture
 public import SIPSettings
 import SIPParsing
 import SIPProxyCore
@@ -46,6 +47,8 @@ public final class EdgeWorker {
     private var appliedUpstreamWord: UInt64 = 0
     /// Worker 0 runs the health checks for everyone.
     private var monitor: UpstreamMonitor?
+    /// Where the loop's time goes, for `sip_worker_busy_ratio`.
+    private var loopClock = LoopClock(started: MonotonicClock.nanoseconds())
 
     /// The data path this worker actually uses (`.auto` resolved).
     public var dataPath: DataPath { driver.dataPath }
@@ -92,6 +95,10 @@ public final class EdgeWorker {
             audit: try AuditLog(destination: configuration.audit, linesPerSecond: configuration.auditLinesPerSecond,
                                 worker: index),
             transactions: configuration.transactions)
+        if configuration.capture.isEnabled, let target = configuration.capture.target {
+            pipeline.capture = try CaptureTap(settings: configuration.capture, target: target,
+                                              localAddresses: Self.captureAddresses(configuration, sockets))
+        }
         switch driver {
         case .ring(let ring):
             streams = try StreamTransport(ring: ring, pipeline: pipeline, worker: index, configuration: configuration,
@@ -108,6 +115,17 @@ public final class EdgeWorker {
             }
             streams = nil
         }
+    }
+
+    /// The local ends of captures. The upstream socket is bound to the wildcard address: captured with the listen
+    /// address's IP (the kernel's choice for a core on the same network), unless that is a wildcard too.
+    static func captureAddresses(_ configuration: WorkerConfiguration, _ sockets: DatagramSockets)
+        -> CaptureTap.LocalAddresses {
+        let listen = configuration.listen
+        var upstream = listen
+        upstream.port = sockets.upstreamSocket.localAddress.port
+        return CaptureTap.LocalAddresses(publicUDP: sockets.publicSocket.localAddress, upstreamUDP: upstream,
+                                         tcp: listen, tls: configuration.tlsListen ?? listen)
     }
 
     /// Steers the public port's SO_REUSEPORT group by source address, so each client IP stays on one worker.
@@ -153,7 +171,13 @@ public final class EdgeWorker {
         let now = MonotonicClock.milliseconds()
         guard force || now - lastPublished >= 100 else { return }
         lastPublished = now
-        board.publish(worker: index, pipeline.publishedCounters.snapshot())
+        if let capture = pipeline.capture {
+            pipeline.counters.capturesSent = capture.sent
+            pipeline.counters.capturesDropped = capture.dropped + capture.skipped
+        }
+        var snapshot = pipeline.publishedCounters.snapshot()
+        snapshot.busyRatio = loopClock.busyRatio(now: MonotonicClock.nanoseconds())
+        board.publish(worker: index, snapshot)
     }
 
     // MARK: io_uring path
@@ -164,9 +188,11 @@ public final class EdgeWorker {
         while !stop.isStopped {
             // Idle: sleep until the first packet (checking for stop every 200 ms). Busy: collect a batch, waiting at
             // most batchWaitMicroseconds, so a loaded worker wakes per batch rather than per packet.
+            let waitStarted = MonotonicClock.nanoseconds()
             let count = busy && options.batchWaitMicroseconds > 0
                 ? ring.wait(completions: options.batchSize, timeoutMicroseconds: options.batchWaitMicroseconds)
                 : ring.wait(completions: 1, timeoutMicroseconds: idleWaitMicroseconds())
+            loopClock.waited(from: waitStarted, to: MonotonicClock.nanoseconds())
             busy = count > 0
             let now = MonotonicClock.milliseconds()
             publishIfDue()
@@ -181,6 +207,7 @@ public final class EdgeWorker {
                 if event.needsRearm { rearm(event, on: ring) }
             }
             pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
+            pipeline.capture?.flush(now: now)
         }
     }
 
@@ -265,7 +292,9 @@ public final class EdgeWorker {
 
     private func runReadiness(_ readiness: ReadinessDriver, until stop: StopSignal) {
         while !stop.isStopped {
+            let waitStarted = MonotonicClock.nanoseconds()
             let ready = readiness.poll.wait(timeoutMilliseconds: Int32((idleWaitMicroseconds() + 999) / 1_000))
+            loopClock.waited(from: waitStarted, to: MonotonicClock.nanoseconds())
             if ready & 1 != 0 { drain(sockets.publicSocket, readiness) }
             if ready & 2 != 0 { drain(sockets.upstreamSocket, readiness) }
             publishIfDue()
@@ -273,6 +302,7 @@ public final class EdgeWorker {
             maintainUpstreams(now: MonotonicClock.milliseconds())
             pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
             pipeline.counters.sendFailures += readiness.flush(sockets)
+            pipeline.capture?.flush(now: MonotonicClock.milliseconds())
         }
     }
 
@@ -393,13 +423,20 @@ extension EdgeWorker: FlowSink {
     func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool {
         // A reply that could not be built safely is empty: nothing goes out.
         guard !bytes.isEmpty else { return false }
+        let toUpstream = pipeline.proxy.isUpstream(flow.address)
+        guard send(bytes, to: flow, toUpstream: toUpstream) else { return false }
+        pipeline.counters.countSent(bytes, toUpstream: toUpstream ? flow.address : nil)
+        pipeline.capture?.sent(bytes, to: flow, isUpstream: toUpstream)
+        return true
+    }
+
+    private func send(_ bytes: [UInt8], to flow: Flow, toUpstream: Bool) -> Bool {
         if let streams, isPooled(flow.address) {
             guard let connection = streams.pooledConnection(to: flow.address) else { return false }
             return streams.send(bytes[...], on: connection)
         }
         guard flow.transport.isStream else {
-            let lost = driver.sendDatagram(bytes, to: flow.address,
-                                           viaUpstream: pipeline.proxy.isUpstream(flow.address), sockets: sockets)
+            let lost = driver.sendDatagram(bytes, to: flow.address, viaUpstream: toUpstream, sockets: sockets)
             pipeline.counters.sendFailures += lost
             return lost == 0
         }

@@ -34,6 +34,13 @@ final class MessagePipeline {
     /// port, so a client sharing the core's IP, as on loopback, is still checked).
     private var allowList: [AddressPrefix]
     var counters = WorkerCounters()
+    /// HEP capture (nil: off).
+    var capture: CaptureTap?
+    /// The message being handled, for its capture: its Call-ID once parsed, and whether it was refused.
+    private var handledCallID: ByteSpan?
+    private var handledWasRefused = false
+    /// When client requests were handled, for the core's response time.
+    private var responseClock = ResponseClock()
 
     init(parser: SIPParser, proxy: StatelessProxy, security: SecurityConfiguration,
          rateLimit: RateLimitConfiguration, audit: AuditLog, transactions: TransactionSettings = TransactionSettings()) {
@@ -67,6 +74,22 @@ final class MessagePipeline {
 
     /// One message from `flow` (a datagram, or one framed out of a stream).
     func handle<Sink: FlowSink>(_ bytes: PacketBytes, from flow: Flow, sink: Sink) {
+        counters.handled += 1
+        guard let capture else {
+            route(bytes, from: flow, sink: sink)
+            return
+        }
+        // Captured after it was handled, stamped with its arrival time, so the capture can say whether it was
+        // refused (the replies it caused are captured as they are sent, with their own times).
+        let arrived = WallClock.now()
+        handledCallID = nil
+        handledWasRefused = false
+        route(bytes, from: flow, sink: sink)
+        capture.received(bytes, callID: handledCallID, from: flow, isUpstream: proxy.isUpstream(flow.address),
+                         refused: handledWasRefused, time: arrived)
+    }
+
+    private func route<Sink: FlowSink>(_ bytes: PacketBytes, from flow: Flow, sink: Sink) {
         let source = flow.address
         let started = MonotonicClock.nanoseconds()
         defer { counters.recordLatency(nanoseconds: MonotonicClock.nanoseconds() &- started) }
@@ -78,6 +101,12 @@ final class MessagePipeline {
         } catch {
             refuseUnparsed(bytes, error: error, from: flow, trusted: isTrusted, now: now, sink: sink)
             return
+        }
+        handledCallID = message.callID
+        let fromUpstream = proxy.isUpstream(source)
+        if !message.isRequest, fromUpstream {
+            counters.countUpstreamResponse(from: source, status: message.statusLine!.statusCode,
+                                           elapsedNanoseconds: responseClock.answered(message, at: started))
         }
         if !message.isRequest, isProbeResponse(message, from: source) {
             sink.probeAnswered(callID: message.string(message.callID), status: Int(message.statusLine!.statusCode))
@@ -117,6 +146,7 @@ final class MessagePipeline {
         }
         // RFC 3261 §16.3 before the edge policy: a request with Max-Forwards 0 gets 483 whatever else it carries.
         if message.isRequest, let refusal = proxy.preflight(message, from: flow) {
+            handledWasRefused = true
             switch refusal {
             case .reply(_, let destination):
                 if sink.deliver(proxy.output, to: destination) { counters.replied += 1 }
@@ -134,8 +164,10 @@ final class MessagePipeline {
                 return
             }
         }
+        if message.isRequest, !fromUpstream, message.method.known != .ack {
+            responseClock.started(message, at: started)
+        }
         if let transactions {
-            let fromUpstream = proxy.isUpstream(source)
             if message.isRequest, !fromUpstream,
                 transactions.handleRequest(message, from: flow, now: now, sink: sink) {
                 return
@@ -174,6 +206,7 @@ final class MessagePipeline {
     /// its lines allow addressing a response and the source is not flooding; anything else is dropped.
     func refuseUnparsed<Sink: FlowSink>(_ bytes: PacketBytes, error: SIPParseError, from flow: Flow, trusted: Bool,
                                         now: UInt64, sink: Sink) {
+        handledWasRefused = true
         counters.parseErrors += 1
         counters.parseErrorsByCode[SIPParseError.Code.allCases.firstIndex(of: error.code)!] += 1
         counters.violations[SecurityRule.malformed.ordinal] += 1
@@ -215,6 +248,7 @@ final class MessagePipeline {
     private func refuse<Sink: FlowSink>(_ message: SIPMessage, verdict: Verdict, from flow: Flow, now: UInt64,
                                         retryAfter: UInt32? = nil, banStep: Int? = nil, sink: Sink) {
         guard let rule = verdict.rule else { return }
+        handledWasRefused = true
         counters.violations[rule.ordinal] += 1
         var status: UInt16?
         if case .reject(let code, let reason, _) = verdict, message.isRequest, message.method.known != .ack {

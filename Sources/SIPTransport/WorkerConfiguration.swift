@@ -1,4 +1,5 @@
 public import SIPBytes
+public import SIPCapture
 public import SIPParsing
 public import SIPProxyCore
 public import SIPSecurity
@@ -32,6 +33,8 @@ public struct WorkerConfiguration: Sendable {
     /// TLS toward the upstreams (upstream transport tls): the client context with the trust anchors and optional
     /// client certificate, built once by the caller.
     public var upstreamTLS: TLSContext?
+    /// HEP v3 capture to a collector (off unless `capture.hep` names one).
+    public var capture = CaptureSettings()
 
     public init(listen: EndpointAddress, proxy: ProxyConfiguration, parseLimits: ParseLimits = ParseLimits(),
                 dataPath: DataPath = .auto, workers: Int = 1, uring: URingOptions = URingOptions(),

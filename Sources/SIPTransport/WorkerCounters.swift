@@ -1,4 +1,5 @@
 public import SIPMetrics
+public import SIPBytes
 import SIPParsing
 import SIPProxyCore
 import SIPSecurity
@@ -45,6 +46,26 @@ public struct WorkerCounters: Sendable {
     public var connectionEvents = [Int](repeating: 0, count: ConnectionEvent.allCases.count)
     /// The transaction layer's (transaction mode only).
     public var transactions = Transactions()
+    /// Messages handed to the pipeline (parsed or not).
+    public var handled = 0
+    /// Responses relayed, by class (index 0 = 1xx ... 5 = 6xx).
+    public var relayedResponses = [Int](repeating: 0, count: 6)
+    /// Per upstream: requests sent, responses by class, time from forward to first response.
+    public var upstreams: [EndpointAddress: UpstreamTally] = [:]
+    /// HEP capture: captures handed to the kernel, and those dropped (queue full, link broken, too large).
+    public var capturesSent = 0
+    public var capturesDropped = 0
+
+    /// One upstream's counts.
+    public struct UpstreamTally: Sendable {
+        public var requests = 0
+        public var responsesByClass = [Int](repeating: 0, count: 6)
+        /// Per `latencyBucketBounds` (not cumulative; the last is +Inf).
+        public var responseBuckets = [Int](repeating: 0, count: upstreamResponseBucketBounds.count + 1)
+        public var responseNanoseconds: UInt64 = 0
+
+        public init() {}
+    }
 
     /// What the transaction layer counts.
     public struct Transactions: Sendable {
@@ -91,9 +112,52 @@ public struct WorkerCounters: Sendable {
         latencyBuckets[index] += 1
     }
 
+    /// Counts a response from `upstream` (and, when it answers a request the edge timed, how long it took).
+    mutating func countUpstreamResponse(from upstream: EndpointAddress, status: UInt16, elapsedNanoseconds: UInt64?) {
+        let responseClass = min(max(Int(status / 100), 1), 6) - 1
+        upstreams[upstream, default: UpstreamTally()].responsesByClass[responseClass] += 1
+        guard let elapsedNanoseconds else { return }
+        let seconds = Double(elapsedNanoseconds) / 1e9
+        var index = 0
+        while index < upstreamResponseBucketBounds.count && seconds > upstreamResponseBucketBounds[index] { index += 1 }
+        upstreams[upstream, default: UpstreamTally()].responseBuckets[index] += 1
+        upstreams[upstream, default: UpstreamTally()].responseNanoseconds &+= elapsedNanoseconds
+    }
+
+    /// Counts a message that left: a request to an upstream, or a response (relayed or the edge's own) by class.
+    /// From the bytes' first line, so both proxy modes and every sender are counted alike.
+    mutating func countSent(_ bytes: [UInt8], toUpstream upstream: EndpointAddress?) {
+        let isResponse = bytes.count > 12 && bytes[0] == UInt8(ascii: "S") && bytes[1] == UInt8(ascii: "I")
+            && bytes[2] == UInt8(ascii: "P") && bytes[3] == UInt8(ascii: "/")
+        if isResponse {
+            let digit = Int(bytes[8]) - 0x30
+            if digit >= 1 && digit <= 6 { relayedResponses[digit - 1] += 1 }
+        } else if let upstream {
+            upstreams[upstream, default: UpstreamTally()].requests += 1
+        }
+    }
+
     /// The snapshot published for the metrics endpoint.
     public func snapshot() -> WorkerSnapshot {
         var snapshot = WorkerSnapshot()
+        snapshot.handled = handled
+        snapshot.receiveBufferExhausted = receiveBufferExhaustion
+        snapshot.relayedResponses = relayedResponses
+        snapshot.capturesSent = capturesSent
+        snapshot.capturesDropped = capturesDropped
+        for (address, tally) in upstreams {
+            var sample = UpstreamSnapshot()
+            sample.requests = tally.requests
+            sample.responsesByClass = tally.responsesByClass
+            var cumulative = 0
+            for index in tally.responseBuckets.indices {
+                cumulative += tally.responseBuckets[index]
+                sample.responseBuckets[index] = cumulative
+            }
+            sample.responseCount = cumulative
+            sample.responseSeconds = Double(tally.responseNanoseconds) / 1e9
+            snapshot.upstreams[address.description] = sample
+        }
         for transport in TransportKind.allCases {
             let counts = requestsByMethod[Int(transport.rawValue)]
             for (index, method) in SIPMethod.Known.allCases.enumerated() where counts[index] > 0 {

@@ -14,3 +14,12 @@ public enum MonotonicClock {
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 }
+
+/// Wall-clock time, for timestamps others read (HEP captures); never for durations.
+public enum WallClock {
+    public static func now() -> (seconds: UInt32, microseconds: UInt32) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return (UInt32(truncatingIfNeeded: now.tv_sec), UInt32(now.tv_nsec / 1_000))
+    }
+}

@@ -34,6 +34,7 @@ extension EdgeConfiguration {
         worker.upstreamTLS = upstreamTLS
         worker.upstreamHealth = upstreamHealth
         worker.transactions = transactions
+        worker.capture = capture
         return worker
     }
 

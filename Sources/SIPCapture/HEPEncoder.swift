@@ -1,0 +1,147 @@
+public import SIPBytes
+
+/// What one capture says about the message it carries (everything but the bytes).
+public struct CaptureMetadata: Sendable {
+    /// The IP protocol chunk: 17 UDP, 6 TCP (and WS), 22 TLS (and WSS). HEP has no TLS id of its own; 22 (IDP) is
+    /// what Homer's agents (captagent, sofia-sip, reSIProcate) use for it, so Homer shows "TLS".
+    public enum IPProtocol: UInt8, Sendable {
+        case udp = 17
+        case tcp = 6
+        case tls = 22
+    }
+
+    public var source: EndpointAddress
+    public var destination: EndpointAddress
+    public var ipProtocol: IPProtocol
+    /// Wall-clock time of the receive or send.
+    public var seconds: UInt32
+    public var microseconds: UInt32
+
+    public init(source: EndpointAddress, destination: EndpointAddress, ipProtocol: IPProtocol, seconds: UInt32,
+                microseconds: UInt32) {
+        self.source = source
+        self.destination = destination
+        self.ipProtocol = ipProtocol
+        self.seconds = seconds
+        self.microseconds = microseconds
+    }
+}
+
+/// HEP v3 (the Homer Encapsulation Protocol as Homer, Kamailio's siptrace/sipcapture and sngrep implement it):
+/// `HEP3`, the total length, then chunks of vendor id 0 (generic), type, length (6 + data) and data, all big-endian.
+public enum HEPEncoder {
+    enum Chunk: UInt16 {
+        case ipFamily = 0x0001
+        case ipProtocol = 0x0002
+        case sourceIPv4 = 0x0003
+        case destinationIPv4 = 0x0004
+        case sourceIPv6 = 0x0005
+        case destinationIPv6 = 0x0006
+        case sourcePort = 0x0007
+        case destinationPort = 0x0008
+        case seconds = 0x0009
+        case microseconds = 0x000A
+        case protocolType = 0x000B
+        case captureAgentID = 0x000C
+        case authKey = 0x000E
+        case payload = 0x000F
+        case correlationID = 0x0011
+        case nodeName = 0x0013
+    }
+
+    static let chunkHeaderLength = 6
+    /// HEP's protocol type for SIP.
+    static let protocolTypeSIP: UInt8 = 1
+
+    /// The encoded length of a capture; nil when it exceeds HEP's 16-bit total length (such a message is not
+    /// captured, and counted).
+    public static func encodedLength(metadata: CaptureMetadata, payloadLength: Int, correlationLength: Int,
+                                     authKeyLength: Int, nodeNameLength: Int) -> Int? {
+        let addressLength = metadata.source.family == .ipv4 ? 4 : 16
+        var length = 6  // "HEP3" + total length
+        length += 2 * (chunkHeaderLength + 1)  // family, protocol
+        length += 2 * (chunkHeaderLength + addressLength)
+        length += 2 * (chunkHeaderLength + 2)  // ports
+        length += 2 * (chunkHeaderLength + 4)  // seconds, microseconds
+        length += chunkHeaderLength + 1  // protocol type
+        length += chunkHeaderLength + 4  // capture agent id
+        if authKeyLength > 0 { length += chunkHeaderLength + authKeyLength }
+        if correlationLength > 0 { length += chunkHeaderLength + correlationLength }
+        if nodeNameLength > 0 { length += chunkHeaderLength + nodeNameLength }
+        length += chunkHeaderLength + payloadLength
+        return length <= Int(UInt16.max) ? length : nil
+    }
+
+    /// Appends one HEP v3 packet to `out`. `authKey` and `nodeName` are omitted when empty; the correlation id
+    /// (`correlation`, the Call-ID's span in `payload`, so Homer groups a dialog's messages) when it is empty. The caller checked
+    /// ``encodedLength(metadata:payloadLength:correlationLength:authKeyLength:nodeNameLength:)``.
+    public static func encode(into out: inout [UInt8], metadata: CaptureMetadata, payload: PacketBytes,
+                              correlation: ByteSpan, authKey: [UInt8], nodeName: [UInt8], captureAgentID: UInt32) {
+        let total = encodedLength(metadata: metadata, payloadLength: payload.count, correlationLength: correlation.count,
+                                  authKeyLength: authKey.count, nodeNameLength: nodeName.count)!
+        out.append(contentsOf: [0x48, 0x45, 0x50, 0x33])  // "HEP3"
+        appendUInt16(UInt16(total), to: &out)
+        let ipv4 = metadata.source.family == .ipv4
+        chunk(.ipFamily, length: 1, to: &out)
+        out.append(ipv4 ? 2 : 10)  // AF_INET, AF_INET6
+        chunk(.ipProtocol, length: 1, to: &out)
+        out.append(metadata.ipProtocol.rawValue)
+        chunk(ipv4 ? .sourceIPv4 : .sourceIPv6, length: ipv4 ? 4 : 16, to: &out)
+        appendAddress(metadata.source, to: &out)
+        chunk(ipv4 ? .destinationIPv4 : .destinationIPv6, length: ipv4 ? 4 : 16, to: &out)
+        appendAddress(metadata.destination, to: &out)
+        chunk(.sourcePort, length: 2, to: &out)
+        appendUInt16(metadata.source.port, to: &out)
+        chunk(.destinationPort, length: 2, to: &out)
+        appendUInt16(metadata.destination.port, to: &out)
+        chunk(.seconds, length: 4, to: &out)
+        appendUInt32(metadata.seconds, to: &out)
+        chunk(.microseconds, length: 4, to: &out)
+        appendUInt32(metadata.microseconds, to: &out)
+        chunk(.protocolType, length: 1, to: &out)
+        out.append(protocolTypeSIP)
+        chunk(.captureAgentID, length: 4, to: &out)
+        appendUInt32(captureAgentID, to: &out)
+        if !authKey.isEmpty {
+            chunk(.authKey, length: authKey.count, to: &out)
+            out.append(contentsOf: authKey)
+        }
+        if !correlation.isEmpty {
+            chunk(.correlationID, length: correlation.count, to: &out)
+            payload.append(correlation, to: &out)
+        }
+        if !nodeName.isEmpty {
+            chunk(.nodeName, length: nodeName.count, to: &out)
+            out.append(contentsOf: nodeName)
+        }
+        chunk(.payload, length: payload.count, to: &out)
+        payload.append(payload.all, to: &out)
+    }
+
+    private static func chunk(_ type: Chunk, length: Int, to out: inout [UInt8]) {
+        appendUInt16(0, to: &out)  // generic vendor
+        appendUInt16(type.rawValue, to: &out)
+        appendUInt16(UInt16(chunkHeaderLength + length), to: &out)
+    }
+
+    private static func appendAddress(_ address: EndpointAddress, to out: inout [UInt8]) {
+        if address.family == .ipv4 {
+            appendUInt32(UInt32(truncatingIfNeeded: address.high >> 32), to: &out)
+        } else {
+            appendUInt32(UInt32(truncatingIfNeeded: address.high >> 32), to: &out)
+            appendUInt32(UInt32(truncatingIfNeeded: address.high), to: &out)
+            appendUInt32(UInt32(truncatingIfNeeded: address.low >> 32), to: &out)
+            appendUInt32(UInt32(truncatingIfNeeded: address.low), to: &out)
+        }
+    }
+
+    private static func appendUInt16(_ value: UInt16, to out: inout [UInt8]) {
+        out.append(UInt8(value >> 8))
+        out.append(UInt8(value & 0xFF))
+    }
+
+    private static func appendUInt32(_ value: UInt32, to out: inout [UInt8]) {
+        appendUInt16(UInt16(value >> 16), to: &out)
+        appendUInt16(UInt16(value & 0xFFFF), to: &out)
+    }
+}
