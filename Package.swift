@@ -121,7 +121,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPSettings", "SIPParsing", "SIPProxyCore", "SIPSecurity", "SIPBytes"]),
-        .testTarget(name: "SIPCaptureTests", dependencies: ["SIPCapture", "SIPBytes"]),
+        .testTarget(name: "SIPCaptureTests", dependencies: ["SIPCapture", "SIPBytes", "SIPTestSupport"]),
         .testTarget(name: "SIPAdminTests", dependencies: ["SIPAdmin", "SIPMetrics"]),
         .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),
         .testTarget(

@@ -5,7 +5,7 @@
 # socat (Debian's SIPp has no TLS: socat TCP-LISTEN,fork -> OPENSSL bridges a SIPp -t t1 UA to a TLS listener, one
 # TLS connection per TCP connection).
 set -euo pipefail
-packages=(liburing-dev libssl-dev libc-ares-dev libjemalloc-dev pkg-config sip-tester kamailio kamailio-tls-modules
+packages=(liburing-dev libssl-dev libc-ares-dev libjemalloc-dev pkg-config sip-tester kamailio kamailio-tls-modules sngrep
           redis-server openssl procps dnsmasq-base socat curl)
 missing=()
 for package in "${packages[@]}"; do

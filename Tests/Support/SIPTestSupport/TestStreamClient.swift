@@ -32,6 +32,16 @@ public final class TestStreamClient {
 
     deinit { close(descriptor) }
 
+    /// The client's own port (what the server sees as the source port).
+    public var localPort: Int {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     public func send(_ text: String) {
         let bytes = Array(text.utf8)
         var offset = 0
