@@ -22,7 +22,7 @@
 # BASELINE=PATH adds a third contestant, another sip-edge binary (e.g. the build before a change) run with the same
 #   configuration in the same rounds, so a change on the message path is measured before and after in one run.
 # Tunables (environment): RATE=500 CALLS=5000 ROUNDS=3 WORKERS=1 RATES="500 1000 2000 4000" STEP_SECONDS=5
-#   BASE_PORT=26000 (uses BASE_PORT..BASE_PORT+3) EDGE_ARGS="" (extra sip-edge flags, e.g. --config FILE)
+#   BASE_PORT=26000 (uses BASE_PORT..BASE_PORT+3) CAPTURE=0 (1: HEP capture on as a contestant) EDGE_ARGS="" (extra sip-edge flags, e.g. --config FILE)
 #   KAMAILIO_CFG=perf/kamailio-stateless.cfg (perf/kamailio-stateful.cfg: tm's t_relay(), the reference for a
 #   transaction-stateful edge) KAMAILIO_SHM_MB=512
 # EDGE_MODE=transaction runs sip-edge with --mode transaction against Kamailio's tm (perf/kamailio-stateful.cfg
@@ -58,17 +58,33 @@ if [ "$EDGE_MODE" = transaction ]; then
 elif [ "$EDGE_MODE" != stateless ]; then
     echo "bench: EDGE_MODE must be stateless or transaction"; exit 1
 fi
-if [ -n "$BASELINE" ]; then
-    [ -x "$BASELINE" ] || { echo "bench: BASELINE $BASELINE is not an executable"; exit 1; }
-    CONTESTANTS="baseline $CONTESTANTS"
-fi
-
 started_pids=()
 cleanup() {
     for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
+
+# CAPTURE=1 adds the same binary with HEP capture on at 100% (every message received and sent, to a sink on
+# BASE_PORT+3 that socat drains; CAPTURE_TRANSPORT=udp (default) or tcp), so the cost of capture is measured against capture off in the same rounds.
+if [ "${CAPTURE:-0}" = 1 ]; then
+    command -v socat >/dev/null || { echo "bench: CAPTURE=1 needs socat"; exit 1; }
+    CONTESTANTS="capture $CONTESTANTS"
+    CAPTURE_TRANSPORT=${CAPTURE_TRANSPORT:-udp}
+    { cat "${EDGE_CONFIG:-perf/load-generator.yaml}"
+      printf 'capture:\n  hep: %s:127.0.0.1:%d\n' "$CAPTURE_TRANSPORT" $((BASE_PORT + 3)); } > "$WORK/capture.yaml"
+    if [ "$CAPTURE_TRANSPORT" = tcp ]; then
+        socat -u "TCP-LISTEN:$((BASE_PORT + 3)),bind=127.0.0.1,reuseaddr,fork" /dev/null &
+    else
+        socat -u "UDP-RECV:$((BASE_PORT + 3)),bind=127.0.0.1,rcvbuf=8388608" /dev/null &
+    fi
+    started_pids+=("$!")
+fi
+if [ -n "$BASELINE" ]; then
+    [ -x "$BASELINE" ] || { echo "bench: BASELINE $BASELINE is not an executable"; exit 1; }
+    CONTESTANTS="baseline $CONTESTANTS"
+fi
+
 
 # CPU ticks of a process and its direct children: "USER SYSTEM" (utime, stime).
 cpu_ticks() {
@@ -96,16 +112,17 @@ stop_pid() {
     wait "$1" 2>/dev/null || true
 }
 
-start_proxy() { # $1 = edge | baseline | stateless | kamailio
+start_proxy() { # $1 = edge | baseline | capture | stateless | kamailio
     if [ "$1" != kamailio ]; then
-        local binary=$EDGE mode=$EDGE_MODE
+        local binary=$EDGE mode=$EDGE_MODE config=${EDGE_CONFIG:-perf/load-generator.yaml}
         [ "$1" = baseline ] && binary=$BASELINE
+        [ "$1" = capture ] && config=$WORK/capture.yaml
         [ "$1" = stateless ] && mode=stateless
         # The baseline may predate --mode: it is only given one when transaction mode is measured.
         local mode_flag=()
         [ "$EDGE_MODE" = transaction ] && mode_flag=(--mode "$mode")
         # shellcheck disable=SC2086 # EDGE_ARGS is a list of extra flags
-        "$binary" --config ${EDGE_CONFIG:-perf/load-generator.yaml} --listen "udp:127.0.0.1:$PROXY_PORT" --upstream "sip:127.0.0.1:$UAS_PORT" --workers "$WORKERS" \
+        "$binary" --config "$config" --listen "udp:127.0.0.1:$PROXY_PORT" --upstream "sip:127.0.0.1:$UAS_PORT" --workers "$WORKERS" \
             "${mode_flag[@]}" ${EDGE_ARGS:-} > "$WORK/edge.log" 2>&1 &
         PROXY_PID=$!
     else
@@ -144,6 +161,7 @@ echo "bench: $CALLS calls at $RATE calls/s, $ROUNDS rounds, $WORKERS workers, si
 : > "$WORK/edge.ms"
 : > "$WORK/kamailio.ms"
 : > "$WORK/baseline.ms"
+: > "$WORK/capture.ms"
 for round in $(seq 1 "$ROUNDS"); do
     for proxy in $CONTESTANTS; do
         start_uas
@@ -173,6 +191,11 @@ kamailio_median=$(median < "$WORK/kamailio.ms")
 ratio() { if [ "$2" = nan ] || [ "$1" = nan ]; then echo nan; else echo "$1 / $2" | bc -l; fi; }
 printf 'median CPU per 1000 messages: sip-edge (%s) %.2f ms, kamailio %.2f ms, ratio %.2f\n' \
     "$EDGE_MODE" "$edge_median" "$kamailio_median" "$(ratio "$edge_median" "$kamailio_median")"
+if [ "${CAPTURE:-0}" = 1 ]; then
+    capture_median=$(median < "$WORK/capture.ms")
+    printf 'median CPU per 1000 messages: sip-edge with HEP capture %.2f ms, capture/no capture %.3f\n' \
+        "$capture_median" "$(ratio "$capture_median" "$edge_median")"
+fi
 if [ "$EDGE_MODE" = transaction ]; then
     stateless_median=$(median < "$WORK/stateless.ms")
     printf 'median CPU per 1000 messages: sip-edge stateless %.2f ms, transaction/stateless %.3f\n' \

@@ -113,28 +113,36 @@ public final class CaptureLink {
                 sent += 1
             }
         }
+        // The queued packets lie back to back: one write takes as many as the socket has room for.
         while !queue.isEmpty {
-            let head = queue.head
-            let start = Int(queue.offsets[head])
-            let length = Int(queue.lengths[head])
+            let start = Int(queue.offsets[queue.head])
+            let end = queue.bytes.count
             let written = queue.bytes.withUnsafeBufferPointer { data in
-                Glibc.send(descriptor, data.baseAddress! + start, length, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+                Glibc.send(descriptor, data.baseAddress! + start, end - start, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
             }
             guard written >= 0 else {
                 handleWriteError(now: now)
                 return
             }
             backoffMilliseconds = Self.minimumBackoffMilliseconds
-            if written == length {
-                queue.consume(1)
-                sent += 1
-                continue
+            var taken = 0
+            while !queue.isEmpty {
+                let length = Int(queue.lengths[queue.head])
+                if taken + length <= written {
+                    taken += length
+                    queue.consume(1)
+                    sent += 1
+                    continue
+                }
+                if taken < written {
+                    // Taken in part: the rest leaves the queue (which may drop its oldest) for the link's own buffer.
+                    let packetStart = Int(queue.offsets[queue.head])
+                    partial.append(contentsOf: queue.bytes[(packetStart + written - taken)..<(packetStart + length)])
+                    partialWritten = 0
+                    queue.consume(1)
+                }
+                return
             }
-            // Taken in part: the rest leaves the queue (which may drop its oldest) for the link's own buffer.
-            partial.append(contentsOf: queue.bytes[(start + written)..<(start + length)])
-            partialWritten = 0
-            queue.consume(1)
-            return
         }
     }
 
