@@ -126,7 +126,8 @@ let package = Package(
         .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),
         .testTarget(
             name: "SIPTransportTests",
-            dependencies: ["SIPTransport", "SIPSettings", "SIPSecurity", "SIPProxyCore", "SIPParsing", "SIPUring", "SIPBytes", "SIPMetrics"]
+            dependencies: ["SIPTransport", "SIPSettings", "SIPSecurity", "SIPProxyCore", "SIPParsing", "SIPUring", "SIPBytes", "SIPMetrics",
+                           "SIPCapture", "SIPTestSupport"]
         ),
         .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPSettings", "SIPBytes", "SIPTestSupport"]),
         .testTarget(name: "SIPTransactionsTests", dependencies: ["SIPTransactions", "SIPProxyCore", "SIPParsing", "SIPBytes"]),
