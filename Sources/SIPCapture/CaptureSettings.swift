@@ -33,6 +33,8 @@ public struct CaptureSettings: Sendable, Equatable {
     public var include: [Direction] = [.received, .sent]
     /// Encoded captures waiting to leave, per worker, in bytes; the oldest are dropped beyond. Default: 1 MiB.
     public var queueBytes: Int = 1 << 20
+    /// Longest a capture waits to be sent with others (32 KiB queued go at once). Default: 20 ms.
+    public var flushMilliseconds: Int = 20
 
     public init() {}
 

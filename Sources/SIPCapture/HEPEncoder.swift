@@ -73,10 +73,10 @@ public enum HEPEncoder {
     }
 
     /// Appends one HEP v3 packet to `out`. `authKey` and `nodeName` are omitted when empty; the correlation id
-    /// (`correlation`, the Call-ID's span in `payload`, so Homer groups a dialog's messages) when it is empty. The caller checked
+    /// (`correlation`, the Call-ID, so Homer groups a dialog's messages) when it is empty. The caller checked
     /// ``encodedLength(metadata:payloadLength:correlationLength:authKeyLength:nodeNameLength:)``.
     public static func encode(into out: inout [UInt8], metadata: CaptureMetadata, payload: PacketBytes,
-                              correlation: ByteSpan, authKey: [UInt8], nodeName: [UInt8], captureAgentID: UInt32) {
+                              correlation: [UInt8], authKey: [UInt8], nodeName: [UInt8], captureAgentID: UInt32) {
         let total = encodedLength(metadata: metadata, payloadLength: payload.count, correlationLength: correlation.count,
                                   authKeyLength: authKey.count, nodeNameLength: nodeName.count)!
         out.append(contentsOf: [0x48, 0x45, 0x50, 0x33])  // "HEP3"
@@ -108,7 +108,7 @@ public enum HEPEncoder {
         }
         if !correlation.isEmpty {
             chunk(.correlationID, length: correlation.count, to: &out)
-            payload.append(correlation, to: &out)
+            out.append(contentsOf: correlation)
         }
         if !nodeName.isEmpty {
             chunk(.nodeName, length: nodeName.count, to: &out)

@@ -238,6 +238,8 @@ public struct ConfigKey: Sendable {
         .restart("capture.include", \.capture.include,
                  .list(.choice(CaptureSettings.Direction.allCases.map { ($0.rawValue, $0) })), [.received, .sent],
                  "received, sent, or both"),
+        .restart("capture.flush_ms", \.capture.flushMilliseconds, .integer(1...1_000), 20,
+                 "longest a capture waits to leave with others (32 KiB queued leave at once)"),
         .restart("capture.queue_kb", \.capture.queueBytes, .integer(16...1_048_576, unit: 1_024), 1_048_576,
                  "per worker, captures waiting for the collector; the oldest are dropped beyond"),
 

@@ -44,12 +44,34 @@ final class CaptureTap {
     var sent: Int { link.sent }
     var dropped: Int { queue.dropped + link.lost }
 
-    /// A message that arrived on `flow`; `callID` is the parser's span when it parsed.
-    func received(_ bytes: PacketBytes, callID: ByteSpan?, from flow: Flow, isUpstream: Bool, refused: Bool,
-                  time: (seconds: UInt32, microseconds: UInt32)) {
-        guard capturesReceived, isSampled(bytes, callID) else { return }
+    /// The Call-ID of the message being handled (copied: the receive buffer is reused) and whether it is
+    /// sampled; every send while it is handled (the forward, replies, CANCEL/ACK of its transaction) shares both,
+    /// so no send needs its Call-ID looked up again.
+    private var handledCallID: [UInt8] = []
+    private var handledIsSampled = true
+    private var handling = false
+
+    /// A message is about to be handled (its Call-ID unknown until it parses).
+    func begin() {
+        handling = true
+        handledCallID.removeAll(keepingCapacity: true)
+        handledIsSampled = true
+    }
+
+    /// The message being handled parsed: its Call-ID decides its sampling and correlates its captures.
+    func identify(_ bytes: PacketBytes, callID: ByteSpan) {
+        handledCallID.removeAll(keepingCapacity: true)
+        bytes.append(callID, to: &handledCallID)
+        handledIsSampled = isSampled(handledCallID)
+    }
+
+    /// The message was handled: capture it, refused or not.
+    func end(_ bytes: PacketBytes, from flow: Flow, isUpstream: Bool, refused: Bool,
+             time: (seconds: UInt32, microseconds: UInt32)) {
+        handling = false
+        guard capturesReceived, handledIsSampled else { return }
         let local = localAddress(for: flow, isUpstream: isUpstream)
-        append(bytes, callID: callID, metadata: CaptureMetadata(
+        append(bytes, callID: handledCallID, metadata: CaptureMetadata(
             source: flow.address, destination: local, ipProtocol: Self.ipProtocol(flow.transport),
             seconds: time.seconds, microseconds: time.microseconds), refused: refused)
     }
@@ -58,23 +80,50 @@ final class CaptureTap {
     func sent(_ bytes: [UInt8], to flow: Flow, isUpstream: Bool) {
         guard capturesSent else { return }
         bytes.withPacketBytes { packet in
-            let callID = CallIDLocator.find(in: packet)
-            guard isSampled(packet, callID) else { return }
+            if !handling {
+                // Sent on its own (a probe, a timer's retransmission or 408): find its Call-ID.
+                handledCallID.removeAll(keepingCapacity: true)
+                if let callID = CallIDLocator.find(in: packet) { packet.append(callID, to: &handledCallID) }
+                handledIsSampled = isSampled(handledCallID)
+            }
+            guard handledIsSampled else { return }
             let time = WallClock.now()
-            append(packet, callID: callID, metadata: CaptureMetadata(
+            append(packet, callID: handledCallID, metadata: CaptureMetadata(
                 source: localAddress(for: flow, isUpstream: isUpstream), destination: flow.address,
                 ipProtocol: Self.ipProtocol(flow.transport), seconds: time.seconds, microseconds: time.microseconds),
                 refused: false)
         }
     }
 
+    /// Sends the queue when it holds `flushBytes` or its oldest capture has waited `flush_ms`: fewer, larger
+    /// writes (one collector wake-up per batch, not per message).
+    func flushIfDue(now: UInt64) {
+        guard !queue.isEmpty else { return }
+        guard queue.bytes.count >= Self.flushBytes || now >= oldestQueuedAt + UInt64(settings.flushMilliseconds) else {
+            return
+        }
+        link.flush(&queue, now: now)
+        oldestQueuedAt = now
+    }
+
+    /// Sends what the link takes now, due or not (a worker stopping).
     func flush(now: UInt64) {
         link.flush(&queue, now: now)
     }
 
-    private func append(_ bytes: PacketBytes, callID: ByteSpan?, metadata: CaptureMetadata, refused: Bool) {
+    /// When ``flushIfDue(now:)`` must run next (nil: nothing queued); the worker's idle wait ends by then.
+    var nextFlush: UInt64? {
+        queue.isEmpty ? nil : oldestQueuedAt + UInt64(settings.flushMilliseconds)
+    }
+
+    /// Enough bytes to be worth a write whatever their age.
+    static let flushBytes = 32_768
+    private var oldestQueuedAt: UInt64 = 0
+
+    private func append(_ bytes: PacketBytes, callID: [UInt8], metadata: CaptureMetadata, refused: Bool) {
+        if queue.isEmpty { oldestQueuedAt = MonotonicClock.milliseconds() }
         let node = refused ? refusedNodeName : nodeName
-        let correlation = callID ?? ByteSpan(offset: 0, length: 0)
+        let correlation = callID
         guard metadata.source.family == metadata.destination.family,
               let length = HEPEncoder.encodedLength(metadata: metadata, payloadLength: bytes.count,
                                                     correlationLength: correlation.count, authKeyLength: authKey.count,
@@ -90,12 +139,10 @@ final class CaptureTap {
     }
 
     /// Per Call-ID (FNV-1a), so every message of a dialog gets the same answer; messages without one are kept.
-    private func isSampled(_ bytes: PacketBytes, _ callID: ByteSpan?) -> Bool {
-        guard settings.samplePercent < 100, let callID else { return true }
+    private func isSampled(_ callID: [UInt8]) -> Bool {
+        guard settings.samplePercent < 100, !callID.isEmpty else { return true }
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for index in callID.start..<callID.end {
-            hash = (hash ^ UInt64(bytes[index])) &* 0x100_0000_01b3
-        }
+        for byte in callID { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return Int(hash % 100) < settings.samplePercent
     }
 

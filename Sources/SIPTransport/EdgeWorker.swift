@@ -140,6 +140,7 @@ public final class EdgeWorker {
     public func run(until stop: StopSignal) throws(WorkerFailure) {
         board?.markUp(worker: index, true)
         defer {
+            pipeline.capture?.flush(now: MonotonicClock.milliseconds())
             publishIfDue(force: true)
             board?.markUp(worker: index, false)
         }
@@ -207,7 +208,7 @@ public final class EdgeWorker {
                 if event.needsRearm { rearm(event, on: ring) }
             }
             pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
-            pipeline.capture?.flush(now: now)
+            pipeline.capture?.flushIfDue(now: MonotonicClock.milliseconds())
         }
     }
 
@@ -302,7 +303,7 @@ public final class EdgeWorker {
             maintainUpstreams(now: MonotonicClock.milliseconds())
             pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
             pipeline.counters.sendFailures += readiness.flush(sockets)
-            pipeline.capture?.flush(now: MonotonicClock.milliseconds())
+            pipeline.capture?.flushIfDue(now: MonotonicClock.milliseconds())
         }
     }
 
@@ -332,11 +333,13 @@ public final class EdgeWorker {
 
     // MARK: Both paths
 
-    /// How long an idle loop may sleep: 200 ms (stop and policy checks), or less when a transaction timer is due
-    /// sooner (the timer wheel is driven by this wait: no timer thread, no timerfd). Timers may fire up to
+    /// How long an idle loop may sleep: 200 ms (stop and policy checks), or less when a transaction timer or a
+    /// capture flush is due sooner (the timer wheel is driven by this wait: no timer thread, no timerfd). Timers may fire up to
     /// ``timerSlackMilliseconds`` late, so that timers due close together take one wake-up, not one each.
     private func idleWaitMicroseconds() -> UInt32 {
-        guard let deadline = pipeline.transactions?.nextDeadline else { return 200_000 }
+        let timers = pipeline.transactions?.nextDeadline
+        let captures = pipeline.capture?.nextFlush
+        guard let deadline = [timers, captures].compactMap({ $0 }).min() else { return 200_000 }
         let now = MonotonicClock.milliseconds()
         guard deadline > now else { return 0 }
         return UInt32(min(deadline - now + Self.timerSlackMilliseconds, 200) * 1_000)

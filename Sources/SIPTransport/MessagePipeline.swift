@@ -36,8 +36,7 @@ final class MessagePipeline {
     var counters = WorkerCounters()
     /// HEP capture (nil: off).
     var capture: CaptureTap?
-    /// The message being handled, for its capture: its Call-ID once parsed, and whether it was refused.
-    private var handledCallID: ByteSpan?
+    /// Whether the message being handled was refused, for its capture.
     private var handledWasRefused = false
     /// When client requests were handled, for the core's response time.
     private var responseClock = ResponseClock()
@@ -82,11 +81,11 @@ final class MessagePipeline {
         // Captured after it was handled, stamped with its arrival time, so the capture can say whether it was
         // refused (the replies it caused are captured as they are sent, with their own times).
         let arrived = WallClock.now()
-        handledCallID = nil
         handledWasRefused = false
+        capture.begin()
         route(bytes, from: flow, sink: sink)
-        capture.received(bytes, callID: handledCallID, from: flow, isUpstream: proxy.isUpstream(flow.address),
-                         refused: handledWasRefused, time: arrived)
+        capture.end(bytes, from: flow, isUpstream: proxy.isUpstream(flow.address), refused: handledWasRefused,
+                    time: arrived)
     }
 
     private func route<Sink: FlowSink>(_ bytes: PacketBytes, from flow: Flow, sink: Sink) {
@@ -102,7 +101,7 @@ final class MessagePipeline {
             refuseUnparsed(bytes, error: error, from: flow, trusted: isTrusted, now: now, sink: sink)
             return
         }
-        handledCallID = message.callID
+        capture?.identify(message.bytes, callID: message.callID)
         let fromUpstream = proxy.isUpstream(source)
         if !message.isRequest, fromUpstream {
             counters.countUpstreamResponse(from: source, status: message.statusLine!.statusCode,

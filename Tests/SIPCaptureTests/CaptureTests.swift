@@ -16,7 +16,7 @@ import Testing
                                                   correlationLength: callID.count, authKeyLength: password.utf8.count,
                                                   nodeNameLength: node.utf8.count)!
             var out: [UInt8] = []
-            HEPEncoder.encode(into: &out, metadata: metadata, payload: payload, correlation: callID,
+            HEPEncoder.encode(into: &out, metadata: metadata, payload: payload, correlation: payload.copyBytes(callID),
                               authKey: Array(password.utf8), nodeName: Array(node.utf8), captureAgentID: 0x0102_0304)
             #expect(out.count == length)
             return out

@@ -39,26 +39,32 @@ import Testing
         let callIDs = (0..<400).map { "call-\($0)@host" }
         for callID in callIDs {
             let bytes = Self.message(callID)
+            // Handled like the pipeline does: begin, identify once parsed, its reply sent, end.
+            tap.begin()
+            bytes.withPacketBytes { packet in tap.identify(packet, callID: CallIDLocator.find(in: packet)!) }
+            tap.sent(bytes, to: .udp(Self.client), isUpstream: false)
             bytes.withPacketBytes { packet in
-                tap.received(packet, callID: CallIDLocator.find(in: packet), from: .udp(Self.client), isUpstream: false,
-                             refused: false, time: (1, 2))
+                tap.end(packet, from: .udp(Self.client), isUpstream: false, refused: false, time: (1, 2))
             }
+            // And a send of the same dialog outside any handling (a timer's), which finds the Call-ID itself.
             tap.sent(bytes, to: .udp(Self.client), isUpstream: false)
         }
         let captured = capturedCallIDs(tap)
         var perCall: [String: Int] = [:]
         for callID in captured { perCall[callID, default: 0] += 1 }
-        #expect(perCall.values.allSatisfy { $0 == 2 }, "a sampled call has both its messages")
+        #expect(perCall.values.allSatisfy { $0 == 3 }, "a sampled call has all three of its messages")
         #expect(perCall.count > 80 && perCall.count < 160, "\(perCall.count) of 400 calls at 30%")
     }
 
     @Test func includeChoosesTheDirections() throws {
         let tap = try tap(include: [.sent])
         let bytes = Self.message("only-sent")
-        bytes.withPacketBytes { packet in
-            tap.received(packet, callID: nil, from: .udp(Self.client), isUpstream: false, refused: false, time: (1, 2))
-        }
+        tap.begin()
+        bytes.withPacketBytes { packet in tap.identify(packet, callID: CallIDLocator.find(in: packet)!) }
         tap.sent(bytes, to: .udp(Self.client), isUpstream: false)
+        bytes.withPacketBytes { packet in
+            tap.end(packet, from: .udp(Self.client), isUpstream: false, refused: false, time: (1, 2))
+        }
         #expect(capturedCallIDs(tap) == ["only-sent"])
         let chunks = try #require(hepChunks(Array(tap.queue.bytes)))
         let source = chunks.first { $0.0 == 0x0003 }?.1
