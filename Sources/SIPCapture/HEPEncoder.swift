@@ -79,69 +79,59 @@ public enum HEPEncoder {
                               correlation: [UInt8], authKey: [UInt8], nodeName: [UInt8], captureAgentID: UInt32) {
         let total = encodedLength(metadata: metadata, payloadLength: payload.count, correlationLength: correlation.count,
                                   authKeyLength: authKey.count, nodeNameLength: nodeName.count)!
-        out.append(contentsOf: [0x48, 0x45, 0x50, 0x33])  // "HEP3"
-        appendUInt16(UInt16(total), to: &out)
-        let ipv4 = metadata.source.family == .ipv4
-        chunk(.ipFamily, length: 1, to: &out)
-        out.append(ipv4 ? 2 : 10)  // AF_INET, AF_INET6
-        chunk(.ipProtocol, length: 1, to: &out)
-        out.append(metadata.ipProtocol.rawValue)
-        chunk(ipv4 ? .sourceIPv4 : .sourceIPv6, length: ipv4 ? 4 : 16, to: &out)
-        appendAddress(metadata.source, to: &out)
-        chunk(ipv4 ? .destinationIPv4 : .destinationIPv6, length: ipv4 ? 4 : 16, to: &out)
-        appendAddress(metadata.destination, to: &out)
-        chunk(.sourcePort, length: 2, to: &out)
-        appendUInt16(metadata.source.port, to: &out)
-        chunk(.destinationPort, length: 2, to: &out)
-        appendUInt16(metadata.destination.port, to: &out)
-        chunk(.seconds, length: 4, to: &out)
-        appendUInt32(metadata.seconds, to: &out)
-        chunk(.microseconds, length: 4, to: &out)
-        appendUInt32(metadata.microseconds, to: &out)
-        chunk(.protocolType, length: 1, to: &out)
-        out.append(protocolTypeSIP)
-        chunk(.captureAgentID, length: 4, to: &out)
-        appendUInt32(captureAgentID, to: &out)
-        if !authKey.isEmpty {
-            chunk(.authKey, length: authKey.count, to: &out)
-            out.append(contentsOf: authKey)
-        }
-        if !correlation.isEmpty {
-            chunk(.correlationID, length: correlation.count, to: &out)
-            out.append(contentsOf: correlation)
-        }
-        if !nodeName.isEmpty {
-            chunk(.nodeName, length: nodeName.count, to: &out)
-            out.append(contentsOf: nodeName)
-        }
-        chunk(.payload, length: payload.count, to: &out)
-        payload.append(payload.all, to: &out)
-    }
-
-    private static func chunk(_ type: Chunk, length: Int, to out: inout [UInt8]) {
-        appendUInt16(0, to: &out)  // generic vendor
-        appendUInt16(type.rawValue, to: &out)
-        appendUInt16(UInt16(chunkHeaderLength + length), to: &out)
-    }
-
-    private static func appendAddress(_ address: EndpointAddress, to out: inout [UInt8]) {
-        if address.family == .ipv4 {
-            appendUInt32(UInt32(truncatingIfNeeded: address.high >> 32), to: &out)
-        } else {
-            appendUInt32(UInt32(truncatingIfNeeded: address.high >> 32), to: &out)
-            appendUInt32(UInt32(truncatingIfNeeded: address.high), to: &out)
-            appendUInt32(UInt32(truncatingIfNeeded: address.low >> 32), to: &out)
-            appendUInt32(UInt32(truncatingIfNeeded: address.low), to: &out)
+        out.appendRecord(length: total) { writer in
+            writer.u32(0x4845_5033)  // "HEP3"
+            writer.u16(UInt16(total))
+            let ipv4 = metadata.source.family == .ipv4
+            chunk(.ipFamily, length: 1, &writer)
+            writer.u8(ipv4 ? 2 : 10)  // AF_INET, AF_INET6
+            chunk(.ipProtocol, length: 1, &writer)
+            writer.u8(metadata.ipProtocol.rawValue)
+            chunk(ipv4 ? .sourceIPv4 : .sourceIPv6, length: ipv4 ? 4 : 16, &writer)
+            address(metadata.source, &writer)
+            chunk(ipv4 ? .destinationIPv4 : .destinationIPv6, length: ipv4 ? 4 : 16, &writer)
+            address(metadata.destination, &writer)
+            chunk(.sourcePort, length: 2, &writer)
+            writer.u16(metadata.source.port)
+            chunk(.destinationPort, length: 2, &writer)
+            writer.u16(metadata.destination.port)
+            chunk(.seconds, length: 4, &writer)
+            writer.u32(metadata.seconds)
+            chunk(.microseconds, length: 4, &writer)
+            writer.u32(metadata.microseconds)
+            chunk(.protocolType, length: 1, &writer)
+            writer.u8(protocolTypeSIP)
+            chunk(.captureAgentID, length: 4, &writer)
+            writer.u32(captureAgentID)
+            if !authKey.isEmpty {
+                chunk(.authKey, length: authKey.count, &writer)
+                writer.bytes(authKey)
+            }
+            if !correlation.isEmpty {
+                chunk(.correlationID, length: correlation.count, &writer)
+                writer.bytes(correlation)
+            }
+            if !nodeName.isEmpty {
+                chunk(.nodeName, length: nodeName.count, &writer)
+                writer.bytes(nodeName)
+            }
+            chunk(.payload, length: payload.count, &writer)
+            writer.bytes(payload, payload.all)
         }
     }
 
-    private static func appendUInt16(_ value: UInt16, to out: inout [UInt8]) {
-        out.append(UInt8(value >> 8))
-        out.append(UInt8(value & 0xFF))
+    private static func chunk(_ type: Chunk, length: Int, _ writer: inout BigEndianWriter) {
+        writer.u16(0)  // generic vendor
+        writer.u16(type.rawValue)
+        writer.u16(UInt16(chunkHeaderLength + length))
     }
 
-    private static func appendUInt32(_ value: UInt32, to out: inout [UInt8]) {
-        appendUInt16(UInt16(value >> 16), to: &out)
-        appendUInt16(UInt16(value & 0xFFFF), to: &out)
+    private static func address(_ address: EndpointAddress, _ writer: inout BigEndianWriter) {
+        writer.u32(UInt32(truncatingIfNeeded: address.high >> 32))
+        if address.family == .ipv6 {
+            writer.u32(UInt32(truncatingIfNeeded: address.high))
+            writer.u32(UInt32(truncatingIfNeeded: address.low >> 32))
+            writer.u32(UInt32(truncatingIfNeeded: address.low))
+        }
     }
 }
