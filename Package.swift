@@ -88,6 +88,9 @@ let package = Package(
             ]
         ),
 
+        // Bans shared between edges through Redis: one client thread per process, at the side of the workers.
+        .target(name: "SIPSharedState", dependencies: ["SIPTransport", "SIPSecurity", "SIPUring", "SIPBytes"]),
+
         .executableTarget(
             name: "sip-edge",
             dependencies: [
@@ -101,6 +104,7 @@ let package = Package(
                 "SIPAdmin",
                 "SIPMetrics",
                 "SIPCapture",
+                "SIPSharedState",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -121,6 +125,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "SIPConfigTests", dependencies: ["SIPConfig", "SIPSettings", "SIPParsing", "SIPProxyCore", "SIPSecurity", "SIPBytes"]),
+        .testTarget(name: "SIPSharedStateTests", dependencies: ["SIPSharedState", "SIPSecurity", "SIPTransport"]),
         .testTarget(name: "SIPCaptureTests", dependencies: ["SIPCapture", "SIPBytes", "SIPTestSupport"]),
         .testTarget(name: "SIPAdminTests", dependencies: ["SIPAdmin", "SIPMetrics"]),
         .testTarget(name: "SIPSecurityTests", dependencies: ["SIPSecurity", "SIPParsing", "SIPBytes"]),

@@ -23,7 +23,12 @@ public final class AdminServer: Sendable {
 
     /// `upstreamStatus`: part of readiness and the `sip_upstream_*` families; nil means no upstream check (ready
     /// once the workers are up) and no such families.
-    public init(board: MetricsBoard, upstreamStatus: UpstreamStatus? = nil, limits: AdminLimits = AdminLimits()) {
+    /// More single-value families for `/metrics` (name, type, help, value), read per scrape.
+    private let extraMetrics: @Sendable () -> [(String, String, String, Double)]
+
+    public init(board: MetricsBoard, upstreamStatus: UpstreamStatus? = nil, limits: AdminLimits = AdminLimits(),
+                extraMetrics: @escaping @Sendable () -> [(String, String, String, Double)] = { [] }) {
+        self.extraMetrics = extraMetrics
         precondition(limits.maxConnections > 0 && limits.maxRequestHeadBytes > 0, "admin limits must be positive")
         self.board = board
         self.upstreamStatus = upstreamStatus
@@ -85,6 +90,7 @@ public final class AdminServer: Sendable {
             process.append(("process_resident_memory_bytes", "gauge", "Resident memory, in bytes.",
                             pages * Double(sysconf(Int32(_SC_PAGESIZE)))))
         }
+        process += extraMetrics()
         if let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
             process.append(("process_open_fds", "gauge", "Open file descriptors.", Double(descriptors.count)))
         }

@@ -243,6 +243,14 @@ public struct ConfigKey: Sendable {
         .restart("capture.queue_kb", \.capture.queueBytes, .integer(16...1_048_576, unit: 1_024), 1_048_576,
                  "per worker, captures waiting for the collector; the oldest are dropped beyond"),
 
+        .restart("shared_state.redis", \.sharedState.redis, .optional(.redisTarget, none: "off"), nil,
+                 "redis://HOST:PORT/DB that edges share bans through; off = each edge on its own",
+                 environment: "SIPEDGE_REDIS"),
+        .restart("shared_state.password_file", \.redisPasswordFile, .optional(.absolutePath), nil,
+                 "file holding the Redis AUTH password (or SIPEDGE_REDIS_PASSWORD); null = none"),
+        .restart("shared_state.key_prefix", \.sharedState.keyPrefix, .text(minimumLength: 1), "sipedge:",
+                 "prefix of every key and the channel: one per deployment sharing a Redis"),
+
         .restart("log.level", \.logLevel,
                  .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"].map { ($0, $0) }), "info",
                  "SIPEDGE_LOG overrides it"),

@@ -233,6 +233,7 @@ func isNull(_ scalar: Node.Scalar) -> Bool { scalar.string == "null" || scalar.s
 func yamlScalar(_ text: String) -> String {
     let plain = text.first.map { $0.isLetter || $0.isNumber || $0 == "/" } ?? false && Double(text) == nil
         && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._/:-+@".contains($0)) }
+        && !text.hasSuffix(":")  // `key_prefix: sipedge:` would read as a mapping
     guard !plain else { return text }
     return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
 }
@@ -279,5 +280,15 @@ extension ConfigValue where Value == CaptureTarget {
         return CaptureTarget(transport: transport, address: try EdgeConfiguration.endpoint(text, scheme: scheme, path: path))
     }, encode: { yamlScalar($0.description) }, alternative: { target in
         CaptureTarget(transport: target.transport == .udp ? .tcp : .udp, address: target.address)
+    })
+}
+
+extension ConfigValue where Value == RedisTarget {
+    /// `redis://HOST:PORT[/DB]`, numeric host.
+    static let redisTarget = scalar("redis://HOST:PORT/DB",
+                                    sample: RedisTarget(address: EndpointAddress.parse("192.0.2.1", port: 6379)!, database: 0),
+                                    parse: { text, path in try EdgeConfiguration.redisTarget(text, path: path) 
+    }, encode: { yamlScalar($0.description) }, alternative: { target in
+        RedisTarget(address: target.address, database: (target.database + 1) % 16)
     })
 }

@@ -61,6 +61,9 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public var upstreamPool = UpstreamPoolSettings()
     /// `capture.*`: HEP v3 to a collector.
     public var capture = CaptureSettings()
+    /// `shared_state.*`: bans shared with other edges through Redis (the password is read at start).
+    public var sharedState = SharedStateSettings()
+    public var redisPasswordFile: String?
     /// TLS toward the upstreams (client side): trust anchors, optional client certificate.
     public var upstreamTLS = TLSConfiguration(requirePeerCertificate: true)
     /// SIP over TLS: where to listen (nil = off) and the server's certificate, key and client verification.
@@ -180,6 +183,21 @@ public struct EdgeConfiguration: Sendable, Equatable {
             throw ConfigError(path, "host must be a numeric IPv4 or IPv6 address, got \(text)")
         }
         return address
+    }
+
+    /// `redis://HOST:PORT[/DB]`, numeric host, database 0...15. Errors name `path`.
+    public static func redisTarget(_ text: String, path: String) throws -> RedisTarget {
+        guard text.hasPrefix("redis://") else { throw ConfigError(path, "expected redis://HOST:PORT/DB, got \(text)") }
+        var rest = text.dropFirst(8)
+        var database = 0
+        if let slash = rest.lastIndex(of: "/") {
+            guard let number = Int(rest[rest.index(after: slash)...]), (0...15).contains(number) else {
+                throw ConfigError(path, "database must be 0...15, got \(text)")
+            }
+            database = number
+            rest = rest[..<slash]
+        }
+        return RedisTarget(address: try endpoint(String(rest), scheme: nil, path: path), database: database)
     }
 
     /// `sip:HOST[:PORT]` of an upstream: a numeric host needs its port; a DNS name without one is looked up by

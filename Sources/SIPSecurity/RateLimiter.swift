@@ -119,7 +119,25 @@ public struct RateLimiter {
         var banStep: UInt8 = 0
     }
 
+    /// A ban this limiter started on a source (not a flow), for sharing with other edges: the source's key
+    /// (IPv4 address or IPv6 /64 in the high word), how long, which escalation step.
+    public struct StartedBan: Equatable, Sendable {
+        public var keyHigh: UInt64
+        public var isIPv6: Bool
+        public var milliseconds: UInt64
+        public var step: Int
+
+        public init(keyHigh: UInt64, isIPv6: Bool, milliseconds: UInt64, step: Int) {
+            self.keyHigh = keyHigh
+            self.isIPv6 = isIPv6
+            self.milliseconds = milliseconds
+            self.step = step
+        }
+    }
+
     public let configuration: RateLimitConfiguration
+    /// Bans started since the last ``takeStartedBans()`` (at most 256 kept: a spoofed-source storm cannot grow it).
+    public private(set) var startedBans: [StartedBan] = []
     private var entries: [Entry]
     private let mask: Int
     /// Sources forgotten to make room (a sign of a spoofed-source flood or a too-small table).
@@ -186,11 +204,34 @@ public struct RateLimiter {
             entry.current = 0
             entry.previous = 0
             decision = .banned(step: Int(entry.banStep))
+            if keyLow & 4 == 0 && startedBans.count < 256 {
+                startedBans.append(StartedBan(keyHigh: keyHigh, isIPv6: keyLow & 1 == 0,
+                                              milliseconds: configuration.banDuration(step: Int(entry.banStep)),
+                                              step: Int(entry.banStep)))
+            }
         } else if estimate > limit {
             decision = .limited
         }
         entries[slot] = entry
         return decision
+    }
+
+    public mutating func takeStartedBans() -> [StartedBan] {
+        defer { startedBans.removeAll(keepingCapacity: true) }
+        return startedBans
+    }
+
+    /// Bans a source another edge banned, for REGISTERs and other requests alike, from `now` for the ban's
+    /// length (never shortening a longer ban in force). Not announced again.
+    public mutating func impose(_ ban: StartedBan, now: UInt64) {
+        guard configuration.enabled else { return }
+        let family: UInt64 = ban.isIPv6 ? 0 : 1
+        for keyLow in [family, family | 2] {
+            let slot = findSlot(keyHigh: ban.keyHigh, keyLow: keyLow, now: now)
+            entries[slot].lastSeen = now
+            entries[slot].bannedUntil = max(entries[slot].bannedUntil, now + ban.milliseconds)
+            entries[slot].banStep = max(entries[slot].banStep, UInt8(clamping: ban.step))
+        }
     }
 
     /// The slot for a key: its own, a free one, or (when the probe window is full) the least recently seen.

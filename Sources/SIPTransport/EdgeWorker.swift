@@ -47,6 +47,9 @@ public final class EdgeWorker {
     private var appliedUpstreamWord: UInt64 = 0
     /// Worker 0 runs the health checks for everyone.
     private var monitor: UpstreamMonitor?
+    /// Bans shared with other edges (nil: no shared state), and the last remote ban applied.
+    private let sharedBans: SharedBans?
+    private var appliedRemoteBans: UInt64 = 0
     /// Where the loop's time goes, for `sip_worker_busy_ratio`.
     private var loopClock = LoopClock(started: MonotonicClock.nanoseconds())
 
@@ -55,8 +58,9 @@ public final class EdgeWorker {
     public var counters: WorkerCounters { pipeline.publishedCounters }
 
     public init(index: Int, configuration: WorkerConfiguration, board: MetricsBoard? = nil,
-                mailbox: PolicyMailbox? = nil, upstreams: UpstreamBoard? = nil) throws {
+                mailbox: PolicyMailbox? = nil, upstreams: UpstreamBoard? = nil, sharedBans: SharedBans? = nil) throws {
         self.index = index
+        self.sharedBans = sharedBans
         self.configuration = configuration
         self.board = board
         self.mailbox = mailbox
@@ -157,6 +161,18 @@ public final class EdgeWorker {
     }
 
     /// The safe point between batches: apply a policy posted since the last turn.
+    /// Hands this worker's new bans to the shared-state client and applies other edges' (one atomic load when
+    /// there is nothing new).
+    private func exchangeBans(now: UInt64) {
+        guard let sharedBans else { return }
+        let started = pipeline.takeStartedBans()
+        if !started.isEmpty { sharedBans.publish(started) }
+        guard sharedBans.latest != appliedRemoteBans else { return }
+        let (bans, upTo) = sharedBans.remoteBans(after: appliedRemoteBans)
+        appliedRemoteBans = upTo
+        for ban in bans { pipeline.impose(ban, now: now) }
+    }
+
     private func applyPolicyIfPosted() {
         guard let mailbox, mailbox.currentGeneration != policyGeneration else { return }
         policyGeneration = mailbox.currentGeneration
@@ -209,6 +225,7 @@ public final class EdgeWorker {
             }
             pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
             pipeline.capture?.flushIfDue(now: MonotonicClock.milliseconds())
+            exchangeBans(now: MonotonicClock.milliseconds())
         }
     }
 
@@ -304,6 +321,7 @@ public final class EdgeWorker {
             pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
             pipeline.counters.sendFailures += readiness.flush(sockets)
             pipeline.capture?.flushIfDue(now: MonotonicClock.milliseconds())
+            exchangeBans(now: MonotonicClock.milliseconds())
         }
     }
 

@@ -53,6 +53,16 @@ final class MessagePipeline {
         allowList = rateLimit.allowList
     }
 
+    /// Bans the limiter started since the last call, for other edges.
+    func takeStartedBans() -> [RateLimiter.StartedBan] {
+        limiter.startedBans.isEmpty ? [] : limiter.takeStartedBans()
+    }
+
+    /// A ban another edge started.
+    func impose(_ ban: RateLimiter.StartedBan, now: UInt64) {
+        limiter.impose(ban, now: now)
+    }
+
     /// A reloaded policy, applied between batches. Rate-limit state survives unless the limits themselves changed.
     func apply(security: SecurityConfiguration, rateLimit: RateLimitConfiguration) {
         validator = SecurityValidator(configuration: security)

@@ -10,6 +10,8 @@ import SIPSettings
 import SIPUring
 import SIPAdmin
 import SIPMetrics
+import SIPSharedState
+import SIPSecurity
 import Synchronization
 
 #if canImport(Glibc)
@@ -54,6 +56,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Admin HTTP address HOST:PORT for /metrics and /health, or 'off'. Default: 127.0.0.1:9090.")
     var admin: String?
 
+    @Option(help: "Redis that edges share bans through, redis://HOST:PORT/DB. Default: off.")
+    var redis: String?
+
     /// Defaults, then the file, then the flags.
     func effectiveConfiguration() throws -> EdgeConfiguration {
         var configuration = EdgeConfiguration.defaults()
@@ -81,6 +86,7 @@ struct RunCommand: ParsableCommand {
         if let admin {
             configuration.admin = admin == "off" ? nil : try EdgeConfiguration.endpoint(admin, scheme: nil, path: "--admin")
         }
+        if let redis { configuration.sharedState.redis = try EdgeConfiguration.redisTarget(redis, path: "--redis") }
         try configuration.validate()
         return configuration
     }
@@ -146,6 +152,23 @@ struct RunCommand: ParsableCommand {
                 Self.logger.info("upstream \(upstream) is \(isUp ? "up" : "down")",
                                  metadata: ["upstream": "\(upstream)", "state": "\(isUp ? "up" : "down")"])
             })
+        let sharedBans: SharedBans? = edge.sharedState.redis == nil ? nil : SharedBans()
+        var sharedStateClient: SharedStateClient?
+        if let sharedBans {
+            var settings = edge.sharedState
+            if let path = edge.redisPasswordFile {
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                    log("sip-edge: shared_state.password_file: cannot read \(path)", level: .error)
+                    throw ExitCode(2)
+                }
+                settings.password = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            } else if let password = ProcessInfo.processInfo.environment["SIPEDGE_REDIS_PASSWORD"], !password.isEmpty {
+                settings.password = password
+            }
+            sharedStateClient = SharedStateClient(settings: settings, bans: sharedBans,
+                                                  edgeID: String(SecureRandom.uint64(), radix: 16),
+                                                  log: { Self.logger.notice("\($0)") })
+        }
         var adminServer: AdminServer?
         if let adminAddress = edge.admin {
             let listener: TCPListener
@@ -160,7 +183,9 @@ struct RunCommand: ParsableCommand {
             }
             let limits = AdminLimits(requestTimeout: .milliseconds(edge.adminRequestTimeoutMilliseconds),
                                      maxConnections: edge.adminMaxConnections)
-            let server = AdminServer(board: board, upstreamStatus: { upstreamBoard.report }, limits: limits)
+            let client = sharedStateClient
+            let server = AdminServer(board: board, upstreamStatus: { upstreamBoard.report }, limits: limits,
+                                     extraMetrics: { Self.sharedStateMetrics(client) })
             adminServer = server
             Thread { server.serve(listener) }.start()
             log("sip-edge: admin on http://\(adminAddress)/metrics")
@@ -186,12 +211,17 @@ struct RunCommand: ParsableCommand {
                 throw ExitCode(2)
             }
         }
+        if let sharedStateClient {
+            let thread = Thread { sharedStateClient.run(until: stop) }
+            thread.name = "sip-edge-shared-state"
+            thread.start()
+        }
         var threads: [Thread] = []
         for index in 0..<workers {
             let thread = Thread {
                 do {
                     let worker = try EdgeWorker(index: index, configuration: configuration, board: board,
-                                               mailbox: mailbox, upstreams: upstreamBoard)
+                                               mailbox: mailbox, upstreams: upstreamBoard, sharedBans: sharedBans)
                     started.report(nil, path: worker.dataPath)
                     if index == 0, configuration.workers > 1, started.waitForAll().isEmpty {
                         // Every socket of the group is bound now: steer by client address from here on. Without
@@ -251,6 +281,20 @@ struct RunCommand: ParsableCommand {
         let totals = started.waitForFinish()
         log("sip-edge: stopped; received \(totals.received), forwarded \(totals.forwarded), replied \(totals.replied), parse errors \(totals.parseErrors)")
         if started.anyFailed { throw ExitCode(1) }
+    }
+
+    /// `sip_shared_state_up` and the shared-ban counters (the up gauge is exported without Redis too, at 0, so a
+    /// dashboard can tell "not configured" from "never scraped" by `sip_shared_state_configured`).
+    static func sharedStateMetrics(_ client: SharedStateClient?) -> [(String, String, String, Double)] {
+        [
+            ("sip_shared_state_configured", "gauge", "1 when shared_state.redis is set.", client == nil ? 0 : 1),
+            ("sip_shared_state_up", "gauge", "1 while connected to the shared-state Redis.",
+             client?.bans.isConnected == true ? 1 : 0),
+            ("sip_shared_bans_published_total", "counter", "Bans this edge started and shared.",
+             Double(client?.bansPublished ?? 0)),
+            ("sip_shared_bans_received_total", "counter", "Bans other edges started, applied here.",
+             Double(client?.bansReceived ?? 0)),
+        ]
     }
 
     /// Starts the resolver thread for upstream names and waits (at most 15 s) for its first answers, so workers
