@@ -178,6 +178,7 @@ public final class SharedStateClient: Sendable {
         } while cursor != "0"
         bans.deliver(loaded)
         received.wrappingAdd(loaded.count, ordering: .relaxed)
+        if !loaded.isEmpty { log("shared state: \(loaded.count) bans in force loaded") }
     }
 
     /// Pub/sub messages in `buffer`: other edges' bans go to the workers.

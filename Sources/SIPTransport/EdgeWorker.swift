@@ -214,6 +214,8 @@ public final class EdgeWorker {
             let now = MonotonicClock.milliseconds()
             publishIfDue()
             applyPolicyIfPosted()
+            // Before the batch: a ban another edge started applies to the requests that woke us.
+            exchangeBans(now: now)
             streams?.maintain(now: now)
             maintainUpstreams(now: now)
             try retryPendingRearms(ring, now: now)
@@ -225,7 +227,6 @@ public final class EdgeWorker {
             }
             pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
             pipeline.capture?.flushIfDue(now: MonotonicClock.milliseconds())
-            exchangeBans(now: MonotonicClock.milliseconds())
         }
     }
 
@@ -313,6 +314,7 @@ public final class EdgeWorker {
             let waitStarted = MonotonicClock.nanoseconds()
             let ready = readiness.poll.wait(timeoutMilliseconds: Int32((idleWaitMicroseconds() + 999) / 1_000))
             loopClock.waited(from: waitStarted, to: MonotonicClock.nanoseconds())
+            exchangeBans(now: MonotonicClock.milliseconds())
             if ready & 1 != 0 { drain(sockets.publicSocket, readiness) }
             if ready & 2 != 0 { drain(sockets.upstreamSocket, readiness) }
             publishIfDue()
@@ -321,7 +323,6 @@ public final class EdgeWorker {
             pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
             pipeline.counters.sendFailures += readiness.flush(sockets)
             pipeline.capture?.flushIfDue(now: MonotonicClock.milliseconds())
-            exchangeBans(now: MonotonicClock.milliseconds())
         }
     }
 

@@ -162,11 +162,12 @@ enum ProcessHarness {
         case colon = 56  // edge (UDP and TCP), spare (56...57)
         case dashboard = 58  // edge, core, admin, spare (58...61)
         case capture = 62  // edge, core, admin, HEP collector, TCP collector, spare (62...67)
+        case sharedState = 68  // redis, edges A B C, core, admins A B C, uac (68...76), spare 77
     }
 
-    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 180 slots of 68.
+    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 160 slots of 78.
     static func portBase(_ block: PortBlock) -> Int {
-        20_000 + Int(getpid() % 180) * 68 + block.rawValue
+        20_000 + Int(getpid() % 160) * 78 + block.rawValue
     }
 
     /// The value of one series in a Prometheus text exposition (`name{labels}` exactly as written), nil if absent.

@@ -1,0 +1,166 @@
+import Foundation
+import SIPBytes
+import SIPUring
+import Testing
+
+/// Several edges sharing bans through a real Redis (started here on its own port and directory, stopped by PID).
+@Suite(.serialized) struct SharedStateTests {
+    let base = ProcessHarness.portBase(.sharedState)
+    var redisPort: Int { base }
+    func edgePort(_ index: Int) -> Int { base + 1 + index }
+    var corePort: Int { base + 4 }
+    func adminPort(_ index: Int) -> Int { base + 5 + index }
+    var uacPort: Int { base + 8 }
+
+    func startRedis() throws -> Process {
+        let redis = try #require(ProcessHarness.which("redis-server"), "redis-server must be installed")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let process = try ProcessHarness.start(redis, ["--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "",
+                                                       "--appendonly", "no", "--dir", directory.path],
+                                               log: "shared-redis.log")
+        usleep(300_000)
+        return process
+    }
+
+    func startEdge(_ index: Int, core: Int) throws -> Process {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("shared-\(index)-\(getpid()).yaml")
+        try """
+            listen: udp:127.0.0.1:\(edgePort(index))
+            upstreams: [sip:127.0.0.1:\(core)]
+            workers: 1
+            admin:
+              listen: 127.0.0.1:\(adminPort(index))
+            shared_state:
+              redis: redis://127.0.0.1:\(redisPort)/0
+              key_prefix: "test-\(getpid()):"
+            """.write(to: config, atomically: true, encoding: .utf8)
+        return try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
+                                        log: "shared-edge-\(index).log")
+    }
+
+    func metric(_ series: String, edge index: Int) -> Double {
+        let text = (try? ProcessHarness.httpGet("http://127.0.0.1:\(adminPort(index))/metrics",
+                                                 log: "shared-metrics-\(index).log")) ?? ""
+        return ProcessHarness.metricValue(series, in: text) ?? -1
+    }
+
+    /// Polls `condition` every 50 ms for up to `seconds`; the time it took, nil if it never held.
+    func waitFor(_ seconds: Double, _ condition: () -> Bool) -> Double? {
+        let start = Date()
+        while Date().timeIntervalSince(start) < seconds {
+            if condition() { return Date().timeIntervalSince(start) }
+            usleep(50_000)
+        }
+        return nil
+    }
+
+    static func register(from host: String, callID: String) -> [UInt8] {
+        Array(("REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP \(host):5060;branch=z9hG4bK\(callID)\r\n"
+               + "Max-Forwards: 70\r\nFrom: <sip:flood@example.com>;tag=f\r\nTo: <sip:flood@example.com>\r\n"
+               + "Call-ID: \(callID)\r\nCSeq: 1 REGISTER\r\nContact: <sip:flood@\(host):5060>\r\nContent-Length: 0\r\n\r\n").utf8)
+    }
+
+    /// `count` REGISTERs from `host` to `port`, paced over about `seconds`.
+    func flood(from host: String, to port: Int, count: Int, seconds: Double) throws {
+        let socket = try UDPSocket(binding: EndpointAddress.parse(host, port: 0)!, reusePort: false)
+        let destination = EndpointAddress.parse("127.0.0.1", port: UInt16(port))!
+        for index in 0..<count {
+            _ = socket.send(Self.register(from: host, callID: "flood-\(host)-\(index)"), to: destination)
+            usleep(UInt32(seconds * 1_000_000 / Double(count)))
+        }
+    }
+
+    var banned: String { #"sip_security_violations_total{violation_type="banned"}"# }
+
+    @Test func aBanDecidedOnOneEdgeReachesTheOthersWithinASecondAndAnEdgeStartedLater() throws {
+        let redis = try startRedis()
+        defer { ProcessHarness.stop(redis) }
+        let core = try FakeCore()
+        let coreAddress = Int(core.address.port)
+        let edgeA = try startEdge(0, core: coreAddress)
+        defer { ProcessHarness.stop(edgeA) }
+        let edgeB = try startEdge(1, core: coreAddress)
+        defer { ProcessHarness.stop(edgeB) }
+        #expect(waitFor(5) { metric("sip_shared_state_up", edge: 0) == 1 && metric("sip_shared_state_up", edge: 1) == 1 } != nil)
+
+        // A REGISTER flood at A: A bans the source (20 REGISTERs per second allowed, banned at 3x).
+        try flood(from: "127.0.0.9", to: edgePort(0), count: 150, seconds: 1)
+        let floodEnded = Date()
+        #expect(metric(banned, edge: 0) > 0, "A banned the flood")
+        // B never saw the flood: a fresh REGISTER from that source is refused there once the ban arrives.
+        let socket = try UDPSocket(binding: EndpointAddress.parse("127.0.0.9", port: 0)!, reusePort: false)
+        var probes = 0
+        let reachedB = waitFor(3) {
+            probes += 1
+            _ = socket.send(Self.register(from: "127.0.0.9", callID: "fresh-\(probes)"),
+                            to: EndpointAddress.parse("127.0.0.1", port: UInt16(edgePort(1)))!)
+            usleep(20_000)
+            return metric(banned, edge: 1) > 0
+        }
+        let elapsed = Date().timeIntervalSince(floodEnded)
+        #expect(reachedB != nil && elapsed < 1.0, "B refused the source \(elapsed) s after the flood")
+        #expect(metric("sip_shared_bans_received_total", edge: 1) >= 1)
+        // Another source is untouched at B.
+        let other = try UDPSocket(binding: EndpointAddress.parse("127.0.0.10", port: 0)!, reusePort: false)
+        _ = other.send(Self.register(from: "127.0.0.10", callID: "innocent"),
+                       to: EndpointAddress.parse("127.0.0.1", port: UInt16(edgePort(1)))!)
+        #expect(waitFor(2) { core.peek().contains { $0.contains("Call-ID: innocent\r\n") } } != nil)
+
+        // An edge started after the ban loads it from the ban's key.
+        let edgeC = try startEdge(2, core: coreAddress)
+        defer { ProcessHarness.stop(edgeC) }
+        #expect(waitFor(5) { metric("sip_shared_state_up", edge: 2) == 1 } != nil)
+        _ = socket.send(Self.register(from: "127.0.0.9", callID: "late"),
+                        to: EndpointAddress.parse("127.0.0.1", port: UInt16(edgePort(2)))!)
+        #expect(waitFor(2) { metric(banned, edge: 2) > 0 } != nil, "C refuses the banned source")
+        #expect(!core.peek().contains { $0.contains("Call-ID: late\r\n") })
+    }
+
+    @Test func withRedisStoppedTheEdgesServeOnLocalStateAndShareAgainWhenItIsBack() throws {
+        let sipp = try #require(ProcessHarness.which("sipp"))
+        let redis = try startRedis()
+        defer {
+            kill(redis.processIdentifier, SIGCONT)
+            ProcessHarness.stop(redis)
+        }
+        let core = try ProcessHarness.start(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uas.xml").path,
+                                                   "-i", "127.0.0.1", "-p", "\(corePort)", "-nostdin"], log: "shared-core.log")
+        defer { ProcessHarness.stop(core) }
+        let edgeA = try startEdge(0, core: corePort)
+        defer { ProcessHarness.stop(edgeA) }
+        let edgeB = try startEdge(1, core: corePort)
+        defer { ProcessHarness.stop(edgeB) }
+        #expect(waitFor(5) { metric("sip_shared_state_up", edge: 0) == 1 && metric("sip_shared_state_up", edge: 1) == 1 } != nil)
+
+        // Redis stops answering (SIGSTOP: the connection stays open, replies never come).
+        kill(redis.processIdentifier, SIGSTOP)
+        #expect(waitFor(5) { metric("sip_shared_state_up", edge: 0) == 0 && metric("sip_shared_state_up", edge: 1) == 0 } != nil)
+        for edge in 0..<2 {
+            let status = try ProcessHarness.run(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uac.xml").path,
+                                                       "127.0.0.1:\(edgePort(edge))", "-i", "127.0.0.1", "-p", "\(uacPort)",
+                                                       "-m", "60", "-r", "30", "-timeout", "20s", "-timeout_error", "-nostdin"],
+                                                timeout: 40, log: "shared-uac-\(edge).log")
+            #expect(status == 0, "edge \(edge) forwarded every OPTIONS with Redis stopped")
+        }
+        // Local limits still hold.
+        try flood(from: "127.0.0.12", to: edgePort(0), count: 150, seconds: 1)
+        #expect(metric(banned, edge: 0) > 0)
+        #expect(ProcessHarness.logContents("shared-edge-0.log").contains("unavailable"))
+
+        // Redis back: both reconnect (backoff at most 5 s) and share again.
+        kill(redis.processIdentifier, SIGCONT)
+        #expect(waitFor(12) { metric("sip_shared_state_up", edge: 0) == 1 && metric("sip_shared_state_up", edge: 1) == 1 } != nil)
+        let bannedAtB = metric(banned, edge: 1)
+        try flood(from: "127.0.0.13", to: edgePort(0), count: 150, seconds: 1)
+        let socket = try UDPSocket(binding: EndpointAddress.parse("127.0.0.13", port: 0)!, reusePort: false)
+        var probes = 0
+        #expect(waitFor(2) {
+            probes += 1
+            _ = socket.send(Self.register(from: "127.0.0.13", callID: "after-\(probes)"),
+                            to: EndpointAddress.parse("127.0.0.1", port: UInt16(edgePort(1)))!)
+            usleep(20_000)
+            return metric(banned, edge: 1) > bannedAtB
+        } != nil, "a ban at A reaches B again")
+    }
+}
