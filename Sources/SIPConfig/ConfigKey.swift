@@ -251,6 +251,11 @@ public struct ConfigKey: Sendable {
         .restart("shared_state.key_prefix", \.sharedState.keyPrefix, .text(minimumLength: 1), "sipedge:",
                  "prefix of every key and the channel: one per deployment sharing a Redis"),
 
+        .restart("shared_state.rate_interval_ms", \.sharedState.rateIntervalMilliseconds, .integer(100...60_000), 1_000,
+                 "each edge adds its busiest sources' counts per interval; over the limit together: limited on all"),
+        .restart("shared_state.busiest_sources", \.sharedState.busiestSources, .integer(1...10_000), 100,
+                 "sources each worker reports per interval (the top K by requests)"),
+
         .restart("log.level", \.logLevel,
                  .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"].map { ($0, $0) }), "info",
                  "SIPEDGE_LOG overrides it"),

@@ -117,6 +117,21 @@ public struct RateLimiter {
         /// The escalation step of the last ban (0: never banned); kept after the ban ends, with `bannedUntil`, so
         /// a repeat within the memory escalates. Fits the padding after `used`: the entry stays 56 bytes.
         var banStep: UInt8 = 0
+        /// Limited by the edges together (shared rate limits) until then, whatever this edge counts.
+        var sharedLimitUntil: UInt64 = 0
+    }
+
+    /// One source's requests in the current sharing interval (REGISTERs and the rest together).
+    public struct SourceCount: Equatable, Sendable {
+        public var keyHigh: UInt64
+        public var isIPv6: Bool
+        public var count: Int
+
+        public init(keyHigh: UInt64, isIPv6: Bool, count: Int) {
+            self.keyHigh = keyHigh
+            self.isIPv6 = isIPv6
+            self.count = count
+        }
     }
 
     /// A ban this limiter started on a source (not a flow), for sharing with other edges: the source's key
@@ -136,6 +151,13 @@ public struct RateLimiter {
     }
 
     public let configuration: RateLimitConfiguration
+    /// Requests per source in the current sharing interval, for the busiest-sources report (nil: not shared).
+    /// A fixed table: when its probe window is full, the smallest count there gives way (a space-saving count,
+    /// which keeps every heavy source).
+    private var intervalKeys: [UInt64]
+    private var intervalCounts: [UInt32]
+    private var intervalIsIPv6: [Bool]
+
     /// Bans started since the last ``takeStartedBans()`` (at most 256 kept: a spoofed-source storm cannot grow it).
     public private(set) var startedBans: [StartedBan] = []
     private var entries: [Entry]
@@ -149,7 +171,14 @@ public struct RateLimiter {
         while size < configuration.tableSize * 2 { size <<= 1 }  // at most half full before eviction kicks in
         entries = [Entry](repeating: Entry(), count: size)
         mask = size - 1
+        intervalKeys = [UInt64](repeating: 0, count: Self.intervalSlots)
+        intervalCounts = [UInt32](repeating: 0, count: Self.intervalSlots)
+        intervalIsIPv6 = [Bool](repeating: false, count: Self.intervalSlots)
     }
+
+    static let intervalSlots = 2_048
+    /// Count requests per source for ``takeBusiestSources(limit:)`` (on when edges share rate limits).
+    public var countsSources = false
 
     /// Counts one request from `source` (IPv6 grouped by /64) of kind `isRegister`, at `now` milliseconds.
     public mutating func check(_ source: EndpointAddress, isRegister: Bool, now: UInt64) -> Decision {
@@ -176,6 +205,11 @@ public struct RateLimiter {
         let slot = findSlot(keyHigh: keyHigh, keyLow: keyLow, now: now)
         var entry = entries[slot]
         entry.lastSeen = now
+        if countsSources && keyLow & 4 == 0 { tally(keyHigh: keyHigh, isIPv6: keyLow & 1 == 0) }
+        if entry.sharedLimitUntil > now && entry.bannedUntil <= now {
+            entries[slot] = entry
+            return .limited
+        }
         if entry.bannedUntil > now {
             // Requests during a ban are not counted: the ban ends when it was due, however long the flood goes
             // on, and a flood still going then is banned again at the next step.
@@ -214,6 +248,52 @@ public struct RateLimiter {
         }
         entries[slot] = entry
         return decision
+    }
+
+    /// Counts a request of a source (not a flow) for this interval's report.
+    private mutating func tally(keyHigh: UInt64, isIPv6: Bool) {
+        let key = keyHigh
+        var hash = (key ^ (isIPv6 ? 0x5555 : 0)) &* 0x9E37_79B9_7F4A_7C15
+        hash ^= hash >> 29
+        let start = Int(truncatingIfNeeded: hash) & (Self.intervalSlots - 1)
+        var smallest = start
+        for probe in 0..<8 {
+            let slot = (start + probe) & (Self.intervalSlots - 1)
+            if (intervalKeys[slot] == key && intervalIsIPv6[slot] == isIPv6) || intervalCounts[slot] == 0 {
+                intervalKeys[slot] = key
+                intervalIsIPv6[slot] = isIPv6
+                intervalCounts[slot] &+= 1
+                return
+            }
+            if intervalCounts[slot] < intervalCounts[smallest] { smallest = slot }
+        }
+        intervalKeys[smallest] = key
+        intervalIsIPv6[smallest] = isIPv6
+        intervalCounts[smallest] &+= 1
+    }
+
+    /// The `limit` busiest sources of the interval now ending, and a fresh interval.
+    public mutating func takeBusiestSources(limit: Int) -> [SourceCount] {
+        var counted: [SourceCount] = []
+        for slot in 0..<Self.intervalSlots where intervalCounts[slot] > 0 {
+            counted.append(SourceCount(keyHigh: intervalKeys[slot], isIPv6: intervalIsIPv6[slot],
+                                       count: Int(intervalCounts[slot])))
+            intervalCounts[slot] = 0
+        }
+        counted.sort { $0.count > $1.count }
+        return Array(counted.prefix(limit))
+    }
+
+    /// The edges together saw more from this source than the limit allows: its requests are limited (503, or
+    /// dropped per policy) here until `milliseconds` from `now`, whatever this edge counted.
+    public mutating func limitShared(_ source: SourceCount, for milliseconds: UInt64, now: UInt64) {
+        guard configuration.enabled else { return }
+        let family: UInt64 = source.isIPv6 ? 0 : 1
+        for keyLow in [family, family | 2] {
+            let slot = findSlot(keyHigh: source.keyHigh, keyLow: keyLow, now: now)
+            entries[slot].lastSeen = now
+            entries[slot].sharedLimitUntil = now + milliseconds
+        }
     }
 
     public mutating func takeStartedBans() -> [StartedBan] {

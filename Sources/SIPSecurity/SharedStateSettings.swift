@@ -8,6 +8,10 @@ public struct SharedStateSettings: Sendable, Equatable {
     public var password: String?
     /// Prefixes every key and the channel, so deployments can share one Redis.
     public var keyPrefix = "sipedge:"
+    /// Shared rate limits: each edge adds its busiest sources' counts per interval; a source over the limit
+    /// across the edges is limited on all of them for the next interval.
+    public var rateIntervalMilliseconds = 1_000
+    public var busiestSources = 100
 
     public init() {}
 }

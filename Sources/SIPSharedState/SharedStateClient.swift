@@ -21,13 +21,19 @@ public final class SharedStateClient: Sendable {
     private let log: @Sendable (String) -> Void
     private let published = Atomic<Int>(0)
     private let received = Atomic<Int>(0)
+    private let limited = Atomic<Int>(0)
 
     /// Replies later than this mean Redis is not answering (it may be stopped, not closed).
     static let replyTimeoutMilliseconds: Int32 = 1_000
     static let pollMilliseconds: Int32 = 50
 
-    public init(settings: SharedStateSettings, bans: SharedBans, edgeID: String,
+    /// Requests per interval over which a source is limited on every edge (the window limit scaled to the
+    /// interval); 0: rate limits are not shared.
+    public let sharedLimitPerInterval: Int
+
+    public init(settings: SharedStateSettings, bans: SharedBans, edgeID: String, sharedLimitPerInterval: Int = 0,
                 log: @escaping @Sendable (String) -> Void) {
+        self.sharedLimitPerInterval = sharedLimitPerInterval
         self.settings = settings
         self.bans = bans
         self.edgeID = edgeID
@@ -36,6 +42,8 @@ public final class SharedStateClient: Sendable {
 
     public var bansPublished: Int { published.load(ordering: .relaxed) }
     public var bansReceived: Int { received.load(ordering: .relaxed) }
+    /// Sources limited because the edges together saw too many requests from them.
+    public var sourcesLimitedTogether: Int { limited.load(ordering: .relaxed) }
 
     var channel: String { settings.keyPrefix + "bans" }
 
@@ -84,10 +92,17 @@ public final class SharedStateClient: Sendable {
         bans.isConnected = true
         connected()
         var lastPing = MonotonicClock.milliseconds()
+        var pendingReads: [UInt64] = []
         while !stop.isStopped {
             do {
                 let local = bans.takeLocal()
                 if !local.isEmpty { try share(local, commands, &commandBuffer) }
+                if sharedLimitPerInterval > 0 {
+                    for interval in try pushCounts(commands, &commandBuffer) where !pendingReads.contains(interval) {
+                        pendingReads.append(interval)
+                    }
+                    pendingReads = try readDueTotals(pendingReads, commands, &commandBuffer)
+                }
                 guard subscription.receive(into: &subscriptionBuffer, timeoutMilliseconds: Self.pollMilliseconds) else {
                     return "subscription closed"
                 }
@@ -159,6 +174,73 @@ public final class SharedStateClient: Sendable {
         published.wrappingAdd(local.count, ordering: .relaxed)
     }
 
+    /// Adds the workers' busiest sources of each ended interval to that interval's hash in Redis (HINCRBY, so
+    /// every edge's counts add up); returns the intervals pushed.
+    private func pushCounts(_ connection: BlockingConnection, _ buffer: inout [UInt8]) throws(Failure) -> [UInt64] {
+        let reports = bans.takeCounts()
+        guard !reports.isEmpty else { return [] }
+        var out: [UInt8] = []
+        var replies = 0
+        for (interval, sources) in reports {
+            var totals: [String: Int] = [:]
+            for source in sources { totals[field(source.keyHigh, source.isIPv6), default: 0] += source.count }
+            let key = "\(settings.keyPrefix)rate:\(interval)"
+            for (field, count) in totals {
+                out += RESP.command(["HINCRBY", key, field, String(count)])
+                replies += 1
+            }
+            out += RESP.command(["PEXPIRE", key, String(bans.intervalMilliseconds * 10)])
+            replies += 1
+        }
+        guard connection.send(out, timeoutMilliseconds: Self.replyTimeoutMilliseconds) else {
+            throw Failure(reason: "counts could not be sent")
+        }
+        for _ in 0..<replies { _ = try reply(connection, &buffer, for: "HINCRBY") }
+        return Array(reports.keys)
+    }
+
+    /// Reads each interval's totals once every edge had time to add its counts (300 ms after the interval that
+    /// follows it began), and limits on every worker the sources over the limit. Returns the reads not yet due.
+    private func readDueTotals(_ intervals: [UInt64], _ connection: BlockingConnection,
+                               _ buffer: inout [UInt8]) throws(Failure) -> [UInt64] {
+        let now = WallClock.milliseconds()
+        var waiting: [UInt64] = []
+        for interval in intervals {
+            guard now >= (interval + 1) * bans.intervalMilliseconds + Self.settleMilliseconds else {
+                waiting.append(interval)
+                continue
+            }
+            let totals = try call(connection, &buffer, ["HGETALL", "\(settings.keyPrefix)rate:\(interval)"])
+            guard case .array(let items?) = totals else { continue }
+            var over: [RateLimiter.SourceCount] = []
+            var index = 0
+            while index + 1 < items.count {
+                defer { index += 2 }
+                guard let name = items[index].text, let value = items[index + 1].text, let count = Int(value),
+                      count > sharedLimitPerInterval, let source = Self.source(fromField: name) else { continue }
+                over.append(RateLimiter.SourceCount(keyHigh: source.keyHigh, isIPv6: source.isIPv6, count: count))
+            }
+            bans.deliverLimits(over)
+            limited.wrappingAdd(over.count, ordering: .relaxed)
+        }
+        return waiting
+    }
+
+    /// Time given to the other edges to push an interval's counts before its totals are read.
+    static let settleMilliseconds: UInt64 = 300
+
+    func field(_ keyHigh: UInt64, _ isIPv6: Bool) -> String {
+        "\(isIPv6 ? "6" : "4"):\(String(keyHigh, radix: 16))"
+    }
+
+    static func source(fromField field: String) -> (keyHigh: UInt64, isIPv6: Bool)? {
+        let parts = field.split(separator: ":")
+        guard parts.count == 2, parts[0] == "4" || parts[0] == "6", let keyHigh = UInt64(parts[1], radix: 16) else {
+            return nil
+        }
+        return (keyHigh, parts[0] == "6")
+    }
+
     /// On connecting: every ban key still alive, with its remaining TTL.
     private func loadBansInForce(_ connection: BlockingConnection, _ buffer: inout [UInt8]) throws(Failure) {
         var cursor = "0"
@@ -206,7 +288,7 @@ public final class SharedStateClient: Sendable {
     }
 
     func key(for ban: RateLimiter.StartedBan) -> String {
-        "\(settings.keyPrefix)ban:\(ban.isIPv6 ? "6" : "4"):\(String(ban.keyHigh, radix: 16))"
+        "\(settings.keyPrefix)ban:\(field(ban.keyHigh, ban.isIPv6))"
     }
 
     func message(for ban: RateLimiter.StartedBan) -> String {

@@ -50,6 +50,9 @@ public final class EdgeWorker {
     /// Bans shared with other edges (nil: no shared state), and the last remote ban applied.
     private let sharedBans: SharedBans?
     private var appliedRemoteBans: UInt64 = 0
+    private var appliedSharedLimits: UInt64 = 0
+    /// The sharing interval being counted (0: not started).
+    private var countingInterval: UInt64 = 0
     /// Where the loop's time goes, for `sip_worker_busy_ratio`.
     private var loopClock = LoopClock(started: MonotonicClock.nanoseconds())
 
@@ -99,6 +102,7 @@ public final class EdgeWorker {
             audit: try AuditLog(destination: configuration.audit, linesPerSecond: configuration.auditLinesPerSecond,
                                 worker: index),
             transactions: configuration.transactions)
+        pipeline.countsSources = sharedBans != nil
         if configuration.capture.isEnabled, let target = configuration.capture.target {
             pipeline.capture = try CaptureTap(settings: configuration.capture, target: target,
                                               localAddresses: Self.captureAddresses(configuration, sockets))
@@ -167,6 +171,19 @@ public final class EdgeWorker {
         guard let sharedBans else { return }
         let started = pipeline.takeStartedBans()
         if !started.isEmpty { sharedBans.publish(started) }
+        // Shared rate limits: at each interval boundary, report the interval's busiest sources.
+        let interval = WallClock.milliseconds() / sharedBans.intervalMilliseconds
+        if interval != countingInterval {
+            if countingInterval != 0 {
+                sharedBans.publish(pipeline.takeBusiestSources(limit: sharedBans.busiestSources), interval: countingInterval)
+            }
+            countingInterval = interval
+        }
+        if sharedBans.latestLimit != appliedSharedLimits {
+            let (sources, upTo) = sharedBans.sharedLimits(after: appliedSharedLimits)
+            appliedSharedLimits = upTo
+            for source in sources { pipeline.limitShared(source, for: sharedBans.intervalMilliseconds, now: now) }
+        }
         guard sharedBans.latest != appliedRemoteBans else { return }
         let (bans, upTo) = sharedBans.remoteBans(after: appliedRemoteBans)
         appliedRemoteBans = upTo

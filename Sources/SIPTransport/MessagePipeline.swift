@@ -58,6 +58,20 @@ final class MessagePipeline {
         limiter.startedBans.isEmpty ? [] : limiter.takeStartedBans()
     }
 
+    /// Shared rate limits: count requests per source, report the busiest, apply the edges' verdicts.
+    var countsSources: Bool {
+        get { limiter.countsSources }
+        set { limiter.countsSources = newValue }
+    }
+
+    func takeBusiestSources(limit: Int) -> [RateLimiter.SourceCount] {
+        limiter.takeBusiestSources(limit: limit)
+    }
+
+    func limitShared(_ source: RateLimiter.SourceCount, for milliseconds: UInt64, now: UInt64) {
+        limiter.limitShared(source, for: milliseconds, now: now)
+    }
+
     /// A ban another edge started.
     func impose(_ ban: RateLimiter.StartedBan, now: UInt64) {
         limiter.impose(ban, now: now)
@@ -66,7 +80,11 @@ final class MessagePipeline {
     /// A reloaded policy, applied between batches. Rate-limit state survives unless the limits themselves changed.
     func apply(security: SecurityConfiguration, rateLimit: RateLimitConfiguration) {
         validator = SecurityValidator(configuration: security)
-        if rateLimit != limiter.configuration { limiter = RateLimiter(configuration: rateLimit) }
+        if rateLimit != limiter.configuration {
+            let countsSources = limiter.countsSources
+            limiter = RateLimiter(configuration: rateLimit)
+            limiter.countsSources = countsSources
+        }
         allowList = rateLimit.allowList
     }
 

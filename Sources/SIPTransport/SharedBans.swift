@@ -10,8 +10,58 @@ public final class SharedBans: Sendable {
     private let remote = Mutex<[(UInt64, RateLimiter.StartedBan)]>([])
     private let sequence = Atomic<UInt64>(0)
     private let connected = Atomic<Bool>(false)
+    /// Shared rate limits: workers' busiest sources per interval, and the sources the edges together limit.
+    private let counts = Mutex<[UInt64: [RateLimiter.SourceCount]]>([:])
+    private let limits = Mutex<[(UInt64, RateLimiter.SourceCount)]>([])
+    private let limitSequence = Atomic<UInt64>(0)
+    /// Sharing interval (wall clock, so edges agree on its boundaries) and how many sources each worker reports.
+    public let intervalMilliseconds: UInt64
+    public let busiestSources: Int
 
-    public init() {}
+    public init(intervalMilliseconds: UInt64 = 1_000, busiestSources: Int = 100) {
+        self.intervalMilliseconds = intervalMilliseconds
+        self.busiestSources = busiestSources
+    }
+
+    /// A worker's busiest sources of `interval` (wall-clock milliseconds / interval length).
+    public func publish(_ sources: [RateLimiter.SourceCount], interval: UInt64) {
+        guard !sources.isEmpty else { return }
+        counts.withLock { pending in
+            // Bounded: intervals the client has not taken for a minute are dropped.
+            if pending.count > 60, let oldest = pending.keys.min() { pending.removeValue(forKey: oldest) }
+            pending[interval, default: []].append(contentsOf: sources)
+        }
+    }
+
+    /// The client: every worker's reports, by interval.
+    public func takeCounts() -> [UInt64: [RateLimiter.SourceCount]] {
+        counts.withLock { pending in
+            defer { pending.removeAll() }
+            return pending
+        }
+    }
+
+    /// The client: sources over the limit across the edges, limited for one interval from when a worker sees it.
+    public func deliverLimits(_ sources: [RateLimiter.SourceCount]) {
+        guard !sources.isEmpty else { return }
+        limits.withLock { log in
+            var next = limitSequence.load(ordering: .relaxed)
+            for source in sources {
+                next += 1
+                log.append((next, source))
+            }
+            if log.count > 4_096 { log.removeFirst(log.count - 4_096) }
+            limitSequence.store(next, ordering: .releasing)
+        }
+    }
+
+    public var latestLimit: UInt64 { limitSequence.load(ordering: .acquiring) }
+
+    public func sharedLimits(after seen: UInt64) -> ([RateLimiter.SourceCount], UInt64) {
+        limits.withLock { log in
+            (log.filter { $0.0 > seen }.map(\.1), log.last?.0 ?? seen)
+        }
+    }
 
     /// A worker's new bans, for the other edges (at most 4,096 wait; a storm beyond that is not worth sharing
     /// ban by ban).

@@ -23,3 +23,11 @@ public enum WallClock {
         return (UInt32(truncatingIfNeeded: now.tv_sec), UInt32(now.tv_nsec / 1_000))
     }
 }
+
+extension WallClock {
+    /// Milliseconds since the Unix epoch: for intervals that several edges must agree on.
+    public static func milliseconds() -> UInt64 {
+        let now = now()
+        return UInt64(now.seconds) * 1_000 + UInt64(now.microseconds / 1_000)
+    }
+}

@@ -152,7 +152,9 @@ struct RunCommand: ParsableCommand {
                 Self.logger.info("upstream \(upstream) is \(isUp ? "up" : "down")",
                                  metadata: ["upstream": "\(upstream)", "state": "\(isUp ? "up" : "down")"])
             })
-        let sharedBans: SharedBans? = edge.sharedState.redis == nil ? nil : SharedBans()
+        let sharedBans: SharedBans? = edge.sharedState.redis == nil ? nil
+            : SharedBans(intervalMilliseconds: UInt64(edge.sharedState.rateIntervalMilliseconds),
+                         busiestSources: edge.sharedState.busiestSources)
         var sharedStateClient: SharedStateClient?
         if let sharedBans {
             var settings = edge.sharedState
@@ -165,8 +167,13 @@ struct RunCommand: ParsableCommand {
             } else if let password = ProcessInfo.processInfo.environment["SIPEDGE_REDIS_PASSWORD"], !password.isEmpty {
                 settings.password = password
             }
+            // The per-source window limit (other than REGISTER) scaled to the sharing interval.
+            let perInterval = edge.rateLimit.enabled
+                ? max(1, Int(edge.rateLimit.requestsPerWindow) * edge.sharedState.rateIntervalMilliseconds
+                      / max(1, Int(edge.rateLimit.windowMilliseconds))) : 0
             sharedStateClient = SharedStateClient(settings: settings, bans: sharedBans,
                                                   edgeID: String(SecureRandom.uint64(), radix: 16),
+                                                  sharedLimitPerInterval: perInterval,
                                                   log: { Self.logger.notice("\($0)") })
         }
         var adminServer: AdminServer?
@@ -294,6 +301,9 @@ struct RunCommand: ParsableCommand {
              Double(client?.bansPublished ?? 0)),
             ("sip_shared_bans_received_total", "counter", "Bans other edges started, applied here.",
              Double(client?.bansReceived ?? 0)),
+            ("sip_shared_limited_sources_total", "counter",
+             "Sources limited for an interval because the edges together saw too many requests from them.",
+             Double(client?.sourcesLimitedTogether ?? 0)),
         ]
     }
 

@@ -23,7 +23,7 @@ import Testing
         return process
     }
 
-    func startEdge(_ index: Int, core: Int) throws -> Process {
+    func startEdge(_ index: Int, core: Int, extra: String = "") throws -> Process {
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("shared-\(index)-\(getpid()).yaml")
         try """
             listen: udp:127.0.0.1:\(edgePort(index))
@@ -34,6 +34,7 @@ import Testing
             shared_state:
               redis: redis://127.0.0.1:\(redisPort)/0
               key_prefix: "test-\(getpid()):"
+            \(extra)
             """.write(to: config, atomically: true, encoding: .utf8)
         return try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
                                         log: "shared-edge-\(index).log")
@@ -162,5 +163,52 @@ import Testing
             usleep(20_000)
             return metric(banned, edge: 1) > bannedAtB
         } != nil, "a ban at A reaches B again")
+    }
+
+    /// 14 requests a second to each of two edges is under each one's limit (20) but over it together: both answer
+    /// 503 within a few intervals; 8 a second to each (16 together) is never limited.
+    @Test func aSourceUnderTheLimitAtEachEdgeButOverItTogetherIsLimitedOnBoth() throws {
+        let redis = try startRedis()
+        defer { ProcessHarness.stop(redis) }
+        let core = try FakeCore()
+        let limits = "rate_limit:\n  requests_per_window: 20\n  ban_multiplier: 100"
+        let edgeA = try startEdge(0, core: Int(core.address.port), extra: limits)
+        defer { ProcessHarness.stop(edgeA) }
+        let edgeB = try startEdge(1, core: Int(core.address.port), extra: limits)
+        defer { ProcessHarness.stop(edgeB) }
+        #expect(waitFor(5) { metric("sip_shared_state_up", edge: 0) == 1 && metric("sip_shared_state_up", edge: 1) == 1 } != nil)
+        let heavy = try UDPSocket(binding: EndpointAddress.parse("127.0.0.20", port: 0)!, reusePort: false)
+        let light = try UDPSocket(binding: EndpointAddress.parse("127.0.0.21", port: 0)!, reusePort: false)
+        let edges = [0, 1].map { EndpointAddress.parse("127.0.0.1", port: UInt16(edgePort($0)))! }
+        func options(_ host: String, _ index: Int) -> [UInt8] {
+            Array(("OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP \(host):5060;branch=z9hG4bK\(host)-\(index)\r\n"
+                   + "Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=f\r\nTo: <sip:a@example.com>\r\n"
+                   + "Call-ID: \(host)-\(index)\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").utf8)
+        }
+        var limitedAnswers: [String: Set<UInt16>] = [:]
+        let batch = DatagramBatch(capacity: 32, bufferSize: 4_096)
+        func collect(_ socket: UDPSocket, _ host: String) {
+            let count = batch.receive(from: socket)
+            for index in 0..<count {
+                batch.withDatagram(index) { bytes, source in
+                    if bytes.string(bytes.all).hasPrefix("SIP/2.0 503"), let source {
+                        limitedAnswers[host, default: []].insert(source.port)
+                    }
+                }
+            }
+        }
+        // 5 s: 14/s and 8/s to each edge, interleaved, bounded in count.
+        for tick in 0..<70 {
+            for edge in edges {
+                _ = heavy.send(options("127.0.0.20", tick * 2 + Int(edge.port % 2)), to: edge)
+                if tick % 7 < 4 { _ = light.send(options("127.0.0.21", tick * 2 + Int(edge.port % 2)), to: edge) }
+            }
+            usleep(71_000)
+            collect(heavy, "127.0.0.20")
+            collect(light, "127.0.0.21")
+        }
+        #expect(limitedAnswers["127.0.0.20"] == Set(edges.map(\.port)), "both edges limit the heavy source together")
+        #expect(limitedAnswers["127.0.0.21"] == nil, "the light source is never limited")
+        #expect(metric("sip_shared_limited_sources_total", edge: 0) >= 1)
     }
 }

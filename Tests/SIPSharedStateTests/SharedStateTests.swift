@@ -67,6 +67,25 @@ import Testing
         #expect(here.check(flooder, isRegister: false, now: now + configuration.banMilliseconds + 1) == .allow)
     }
 
+    @Test func theBusiestSourcesAreReportedAndALimitSharedByTheEdgesApplies() {
+        var limiter = RateLimiter(configuration: RateLimitConfiguration())
+        limiter.countsSources = true
+        let sources = ["192.0.2.1", "192.0.2.2", "2001:db8::1"].map { EndpointAddress.parse($0, port: 5060)! }
+        for (source, requests) in zip(sources, [5, 3, 1]) {
+            for index in 0..<requests { _ = limiter.check(source, isRegister: index % 2 == 0, now: 1_000) }
+        }
+        let busiest = limiter.takeBusiestSources(limit: 2)
+        #expect(busiest.map(\.count) == [5, 3], "REGISTERs and the rest count together")
+        #expect(busiest.first?.keyHigh == sources[0].high && busiest.first?.isIPv6 == false)
+        #expect(limiter.takeBusiestSources(limit: 2).isEmpty, "a new interval starts empty")
+        limiter.limitShared(RateLimiter.SourceCount(keyHigh: sources[2].high, isIPv6: true, count: 99), for: 1_000,
+                            now: 2_000)
+        #expect(limiter.check(sources[2], isRegister: false, now: 2_001) == .limited)
+        #expect(limiter.check(sources[2], isRegister: true, now: 2_500) == .limited)
+        #expect(limiter.check(sources[2], isRegister: false, now: 3_001) == .allow, "for one interval")
+        #expect(limiter.check(sources[1], isRegister: false, now: 2_001) == .allow)
+    }
+
     @Test func workersSeeEachRemoteBanOnceInOrder() {
         let exchange = SharedBans()
         let ban = RateLimiter.StartedBan(keyHigh: 1, isIPv6: false, milliseconds: 10, step: 1)
