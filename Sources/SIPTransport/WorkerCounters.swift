@@ -50,8 +50,9 @@ public struct WorkerCounters: Sendable {
     public var handled = 0
     /// Responses relayed, by class (index 0 = 1xx ... 5 = 6xx).
     public var relayedResponses = [Int](repeating: 0, count: 6)
-    /// Per upstream: requests sent, responses by class, time from forward to first response.
-    public var upstreams: [EndpointAddress: UpstreamTally] = [:]
+    /// Per upstream: requests sent, responses by class, time from forward to first response. An array searched
+    /// in order (a few upstreams; comparing three words beats hashing an address twice per call leg).
+    public var upstreams: [(address: EndpointAddress, tally: UpstreamTally)] = []
     /// HEP capture: captures handed to the kernel, and those dropped (queue full, link broken, too large).
     public var capturesSent = 0
     public var capturesDropped = 0
@@ -115,13 +116,23 @@ public struct WorkerCounters: Sendable {
     /// Counts a response from `upstream` (and, when it answers a request the edge timed, how long it took).
     mutating func countUpstreamResponse(from upstream: EndpointAddress, status: UInt16, elapsedNanoseconds: UInt64?) {
         let responseClass = min(max(Int(status / 100), 1), 6) - 1
-        upstreams[upstream, default: UpstreamTally()].responsesByClass[responseClass] += 1
+        let slot = tallySlot(upstream)
+        upstreams[slot].tally.responsesByClass[responseClass] += 1
         guard let elapsedNanoseconds else { return }
         let seconds = Double(elapsedNanoseconds) / 1e9
         var index = 0
         while index < upstreamResponseBucketBounds.count && seconds > upstreamResponseBucketBounds[index] { index += 1 }
-        upstreams[upstream, default: UpstreamTally()].responseBuckets[index] += 1
-        upstreams[upstream, default: UpstreamTally()].responseNanoseconds &+= elapsedNanoseconds
+        upstreams[slot].tally.responseBuckets[index] += 1
+        upstreams[slot].tally.responseNanoseconds &+= elapsedNanoseconds
+    }
+
+    /// The index of `upstream`'s tally, added on first use.
+    private mutating func tallySlot(_ upstream: EndpointAddress) -> Int {
+        for index in upstreams.indices where upstreams[index].address == upstream { return index }
+        // Bounded: DNS may rotate addresses for years; past 256, newcomers share the last slot's counts.
+        guard upstreams.count < 256 else { return upstreams.count - 1 }
+        upstreams.append((upstream, UpstreamTally()))
+        return upstreams.count - 1
     }
 
     /// Counts a message that left: a request to an upstream, or a response (relayed or the edge's own) by class.
@@ -133,7 +144,7 @@ public struct WorkerCounters: Sendable {
             let digit = Int(bytes[8]) - 0x30
             if digit >= 1 && digit <= 6 { relayedResponses[digit - 1] += 1 }
         } else if let upstream {
-            upstreams[upstream, default: UpstreamTally()].requests += 1
+            upstreams[tallySlot(upstream)].tally.requests += 1
         }
     }
 
