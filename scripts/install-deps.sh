@@ -4,10 +4,11 @@
 # Tests: sip-tester (SIPp), kamailio, redis-server, openssl, procps, dnsmasq-base (a DNS server with SRV records),
 # socat (Debian's SIPp has no TLS: socat TCP-LISTEN,fork -> OPENSSL bridges a SIPp -t t1 UA to a TLS listener, one
 # TLS connection per TCP connection), sngrep and tshark (HEP captures decoded independently), python3-prometheus-client
-# (the reference parser of /metrics), prometheus (its promtool checks deploy/prometheus/alerts.yml).
+# (the reference parser of /metrics), prometheus (its promtool checks deploy/prometheus/alerts.yml), python3-venv
+# (scripts/check-deploy.sh installs hadolint and kubernetes-validate from PyPI into .venv-deploy/).
 set -euo pipefail
 packages=(liburing-dev libssl-dev libc-ares-dev libjemalloc-dev pkg-config sip-tester kamailio kamailio-tls-modules sngrep
-          redis-server openssl procps dnsmasq-base socat curl python3-prometheus-client prometheus tshark)
+          redis-server openssl procps dnsmasq-base socat curl python3-prometheus-client prometheus tshark python3-venv)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

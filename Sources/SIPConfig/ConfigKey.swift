@@ -218,6 +218,8 @@ public struct ConfigKey: Sendable {
 
         .restart("flow.key", \.flowKey, .optional(.text(minimumLength: 16)), nil,
                  "secret signing flow tokens; null = random per start, so UDP registrations need renewing"),
+        .restart("flow.key_file", \.flowKeyFile, .optional(.absolutePath), nil,
+                 "file holding flow.key (a Kubernetes Secret, say); read at start, wins over flow.key"),
         .restart("flow.path", \.addPath, .bool, true,
                  "add Path with a flow token to REGISTERs, RFC 3327, so calls come down the client's flow"),
 

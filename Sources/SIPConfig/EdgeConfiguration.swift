@@ -64,6 +64,8 @@ public struct EdgeConfiguration: Sendable, Equatable {
     /// `shared_state.*`: bans shared with other edges through Redis (the password is read at start).
     public var sharedState = SharedStateSettings()
     public var redisPasswordFile: String?
+    /// `flow.key_file`: the flow key kept out of the configuration file.
+    public var flowKeyFile: String?
     /// TLS toward the upstreams (client side): trust anchors, optional client certificate.
     public var upstreamTLS = TLSConfiguration(requirePeerCertificate: true)
     /// SIP over TLS: where to listen (nil = off) and the server's certificate, key and client verification.

@@ -105,7 +105,14 @@ struct RunCommand: ParsableCommand {
         Self.startLogging(configuredLevel: edge.logLevel)
         let secret = SecureRandom.uint64()
         let flowKey: [UInt8]
-        if let configured = edge.flowKey {
+        if let path = edge.flowKeyFile {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+                  text.trimmingCharacters(in: .whitespacesAndNewlines).utf8.count >= 16 else {
+                log("sip-edge: flow.key_file: cannot read \(path), or it holds fewer than 16 characters", level: .error)
+                throw ExitCode(2)
+            }
+            flowKey = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+        } else if let configured = edge.flowKey {
             flowKey = Array(configured.utf8)
         } else {
             flowKey = SecureRandom.bytes(32)
