@@ -12,12 +12,13 @@ import Testing
     func adminPort(_ index: Int) -> Int { base + 5 + index }
     var uacPort: Int { base + 8 }
 
-    func startRedis() throws -> Process {
+    func startRedis(password: String? = nil) throws -> Process {
         let redis = try #require(ProcessHarness.which("redis-server"), "redis-server must be installed")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let process = try ProcessHarness.start(redis, ["--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "",
-                                                       "--appendonly", "no", "--dir", directory.path],
+                                                       "--appendonly", "no", "--dir", directory.path]
+                                                   + (password.map { ["--requirepass", $0] } ?? []),
                                                log: "shared-redis.log")
         usleep(300_000)
         return process
@@ -210,5 +211,25 @@ import Testing
         #expect(limitedAnswers["127.0.0.20"] == Set(edges.map(\.port)), "both edges limit the heavy source together")
         #expect(limitedAnswers["127.0.0.21"] == nil, "the light source is never limited")
         #expect(metric("sip_shared_limited_sources_total", edge: 0) >= 1)
+    }
+
+    /// A Redis that wants a password: the one in `shared_state.password_file` gets in, a wrong one does not (the
+    /// edge says why, and serves on its own).
+    @Test func thePasswordComesFromItsFileAndAWrongOneIsRefused() throws {
+        let redis = try startRedis(password: "s3cret-\(getpid())")
+        defer { ProcessHarness.stop(redis) }
+        let core = try FakeCore()
+        let right = FileManager.default.temporaryDirectory.appendingPathComponent("redis-right-\(getpid())")
+        let wrong = FileManager.default.temporaryDirectory.appendingPathComponent("redis-wrong-\(getpid())")
+        try "s3cret-\(getpid())\n".write(to: right, atomically: true, encoding: .utf8)
+        try "not-it\n".write(to: wrong, atomically: true, encoding: .utf8)
+        let edgeA = try startEdge(0, core: Int(core.address.port), extra: "  password_file: \(right.path)")
+        defer { ProcessHarness.stop(edgeA) }
+        let edgeB = try startEdge(1, core: Int(core.address.port), extra: "  password_file: \(wrong.path)")
+        defer { ProcessHarness.stop(edgeB) }
+        #expect(waitFor(5) { metric("sip_shared_state_up", edge: 0) == 1 } != nil)
+        #expect(waitFor(3) { ProcessHarness.logContents("shared-edge-1.log").contains("AUTH") } != nil)
+        #expect(metric("sip_shared_state_up", edge: 1) == 0)
+        #expect(metric("sip_shared_state_configured", edge: 1) == 1)
     }
 }
