@@ -3,7 +3,7 @@
 #
 # Method: ROUNDS rounds, each running CALLS SIPp calls at RATE calls/s through a release sip-edge (WORKERS workers)
 # twice, once with nobody scraping and once with curl fetching /metrics every 100 ms, alternating. The workers'
-# CPU (utime + stime of the threads named sip-edge-worker-N, from /proc/PID/task) is read before and after the
+# CPU (utime + stime of the threads named sip-edge-wN, from /proc/PID/task) is read before and after the
 # calls, so the admin thread's own work of rendering the page is not counted: the question is whether workers
 # notice (they only publish a snapshot every 100 ms, whether or not anyone reads it).
 # Output: per round the worker CPU per 1,000 messages with and without scraping; the medians and their ratio.
@@ -19,10 +19,10 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-worker_ticks() { # $1 = sip-edge PID: utime + stime of its worker threads
+worker_ticks() { # $1 = sip-edge PID: utime + stime of its worker threads (named sip-edge-wN)
     local total=0 task
     for task in /proc/"$1"/task/*; do
-        grep -q '^sip-edge-worker' "$task/comm" 2>/dev/null || continue
+        grep -qE '^sip-edge-w[0-9]' "$task/comm" 2>/dev/null || continue
         total=$((total + $(sed 's/^.*) //' "$task/stat" | awk '{print $12 + $13}')))
     done
     echo "$total"

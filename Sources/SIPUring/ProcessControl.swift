@@ -1,3 +1,4 @@
+import CSIPUring
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,6 +15,14 @@ public enum SecureRandom {
         var value: UInt64 = 0
         arc4random_buf(&value, MemoryLayout<UInt64>.size)
         return value
+    }
+}
+
+/// Names the calling thread for the kernel (`top -H`, `perf`, /proc/PID/task/TID/comm): Foundation's Thread.name
+/// does not on Linux. At most 15 bytes are kept.
+public enum ThreadName {
+    public static func setCurrent(_ name: String) {
+        _ = csip_set_thread_name(name)
     }
 }
 

@@ -201,7 +201,10 @@ struct RunCommand: ParsableCommand {
             let server = AdminServer(board: board, upstreamStatus: { upstreamBoard.report }, limits: limits,
                                      extraMetrics: { Self.sharedStateMetrics(client) })
             adminServer = server
-            Thread { server.serve(listener) }.start()
+            Thread {
+                ThreadName.setCurrent("sip-edge-admin")
+                server.serve(listener)
+            }.start()
             log("sip-edge: admin on http://\(adminAddress)/metrics")
         }
 
@@ -226,13 +229,17 @@ struct RunCommand: ParsableCommand {
             }
         }
         if let sharedStateClient {
-            let thread = Thread { sharedStateClient.run(until: stop) }
+            let thread = Thread {
+                ThreadName.setCurrent("sip-edge-redis")
+                sharedStateClient.run(until: stop)
+            }
             thread.name = "sip-edge-shared-state"
             thread.start()
         }
         var threads: [Thread] = []
         for index in 0..<workers {
             let thread = Thread {
+                ThreadName.setCurrent("sip-edge-w\(index)")
                 do {
                     let worker = try EdgeWorker(index: index, configuration: configuration, board: board,
                                                mailbox: mailbox, upstreams: upstreamBoard, sharedBans: sharedBans)

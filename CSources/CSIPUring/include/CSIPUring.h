@@ -67,6 +67,9 @@ int csip_attach_reuseport_steering(int fd, int ipv6, uint32_t group_size);
  */
 int csip_sd_notify(const char *state);
 
+/* Names the calling thread (at most 15 bytes kept). 0, or a negative errno. */
+int csip_set_thread_name(const char *name);
+
 /* ---------------------------------------------------------------------------------------------------------------
  * io_uring data path: one ring per worker, multishot recvmsg into a provided buffer ring, sendmsg from a slab of
  * send slots, completions decoded here so Swift sees plain events. The ring struct is opaque: liburing's types never
