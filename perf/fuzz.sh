@@ -5,7 +5,8 @@
 #   1. Builds Tests/Fuzz (a separate SwiftPM package, target SIPParserFuzzer) in release mode with libFuzzer and
 #      AddressSanitizer: Swift gets -sanitize=fuzzer,address, the C targets -fsanitize=fuzzer-no-link,address (so the
 #      C scanner is coverage-instrumented too). Scratch path: .build-fuzz/ (ignored by git).
-#   2. Copies the RFC 4475 torture messages (Tests/SIPParsingTests/Corpus/RFC4475/*.sip) into the work corpus
+#   2. Copies the RFC 4475 torture messages (Tests/SIPParsingTests/Corpus/RFC4475/*.sip) and the WebSocket seeds
+#      (Tests/Fuzz/Seeds/websocket/*.bin) into the work corpus
 #      .build-fuzz/corpus/ as seeds. The corpus persists between runs, so later runs start where earlier ones stopped.
 #   3. Runs one fuzzing process (1 core) with the SIP dictionary Tests/Fuzz/sip.dict. The harness also checks that
 #      the scalar, SSE4.2 and AVX2 scanners agree and that stream and datagram framing agree; a disagreement is
@@ -64,6 +65,9 @@ if [[ ${FUZZ_FRESH:-0} == 1 ]]; then
 fi
 mkdir -p "$CORPUS" "$ARTIFACTS"
 cp "$SEEDS"/*.sip "$CORPUS"/
+# WebSocket client streams (the harness also reads every input as one): a message, fragments with a ping between
+# them, a 16-bit length, a close.
+cp "$ROOT"/Tests/Fuzz/Seeds/websocket/*.bin "$CORPUS"/
 
 # Swift's own crash backtracer reads memory ASan treats as off limits and buries the report in a second ASan error;
 # with it off, libFuzzer prints the stack (Swift names mangled: pipe through `swift demangle --simplified`).

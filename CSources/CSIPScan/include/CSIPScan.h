@@ -290,4 +290,32 @@ size_t csip_find_non_ascii(const uint8_t *buf, size_t from, size_t to);
 }
 #endif
 
+/* WebSocket frame headers (RFC 6455 §5.2): ws_frame.c. */
+struct csip_ws_frame {
+    uint8_t fin;
+    uint8_t opcode;   /* 0 continuation, 1 text, 2 binary, 8 close, 9 ping, 10 pong */
+    uint8_t masked;
+    uint32_t mask_key;
+    uint64_t payload_length;
+    uint32_t header_length; /* bytes before the payload */
+};
+
+enum {
+    CSIP_WS_HEADER = 1,              /* a whole header: `frame` is filled */
+    CSIP_WS_NEED_MORE = 0,           /* the header is not all there yet */
+    CSIP_WS_ERROR_ARGUMENT = -1,
+    CSIP_WS_ERROR_RESERVED_BITS = -2, /* RSV1-3 set without an extension: close 1002 */
+    CSIP_WS_ERROR_OPCODE = -3,        /* a reserved opcode: close 1002 */
+    CSIP_WS_ERROR_LENGTH_ENCODING = -4, /* not the minimal length encoding, or the 64-bit length's top bit set */
+    CSIP_WS_ERROR_CONTROL_FRAME = -5, /* a control frame over 125 bytes or fragmented: close 1002 */
+    CSIP_WS_ERROR_TOO_BIG = -6,       /* payload over `max_payload`: close 1009 */
+};
+
+/* Reads one frame header from the start of `data`. */
+int csip_ws_parse_header(const uint8_t *data, size_t length, uint64_t max_payload, struct csip_ws_frame *frame);
+/* XORs `length` payload bytes with the mask, `offset` bytes into the frame's payload. */
+void csip_ws_unmask(uint8_t *payload, size_t length, uint32_t mask_key, uint64_t offset);
+/* Writes an unmasked (server) frame header; returns its length, 0 when `capacity` is too small. */
+size_t csip_ws_encode_header(uint8_t *out, size_t capacity, uint8_t opcode, int fin, uint64_t payload_length);
+
 #endif /* CSIPSCAN_H */

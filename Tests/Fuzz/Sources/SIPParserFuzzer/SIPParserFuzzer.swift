@@ -15,7 +15,10 @@
 //   5. searched for the validator's attack patterns and blocked agents at every SIMD level (Teddy prefilter), which
 //      must find the same pattern as the scalar search, on the whole input and on spans and masks from its bytes;
 //   6. searched header by header in one call (csip_patterns_find_headers, as the validator does) at every level,
-//      which must find the same pattern and line as the scalar search run on each span in order.
+//      which must find the same pattern and line as the scalar search run on each span in order;
+//   7. read as a client's WebSocket stream (RFC 6455 framing: masking, the three length encodings, fragments with
+//      control frames between them, close), whole and in chunks, which must give exactly the events of a plain
+//      byte-by-byte reading of the RFC (referenceWebSocketEvents).
 // A disagreement is a fatalError, which libFuzzer reports as a crash with the input saved as an artifact.
 //
 // main.swift starts libFuzzer (LLVMFuzzerRunDriver), which calls LLVMFuzzerTestOneInput below for every input.
@@ -370,6 +373,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     input.withPacketBytes { packet in
         let datagram = outcome(mainParser, packet, touching: true)
 
+        fuzzWebSocket(input)
         let fullGrammar = outcome(fullGrammarParser, packet)
         if fullGrammar != datagram { mismatch("one-pass common forms", "full grammar: \(fullGrammar)", "one pass: \(datagram)") }
         // The forwarding path's display-name check (NameAddress.checkForm) is never weaker than the full parse of
@@ -427,3 +431,88 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
 nonisolated(unsafe) let policy = SecurityValidator(configuration: SecurityConfiguration())
 nonisolated(unsafe) let framerScanner = try! MessageScanner()
+
+// MARK: - WebSocket framing (RFC 6455 §5), against a plain reading of the RFC
+
+/// The events a server reading `bytes` as one client stream must produce, read by the simplest code that follows
+/// RFC 6455 §5.2-5.5 byte by byte: the reference for the C header reader and WebSocketAssembler.
+func referenceWebSocketEvents(_ bytes: [UInt8], maxMessage: Int) -> [WebSocketAssembler.Event] {
+    var events: [WebSocketAssembler.Event] = []
+    var index = 0
+    var fragments: [UInt8] = []
+    var fragmentedIsText: Bool?
+    func byte(_ at: Int) -> Int? { at < bytes.count ? Int(bytes[at]) : nil }
+    while let first = byte(index), let second = byte(index + 1) {
+        let fin = first & 0x80 != 0, opcode = first & 0x0F, masked = second & 0x80 != 0
+        if first & 0x70 != 0 || ![0, 1, 2, 8, 9, 10].contains(opcode) { events.append(.failed(code: 1002)); return events }
+        var length = UInt64(second & 0x7F)
+        var position = index + 2
+        if length == 126 {
+            guard let high = byte(position), let low = byte(position + 1) else { return events }
+            length = UInt64(high << 8 | low)
+            position += 2
+            if length < 126 { events.append(.failed(code: 1002)); return events }
+        } else if length == 127 {
+            guard position + 8 <= bytes.count else { return events }
+            length = bytes[position..<(position + 8)].reduce(0) { $0 << 8 | UInt64($1) }
+            position += 8
+            if length >> 63 != 0 || length <= 0xFFFF { events.append(.failed(code: 1002)); return events }
+        }
+        let isControl = opcode & 0x08 != 0
+        if isControl && (length > 125 || !fin) { events.append(.failed(code: 1002)); return events }
+        if length > UInt64(maxMessage) { events.append(.failed(code: 1009)); return events }
+        if !masked { events.append(.failed(code: 1002)); return events }
+        guard position + 4 <= bytes.count else { return events }
+        let key = Array(bytes[position..<(position + 4)])
+        position += 4
+        guard position + Int(length) <= bytes.count else { return events }
+        let payload = (0..<Int(length)).map { bytes[position + $0] ^ key[$0 % 4] }
+        index = position + Int(length)
+        switch opcode {
+        case 9: events.append(.ping(payload))
+        case 10: events.append(.pong(payload))
+        case 8:
+            if payload.isEmpty { events.append(.close(code: 1005, reason: [])); return events }
+            if payload.count < 2 { events.append(.failed(code: 1002)); return events }
+            events.append(.close(code: UInt16(payload[0]) << 8 | UInt16(payload[1]), reason: Array(payload[2...])))
+            return events
+        case 1, 2:
+            if fragmentedIsText != nil { events.append(.failed(code: 1002)); return events }
+            if fin { events.append(.message(payload, isText: opcode == 1)) } else {
+                fragmentedIsText = opcode == 1
+                fragments = payload
+            }
+        default:  // continuation
+            guard let isText = fragmentedIsText else { events.append(.failed(code: 1002)); return events }
+            if fragments.count + payload.count > maxMessage { events.append(.failed(code: 1009)); return events }
+            fragments += payload
+            if fin {
+                events.append(.message(fragments, isText: isText))
+                fragments = []
+                fragmentedIsText = nil
+            }
+        }
+    }
+    return events
+}
+
+/// 7. the input as a client's WebSocket stream: WebSocketAssembler, fed whole and in chunks whose sizes come from
+/// the input, must produce exactly the reference's events.
+func fuzzWebSocket(_ input: [UInt8]) {
+    let maxMessage = 4_096
+    let expected = referenceWebSocketEvents(input, maxMessage: maxMessage)
+    var whole = WebSocketAssembler(maxMessage: maxMessage)
+    let wholeEvents = whole.feed(input[...])
+    if wholeEvents != expected { mismatch("WebSocket framing", "reference: \(expected)", "assembler: \(wholeEvents)") }
+    var chunked = WebSocketAssembler(maxMessage: maxMessage)
+    var chunkedEvents: [WebSocketAssembler.Event] = []
+    var index = 0
+    var step = 0
+    while index < input.count {
+        let size = 1 + Int(input[step % input.count]) % 97
+        chunkedEvents += chunked.feed(input[index..<min(index + size, input.count)])
+        index += size
+        step += 1
+    }
+    if chunkedEvents != expected { mismatch("WebSocket framing in chunks", "reference: \(expected)", "assembler: \(chunkedEvents)") }
+}
