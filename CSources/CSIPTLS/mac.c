@@ -73,3 +73,11 @@ int csip_mac_compute(struct csip_mac *mac, const uint8_t *data, size_t data_leng
     memcpy(out, digest, out_length);
     return 0;
 }
+
+int csip_sha1(const uint8_t *data, size_t data_length, uint8_t out[20]) {
+    if (out == NULL || (data == NULL && data_length != 0)) return -1;
+    static const uint8_t empty = 0;
+    unsigned int digest_length = 0;
+    if (EVP_Digest(data ? data : &empty, data_length, out, &digest_length, EVP_sha1(), NULL) != 1) return -1;
+    return digest_length == 20 ? 0 : -1;
+}

@@ -26,3 +26,14 @@ public final class MessageAuthenticator {
         return csip_mac_compute(context, data, length, &mac, mac.count) == 0
     }
 }
+
+/// SHA-1, for the one place a protocol still asks for it: the WebSocket handshake's accept value (RFC 6455 §4.2.2,
+/// where it proves the server read the key, not secrecy).
+public enum SHA1 {
+    public static func digest(_ data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 20)
+        // OpenSSL unable to hash means the process is broken; a handshake must never go out with a wrong value.
+        precondition(csip_sha1(data, data.count, &out) == 0, "SHA-1 failed")
+        return out
+    }
+}
