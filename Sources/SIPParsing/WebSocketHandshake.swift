@@ -1,4 +1,4 @@
-public import SIPBytes
+import SIPBytes
 
 /// What a WebSocket handshake must satisfy to open a SIP connection (RFC 6455 §4, RFC 7118 §4).
 public struct WebSocketHandshakePolicy: Sendable, Equatable {

@@ -1,4 +1,4 @@
-public import SIPBytes
+import SIPBytes
 public import SIPSecurity
 public import SIPTransport
 import SIPUring
