@@ -287,12 +287,19 @@ public struct RateLimiter {
     /// The edges together saw more from this source than the limit allows: its requests are limited (503, or
     /// dropped per policy) here until `milliseconds` from `now`, whatever this edge counted.
     public mutating func limitShared(_ source: SourceCount, for milliseconds: UInt64, now: UInt64) {
+        updateSource(keyHigh: source.keyHigh, isIPv6: source.isIPv6, now: now) { entry in
+            entry.sharedLimitUntil = now + milliseconds
+        }
+    }
+
+    /// Applies `change` to a source's two entries (REGISTERs and the rest), as a decision made elsewhere.
+    private mutating func updateSource(keyHigh: UInt64, isIPv6: Bool, now: UInt64, _ change: (inout Entry) -> Void) {
         guard configuration.enabled else { return }
-        let family: UInt64 = source.isIPv6 ? 0 : 1
+        let family: UInt64 = isIPv6 ? 0 : 1
         for keyLow in [family, family | 2] {
-            let slot = findSlot(keyHigh: source.keyHigh, keyLow: keyLow, now: now)
+            let slot = findSlot(keyHigh: keyHigh, keyLow: keyLow, now: now)
             entries[slot].lastSeen = now
-            entries[slot].sharedLimitUntil = now + milliseconds
+            change(&entries[slot])
         }
     }
 
@@ -304,13 +311,9 @@ public struct RateLimiter {
     /// Bans a source another edge banned, for REGISTERs and other requests alike, from `now` for the ban's
     /// length (never shortening a longer ban in force). Not announced again.
     public mutating func impose(_ ban: StartedBan, now: UInt64) {
-        guard configuration.enabled else { return }
-        let family: UInt64 = ban.isIPv6 ? 0 : 1
-        for keyLow in [family, family | 2] {
-            let slot = findSlot(keyHigh: ban.keyHigh, keyLow: keyLow, now: now)
-            entries[slot].lastSeen = now
-            entries[slot].bannedUntil = max(entries[slot].bannedUntil, now + ban.milliseconds)
-            entries[slot].banStep = max(entries[slot].banStep, UInt8(clamping: ban.step))
+        updateSource(keyHigh: ban.keyHigh, isIPv6: ban.isIPv6, now: now) { entry in
+            entry.bannedUntil = max(entry.bannedUntil, now + ban.milliseconds)
+            entry.banStep = max(entry.banStep, UInt8(clamping: ban.step))
         }
     }
 

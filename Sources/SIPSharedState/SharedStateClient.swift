@@ -296,11 +296,9 @@ public final class SharedStateClient: Sendable {
     }
 
     static func ban(fromKey key: String, prefix: String) -> RateLimiter.StartedBan? {
-        guard key.hasPrefix(prefix + "ban:") else { return nil }
-        let fields = key.dropFirst(prefix.count + 4).split(separator: ":")
-        guard fields.count == 2, fields[0] == "4" || fields[0] == "6", let keyHigh = UInt64(fields[1], radix: 16) else {
+        guard key.hasPrefix(prefix + "ban:"), let source = source(fromField: String(key.dropFirst(prefix.count + 4))) else {
             return nil
         }
-        return RateLimiter.StartedBan(keyHigh: keyHigh, isIPv6: fields[0] == "6", milliseconds: 0, step: 1)
+        return RateLimiter.StartedBan(keyHigh: source.keyHigh, isIPv6: source.isIPv6, milliseconds: 0, step: 1)
     }
 }

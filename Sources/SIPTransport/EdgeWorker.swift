@@ -470,7 +470,7 @@ extension EdgeWorker: FlowSink {
     }
 
     private func send(_ bytes: [UInt8], to flow: Flow, toUpstream: Bool) -> Bool {
-        if let streams, isPooled(flow.address) {
+        if let streams, toUpstream, !streams.pool.isEmpty {  // isPooled, with the upstream test already made
             guard let connection = streams.pooledConnection(to: flow.address) else { return false }
             return streams.send(bytes[...], on: connection)
         }

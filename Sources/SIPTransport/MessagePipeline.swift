@@ -90,7 +90,11 @@ final class MessagePipeline {
 
     /// Upstreams (exact address and port) and the allow list are never rate limited or validated.
     func isTrusted(_ source: EndpointAddress) -> Bool {
-        proxy.isUpstream(source) || allowList.contains { $0.contains(source) }
+        proxy.isUpstream(source) || isAllowListed(source)
+    }
+
+    private func isAllowListed(_ source: EndpointAddress) -> Bool {
+        allowList.contains { $0.contains(source) }
     }
 
     /// Whether a new connection from `peer` may be taken: it counts as a request for the source's rate limit, so
@@ -102,8 +106,9 @@ final class MessagePipeline {
     /// One message from `flow` (a datagram, or one framed out of a stream).
     func handle<Sink: FlowSink>(_ bytes: PacketBytes, from flow: Flow, sink: Sink) {
         counters.handled += 1
+        let fromUpstream = proxy.isUpstream(flow.address)
         guard let capture else {
-            route(bytes, from: flow, sink: sink)
+            route(bytes, from: flow, fromUpstream: fromUpstream, sink: sink)
             return
         }
         // Captured after it was handled, stamped with its arrival time, so the capture can say whether it was
@@ -111,17 +116,16 @@ final class MessagePipeline {
         let arrived = WallClock.now()
         handledWasRefused = false
         capture.begin()
-        route(bytes, from: flow, sink: sink)
-        capture.end(bytes, from: flow, isUpstream: proxy.isUpstream(flow.address), refused: handledWasRefused,
-                    time: arrived)
+        route(bytes, from: flow, fromUpstream: fromUpstream, sink: sink)
+        capture.end(bytes, from: flow, isUpstream: fromUpstream, refused: handledWasRefused, time: arrived)
     }
 
-    private func route<Sink: FlowSink>(_ bytes: PacketBytes, from flow: Flow, sink: Sink) {
+    private func route<Sink: FlowSink>(_ bytes: PacketBytes, from flow: Flow, fromUpstream: Bool, sink: Sink) {
         let source = flow.address
         let started = MonotonicClock.nanoseconds()
         defer { counters.recordLatency(nanoseconds: MonotonicClock.nanoseconds() &- started) }
         let now = started / 1_000_000
-        let isTrusted = isTrusted(source)
+        let isTrusted = fromUpstream || isAllowListed(source)
         let message: SIPMessage
         do throws(SIPParseError) {
             message = try parser.parse(bytes)
@@ -130,7 +134,6 @@ final class MessagePipeline {
             return
         }
         capture?.identify(message.bytes, callID: message.callID)
-        let fromUpstream = proxy.isUpstream(source)
         if !message.isRequest, fromUpstream {
             counters.countUpstreamResponse(from: source, status: message.statusLine!.statusCode,
                                            elapsedNanoseconds: responseClock.answered(message, at: started))

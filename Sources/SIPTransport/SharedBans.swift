@@ -6,14 +6,12 @@ import Synchronization
 /// arrives and by one atomic load per loop turn, never per message; a worker never waits on Redis.
 public final class SharedBans: Sendable {
     private let local = Mutex<[RateLimiter.StartedBan]>([])
-    /// Remote bans with their sequence numbers, the newest last (the last 4,096 kept).
-    private let remote = Mutex<[(UInt64, RateLimiter.StartedBan)]>([])
-    private let sequence = Atomic<UInt64>(0)
+    /// Bans other edges started, for every worker to apply once.
+    private let remote = SequencedLog<RateLimiter.StartedBan>()
     private let connected = Atomic<Bool>(false)
     /// Shared rate limits: workers' busiest sources per interval, and the sources the edges together limit.
     private let counts = Mutex<[UInt64: [RateLimiter.SourceCount]]>([:])
-    private let limits = Mutex<[(UInt64, RateLimiter.SourceCount)]>([])
-    private let limitSequence = Atomic<UInt64>(0)
+    private let limits = SequencedLog<RateLimiter.SourceCount>()
     /// Sharing interval (wall clock, so edges agree on its boundaries) and how many sources each worker reports.
     public let intervalMilliseconds: UInt64
     public let busiestSources: Int
@@ -43,24 +41,13 @@ public final class SharedBans: Sendable {
 
     /// The client: sources over the limit across the edges, limited for one interval from when a worker sees it.
     public func deliverLimits(_ sources: [RateLimiter.SourceCount]) {
-        guard !sources.isEmpty else { return }
-        limits.withLock { log in
-            var next = limitSequence.load(ordering: .relaxed)
-            for source in sources {
-                next += 1
-                log.append((next, source))
-            }
-            if log.count > 4_096 { log.removeFirst(log.count - 4_096) }
-            limitSequence.store(next, ordering: .releasing)
-        }
+        limits.append(sources)
     }
 
-    public var latestLimit: UInt64 { limitSequence.load(ordering: .acquiring) }
+    public var latestLimit: UInt64 { limits.latest }
 
     public func sharedLimits(after seen: UInt64) -> ([RateLimiter.SourceCount], UInt64) {
-        limits.withLock { log in
-            (log.filter { $0.0 > seen }.map(\.1), log.last?.0 ?? seen)
-        }
+        limits.items(after: seen)
     }
 
     /// A worker's new bans, for the other edges (at most 4,096 wait; a storm beyond that is not worth sharing
@@ -81,31 +68,49 @@ public final class SharedBans: Sendable {
 
     /// The client: bans other edges started.
     public func deliver(_ bans: [RateLimiter.StartedBan]) {
-        guard !bans.isEmpty else { return }
-        remote.withLock { log in
-            var next = sequence.load(ordering: .relaxed)
-            for ban in bans {
-                next += 1
-                log.append((next, ban))
-            }
-            if log.count > 4_096 { log.removeFirst(log.count - 4_096) }
-            sequence.store(next, ordering: .releasing)
-        }
+        remote.append(bans)
     }
 
     /// The newest sequence number delivered: a worker compares it with the last it applied (one atomic load).
-    public var latest: UInt64 { sequence.load(ordering: .acquiring) }
+    public var latest: UInt64 { remote.latest }
 
     /// Remote bans after `seen`, and the sequence number they run to.
     public func remoteBans(after seen: UInt64) -> ([RateLimiter.StartedBan], UInt64) {
-        remote.withLock { log in
-            (log.filter { $0.0 > seen }.map(\.1), log.last?.0 ?? seen)
-        }
+        remote.items(after: seen)
     }
 
     /// Whether the client is connected to Redis (`sip_shared_state_up`).
     public var isConnected: Bool {
         get { connected.load(ordering: .relaxed) }
         set { connected.store(newValue, ordering: .relaxed) }
+    }
+}
+
+/// Items one thread delivers and every worker reads once, in order: each gets a sequence number (the newest 4,096
+/// are kept), and the latest number sits in an atomic, so a worker with nothing new pays one load.
+final class SequencedLog<Item: Sendable>: Sendable {
+    private let entries = Mutex<[(UInt64, Item)]>([])
+    private let sequence = Atomic<UInt64>(0)
+
+    func append(_ items: [Item]) {
+        guard !items.isEmpty else { return }
+        entries.withLock { log in
+            var next = sequence.load(ordering: .relaxed)
+            for item in items {
+                next += 1
+                log.append((next, item))
+            }
+            if log.count > 4_096 { log.removeFirst(log.count - 4_096) }
+            sequence.store(next, ordering: .releasing)
+        }
+    }
+
+    var latest: UInt64 { sequence.load(ordering: .acquiring) }
+
+    /// The items after `seen`, and the sequence number they run to.
+    func items(after seen: UInt64) -> ([Item], UInt64) {
+        entries.withLock { log in
+            (log.filter { $0.0 > seen }.map(\.1), log.last?.0 ?? seen)
+        }
     }
 }
