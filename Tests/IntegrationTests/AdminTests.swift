@@ -15,7 +15,6 @@ import Glibc
     }
 
     @Test func readinessAndMetricsReflectTheUpstreamAndTheTraffic() throws {
-        let sipp = try #require(ProcessHarness.which("sipp"))
         let base = ProcessHarness.portBase(.admin)
         let (edgePort, corePort, uacPort, adminPort) = (base, base + 1, base + 2, base + 4)
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("admin-\(getpid()).yaml")
@@ -39,9 +38,7 @@ import Glibc
         #expect(notReady.contains("no upstream up and answering OPTIONS"))
 
         // An upstream that answers OPTIONS: ready within a few probe intervals.
-        let fixtures = ProcessHarness.fixtures
-        let core = try ProcessHarness.start(sipp, ["-sf", fixtures.appendingPathComponent("options-uas.xml").path,
-                                                   "-i", "127.0.0.1", "-p", "\(corePort)", "-nostdin"], log: "admin-core.log")
+        let core = try ProcessHarness.startOptionsCore(port: corePort, log: "admin-core.log")
         defer { ProcessHarness.stop(core) }
         var ready = ""
         for _ in 0..<30 {
@@ -52,10 +49,8 @@ import Glibc
         #expect(ready.hasPrefix("HTTP/1.1 200"), "\(ready)")
 
         // 25 OPTIONS through the edge, then the counters.
-        let status = try ProcessHarness.run(sipp, ["-sf", fixtures.appendingPathComponent("options-uac.xml").path,
-                                                   "127.0.0.1:\(edgePort)", "-i", "127.0.0.1", "-p", "\(uacPort)",
-                                                   "-m", "25", "-r", "50", "-timeout", "15s", "-timeout_error", "-nostdin"],
-                                            timeout: 30, log: "admin-uac.log")
+        let status = try ProcessHarness.runOptions(to: edgePort, from: uacPort, count: 25, rate: 50, timeoutSeconds: 15,
+                                                log: "admin-uac.log")
         #expect(status == 0)
         usleep(300_000)  // workers publish their counters every 100 ms
         let metrics = try get("\(admin)/metrics", name: "metrics.log")

@@ -19,7 +19,6 @@ import Testing
     }
 
     @Test func everyMessageIsCapturedWithTheAddressesPortsAndTimesOfItsExchange() throws {
-        let sipp = try #require(ProcessHarness.which("sipp"))
         let sngrep = try #require(ProcessHarness.which("sngrep"), "sngrep must be installed (scripts/install-deps.sh)")
         let tshark = try #require(ProcessHarness.which("tshark"), "tshark must be installed (scripts/install-deps.sh)")
         let base = ProcessHarness.portBase(.capture)
@@ -41,8 +40,7 @@ import Testing
               interval_ms: 60000
             """.write(to: config, atomically: true, encoding: .utf8)
         let started = Date().timeIntervalSince1970
-        let core = try ProcessHarness.start(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uas.xml").path,
-                                                   "-i", "127.0.0.1", "-p", "\(corePort)", "-nostdin"], log: "hep-core.log")
+        let core = try ProcessHarness.startOptionsCore(port: corePort, log: "hep-core.log")
         defer { ProcessHarness.stop(core) }
         let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
                                             log: "hep-edge.log")
@@ -50,10 +48,8 @@ import Testing
         usleep(700_000)
 
         // UDP: three OPTIONS from SIPp through the edge to the SIPp core.
-        let status = try ProcessHarness.run(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uac.xml").path,
-                                                   "127.0.0.1:\(edgePort)", "-i", "127.0.0.1", "-p", "\(uacPort)",
-                                                   "-m", "3", "-r", "10", "-timeout", "15s", "-timeout_error", "-nostdin"],
-                                            timeout: 30, log: "hep-uac.log")
+        let status = try ProcessHarness.runOptions(to: edgePort, from: uacPort, count: 3, rate: 10, timeoutSeconds: 15,
+                                                log: "hep-uac.log")
         #expect(status == 0)
         // TCP: one OPTIONS answered by the core, one refused by the edge (Max-Forwards 0: 483).
         let client = try #require(TestStreamClient(port: edgePort))
@@ -119,7 +115,6 @@ import Testing
 
     /// A collector that is gone (TCP, nothing listening) costs captures, counted, never calls.
     @Test func aCollectorThatIsGoneCostsCapturesNeverCalls() throws {
-        let sipp = try #require(ProcessHarness.which("sipp"))
         let base = ProcessHarness.portBase(.capture)
         let (edgePort, corePort, adminPort, deadCollector, uacPort) = (base, base + 1, base + 2, base + 4, base + 5)
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("hep-gone-\(getpid()).yaml")
@@ -133,17 +128,14 @@ import Testing
               hep: tcp:127.0.0.1:\(deadCollector)
               queue_kb: 16
             """.write(to: config, atomically: true, encoding: .utf8)
-        let core = try ProcessHarness.start(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uas.xml").path,
-                                                   "-i", "127.0.0.1", "-p", "\(corePort)", "-nostdin"], log: "hep-gone-core.log")
+        let core = try ProcessHarness.startOptionsCore(port: corePort, log: "hep-gone-core.log")
         defer { ProcessHarness.stop(core) }
         let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
                                             log: "hep-gone-edge.log")
         defer { ProcessHarness.stop(edge) }
         usleep(700_000)
-        let status = try ProcessHarness.run(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uac.xml").path,
-                                                   "127.0.0.1:\(edgePort)", "-i", "127.0.0.1", "-p", "\(uacPort)",
-                                                   "-m", "200", "-r", "200", "-timeout", "20s", "-timeout_error", "-nostdin"],
-                                            timeout: 40, log: "hep-gone-uac.log")
+        let status = try ProcessHarness.runOptions(to: edgePort, from: uacPort, count: 200, rate: 200, timeoutSeconds: 20,
+                                                log: "hep-gone-uac.log")
         #expect(status == 0, "every OPTIONS answered with the collector gone")
         usleep(300_000)
         let metrics = try ProcessHarness.httpGet("http://127.0.0.1:\(adminPort)/metrics", log: "hep-gone-metrics.log")

@@ -10,7 +10,6 @@ import Testing
         let families: Set<String>
 
         init() throws {
-            let sipp = try #require(ProcessHarness.which("sipp"))
             let base = ProcessHarness.portBase(.dashboard)
             let (edgePort, corePort, adminPort, uacPort) = (base, base + 1, base + 2, base + 3)
             let config = FileManager.default.temporaryDirectory.appendingPathComponent("observability-\(getpid()).yaml")
@@ -23,18 +22,14 @@ import Testing
                 upstream_health:
                   interval_ms: 200
                 """.write(to: config, atomically: true, encoding: .utf8)
-            let core = try ProcessHarness.start(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uas.xml").path,
-                                                       "-i", "127.0.0.1", "-p", "\(corePort)", "-nostdin"],
-                                                log: "observability-core.log")
+            let core = try ProcessHarness.startOptionsCore(port: corePort, log: "observability-core.log")
             defer { ProcessHarness.stop(core) }
             let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
                                                 log: "observability-edge.log")
             defer { ProcessHarness.stop(edge) }
             usleep(700_000)
-            let status = try ProcessHarness.run(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uac.xml").path,
-                                                       "127.0.0.1:\(edgePort)", "-i", "127.0.0.1", "-p", "\(uacPort)",
-                                                       "-m", "20", "-r", "50", "-timeout", "15s", "-timeout_error", "-nostdin"],
-                                                timeout: 30, log: "observability-uac.log")
+            let status = try ProcessHarness.runOptions(to: edgePort, from: uacPort, count: 20, rate: 50, timeoutSeconds: 15,
+                                                log: "observability-uac.log")
             #expect(status == 0)
             usleep(1_200_000)  // past one busy-ratio window and a publication
             metrics = try ProcessHarness.httpGet("http://127.0.0.1:\(adminPort)/metrics", log: "observability-metrics.log")

@@ -88,6 +88,25 @@ enum ProcessHarness {
         return exitStatus(process)
     }
 
+    /// A SIPp UAS on 127.0.0.1:`port` answering every OPTIONS (Fixtures/options-uas.xml): a core that answers.
+    static func startOptionsCore(port: Int, log: String) throws -> Process {
+        let sipp = try #require(which("sipp"))
+        return try start(sipp, ["-sf", fixtures.appendingPathComponent("options-uas.xml").path, "-i", "127.0.0.1",
+                                "-p", "\(port)", "-nostdin"], log: log)
+    }
+
+    /// `count` OPTIONS at `rate` per second from a SIPp UAC on 127.0.0.1:`localPort` to 127.0.0.1:`destination`
+    /// (Fixtures/options-uac.xml), each answered within `timeoutSeconds` or the run fails; its exit status (0:
+    /// every one answered), the run itself bounded by twice that timeout.
+    static func runOptions(to destination: Int, from localPort: Int, count: Int, rate: Int, timeoutSeconds: Int,
+                           log: String) throws -> Int32 {
+        let sipp = try #require(which("sipp"))
+        return try run(sipp, ["-sf", fixtures.appendingPathComponent("options-uac.xml").path, "127.0.0.1:\(destination)",
+                              "-i", "127.0.0.1", "-p", "\(localPort)", "-m", "\(count)", "-r", "\(rate)",
+                              "-timeout", "\(timeoutSeconds)s", "-timeout_error", "-nostdin"],
+                       timeout: TimeInterval(2 * timeoutSeconds), log: log)
+    }
+
     /// Stops a process this test started: SIGTERM, then SIGKILL after 3 s. Its children (Kamailio forks workers)
     /// are ours too: whatever of them outlives it is killed by PID, or they would hold its output open and
     /// `waitUntilExit` would never return.

@@ -120,14 +120,12 @@ import Testing
     }
 
     @Test func withRedisStoppedTheEdgesServeOnLocalStateAndShareAgainWhenItIsBack() throws {
-        let sipp = try #require(ProcessHarness.which("sipp"))
         let redis = try startRedis()
         defer {
             kill(redis.processIdentifier, SIGCONT)
             ProcessHarness.stop(redis)
         }
-        let core = try ProcessHarness.start(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uas.xml").path,
-                                                   "-i", "127.0.0.1", "-p", "\(corePort)", "-nostdin"], log: "shared-core.log")
+        let core = try ProcessHarness.startOptionsCore(port: corePort, log: "shared-core.log")
         defer { ProcessHarness.stop(core) }
         let edgeA = try startEdge(0, core: corePort)
         defer { ProcessHarness.stop(edgeA) }
@@ -139,10 +137,8 @@ import Testing
         kill(redis.processIdentifier, SIGSTOP)
         #expect(waitFor(5) { metric("sip_shared_state_up", edge: 0) == 0 && metric("sip_shared_state_up", edge: 1) == 0 } != nil)
         for edge in 0..<2 {
-            let status = try ProcessHarness.run(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uac.xml").path,
-                                                       "127.0.0.1:\(edgePort(edge))", "-i", "127.0.0.1", "-p", "\(uacPort)",
-                                                       "-m", "60", "-r", "30", "-timeout", "20s", "-timeout_error", "-nostdin"],
-                                                timeout: 40, log: "shared-uac-\(edge).log")
+            let status = try ProcessHarness.runOptions(to: edgePort(edge), from: uacPort, count: 60, rate: 30, timeoutSeconds: 20,
+                                                log: "shared-uac-\(edge).log")
             #expect(status == 0, "edge \(edge) forwarded every OPTIONS with Redis stopped")
         }
         // Local limits still hold.

@@ -25,10 +25,7 @@ import Testing
                   sendQueue: Int = 262_144, connectionsPerSecond: Int? = nil, maxConnections: Int = 3,
                   receiveBuffers: Int = 128, name: String,
                   _ body: (Process, URL) throws -> Void) throws {
-        let sipp = try #require(ProcessHarness.which("sipp"))
-        let core = try ProcessHarness.start(sipp, ["-sf", ProcessHarness.fixtures.appendingPathComponent("options-uas.xml").path,
-                                                   "-i", "127.0.0.1", "-p", "\(corePort)", "-nostdin"],
-                                            log: "\(name)-core.log")
+        let core = try ProcessHarness.startOptionsCore(port: corePort, log: "\(name)-core.log")
         defer { ProcessHarness.stop(core) }
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid()).yaml")
         try edgeConfig(certificate: certificates.serverCertificate, key: certificates.serverKey, extra: tlsExtra,
