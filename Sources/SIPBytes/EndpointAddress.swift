@@ -63,6 +63,9 @@ public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
     /// The IPv4 address as a host-order UInt32 (IPv4 only).
     public var ipv4: UInt32 { UInt32(truncatingIfNeeded: high >> 32) }
 
+    /// 0.0.0.0 or `::`: a bind to every address of its family.
+    public var isWildcard: Bool { high == 0 && low == 0 }
+
     /// Writes the address (IPv6 without brackets) as ASCII into `output`, without allocating beyond its growth.
     public func appendHost(to output: inout [UInt8]) {
         switch family {

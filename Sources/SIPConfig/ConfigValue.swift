@@ -292,3 +292,20 @@ extension ConfigValue where Value == RedisTarget {
         RedisTarget(address: target.address, database: (target.database + 1) % 16)
     })
 }
+
+extension ConfigValue where Value == WebSocketListener {
+    /// `ws:HOST:PORT` or `wss:HOST:PORT`, numeric host.
+    static let webSocketListener = scalar("ws:HOST:PORT | wss:HOST:PORT",
+                                          sample: WebSocketListener(isSecure: false,
+                                                                    address: EndpointAddress.parse("192.0.2.1", port: 8080)!),
+                                          parse: { text, path in
+        let scheme = String(text.prefix { $0 != ":" })
+        guard scheme == "ws" || scheme == "wss" else {
+            throw ConfigError(path, "expected ws:HOST:PORT or wss:HOST:PORT, got \(text)")
+        }
+        return WebSocketListener(isSecure: scheme == "wss",
+                                 address: try EdgeConfiguration.endpoint(text, scheme: scheme, path: path))
+    }, encode: { yamlScalar($0.description) }, alternative: { listener in
+        WebSocketListener(isSecure: !listener.isSecure, address: listener.address)
+    })
+}

@@ -71,6 +71,10 @@ public struct EdgeConfiguration: Sendable, Equatable {
     /// SIP over TLS: where to listen (nil = off) and the server's certificate, key and client verification.
     public var tlsListen: EndpointAddress?
     public var tls = TLSConfiguration()
+    /// SIP over WebSocket (RFC 7118): listeners (none = off), handshake rules, pings.
+    public var webSocket = WebSocketSettings()
+    /// A listener needs the `tls.*` certificate: SIP over TLS or secure WebSocket.
+    public var servesTLS: Bool { tlsListen != nil || webSocket.secure != nil }
 
     /// Concurrent admin HTTP connections; when full, the oldest unfinished one is closed.
     public var adminMaxConnections: Int
@@ -137,6 +141,17 @@ public struct EdgeConfiguration: Sendable, Equatable {
         if tlsListen != nil {
             guard tls.certificatePath != nil else { throw ConfigError("tls.certificate", "required when tls.listen is set") }
             guard tls.privateKeyPath != nil else { throw ConfigError("tls.private_key", "required when tls.listen is set") }
+        }
+        if webSocket.secure != nil {
+            guard tls.certificatePath != nil else { throw ConfigError("tls.certificate", "required when websocket.listen has wss") }
+            guard tls.privateKeyPath != nil else { throw ConfigError("tls.private_key", "required when websocket.listen has wss") }
+        }
+        for (index, listener) in webSocket.listeners.enumerated() {
+            let taken = [listen] + (tlsListen.map { [$0] } ?? []) + webSocket.listeners.prefix(index).map(\.address)
+            if taken.contains(where: { $0.port == listener.address.port && $0.family == listener.address.family
+                && ($0 == listener.address || $0.isWildcard || listener.address.isWildcard) }) {
+                throw ConfigError("websocket.listen[\(index)]", "\(listener) shares a TCP port with another listener")
+            }
         }
         if upstreams.count > UpstreamSet.maximumMembers {
             throw ConfigError("upstreams", "at most \(UpstreamSet.maximumMembers) entries")

@@ -34,6 +34,19 @@ public enum ConnectionEvent: String, Sendable, CaseIterable {
     case upstreamConnected = "upstream_connected"
     /// A pooled connection to an upstream could not be made (refused, timed out, handshake failed).
     case upstreamConnectFailed = "upstream_connect_failed"
+    /// WebSocket (RFC 6455 §4): the upgrade was accepted (101), and the connection carries SIP frames from here.
+    case webSocketOpened = "websocket_opened"
+    /// The upgrade request was refused (400, 403, 404, 426, 431) and the connection closed.
+    case webSocketHandshakeRefused = "websocket_handshake_refused"
+    /// No complete upgrade request within `websocket.handshake_timeout_ms` (slowloris): cut.
+    case webSocketHandshakeTimeout = "websocket_handshake_timeout"
+    /// The peer broke the framing (unmasked frame, bad length, bad opcode; close 1002) or sent a message past the
+    /// parse limit (close 1009).
+    case webSocketProtocolError = "websocket_protocol_error"
+    /// Idle for `websocket.ping_interval_s`, pinged, and no answer within another interval: a zombie, cut.
+    case webSocketPingTimeout = "websocket_ping_timeout"
+    /// The close handshake (RFC 6455 §5.5.1) ended the connection, whichever side began it.
+    case webSocketClosed = "websocket_closed"
 
     /// Position in `allCases`: the index of this event's counter.
     public var ordinal: Int { Self.allCases.firstIndex(of: self)! }

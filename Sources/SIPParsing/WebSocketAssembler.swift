@@ -34,6 +34,17 @@ public struct WebSocketAssembler {
     public mutating func feed(_ bytes: ArraySlice<UInt8>) -> [Event] {
         guard !failed else { return [] }
         pending.append(contentsOf: bytes)
+        return takeFrames()
+    }
+
+    /// The same, from a connection's received bytes (borrowed).
+    public mutating func feed(_ bytes: PacketBytes) -> [Event] {
+        guard !failed else { return [] }
+        bytes.append(bytes.all, to: &pending)
+        return takeFrames()
+    }
+
+    private mutating func takeFrames() -> [Event] {
         var events: [Event] = []
         var consumed = 0
         while !failed {

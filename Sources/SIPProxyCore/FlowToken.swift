@@ -5,13 +5,18 @@ public enum TransportKind: UInt8, Sendable, CaseIterable {
     case udp = 0
     case tcp = 1
     case tls = 2
+    /// SIP over WebSocket (RFC 7118), plain and over TLS: a browser's connection, clients only.
+    case ws = 3
+    case wss = 4
 
-    /// The Via transport token (RFC 3261 §20.42).
+    /// The Via transport token (RFC 3261 §20.42, RFC 7118 §5.2).
     public var viaName: StaticString {
         switch self {
         case .udp: "UDP"
         case .tcp: "TCP"
         case .tls: "TLS"
+        case .ws: "WS"
+        case .wss: "WSS"
         }
     }
 
@@ -21,10 +26,16 @@ public enum TransportKind: UInt8, Sendable, CaseIterable {
         case .udp: nil
         case .tcp: "tcp"
         case .tls: "tls"
+        case .ws: "ws"
+        case .wss: "wss"
         }
     }
 
     public var isStream: Bool { self != .udp }
+    /// Carried in WebSocket frames (RFC 6455) after an HTTP upgrade.
+    public var isWebSocket: Bool { self == .ws || self == .wss }
+    /// Encrypted with TLS (the TLS listener's certificate serves both SIP over TLS and WSS).
+    public var isEncrypted: Bool { self == .tls || self == .wss }
 }
 
 /// One client flow (RFC 5626 §3): how a message reached us, and so how to reach that client again. A UDP flow is

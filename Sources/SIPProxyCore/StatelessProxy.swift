@@ -76,6 +76,9 @@ public struct ProxyConfiguration: Sendable {
     public var upstreamTransport: TransportKind
     /// The port TLS clients reach us at (for Record-Route toward them); nil when TLS is off.
     public var advertisedTLSPort: UInt16?
+    /// The ports WebSocket clients reach us at, plain and secure (for Record-Route toward them); nil when off.
+    public var advertisedWSPort: UInt16?
+    public var advertisedWSSPort: UInt16?
     /// Proxy-Require option tags passed on for the core to honour (RFC 3261 §16.3 step 5); any other tag is
     /// refused with 420. Compared without case.
     public var proxyRequirePassthrough: [String] = []
@@ -668,9 +671,16 @@ public final class StatelessProxy {
         return count
     }
 
-    /// The port clients reach us at over `transport`: TLS has its own, UDP and TCP share the advertised one.
+    /// The port clients reach us at over `transport`: TLS, WS and WSS have their own, UDP and TCP share the
+    /// advertised one.
     private func publicPort(for transport: TransportKind) -> UInt16 {
-        transport == .tls ? configuration.advertisedTLSPort ?? configuration.advertised.port : configuration.advertised.port
+        let own: UInt16? = switch transport {
+        case .udp, .tcp: nil
+        case .tls: configuration.advertisedTLSPort
+        case .ws: configuration.advertisedWSPort
+        case .wss: configuration.advertisedWSSPort
+        }
+        return own ?? configuration.advertised.port
     }
 
     private func appendPublicHostPort(for transport: TransportKind, to out: inout [UInt8]) {
@@ -688,6 +698,7 @@ public final class StatelessProxy {
     private func isOurs(host: ByteSpan, port: UInt16?, in bytes: PacketBytes) -> Bool {
         let port = port ?? 5060
         let isPublicPort = port == configuration.advertised.port || port == configuration.advertisedTLSPort
+            || port == configuration.advertisedWSPort || port == configuration.advertisedWSSPort
         let isInternalPort = port == internalPort
         guard isPublicPort || isInternalPort,
             let address = EndpointAddress.parse(bytes, host, port: configuration.advertised.port)

@@ -27,6 +27,8 @@ final class CaptureTap {
         var upstreamUDP: EndpointAddress
         var tcp: EndpointAddress
         var tls: EndpointAddress
+        var ws: EndpointAddress
+        var wss: EndpointAddress
     }
 
     init(settings: CaptureSettings, target: CaptureTarget, localAddresses: LocalAddresses) throws {
@@ -151,6 +153,8 @@ final class CaptureTap {
         case .udp: isUpstream ? localAddresses.upstreamUDP : localAddresses.publicUDP
         case .tcp: localAddresses.tcp
         case .tls: localAddresses.tls
+        case .ws: localAddresses.ws
+        case .wss: localAddresses.wss
         }
     }
 
@@ -158,7 +162,8 @@ final class CaptureTap {
         switch transport {
         case .udp: .udp
         case .tcp: .tcp
-        case .tls: .tls
+        case .tls, .wss: .tls
+        case .ws: .tcp
         }
     }
 }

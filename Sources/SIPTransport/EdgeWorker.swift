@@ -133,7 +133,9 @@ public final class EdgeWorker {
         var upstream = listen
         upstream.port = sockets.upstreamSocket.localAddress.port
         return CaptureTap.LocalAddresses(publicUDP: sockets.publicSocket.localAddress, upstreamUDP: upstream,
-                                         tcp: listen, tls: configuration.tlsListen ?? listen)
+                                         tcp: listen, tls: configuration.tlsListen ?? listen,
+                                         ws: configuration.webSocket.plain?.address ?? listen,
+                                         wss: configuration.webSocket.secure?.address ?? listen)
     }
 
     /// Steers the public port's SO_REUSEPORT group by source address, so each client IP stays on one worker.

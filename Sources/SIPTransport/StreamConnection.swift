@@ -27,6 +27,8 @@ final class StreamConnection {
     let transport: TransportKind
     let peer: EndpointAddress
     let tls: TLSSession?
+    /// For a ws/wss connection: its upgrade, frames and pings. Nil for TCP and TLS.
+    let webSocket: WebSocketSession?
     /// For a connection of the upstream pool: its slot there. Nil for a client's connection.
     let poolSlot: Int?
     private(set) var lifecycle: Lifecycle
@@ -38,13 +40,14 @@ final class StreamConnection {
     var lastActivity: UInt64
 
     init(key: UInt32, descriptor: Int32, transport: TransportKind, peer: EndpointAddress, now: UInt64,
-         tls: TLSSession?, poolSlot: Int? = nil) {
+         tls: TLSSession?, webSocket: WebSocketSession? = nil, poolSlot: Int? = nil) {
         self.key = key
         self.descriptor = descriptor
         self.transport = transport
         self.peer = peer
         self.lastActivity = now
         self.tls = tls
+        self.webSocket = webSocket
         self.poolSlot = poolSlot
         lifecycle = poolSlot == nil ? .open : .connecting
     }

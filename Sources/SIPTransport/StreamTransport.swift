@@ -9,24 +9,38 @@ import SIPMetrics
 import Glibc
 #endif
 
-/// SIP over TCP and TLS on the worker's ring (RFC 3261 §18.3): accept, receive into provided buffers, frame by
-/// Content-Length, hand each message to the pipeline like a datagram, and send in order with one send in flight
-/// per connection; plus the pooled connections toward TCP/TLS upstreams. Every buffer is bounded: a peer that
-/// sends too much is refused, one that reads too slowly is cut.
+/// SIP over TCP, TLS, WebSocket and secure WebSocket on the worker's ring (RFC 3261 §18.3, RFC 7118): accept,
+/// receive into provided buffers, frame (by Content-Length, or by WebSocket frame), hand each message to the
+/// pipeline like a datagram, and send in order with one send in flight per connection; plus the pooled
+/// connections toward TCP/TLS upstreams. Every buffer is bounded: a peer that sends too much is refused, one that
+/// reads too slowly is cut.
 final class StreamTransport {
     static let tcpAcceptTag: UInt32 = 2
     static let tlsAcceptTag: UInt32 = 3
+    static let wsAcceptTag: UInt32 = 4
+    static let wssAcceptTag: UInt32 = 5
 
-    private let ring: URing
-    private let pipeline: MessagePipeline
+    /// The transport of the connections a listener (by its accept tag) takes.
+    static func transport(ofAcceptTag tag: UInt32) -> TransportKind {
+        switch tag {
+        case tlsAcceptTag: .tls
+        case wsAcceptTag: .ws
+        case wssAcceptTag: .wss
+        default: .tcp
+        }
+    }
+
+    let ring: URing
+    let pipeline: MessagePipeline
     private let worker: UInt8
     private let limits: StreamLimits
-    private let scanLimits: ScanLimits
+    let scanLimits: ScanLimits
+    let webSocket: WebSocketSettings
     private let upstreamTransport: TransportKind
     private let upstreamTLS: TLSContext?
     private let upstreamServerName: String?
-    private let tcpListener: StreamListener?
-    private let tlsListener: StreamListener?
+    /// The client listeners by accept tag (TCP, TLS, WS, WSS: those configured).
+    private var listeners: [UInt32: StreamListener] = [:]
     private(set) var table: StreamTable
     private(set) var pool: UpstreamPool
     /// Told when a pooled connection fails (refused, lost): a passive health failure of its upstream.
@@ -41,6 +55,8 @@ final class StreamTransport {
     private var lastIdleSweep: UInt64 = 0
     /// Scratch for TLS records on their way out.
     private var ciphertext: [UInt8] = []
+    /// Scratch for a WebSocket frame on its way out (header and message).
+    var outgoingFrame: [UInt8] = []
 
     init(ring: URing, pipeline: MessagePipeline, worker: Int, configuration: WorkerConfiguration,
          tlsContext: TLSContext?) throws {
@@ -49,6 +65,7 @@ final class StreamTransport {
         self.worker = UInt8(truncatingIfNeeded: worker)
         limits = configuration.streams
         scanLimits = configuration.parseLimits.scan
+        webSocket = configuration.webSocket
         upstreamTransport = configuration.proxy.upstreamTransport
         upstreamTLS = configuration.upstreamTLS
         upstreamServerName = configuration.upstreamPool.tlsServerName
@@ -56,26 +73,21 @@ final class StreamTransport {
         pool = UpstreamPool(upstreams: pipeline.proxy.upstreams.members.map(\.address), transport: upstreamTransport,
                             settings: configuration.upstreamPool)
         table = StreamTable(capacity: min(configuration.streams.maxConnections + pool.slots.count, 65_535))
-        if configuration.streams.tcpEnabled {
-            let listener = try StreamListener(binding: configuration.listen)
-            try ring.armAccept(on: listener, tag: Self.tcpAcceptTag)
-            tcpListener = listener
-        } else {
-            tcpListener = nil
-        }
-        if let address = configuration.tlsListen {
+        var bindings: [(UInt32, EndpointAddress)] = []
+        if configuration.streams.tcpEnabled { bindings.append((Self.tcpAcceptTag, configuration.listen)) }
+        if let address = configuration.tlsListen { bindings.append((Self.tlsAcceptTag, address)) }
+        if let plain = configuration.webSocket.plain { bindings.append((Self.wsAcceptTag, plain.address)) }
+        if let secure = configuration.webSocket.secure { bindings.append((Self.wssAcceptTag, secure.address)) }
+        for (tag, address) in bindings {
             let listener = try StreamListener(binding: address)
-            try ring.armAccept(on: listener, tag: Self.tlsAcceptTag)
-            tlsListener = listener
-        } else {
-            tlsListener = nil
+            try ring.armAccept(on: listener, tag: tag)
+            listeners[tag] = listener
         }
     }
 
     /// Steers the listeners' SO_REUSEPORT groups by source address (see `EdgeWorker.attachSourceSteering`).
     func attachSourceSteering(groupSize: Int) throws {
-        try tcpListener?.attachSourceSteering(groupSize: groupSize)
-        try tlsListener?.attachSourceSteering(groupSize: groupSize)
+        for listener in listeners.values { try listener.attachSourceSteering(groupSize: groupSize) }
     }
 
     /// Periodic work between batches: idle sweep, pool dials, paused accepts.
@@ -90,7 +102,7 @@ final class StreamTransport {
     func accept<Sink: FlowSink>(_ event: URingEvent, sink: Sink) {
         guard event.result >= 0 else { return }
         let descriptor = event.result
-        let isTLS = event.socketTag == Self.tlsAcceptTag
+        let transport = Self.transport(ofAcceptTag: event.socketTag)
         guard let peer = event.source else {
             closeStream(descriptor)
             return
@@ -107,7 +119,7 @@ final class StreamTransport {
             return
         }
         var session: TLSSession?
-        if isTLS {
+        if transport.isEncrypted {
             guard let context = tlsContext, let made = try? TLSSession(context: context, serverName: nil) else {
                 table.release(unused: key)
                 pipeline.counters.count(.tlsHandshakeFailed)
@@ -116,8 +128,10 @@ final class StreamTransport {
             }
             session = made
         }
-        let connection = StreamConnection(key: key, descriptor: descriptor, transport: isTLS ? .tls : .tcp,
-                                          peer: peer, now: now, tls: session)
+        let connection = StreamConnection(
+            key: key, descriptor: descriptor, transport: transport, peer: peer, now: now, tls: session,
+            webSocket: transport.isWebSocket
+                ? WebSocketSession(acceptedAt: now, maxMessage: Int(scanLimits.maxMessageSize)) : nil)
         table.insert(connection)
         clientConnections += 1
         pipeline.counters.openConnections[Int(connection.transport.rawValue)] += 1
@@ -137,7 +151,7 @@ final class StreamTransport {
     }
 
     private func armAccept(tag: UInt32) {
-        guard let listener = tag == Self.tlsAcceptTag ? tlsListener : tcpListener else { return }
+        guard let listener = listeners[tag] else { return }
         do {
             try ring.armAccept(on: listener, tag: tag)
         } catch {
@@ -243,6 +257,10 @@ final class StreamTransport {
 
     /// Takes every complete message off the front of the connection's input.
     private func frameMessages<Sink: FlowSink>(_ connection: StreamConnection, sink: Sink) {
+        if let session = connection.webSocket {
+            readWebSocket(connection, session, sink: sink)
+            return
+        }
         while connection.isReading {
             let frame = connection.input.withUnread { bytes in
                 StreamFramer.nextFrame(in: bytes, scanner: pipeline.parser.scanner, limits: scanLimits)
@@ -275,7 +293,7 @@ final class StreamTransport {
     }
 
     /// The flow a connection of this worker is: what its messages come from and what tokens name.
-    private func flow(of connection: StreamConnection) -> Flow {
+    func flow(of connection: StreamConnection) -> Flow {
         Flow(transport: connection.transport, worker: worker, connection: connection.key, address: connection.peer)
     }
 
@@ -301,8 +319,24 @@ final class StreamTransport {
         return connection
     }
 
-    /// Queues `bytes` toward the connection (encrypted for TLS), in order. False when the connection was cut.
+    /// Queues a SIP message toward the connection (in a WebSocket frame for ws/wss, encrypted for TLS), in order.
+    /// False when the connection was cut, or is a WebSocket not (or no longer) open.
     func send(_ bytes: ArraySlice<UInt8>, on connection: StreamConnection) -> Bool {
+        guard let session = connection.webSocket else { return transmit(bytes, on: connection) }
+        guard session.phase == .open else { return false }
+        outgoingFrame.removeAll(keepingCapacity: true)
+        // RFC 7118 §5: a text frame for UTF-8 (what browsers expect), binary for anything else (a binary body).
+        let isText = bytes.withUnsafeBytes { raw in
+            UTF8Check.isValid(PacketBytes(unsafeBorrowing: raw), ByteSpan(offset: 0, length: raw.count))
+        }
+        WebSocketFrameHeader.appendHeader(opcode: isText ? .text : .binary, payloadLength: bytes.count,
+                                          to: &outgoingFrame)
+        outgoingFrame.append(contentsOf: bytes)
+        return transmit(outgoingFrame[...], on: connection)
+    }
+
+    /// Queues bytes as they are (encrypted for TLS), in order: the stream itself, below any WebSocket framing.
+    func transmit(_ bytes: ArraySlice<UInt8>, on connection: StreamConnection) -> Bool {
         guard !connection.isClosed else { return false }
         guard let tls = connection.tls else { return queue(bytes, on: connection) }
         guard tls.write(bytes) else {
@@ -378,15 +412,23 @@ final class StreamTransport {
     /// ours to keep (the core closes them when it wants, and they are dialled again), but one that has not
     /// finished connecting (TCP or TLS handshake) within 5 s is given up and redialled later.
     private func sweepIdle(now: UInt64) {
-        guard table.count > 0, now - lastIdleSweep >= 1_000 else { return }
+        guard table.count > 0, now - lastIdleSweep >= sweepInterval else { return }
         lastIdleSweep = now
         for connection in table.all {
+            if let session = connection.webSocket, !checkWebSocketTimers(connection, session, now: now) { continue }
             if connection.poolSlot == nil, now - connection.lastActivity > limits.idleTimeoutMilliseconds {
                 close(connection, event: .idleClosed)
             } else if connection.isConnecting, now - connection.lastActivity > 5_000 {
                 close(connection, event: .upstreamConnectFailed)
             }
         }
+    }
+
+    /// Once a second; more often when WebSocket deadlines are short (a quarter of the ping interval, a fifth of
+    /// the handshake timeout), so each is kept to within that.
+    private var sweepInterval: UInt64 {
+        guard webSocket.isEnabled else { return 1_000 }
+        return max(50, min(1_000, webSocket.pingIntervalMilliseconds / 4, webSocket.handshakeTimeoutMilliseconds / 5))
     }
 
     /// On stop: every connection is closed (its peer sees FIN and reconnects elsewhere).

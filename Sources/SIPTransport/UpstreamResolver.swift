@@ -287,6 +287,9 @@ public final class UpstreamResolver {
         case .udp: "_sip._udp"
         case .tcp: "_sip._tcp"
         case .tls: "_sips._tcp"
+        // Not upstream transports (the configuration refuses them there); RFC 7118 defines no SRV labels.
+        case .ws: "_sip._tcp"
+        case .wss: "_sips._tcp"
         }
     }
 

@@ -25,6 +25,8 @@ public struct WorkerConfiguration: Sendable {
     public var streams = StreamLimits()
     /// SIP over TLS: where to listen (nil = off). The certificate rides in the ``Policy`` so a reload can swap it.
     public var tlsListen: EndpointAddress?
+    /// SIP over WebSocket: listeners (WSS uses the ``Policy``'s certificate, like TLS), handshake rules, pings.
+    public var webSocket = WebSocketSettings()
     public var upstreamPool = UpstreamPoolSettings()
     /// OPTIONS probes and the fall/rise rule; worker 0 runs them when the workers share an ``UpstreamBoard``.
     public var upstreamHealth = UpstreamHealthSettings()

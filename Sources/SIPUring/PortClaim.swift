@@ -8,7 +8,7 @@ import Glibc
 /// A public listener the configuration asks for, named the way an operator reads it: `udp 127.0.0.1:5060`.
 public struct PublicListener: Sendable, Hashable, CustomStringConvertible {
     public enum Transport: String, Sendable {
-        case udp, tcp, tls
+        case udp, tcp, tls, ws, wss
     }
 
     public let transport: Transport

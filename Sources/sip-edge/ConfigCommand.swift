@@ -28,7 +28,7 @@ struct ConfigCommand: ParsableCommand {
                                                        over: EdgeConfiguration.defaults())
                 // Certificates and keys are loaded as a start or a reload would, so a renewal that does not load
                 // (wrong key, unreadable file) is caught before systemd sends SIGHUP.
-                if edge.tlsListen != nil { _ = try TLSContext(server: edge.tls) }
+                if edge.servesTLS { _ = try TLSContext(server: edge.tls) }
                 if edge.upstreamTransport == .tls { _ = try TLSContext(client: edge.upstreamTLS) }
                 print("ok")
             } catch {

@@ -143,6 +143,9 @@ struct RunCommand: ParsableCommand {
         if configuration.dataPath != .recvmmsg {
             if configuration.streams.tcpEnabled { listeners.append(PublicListener(.tcp, listenAddress)) }
             if let tls = configuration.tlsListen { listeners.append(PublicListener(.tls, tls)) }
+            for webSocket in configuration.webSocket.listeners {
+                listeners.append(PublicListener(webSocket.isSecure ? .wss : .ws, webSocket.address))
+            }
         }
         let startupLock: StartupLock?
         do {
@@ -209,7 +212,7 @@ struct RunCommand: ParsableCommand {
         }
 
         var tlsContext: TLSContext?
-        if edge.tlsListen != nil {
+        if edge.servesTLS {
             do {
                 tlsContext = try TLSContext(server: edge.tls)
             } catch {
@@ -289,8 +292,9 @@ struct RunCommand: ParsableCommand {
         if started.paths.contains("io-uring") {
             if configuration.streams.tcpEnabled { streams += ", TCP on \(listenAddress)" }
             if let tls = configuration.tlsListen { streams += ", TLS on \(tls)" }
-        } else if configuration.streams.tcpEnabled || configuration.tlsListen != nil {
-            Self.logger.warning("TCP and TLS need io_uring, which this system refuses: serving UDP only")
+            for webSocket in configuration.webSocket.listeners { streams += ", \(webSocket)" }
+        } else if configuration.streams.tcpEnabled || configuration.tlsListen != nil || configuration.webSocket.isEnabled {
+            Self.logger.warning("TCP, TLS and WebSocket need io_uring, which this system refuses: serving UDP only")
         }
         log("sip-edge: \(workers) UDP workers (\(started.paths)) on \(listenAddress)\(streams), upstream \(upstreams.map(\.description).joined(separator: ", "))")
 
@@ -382,7 +386,7 @@ struct RunCommand: ParsableCommand {
         // A new certificate (renewed on disk) takes effect for new handshakes; one that does not load changes
         // nothing, like a configuration that does not validate.
         var tlsContext = mailbox.read().tls
-        if running.tlsListen != nil {
+        if running.servesTLS {
             do {
                 tlsContext = try TLSContext(server: next.tls)
             } catch {
@@ -392,7 +396,7 @@ struct RunCommand: ParsableCommand {
         }
         mailbox.post(Policy(security: next.security, rateLimit: next.rateLimit, tls: tlsContext))
         let changes = running.changes(to: next)
-        log("sip-edge: SIGHUP: \(running.tlsListen == nil ? "security and rate_limit" : "security, rate_limit and tls certificate") reloaded"
+        log("sip-edge: SIGHUP: \(!running.servesTLS ? "security and rate_limit" : "security, rate_limit and tls certificate") reloaded"
             + (changes.applied.isEmpty ? "" : " (changed: \(changes.applied.joined(separator: ", ")))")
             + (changes.needRestart.isEmpty ? "" : "; restart to apply \(changes.needRestart.joined(separator: ", "))"))
     }

@@ -22,6 +22,8 @@ extension EdgeConfiguration {
         proxy.proxyRequirePassthrough = proxyRequirePassthrough
         proxy.internalHost = advertiseInternal
         proxy.advertisedTLSPort = tlsListen?.port
+        proxy.advertisedWSPort = webSocket.plain?.address.port
+        proxy.advertisedWSSPort = webSocket.secure?.address.port
         var worker = WorkerConfiguration(listen: listen, proxy: proxy, parseLimits: limits, dataPath: dataPath,
                                          workers: resolvedWorkers(cores: cores), uring: uring)
         worker.security = security
@@ -30,6 +32,7 @@ extension EdgeConfiguration {
         worker.auditLinesPerSecond = auditLinesPerSecond
         worker.streams = streams
         worker.tlsListen = tlsListen
+        worker.webSocket = webSocket
         worker.upstreamPool = upstreamPool
         worker.upstreamTLS = upstreamTLS
         worker.upstreamHealth = upstreamHealth

@@ -27,28 +27,8 @@ import Testing
 
     /// Kamailio on UDP and TCP, and with `tls` also on TLS (tls module, the test CA's certificate for localhost).
     func startKamailio(log: String, certificates: TestCertificates, tls: Bool = false) throws -> Process {
-        let kamailio = try #require(ProcessHarness.which("kamailio") ?? (FileManager.default.isExecutableFile(
-            atPath: "/usr/sbin/kamailio") ? "/usr/sbin/kamailio" : nil), "kamailio must be installed")
-        let runtime = FileManager.default.temporaryDirectory.appendingPathComponent("kamailio-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: runtime, withIntermediateDirectories: true)
-        var tlsArguments: [String] = []
-        if tls {
-            let profile = "\(runtime)/tls.cfg"
-            try """
-                [server:default]
-                method = TLSv1.2+
-                certificate = \(certificates.serverCertificate)
-                private_key = \(certificates.serverKey)
-                verify_certificate = no
-                require_certificate = no
-                """.write(toFile: profile, atomically: true, encoding: .utf8)
-            tlsArguments = ["-A", "WITH_TLS", "-A", "TLS_CONFIG=\"\(profile)\"", "-l", "tls:127.0.0.1:\(ports.coreTLS)"]
-        }
-        return try ProcessHarness.start(kamailio, tlsArguments + [
-            "-f", fixture("kamailio-registrar.cfg"), "-DD", "-E", "-m", "64", "-M", "8", "-n", "1",
-            "-Y", runtime, "-P", "\(runtime)/kamailio.pid",
-            "-l", "udp:127.0.0.1:\(ports.kamailio)", "-l", "tcp:127.0.0.1:\(ports.kamailio)",
-        ], log: log)
+        try ProcessHarness.startKamailioRegistrar(port: ports.kamailio, tls: tls ? (ports.coreTLS, certificates) : nil,
+                                                  log: log)
     }
 
     /// Two workers, so flows live on different workers and Kamailio must reach each one at its own port.

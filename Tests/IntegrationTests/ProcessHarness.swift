@@ -182,11 +182,12 @@ enum ProcessHarness {
         case dashboard = 58  // edge, core, admin, spare (58...61)
         case capture = 62  // edge, core, admin, HEP collector, TCP collector, spare (62...67)
         case sharedState = 68  // redis, edges A B C, core, admins A B C, uac (68...76), spare 77
+        case webSocket = 78  // edge, ws, wss, kamailio, caller, admin, core, spare (78...85)
     }
 
-    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 160 slots of 78.
+    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 140 slots of 86.
     static func portBase(_ block: PortBlock) -> Int {
-        20_000 + Int(getpid() % 160) * 78 + block.rawValue
+        20_000 + Int(getpid() % 140) * 86 + block.rawValue
     }
 
     /// The value of one series in a Prometheus text exposition (`name{labels}` exactly as written), nil if absent.
@@ -195,6 +196,34 @@ enum ProcessHarness {
             return Double(line.dropFirst(series.count + 1).trimmingCharacters(in: .whitespaces))
         }
         return nil
+    }
+
+    /// Kamailio as the registrar and proxy of Fixtures/kamailio-registrar.cfg on UDP and TCP `port`, and with `tls`
+    /// also on TLS (tls module, the test CA's certificate for localhost) at its port.
+    static func startKamailioRegistrar(port: Int, tls: (port: Int, certificates: TestCertificates)? = nil,
+                                       log: String) throws -> Process {
+        let kamailio = try #require(which("kamailio") ?? (FileManager.default.isExecutableFile(
+            atPath: "/usr/sbin/kamailio") ? "/usr/sbin/kamailio" : nil), "kamailio must be installed")
+        let runtime = FileManager.default.temporaryDirectory.appendingPathComponent("kamailio-\(getpid())-\(port)").path
+        try FileManager.default.createDirectory(atPath: runtime, withIntermediateDirectories: true)
+        var tlsArguments: [String] = []
+        if let tls {
+            let profile = "\(runtime)/tls.cfg"
+            try """
+                [server:default]
+                method = TLSv1.2+
+                certificate = \(tls.certificates.serverCertificate)
+                private_key = \(tls.certificates.serverKey)
+                verify_certificate = no
+                require_certificate = no
+                """.write(toFile: profile, atomically: true, encoding: .utf8)
+            tlsArguments = ["-A", "WITH_TLS", "-A", "TLS_CONFIG=\"\(profile)\"", "-l", "tls:127.0.0.1:\(tls.port)"]
+        }
+        return try start(kamailio, tlsArguments + [
+            "-f", fixtures.appendingPathComponent("kamailio-registrar.cfg").path, "-DD", "-E", "-m", "64", "-M", "8",
+            "-n", "1", "-Y", runtime, "-P", "\(runtime)/kamailio.pid",
+            "-l", "udp:127.0.0.1:\(port)", "-l", "tcp:127.0.0.1:\(port)",
+        ], log: log)
     }
 
     /// SIPp has no TLS here: a client's TCP connection to `listenPort` goes through socat, which speaks TLS

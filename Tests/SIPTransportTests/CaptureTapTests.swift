@@ -17,7 +17,8 @@ import Testing
         // A collector address nothing listens on: these tests read the queue, they never flush it.
         let target = CaptureTarget(transport: .udp, address: EndpointAddress.parse("127.0.0.1", port: 9)!)
         return try CaptureTap(settings: settings, target: target, localAddresses: CaptureTap.LocalAddresses(
-            publicUDP: Self.local, upstreamUDP: Self.local, tcp: Self.local, tls: Self.local))
+            publicUDP: Self.local, upstreamUDP: Self.local, tcp: Self.local, tls: Self.local, ws: Self.local,
+            wss: Self.local))
     }
 
     static func message(_ callID: String) -> [UInt8] {

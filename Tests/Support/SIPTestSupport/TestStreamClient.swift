@@ -42,15 +42,7 @@ public final class TestStreamClient {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    public func send(_ text: String) {
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if sent <= 0 { return }
-            offset += sent
-        }
-    }
+    public func send(_ text: String) { send(bytes: Array(text.utf8)) }
 
     /// Reads until `done` holds for everything received so far, the peer closes, or `timeout` seconds pass.
     /// Returns everything received on this connection.
@@ -80,4 +72,19 @@ public final class TestStreamClient {
     public private(set) var peerClosed = false
 
     public var text: String { String(decoding: received, as: UTF8.self) }
+
+    /// Everything received and not dropped yet, as bytes (for binary protocols read piece by piece).
+    public var bytes: [UInt8] { received }
+
+    /// Forgets the first `count` received bytes (a piece already read).
+    public func drop(_ count: Int) { received.removeFirst(min(count, received.count)) }
+
+    public func send(bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent <= 0 { return }
+            offset += sent
+        }
+    }
 }

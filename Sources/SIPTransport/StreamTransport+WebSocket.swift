@@ -1,0 +1,109 @@
+import SIPBytes
+import SIPMetrics
+import SIPParsing
+import SIPUring
+
+/// SIP over WebSocket (RFC 7118) on the stream machinery: the upgrade request, frames in and out, the close
+/// handshake, and pings that find dead peers. Everything below (TCP, TLS for wss, buffers, send order) is the
+/// connection's as for SIP over TCP/TLS.
+extension StreamTransport {
+    /// Reads what the connection's input holds: the upgrade request while handshaking, then frames.
+    func readWebSocket<Sink: FlowSink>(_ connection: StreamConnection, _ session: WebSocketSession, sink: Sink) {
+        if session.phase == .handshaking {
+            let head = connection.input.withUnread { $0.copyBytes($0.all) }
+            switch WebSocketHandshake.read(head, policy: webSocket.handshake) {
+            case .needMore:
+                return
+            case .refuse(_, let response):
+                pipeline.counters.count(.webSocketHandshakeRefused)
+                session.closing()
+                connection.input.consume(connection.input.unreadCount)
+                if transmit(response[...], on: connection), connection.beginClosing() { close(connection, event: nil) }
+                return
+            case .accept(let response, let consumed, _, _):
+                connection.input.consume(consumed)
+                session.opened()
+                pipeline.counters.count(.webSocketOpened)
+                guard transmit(response[...], on: connection) else { return }
+            }
+        }
+        guard connection.input.unreadCount > 0 else { return }
+        let events = connection.input.withUnread { session.assembler.feed($0) }
+        connection.input.consume(connection.input.unreadCount)
+        for event in events {
+            guard !connection.isClosed else { return }
+            switch event {
+            case .message(let message, _):
+                // After a close frame nothing more is taken (RFC 6455 §5.5.1).
+                guard session.phase == .open else { continue }
+                let isKeepalive = message.withPacketBytes { EdgeWorker.isKeepalive($0) }
+                guard !isKeepalive else {
+                    // An RFC 5626 CRLF keep-alive inside a frame (SIP.js sends them): answered like on TCP.
+                    pipeline.counters.keepalives += 1
+                    _ = send(StreamTransport.pong[...], on: connection)
+                    continue
+                }
+                pipeline.counters.received += 1
+                let flow = flow(of: connection)
+                message.withPacketBytes { pipeline.handle($0, from: flow, sink: sink) }
+            case .ping(let payload):
+                guard session.phase == .open else { continue }
+                _ = transmit(WebSocketAssembler.frame(.pong, payload)[...], on: connection)
+            case .pong:
+                session.pingSentAt = nil
+            case .close(let code, _):
+                pipeline.counters.count(.webSocketClosed)
+                if session.phase == .open {
+                    session.closing()
+                    let echo = WebSocketSession.echo(ofClose: code)
+                    let frame = echo.map { WebSocketAssembler.closeFrame(code: $0) } ?? WebSocketAssembler.frame(.close, [])
+                    guard transmit(frame[...], on: connection) else { return }
+                }
+                if connection.beginClosing() { close(connection, event: nil) }
+            case .failed(let code):
+                pipeline.counters.count(.webSocketProtocolError)
+                closeWebSocket(connection, session, code: code, reason: code == 1009 ? "message too big" : "protocol error")
+            }
+        }
+    }
+
+    /// Ends a WebSocket from our side: a close frame with `code`, then the connection once it is sent.
+    func closeWebSocket(_ connection: StreamConnection, _ session: WebSocketSession, code: UInt16, reason: String) {
+        let wasOpen = session.phase == .open
+        session.closing()
+        if wasOpen {
+            guard transmit(WebSocketAssembler.closeFrame(code: code, reason: reason)[...], on: connection) else { return }
+        }
+        if connection.beginClosing() { close(connection, event: nil) }
+    }
+
+    /// The WebSocket deadlines at a sweep: the handshake timeout, and the ping that finds a dead peer (pinged
+    /// after half the interval silent, cut after a whole interval without an answer: found within two). False
+    /// when the connection was closed here.
+    func checkWebSocketTimers(_ connection: StreamConnection, _ session: WebSocketSession, now: UInt64) -> Bool {
+        switch session.phase {
+        case .handshaking:
+            guard now - session.acceptedAt < webSocket.handshakeTimeoutMilliseconds else {
+                close(connection, event: .webSocketHandshakeTimeout)
+                return false
+            }
+        case .open:
+            let interval = webSocket.pingIntervalMilliseconds
+            if let sent = session.pingSentAt {
+                if connection.lastActivity >= sent {
+                    session.pingSentAt = nil  // anything received since shows the peer is there
+                } else if now - sent >= interval {
+                    close(connection, event: .webSocketPingTimeout)
+                    return false
+                }
+            }
+            if session.pingSentAt == nil, now - connection.lastActivity >= interval / 2 {
+                session.pingSentAt = now
+                _ = transmit(WebSocketAssembler.frame(.ping, [])[...], on: connection)
+            }
+        case .closing:
+            break
+        }
+        return !connection.isClosed
+    }
+}
