@@ -351,8 +351,23 @@ public final class StatelessProxy {
                 out.append(ascii: "\r\n")
             }
         }
+        insertContentLengthIfFramingNeedsIt(message, toward: destination)
         editor.apply(to: bytes, end: message.messageEnd, into: &output)
         return .forward(to: destination)
+    }
+
+    /// RFC 3261 §18.3: over TCP/TLS, Content-Length is what frames a message; a datagram or a WebSocket frame
+    /// carried its length without one (§20.14 lets those leave it out). Added when the message goes onto a stream,
+    /// as the last header (before the blank line: no other edit reaches past it).
+    private func insertContentLengthIfFramingNeedsIt(_ message: SIPMessage, toward destination: Flow) {
+        guard destination.transport.isStream, !destination.transport.isWebSocket,
+              message.firstIndex(of: .contentLength) == nil, message.body.start >= 2 else { return }
+        let length = message.messageEnd - message.body.start
+        editor.insert(at: message.body.start - 2) { out in
+            out.append(ascii: "Content-Length: ")
+            appendDecimal(UInt64(length), to: &out)
+            out.append(ascii: "\r\n")
+        }
     }
 
     /// The port the core reaches this worker at (the advertised one when no worker port is set).
@@ -621,6 +636,7 @@ public final class StatelessProxy {
         let viaIndex = message.topViaHeaderIndex
         deleteFirstElement(of: viaIndex, line: message.header(at: viaIndex), element: message.topVia.span,
                            in: message)
+        insertContentLengthIfFramingNeedsIt(message, toward: destination)
         editor.apply(to: bytes, end: message.messageEnd, into: &output)
         return .forward(to: destination)
     }

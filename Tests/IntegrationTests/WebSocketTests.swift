@@ -25,7 +25,20 @@ import Testing
     /// sip-edge (2 workers: flows live on either) with ws and wss listeners in front of `upstream`.
     func startEdge(_ name: String, certificates: TestCertificates, upstream: Int, webSocket extra: String = "")
         throws -> Process {
+        let config = try writeConfig(name, certificates: certificates, upstream: upstream, webSocket: extra)
+        let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
+                                            log: "\(name)-edge.log")
+        usleep(600_000)
+        #expect(ProcessHarness.isRunning(edge), "sip-edge exited: \(ProcessHarness.logContents("\(name)-edge.log"))")
+        return edge
+    }
+
+    @discardableResult
+    func writeConfig(_ name: String, certificates: TestCertificates, upstream: Int, webSocket extra: String = "",
+                     renewed: Bool = false) throws -> URL {
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid()).yaml")
+        let certificate = renewed ? certificates.renewedServerCertificate : certificates.serverCertificate
+        let key = renewed ? certificates.renewedServerKey : certificates.serverKey
         try """
             listen: udp:127.0.0.1:\(ports.edge)
             upstreams: [sip:127.0.0.1:\(upstream)]
@@ -33,19 +46,42 @@ import Testing
             admin:
               listen: 127.0.0.1:\(ports.admin)
             tls:
-              certificate: \(certificates.serverCertificate)
-              private_key: \(certificates.serverKey)
+              certificate: \(certificate)
+              private_key: \(key)
             websocket:
               listen: [ws:127.0.0.1:\(ports.ws), wss:127.0.0.1:\(ports.wss)]
             \(extra.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
             flow:
               key: websocket-test-flow-key-0123456789
             """.write(to: config, atomically: true, encoding: .utf8)
-        let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path, ["--config", config.path],
-                                            log: "\(name)-edge.log")
-        usleep(600_000)
-        #expect(ProcessHarness.isRunning(edge), "sip-edge exited: \(ProcessHarness.logContents("\(name)-edge.log"))")
-        return edge
+        return config
+    }
+
+    /// wss is the TLS listener's code: SIGHUP re-reads the certificate, new wss handshakes get the renewed one and
+    /// a session opened before keeps going.
+    @Test func wssServesTheReloadedCertificateToNewConnections() throws {
+        let certificates = try TestCertificates.make()
+        defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
+        let core = try ProcessHarness.startOptionsCore(port: ports.core, log: "websocket-reload-core.log")
+        defer { ProcessHarness.stop(core) }
+        let edge = try startEdge("websocket-reload", certificates: certificates, upstream: ports.core)
+        defer { ProcessHarness.stop(edge) }
+        let upgrade = WebSocketTestClient.upgradeRequest()
+        let first = try OpenSSLClient(port: ports.wss, certificates: certificates, name: "wss-first")
+        defer { first.stop() }
+        first.send(upgrade)
+        #expect(first.waitFor("101 Switching Protocols"), "\(first.output)")
+        #expect(!first.output.contains("renewed.localhost"))
+        try writeConfig("websocket-reload", certificates: certificates, upstream: ports.core, renewed: true)
+        kill(edge.processIdentifier, SIGHUP)
+        #expect(waitFor("tls certificate reloaded", inLog: "websocket-reload-edge.log", seconds: 3))
+        let second = try OpenSSLClient(port: ports.wss, certificates: certificates, name: "wss-second")
+        defer { second.stop() }
+        second.send(upgrade)
+        #expect(second.waitFor("101 Switching Protocols"), "\(second.output)")
+        #expect(second.output.contains("renewed.localhost"), "new wss sessions get the renewed certificate")
+        #expect(ProcessHarness.isRunning(first.process), "the session opened before the reload is still up")
+        #expect(try metric("sip_active_connections{transport=\"wss\"}", reaching: 2) == 2)
     }
 
     func metric(_ series: String) throws -> Double {

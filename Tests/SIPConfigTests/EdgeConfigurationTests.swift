@@ -81,6 +81,15 @@ import Testing
         ("rate_limit:\n  ban_ms: 10000\n  ban_max_ms: 5000", "rate_limit.ban_ms"),
         ("rate_limit:\n  ban_memory_s: 1000000", "rate_limit.ban_memory_s"),
         ("rate_limit:\n  ban_max_ms: -1", "rate_limit.ban_max_ms"),
+        ("websocket:\n  listen: [http:127.0.0.1:8080]", "websocket.listen[0]"),
+        ("websocket:\n  listen: [ws:example.com:8080]", "websocket.listen[0]"),
+        ("websocket:\n  listen: [wss:127.0.0.1:8443]", "tls.certificate"),
+        ("websocket:\n  listen: [ws:127.0.0.1:5060]", "websocket.listen[0]"),
+        ("websocket:\n  listen: [ws:0.0.0.0:8080, ws:127.0.0.1:8080]", "websocket.listen[1]"),
+        ("websocket:\n  paths: []", "websocket.paths"),
+        ("websocket:\n  ping_interval_s: 0", "websocket.ping_interval_s"),
+        ("websocket:\n  handshake_timeout_ms: 10", "websocket.handshake_timeout_ms"),
+        ("upstream_transport: ws", "upstream_transport"),
     ])
     func badValuesAreRefusedNamingTheirKey(_ yaml: String, _ keyPath: String) {
         #expect {
@@ -88,6 +97,28 @@ import Testing
         } throws: { error in
             (error as? ConfigError)?.keyPath == keyPath
         }
+    }
+
+    @Test func webSocketListenersAndTheirRulesRead() throws {
+        #expect(!EdgeConfiguration.defaults().webSocket.isEnabled, "off by default")
+        let configuration = try EdgeConfiguration.parse(yaml: """
+            tls:
+              certificate: /etc/sip-edge/cert.pem
+              private_key: /etc/sip-edge/key.pem
+            websocket:
+              listen: [ws:0.0.0.0:8080, "wss:[::1]:8443"]
+              paths: [/, /ws]
+              allowed_origins: [https://app.example.com, "*.example.net"]
+              handshake_timeout_ms: 2000
+              ping_interval_s: 20
+            """)
+        #expect(configuration.webSocket.plain?.address == EndpointAddress.parse("0.0.0.0", port: 8_080))
+        #expect(configuration.webSocket.secure?.address == EndpointAddress.parse("::1", port: 8_443))
+        #expect(configuration.webSocket.handshake.paths == ["/", "/ws"])
+        #expect(configuration.webSocket.handshake.allowedOrigins == ["https://app.example.com", "*.example.net"])
+        #expect(configuration.webSocket.handshakeTimeoutMilliseconds == 2_000)
+        #expect(configuration.webSocket.pingIntervalMilliseconds == 20_000)
+        #expect(configuration.servesTLS, "wss needs the certificate loaded like tls.listen")
     }
 
     @Test func bansEscalateFromAShortFirstBanByDefaultAndTheirKeysRead() throws {

@@ -255,3 +255,103 @@ private func parameter(_ name: String, in line: String) -> String? {
         #expect(response.filter { $0.hasPrefix("Via:") } == [clientVia])
     }
 }
+
+/// SIP over WebSocket (RFC 7118 §5, RFC 5626): a browser's flow is a connection like TCP, its Via and Contact hosts
+/// are `.invalid` names that lead nowhere, and Record-Route toward it names the WS or WSS listener.
+@Suite struct WebSocketFlowTests {
+    static let wsPhone = Flow(transport: .ws, worker: 1, connection: 0x0002_0004,
+                              address: EndpointAddress.parse("192.0.2.10", port: 51_000)!)
+    static let wssPhone = Flow(transport: .wss, worker: 0, connection: 0x0001_0009,
+                               address: EndpointAddress.parse("192.0.2.11", port: 52_000)!)
+
+    func webSocketProxy(upstreamTransport: TransportKind = .udp) -> StatelessProxy {
+        var configuration = ProxyConfiguration(advertised: edge, upstreams: [core], flowKey: key,
+                                               upstreamTransport: upstreamTransport, worker: 1,
+                                               internalPort: internalPort)
+        configuration.advertisedWSPort = 8_080
+        configuration.advertisedWSSPort = 8_443
+        return StatelessProxy(configuration: configuration)
+    }
+
+    @Test func aRegisterOverWebSocketGetsAPathAndAViaTokenForItsConnection() throws {
+        let (decision, out) = try process([
+            "REGISTER sip:example.com SIP/2.0", "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKws1",
+            "Max-Forwards: 70", "From: <sip:alice@example.com>;tag=w1", "To: <sip:alice@example.com>",
+            "Call-ID: ws-reg-1", "CSeq: 1 REGISTER", "Contact: <sip:alice@df7jal23ls0d.invalid;transport=ws>",
+            "Content-Length: 0",
+        ], from: Self.wsPhone, proxy: webSocketProxy())
+        #expect(decision == .forward(to: .udp(core)))
+        let path = try #require(out.first { $0.hasPrefix("Path: ") })
+        #expect(decode(try #require(parameter("ft", in: path))) == Self.wsPhone)
+        let via = try #require(out.first { $0.hasPrefix("Via: SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bK") })
+        #expect(decode(try #require(parameter("ft", in: via))) == Self.wsPhone)
+        // The client's .invalid sent-by says nothing: where it really is goes in received (RFC 3261 §18.2.1).
+        #expect(out.contains("Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKws1;received=192.0.2.10"))
+    }
+
+    @Test(arguments: [(WebSocketFlowTests.wsPhone, "8080;transport=ws"), (WebSocketFlowTests.wssPhone, "8443;transport=wss")])
+    func aCallFromTheCoreGoesDownTheWebSocketAndRecordRoutesItsListener(flow: Flow, publicEntry: String) throws {
+        let (decision, out) = try process([
+            "INVITE sip:alice@df7jal23ls0d.invalid;transport=ws SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKcorews",
+            "Route: <sip:127.0.0.1:41000;lr;ft=\(token(flow))>", "Record-Route: <sip:127.0.0.1:5070;lr>",
+            "Max-Forwards: 69", "From: <sip:bob@example.com>;tag=b1", "To: <sip:alice@example.com>",
+            "Call-ID: ws-call-1", "CSeq: 1 INVITE", "Content-Length: 0",
+        ], from: .udp(core), proxy: webSocketProxy())
+        #expect(decision == .forward(to: flow))
+        #expect(out[1].hasPrefix("Via: SIP/2.0/\(flow.transport.viaName) 127.0.0.1:\(publicEntry.prefix(4));rport;branch="))
+        let recordRoutes = out.filter { $0.hasPrefix("Record-Route:") }
+        #expect(recordRoutes.first == "Record-Route: <sip:127.0.0.1:\(publicEntry);lr>", "\(recordRoutes)")
+        #expect(decode(try #require(parameter("ft", in: recordRoutes[1]))) == flow)
+    }
+
+    @Test func anInDialogRequestFromTheBrowserPopsTheWebSocketRouteAndReachesTheCore() throws {
+        let (decision, out) = try process([
+            "BYE sip:bob@127.0.0.1:5070 SIP/2.0", "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKws2",
+            "Route: <sip:127.0.0.1:8080;transport=ws;lr>, <sip:127.0.0.1:41000;lr;ft=\(token(Self.wsPhone))>",
+            "Route: <sip:127.0.0.1:5070;lr>",
+            "Max-Forwards: 70", "From: <sip:alice@example.com>;tag=a1", "To: <sip:bob@example.com>;tag=b1",
+            "Call-ID: ws-call-1", "CSeq: 2 BYE", "Content-Length: 0",
+        ], from: Self.wsPhone, proxy: webSocketProxy())
+        #expect(decision == .forward(to: .udp(core)))
+        #expect(out.filter { $0.hasPrefix("Route:") } == ["Route: <sip:127.0.0.1:5070;lr>"], "both of our entries popped")
+    }
+
+    @Test func aRequestFromTheCoreForAnInvalidHostWithoutATokenIsNeverRouted() throws {
+        let (decision, out) = try process([
+            "INVITE sip:alice@df7jal23ls0d.invalid;transport=ws SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKcore-invalid", "Max-Forwards: 69",
+            "From: <sip:bob@example.com>;tag=b2", "To: <sip:alice@example.com>", "Call-ID: ws-call-2",
+            "CSeq: 1 INVITE", "Content-Length: 0",
+        ], from: .udp(core), proxy: webSocketProxy())
+        #expect(decision == .reply(status: 502, to: .udp(core)))
+        #expect(out[0].hasPrefix("SIP/2.0 502"))
+    }
+
+    /// RFC 3261 §18.3: a datagram or WebSocket message may leave Content-Length out; on a TCP stream it is what
+    /// frames the message, so one is added when such a message goes onto TCP/TLS (and only then).
+    @Test func contentLengthIsAddedWhereAStreamNeedsIt() throws {
+        let options = [
+            "OPTIONS sip:core@127.0.0.1 SIP/2.0", "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKws3",
+            "Max-Forwards: 70", "From: <sip:alice@example.com>;tag=a3", "To: <sip:core@127.0.0.1>",
+            "Call-ID: ws-options-3", "CSeq: 1 OPTIONS",
+        ]
+        let toTCP = try process(options, from: Self.wsPhone, proxy: webSocketProxy(upstreamTransport: .tcp)).1
+        #expect(toTCP.filter { $0.hasPrefix("Content-Length:") } == ["Content-Length: 0"], "\(toTCP)")
+        let toUDP = try process(options, from: Self.wsPhone, proxy: webSocketProxy()).1
+        #expect(!toUDP.contains { $0.hasPrefix("Content-Length:") })
+        let withBody = try process(options + ["Content-Type: text/plain"], from: .udp(phone),
+                                   proxy: webSocketProxy(upstreamTransport: .tcp), body: "hello")
+        #expect(withBody.1.contains("Content-Length: 5"), "\(withBody.1)")
+        // A response from the core without one, on its way down a TCP client's connection.
+        let response = try process([
+            "SIP/2.0 200 OK", "Via: SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bKx;ft=\(token(tcpPhone))",
+            "Via: SIP/2.0/TCP 10.0.0.5:5062;branch=z9hG4bKclient;received=192.0.2.10",
+            "From: <sip:alice@example.com>;tag=a4", "To: <sip:core@127.0.0.1>;tag=c4", "Call-ID: tcp-4",
+            "CSeq: 1 OPTIONS",
+        ], from: .udp(core), proxy: webSocketProxy())
+        #expect(response.0 == .forward(to: tcpPhone))
+        #expect(response.1.contains("Content-Length: 0"), "\(response.1)")
+        #expect(!response.1.contains { $0.contains("127.0.0.1:5060;rport") }, "our Via popped")
+    }
+}

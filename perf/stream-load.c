@@ -1,0 +1,280 @@
+/*
+ * stream-load: SIP load over TCP or WebSocket for perf/websocket-bench.sh, and the SIP core behind the edge.
+ *
+ *   stream-load tcp|ws EDGE_PORT CORE_PORT CONNECTIONS EXCHANGES SECONDS
+ *
+ * Opens CONNECTIONS to 127.0.0.1:EDGE_PORT (for ws: the HTTP upgrade with the "sip" subprotocol first), and
+ * keeps one OPTIONS in flight on each until EXCHANGES answers came back or SECONDS passed. Requests are built
+ * once per connection (8 distinct branches and Call-IDs, cycled); WebSocket frames are masked once when built,
+ * as a browser's would be masked on the fly, so the client spends no CPU on masking during the run.
+ *
+ * The same process is the core: a UDP socket on 127.0.0.1:CORE_PORT answers every request the edge forwards
+ * with 200 OK (its Via, From, To, Call-ID and CSeq copied), so no third program competes for the two cores.
+ *
+ * Prints "answered N in S s" and exits 0 when every exchange was answered. Bounded in count and in time; loopback
+ * only. Not part of the edge: a measuring tool, built with `cc -O2 -Wall -Wextra -Werror`.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { VARIANTS = 8, MAX_MESSAGE = 1024, INPUT = 16384 };
+
+struct connection {
+    int fd;
+    int upgraded;               /* ws: the 101 has been read */
+    int variant;
+    size_t lengths[VARIANTS];
+    unsigned char messages[VARIANTS][MAX_MESSAGE];
+    unsigned char input[INPUT];
+    size_t have;
+};
+
+static double now_seconds(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int die(const char *what) {
+    perror(what);
+    exit(2);
+}
+
+static void build(struct connection *c, int index, int ws, int core_port) {
+    /* The client's sent-by: a browser's random .invalid name, or a TCP client's own address (never the edge's). */
+    char sent_by[64];
+    if (ws) {
+        snprintf(sent_by, sizeof sent_by, "h7kd2m%d.invalid", index);
+    } else {
+        snprintf(sent_by, sizeof sent_by, "127.0.0.2:%d", 20000 + index);
+    }
+    for (int v = 0; v < VARIANTS; v++) {
+        char text[MAX_MESSAGE];
+        int n = snprintf(text, sizeof text,
+                         "OPTIONS sip:core@127.0.0.1:%d SIP/2.0\r\n"
+                         "Via: SIP/2.0/%s %s;branch=z9hG4bK-load-%d-%d\r\n"
+                         "Max-Forwards: 70\r\nFrom: <sip:load@sipedge.test>;tag=l%d\r\nTo: <sip:core@127.0.0.1>\r\n"
+                         "Call-ID: load-%d-%d@sipedge.test\r\nCSeq: 1 OPTIONS\r\nUser-Agent: stream-load\r\n"
+                         "Content-Length: 0\r\n\r\n",
+                         core_port, ws ? "WS" : "TCP", sent_by, index, v, index, index, v);
+        if (n <= 0 || n >= (int)sizeof text - 16) die("message too long");
+        if (!ws) {
+            memcpy(c->messages[v], text, (size_t)n);
+            c->lengths[v] = (size_t)n;
+            continue;
+        }
+        unsigned char *out = c->messages[v];
+        size_t at = 0;
+        out[at++] = 0x81; /* FIN, text */
+        if (n < 126) {
+            out[at++] = (unsigned char)(0x80 | n);
+        } else {
+            out[at++] = 0x80 | 126;
+            out[at++] = (unsigned char)(n >> 8);
+            out[at++] = (unsigned char)(n & 0xFF);
+        }
+        unsigned char key[4] = {(unsigned char)(index * 7 + v), 0x5A, 0xC3, (unsigned char)(v * 13 + 1)};
+        memcpy(out + at, key, 4);
+        at += 4;
+        for (int i = 0; i < n; i++) out[at + (size_t)i] = (unsigned char)text[i] ^ key[i % 4];
+        c->lengths[v] = at + (size_t)n;
+    }
+}
+
+static int send_all(int fd, const unsigned char *bytes, size_t length) {
+    size_t sent = 0;
+    while (sent < length) {
+        ssize_t n = send(fd, bytes + sent, length - sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        sent += (size_t)n;
+    }
+    return 0;
+}
+
+static int send_next(struct connection *c) {
+    int v = c->variant;
+    c->variant = (c->variant + 1) % VARIANTS;
+    return send_all(c->fd, c->messages[v], c->lengths[v]);
+}
+
+/* Only the core's 200 counts: anything else (a local refusal by the edge) means the edge was not measured
+ * forwarding, so the run stops. */
+static void check_ok(const unsigned char *response, size_t length) {
+    if (length < 12 || memcmp(response, "SIP/2.0 200 ", 12) != 0) {
+        fprintf(stderr, "not a 200 from the core: %.*s\n", (int)(length < 200 ? length : 200), response);
+        exit(1);
+    }
+}
+
+/* Complete responses at the front of the input: each counted and consumed. */
+static int take_responses(struct connection *c, int ws) {
+    int answered = 0;
+    for (;;) {
+        size_t size;
+        if (ws) {
+            if (c->have < 2) break;
+            size_t length = c->input[1] & 0x7F, header = 2;
+            if (length == 126) {
+                if (c->have < 4) break;
+                length = (size_t)c->input[2] << 8 | c->input[3];
+                header = 4;
+            } else if (length == 127) {
+                fprintf(stderr, "unexpected 64-bit frame\n");
+                exit(1);
+            }
+            if (c->have < header + length) break;
+            size = header + length;
+            if ((c->input[0] & 0x0F) == 0x1 || (c->input[0] & 0x0F) == 0x2) {
+                check_ok(c->input + header, length);
+                answered++;
+            }
+        } else {
+            unsigned char *end = memmem(c->input, c->have, "\r\n\r\n", 4);
+            if (end == NULL) break;
+            size = (size_t)(end - c->input) + 4; /* the responses carry Content-Length: 0 */
+            check_ok(c->input, size);
+            answered++;
+        }
+        memmove(c->input, c->input + size, c->have - size);
+        c->have -= size;
+    }
+    return answered;
+}
+
+/* The core: answer each forwarded request with a 200 carrying its Via, From, To, Call-ID and CSeq lines. */
+static void answer_core(int fd) {
+    unsigned char request[4096];
+    struct sockaddr_in from;
+    for (;;) {
+        socklen_t from_length = sizeof from;
+        ssize_t n = recvfrom(fd, request, sizeof request - 1, MSG_DONTWAIT, (struct sockaddr *)&from, &from_length);
+        if (n <= 0) return;
+        request[n] = 0;
+        char response[4096];
+        size_t at = (size_t)snprintf(response, sizeof response, "SIP/2.0 200 OK\r\n");
+        char *line = strstr((char *)request, "\r\n");
+        while (line != NULL && line[2] != '\r') {
+            char *start = line + 2, *next = strstr(start, "\r\n");
+            if (next == NULL) break;
+            size_t length = (size_t)(next - start) + 2;
+            if ((!strncasecmp(start, "Via:", 4) || !strncasecmp(start, "From:", 5) || !strncasecmp(start, "To:", 3)
+                 || !strncasecmp(start, "Call-ID:", 8) || !strncasecmp(start, "CSeq:", 5))
+                && at + length < sizeof response - 32) {
+                memcpy(response + at, start, length);
+                at += length;
+            }
+            line = next;
+        }
+        at += (size_t)snprintf(response + at, sizeof response - at, "Content-Length: 0\r\n\r\n");
+        if (sendto(fd, response, at, 0, (struct sockaddr *)&from, from_length) < 0 && errno != EAGAIN) perror("sendto");
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 7) {
+        fprintf(stderr, "usage: stream-load tcp|ws EDGE_PORT CORE_PORT CONNECTIONS EXCHANGES SECONDS\n");
+        return 2;
+    }
+    int ws = strcmp(argv[1], "ws") == 0;
+    int edge_port = atoi(argv[2]), core_port = atoi(argv[3]), count = atoi(argv[4]);
+    long exchanges = atol(argv[5]);
+    double seconds = atof(argv[6]);
+    if (count < 1 || count > 10000 || exchanges < 1 || seconds <= 0) return 2;
+
+    int epoll = epoll_create1(0);
+    if (epoll < 0) die("epoll_create1");
+    int core = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    if (core < 0) die("socket");
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    address.sin_port = htons((uint16_t)core_port);
+    if (bind(core, (struct sockaddr *)&address, sizeof address) != 0) die("bind core");
+    struct epoll_event event = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
+    if (epoll_ctl(epoll, EPOLL_CTL_ADD, core, &event) != 0) die("epoll_ctl");
+
+    struct connection *connections = calloc((size_t)count, sizeof *connections);
+    if (connections == NULL) die("calloc");
+    address.sin_port = htons((uint16_t)edge_port);
+    for (int i = 0; i < count; i++) {
+        struct connection *c = &connections[i];
+        build(c, i, ws, core_port);
+        c->fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (c->fd < 0) die("socket");
+        int one = 1;
+        if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) die("TCP_NODELAY");
+        if (connect(c->fd, (struct sockaddr *)&address, sizeof address) != 0) die("connect");
+        if (ws) {
+            const char *upgrade = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                                  "Sec-WebSocket-Protocol: sip\r\n\r\n";
+            if (send_all(c->fd, (const unsigned char *)upgrade, strlen(upgrade)) != 0) die("upgrade");
+        }
+        event.events = EPOLLIN;
+        event.data.u64 = (uint64_t)i;
+        if (epoll_ctl(epoll, EPOLL_CTL_ADD, c->fd, &event) != 0) die("epoll_ctl");
+    }
+    long sent = 0, answered = 0;
+    double started = now_seconds(), deadline = started + seconds;
+    if (!ws) {
+        for (int i = 0; i < count && sent < exchanges; i++, sent++)
+            if (send_next(&connections[i]) != 0) die("send");
+    }
+    struct epoll_event events[256];
+    while (answered < exchanges && now_seconds() < deadline) {
+        int ready = epoll_wait(epoll, events, 256, 100);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready < 0) die("epoll_wait");
+        for (int e = 0; e < ready; e++) {
+            if (events[e].data.u64 == UINT64_MAX) {
+                answer_core(core);
+                continue;
+            }
+            struct connection *c = &connections[events[e].data.u64];
+            ssize_t n = recv(c->fd, c->input + c->have, sizeof c->input - c->have, MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                fprintf(stderr, "connection %lu closed by the edge\n", (unsigned long)events[e].data.u64);
+                return 1;
+            }
+            if (n < 0) continue;
+            c->have += (size_t)n;
+            if (ws && !c->upgraded) {
+                unsigned char *end = memmem(c->input, c->have, "\r\n\r\n", 4);
+                if (end == NULL) continue;
+                if (memcmp(c->input, "HTTP/1.1 101", 12) != 0) {
+                    fprintf(stderr, "upgrade refused: %.*s\n", (int)(end - c->input), c->input);
+                    return 1;
+                }
+                size_t size = (size_t)(end - c->input) + 4;
+                memmove(c->input, c->input + size, c->have - size);
+                c->have -= size;
+                c->upgraded = 1;
+                if (sent < exchanges) {
+                    if (send_next(c) != 0) die("send");
+                    sent++;
+                }
+            }
+            int got = take_responses(c, ws);
+            answered += got;
+            for (int k = 0; k < got && sent < exchanges; k++, sent++)
+                if (send_next(c) != 0) die("send");
+        }
+    }
+    double elapsed = now_seconds() - started;
+    printf("answered %ld of %ld in %.3f s (%.0f/s)\n", answered, exchanges, elapsed, answered / elapsed);
+    for (int i = 0; i < count; i++) close(connections[i].fd);
+    free(connections);
+    close(core);
+    close(epoll);
+    return answered == exchanges ? 0 : 1;
+}
