@@ -19,6 +19,10 @@
 # and can leave in the wrong order, which SIPp's uac scenario counts as a failed call (seen at 300 calls/s). One
 # worker each keeps the comparison about CPU, not ordering. (sip-edge keeps a client's messages on one worker.)
 # A clean run: every SIPp run exits 0 (no failed call). Unclean rounds are reported and left out of the medians.
+# The floor: perf/udp-relay.c (built here with the system compiler) relays the same datagrams between SIPp's uac and
+#   uas with no SIP work at all (epoll, recvmmsg/sendmmsg in batches of 64). It runs as a contestant in every round
+#   (RELAY=0 leaves it out): sip-edge/relay is the gap that is sip-edge's own, sip-edge/Kamailio the comparison.
+#   The relay cannot Record-Route, so its uac's ACK and BYE go to it like everything else (the same 6 messages).
 # BASELINE=PATH adds a third contestant, another sip-edge binary (e.g. the build before a change) run with the same
 #   configuration in the same rounds, so a change on the message path is measured before and after in one run.
 # Tunables (environment): RATE=500 CALLS=5000 ROUNDS=3 WORKERS=1 RATES="500 1000 2000 4000" STEP_SECONDS=5
@@ -52,6 +56,11 @@ for tool in sipp kamailio; do command -v "$tool" >/dev/null || { echo "bench: $t
 BASELINE=${BASELINE:-}
 EDGE_MODE=${EDGE_MODE:-stateless}
 CONTESTANTS="edge kamailio"
+if [ "${RELAY:-1}" = 1 ]; then
+    CONTESTANTS="relay $CONTESTANTS"
+    cc -O2 -Wall -Wextra -Werror -o "$WORK/udp-relay" perf/udp-relay.c
+fi
+RELAY_BACK_PORT=$((BASE_PORT + 4))
 if [ "$EDGE_MODE" = transaction ]; then
     CONTESTANTS="stateless $CONTESTANTS"
     KAMAILIO_CFG=${KAMAILIO_CFG:-perf/kamailio-stateful.cfg}
@@ -112,8 +121,11 @@ stop_pid() {
     wait "$1" 2>/dev/null || true
 }
 
-start_proxy() { # $1 = edge | baseline | capture | stateless | kamailio
-    if [ "$1" != kamailio ]; then
+start_proxy() { # $1 = edge | baseline | capture | stateless | kamailio | relay
+    if [ "$1" = relay ]; then
+        "$WORK/udp-relay" "$PROXY_PORT" "$RELAY_BACK_PORT" "$UAS_PORT" 3600 > "$WORK/relay.log" 2>&1 &
+        PROXY_PID=$!
+    elif [ "$1" != kamailio ]; then
         local binary=$EDGE mode=$EDGE_MODE config=${EDGE_CONFIG:-perf/load-generator.yaml}
         [ "$1" = baseline ] && binary=$BASELINE
         [ "$1" = capture ] && config=$WORK/capture.yaml
@@ -157,6 +169,7 @@ run_calls() { # $1 calls, $2 rate
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
 echo "bench: $CALLS calls at $RATE calls/s, $ROUNDS rounds, $WORKERS workers, sip-edge $EDGE_MODE; work dir $WORK"
+: > "$WORK/relay.ms"
 : > "$WORK/stateless.ms"
 : > "$WORK/edge.ms"
 : > "$WORK/kamailio.ms"
@@ -181,6 +194,8 @@ for round in $(seq 1 "$ROUNDS"); do
             printf 'round %d %-8s cpu %7.0f ms (user %5.0f, system %5.0f)  %6.2f ms/1000 msgs  (%.1f s)\n' \
                 "$round" "$proxy" "$cpu_ms" "$user_ms" "$system_ms" "$per_k" "$ELAPSED"
             echo "$per_k" >> "$WORK/$proxy.ms"
+            echo "$(echo "$user_ms * 1000 / ($CALLS * $MESSAGES_PER_CALL)" | bc -l) $(echo "$system_ms * 1000 / ($CALLS * $MESSAGES_PER_CALL)" | bc -l)" \
+                >> "$WORK/$proxy.split"
         else
             printf 'round %d %-8s UNCLEAN (SIPp exit %d), left out\n' "$round" "$proxy" "$UAC_STATUS"
         fi
@@ -191,6 +206,18 @@ kamailio_median=$(median < "$WORK/kamailio.ms")
 ratio() { if [ "$2" = nan ] || [ "$1" = nan ]; then echo nan; else echo "$1 / $2" | bc -l; fi; }
 printf 'median CPU per 1000 messages: sip-edge (%s) %.2f ms, kamailio %.2f ms, ratio %.2f\n' \
     "$EDGE_MODE" "$edge_median" "$kamailio_median" "$(ratio "$edge_median" "$kamailio_median")"
+# User and system apart (medians of each, so they need not add up to the median of the sums).
+split() { [ -s "$WORK/$1.split" ] || { echo "nan nan"; return; }
+          echo "$(awk '{print $1}' "$WORK/$1.split" | median) $(awk '{print $2}' "$WORK/$1.split" | median)"; }
+if [ "${RELAY:-1}" = 1 ]; then
+    relay_median=$(median < "$WORK/relay.ms")
+    printf 'median CPU per 1000 messages: relay (no SIP work) %.2f ms, sip-edge/relay %.2f, kamailio/relay %.2f\n' \
+        "$relay_median" "$(ratio "$edge_median" "$relay_median")" "$(ratio "$kamailio_median" "$relay_median")"
+    for contestant in relay edge kamailio; do
+        read -r user system <<< "$(split "$contestant")"
+        printf '  %-8s user %6.2f  system %6.2f  ms/1000 msgs\n' "$contestant" "$user" "$system"
+    done
+fi
 if [ "${CAPTURE:-0}" = 1 ]; then
     capture_median=$(median < "$WORK/capture.ms")
     printf 'median CPU per 1000 messages: sip-edge with HEP capture %.2f ms, capture/no capture %.3f\n' \
@@ -210,21 +237,28 @@ fi
 echo "bench: maximum clean rate, $STEP_SECONDS s per step, rates: $RATES"
 best_edge=0
 best_kamailio=0
+RATE_CONTESTANTS="edge kamailio"
+[ "${RELAY:-1}" = 1 ] && RATE_CONTESTANTS="relay $RATE_CONTESTANTS"
 for rate in $RATES; do
-    for proxy in edge kamailio; do
+    for proxy in $RATE_CONTESTANTS; do
         start_uas
         start_proxy "$proxy"
+        before=$(cpu_ticks "$PROXY_PID")
         run_calls $((rate * STEP_SECONDS)) "$rate"
+        after=$(cpu_ticks "$PROXY_PID")
         stop_pid "$PROXY_PID"
         stop_pid "$UAS_PID"
+        read -r user_before system_before <<< "$before"
+        read -r user_after system_after <<< "$after"
+        step_per_k=$(echo "(($user_after - $user_before) + ($system_after - $system_before)) * 1000 / $TICKS * 1000 / ($rate * $STEP_SECONDS * $MESSAGES_PER_CALL)" | bc -l)
         # Clean: no failed call, and the calls did not take much longer than planned (SIPp fell behind).
         if [ "$UAC_STATUS" -eq 0 ] && [ "$(echo "$ELAPSED <= $STEP_SECONDS * 1.5 + 2" | bc -l)" -eq 1 ]; then
             verdict=clean
-            [ "$proxy" = edge ] && best_edge=$rate || best_kamailio=$rate
+            case $proxy in edge) best_edge=$rate ;; kamailio) best_kamailio=$rate ;; esac
         else
             verdict="not clean (SIPp exit $UAC_STATUS, $(printf '%.1f' "$ELAPSED") s)"
         fi
-        printf 'rate %5d %-8s %s\n' "$rate" "$proxy" "$verdict"
+        printf 'rate %5d %-8s %6.2f ms/1000 msgs  %s\n' "$rate" "$proxy" "$step_per_k" "$verdict"
     done
 done
 last_rate=${RATES##* }

@@ -2,6 +2,7 @@
  * stream-load: SIP load over TCP or WebSocket for perf/websocket-bench.sh, and the SIP core behind the edge.
  *
  *   stream-load tcp|ws EDGE_PORT CORE_PORT CONNECTIONS EXCHANGES SECONDS
+ *   stream-load hold PORT 0 CONNECTIONS 0 SECONDS
  *
  * Opens CONNECTIONS to 127.0.0.1:EDGE_PORT (for ws: the HTTP upgrade with the "sip" subprotocol first), and
  * keeps one OPTIONS in flight on each until EXCHANGES answers came back or SECONDS passed. Requests are built
@@ -10,6 +11,12 @@
  *
  * The same process is the core: a UDP socket on 127.0.0.1:CORE_PORT answers every request the edge forwards
  * with 200 OK (its Via, From, To, Call-ID and CSeq copied), so no third program competes for the two cores.
+ *
+ * hold: opens CONNECTIONS TCP connections that never speak and keeps them SECONDS (memory per idle connection);
+ * prints "holding N" once all are open and "held N, M closed by the peer" at the end.
+ *
+ * Connections come from 127.0.0.1 and, past 20,000, from 127.0.0.2... as well (each source address has about
+ * 28,000 ephemeral ports toward one destination).
  *
  * Prints "answered N in S s" and exits 0 when every exchange was answered. Bounded in count and in time; loopback
  * only. Not part of the edge: a measuring tool, built with `cc -O2 -Wall -Wextra -Werror`.
@@ -57,7 +64,7 @@ static void build(struct connection *c, int index, int ws, int core_port) {
     if (ws) {
         snprintf(sent_by, sizeof sent_by, "h7kd2m%d.invalid", index);
     } else {
-        snprintf(sent_by, sizeof sent_by, "127.0.0.2:%d", 20000 + index);
+        snprintf(sent_by, sizeof sent_by, "127.0.0.2:%d;rport", 20000 + index);
     }
     for (int v = 0; v < VARIANTS; v++) {
         char text[MAX_MESSAGE];
@@ -191,7 +198,8 @@ int main(int argc, char **argv) {
     int edge_port = atoi(argv[2]), core_port = atoi(argv[3]), count = atoi(argv[4]);
     long exchanges = atol(argv[5]);
     double seconds = atof(argv[6]);
-    if (count < 1 || count > 10000 || exchanges < 1 || seconds <= 0) return 2;
+    int hold = strcmp(argv[1], "hold") == 0;
+    if (count < 1 || count > 100000 || (exchanges < 1 && !hold) || seconds <= 0) return 2;
 
     int epoll = epoll_create1(0);
     if (epoll < 0) die("epoll_create1");
@@ -199,7 +207,7 @@ int main(int argc, char **argv) {
     if (core < 0) die("socket");
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     address.sin_port = htons((uint16_t)core_port);
-    if (bind(core, (struct sockaddr *)&address, sizeof address) != 0) die("bind core");
+    if (!hold && bind(core, (struct sockaddr *)&address, sizeof address) != 0) die("bind core");
     struct epoll_event event = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
     if (epoll_ctl(epoll, EPOLL_CTL_ADD, core, &event) != 0) die("epoll_ctl");
 
@@ -211,6 +219,8 @@ int main(int argc, char **argv) {
         build(c, i, ws, core_port);
         c->fd = socket(AF_INET, SOCK_STREAM, 0);
         if (c->fd < 0) die("socket");
+        struct sockaddr_in source = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK + (uint32_t)(i / 20000))};
+        if (i >= 20000 && bind(c->fd, (struct sockaddr *)&source, sizeof source) != 0) die("bind source");
         int one = 1;
         if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) die("TCP_NODELAY");
         if (connect(c->fd, (struct sockaddr *)&address, sizeof address) != 0) die("connect");
@@ -223,6 +233,27 @@ int main(int argc, char **argv) {
         event.events = EPOLLIN;
         event.data.u64 = (uint64_t)i;
         if (epoll_ctl(epoll, EPOLL_CTL_ADD, c->fd, &event) != 0) die("epoll_ctl");
+    }
+    if (hold) {
+        printf("holding %d\n", count);
+        fflush(stdout);
+        int closed = 0;
+        double until = now_seconds() + seconds;
+        while (now_seconds() < until) {
+            struct epoll_event ready[256];
+            int n = epoll_wait(epoll, ready, 256, 200);
+            for (int e = 0; e < n; e++) {
+                struct connection *c = &connections[ready[e].data.u64];
+                unsigned char scratch[512];
+                ssize_t got = recv(c->fd, scratch, sizeof scratch, MSG_DONTWAIT);
+                if (got == 0 || (got < 0 && errno != EAGAIN)) {
+                    closed++;
+                    if (epoll_ctl(epoll, EPOLL_CTL_DEL, c->fd, NULL) != 0) die("epoll_ctl");
+                }
+            }
+        }
+        printf("held %d, %d closed by the peer\n", count, closed);
+        return closed == 0 ? 0 : 1;
     }
     long sent = 0, answered = 0;
     double started = now_seconds(), deadline = started + seconds;

@@ -1,5 +1,10 @@
 /// UTF-8 validity (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF, no stray continuation bytes.
 public enum UTF8Check {
+    /// The same over bytes held in an array (an outgoing message).
+    public static func isValid(_ bytes: ArraySlice<UInt8>) -> Bool {
+        bytes.withUnsafeBytes { isValid(PacketBytes(unsafeBorrowing: $0), ByteSpan(offset: 0, length: $0.count)) }
+    }
+
     public static func isValid(_ bytes: PacketBytes, _ span: ByteSpan) -> Bool {
         var i = span.start
         let end = span.end

@@ -227,7 +227,7 @@ public struct ConfigKey: Sendable {
         .restart("websocket.max_handshake_bytes", \.webSocket.handshake.maxHeaderBytes, .integer(1_024...65_536),
                  8_192, "upgrade request head larger than this: 431 and closed"),
         .restart("websocket.ping_interval_s", \.webSocket.pingIntervalMilliseconds, .integer(1...3_600, unit: 1_000),
-                 30_000, "idle this long: pinged; no answer within another interval: closed (zombie connections)"),
+                 30_000, "silent half this long: pinged; no answer within it: closed (a dead peer is cut within twice it)"),
 
         .restart("flow.key", \.flowKey, .optional(.text(minimumLength: 16)), nil,
                  "secret signing flow tokens; null = random per start, so UDP registrations need renewing"),

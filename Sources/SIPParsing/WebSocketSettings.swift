@@ -20,7 +20,7 @@ public struct WebSocketSettings: Sendable, Equatable {
     public var handshake = WebSocketHandshakePolicy()
     /// A connection that has not completed its upgrade request within this long is cut (slowloris).
     public var handshakeTimeoutMilliseconds: UInt64 = 5_000
-    /// A connection silent this long is pinged; one that does not answer within another interval is cut, so a
+    /// A connection silent for half this long is pinged; one that does not answer within this long is cut, so a
     /// dead peer (a browser tab put to sleep, a NAT that forgot the mapping) is found within twice this.
     public var pingIntervalMilliseconds: UInt64 = 30_000
 

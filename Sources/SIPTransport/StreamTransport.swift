@@ -326,10 +326,7 @@ final class StreamTransport {
         guard session.phase == .open else { return false }
         outgoingFrame.removeAll(keepingCapacity: true)
         // RFC 7118 §5: a text frame for UTF-8 (what browsers expect), binary for anything else (a binary body).
-        let isText = bytes.withUnsafeBytes { raw in
-            UTF8Check.isValid(PacketBytes(unsafeBorrowing: raw), ByteSpan(offset: 0, length: raw.count))
-        }
-        WebSocketFrameHeader.appendHeader(opcode: isText ? .text : .binary, payloadLength: bytes.count,
+        WebSocketFrameHeader.appendHeader(opcode: UTF8Check.isValid(bytes) ? .text : .binary, payloadLength: bytes.count,
                                           to: &outgoingFrame)
         outgoingFrame.append(contentsOf: bytes)
         return transmit(outgoingFrame[...], on: connection)

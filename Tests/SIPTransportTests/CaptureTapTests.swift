@@ -71,4 +71,12 @@ import Testing
         let source = chunks.first { $0.0 == 0x0003 }?.1
         #expect(source == [127, 0, 0, 1], "a sent capture comes from the edge's own address")
     }
+
+    /// HEP has no WebSocket protocol id: WS is captured as TCP and WSS as TLS (what Homer shows for them).
+    @Test func webSocketFlowsAreCapturedAsTCPAndTLS() {
+        #expect(CaptureTap.ipProtocol(.ws) == .tcp)
+        #expect(CaptureTap.ipProtocol(.wss) == .tls)
+        #expect(CaptureTap.ipProtocol(.tls) == .tls)
+        #expect(CaptureTap.ipProtocol(.udp) == .udp)
+    }
 }

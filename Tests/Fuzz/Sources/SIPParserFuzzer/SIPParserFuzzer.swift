@@ -18,7 +18,10 @@
 //      which must find the same pattern and line as the scalar search run on each span in order;
 //   7. read as a client's WebSocket stream (RFC 6455 framing: masking, the three length encodings, fragments with
 //      control frames between them, close), whole and in chunks, which must give exactly the events of a plain
-//      byte-by-byte reading of the RFC (referenceWebSocketEvents).
+//      byte-by-byte reading of the RFC (referenceWebSocketEvents); fed as a connection's borrowed bytes too;
+//   8. read as a WebSocket upgrade request (RFC 6455 §4) under a policy with paths and origins: the outcome is
+//      the same whole and with bytes appended after the head, a refusal is one of the fixed responses (nothing of
+//      the request echoed), an acceptance consumes exactly the head and answers 101 with the sip subprotocol.
 // A disagreement is a fatalError, which libFuzzer reports as a crash with the input saved as an artifact.
 //
 // main.swift starts libFuzzer (LLVMFuzzerRunDriver), which calls LLVMFuzzerTestOneInput below for every input.
@@ -374,6 +377,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let datagram = outcome(mainParser, packet, touching: true)
 
         fuzzWebSocket(input)
+        fuzzWebSocketHandshake(input)
         let fullGrammar = outcome(fullGrammarParser, packet)
         if fullGrammar != datagram { mismatch("one-pass common forms", "full grammar: \(fullGrammar)", "one pass: \(datagram)") }
         // The forwarding path's display-name check (NameAddress.checkForm) is never weaker than the full parse of
@@ -515,4 +519,38 @@ func fuzzWebSocket(_ input: [UInt8]) {
         step += 1
     }
     if chunkedEvents != expected { mismatch("WebSocket framing in chunks", "reference: \(expected)", "assembler: \(chunkedEvents)") }
+    var borrowed = WebSocketAssembler(maxMessage: maxMessage)
+    let borrowedEvents = input.withPacketBytes { borrowed.feed($0) }
+    if borrowedEvents != expected { mismatch("WebSocket framing, borrowed", "reference: \(expected)", "assembler: \(borrowedEvents)") }
+}
+
+let handshakePolicy: WebSocketHandshakePolicy = {
+    var policy = WebSocketHandshakePolicy()
+    policy.paths = ["/", "/ws"]
+    policy.allowedOrigins = ["https://phone.example.com", "*.example.net"]
+    policy.maxHeaderBytes = 2_048
+    return policy
+}()
+
+/// 8. the input as an upgrade request.
+func fuzzWebSocketHandshake(_ input: [UInt8]) {
+    let outcome = WebSocketHandshake.read(input, policy: handshakePolicy)
+    switch outcome {
+    case .needMore:
+        if input.count > handshakePolicy.maxHeaderBytes { mismatch("handshake bound", "more than the limit", "needMore") }
+    case .refuse(let status, let response):
+        let fixed = response.allSatisfy { $0 == 0x0D || $0 == 0x0A || ($0 >= 0x20 && $0 < 0x7F) } && response.count < 160
+        if ![400, 403, 404, 426, 431].contains(status) || !fixed {
+            mismatch("handshake refusal", "a fixed 400/403/404/426/431", String(decoding: response, as: UTF8.self))
+        }
+    case .accept(let response, let consumed, let path, _):
+        let text = String(decoding: response, as: UTF8.self)
+        if consumed > input.count || !text.hasPrefix("HTTP/1.1 101 ") || !text.contains("Sec-WebSocket-Protocol: sip\r\n")
+            || !handshakePolicy.paths.contains(path) {
+            mismatch("handshake acceptance", "101 for an allowed path", "\(text) path \(path) consumed \(consumed)")
+        }
+        // Frames may follow the head in the same read: they must not change the verdict.
+        let extended = WebSocketHandshake.read(input + [0x81, 0x80, 1, 2, 3, 4], policy: handshakePolicy)
+        if extended != outcome { mismatch("handshake with trailing bytes", "\(outcome)", "\(extended)") }
+    }
 }

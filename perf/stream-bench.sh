@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# SIP over streams, CPU per message: sip-edge over TCP and over WebSocket, and Kamailio over TCP, in alternating
+# rounds of one run, for 1, 100 and 10,000 client connections (issue #16: WS <= 1.2x TCP; issue #17: sip-edge
+# <= 0.5x Kamailio over TCP at 10,000 connections).
+#
+#   ROUNDS=3 EXCHANGES=50000 CONNECTIONS="1 100 10000" KINDS="tcp ws kamailio" perf/stream-bench.sh
+#
+# perf/stream-load.c (built here with the system compiler) keeps the connections with one OPTIONS in flight on each
+# (WS frames masked once when built) and is itself the UDP core answering 200, each answer checked (a local refusal
+# by a proxy stops the run), so the proxies' CPU is the only SIP work measured. One exchange is two messages
+# through the proxy. CPU is utime + stime from /proc (Kamailio: its main process and children), per 1,000 messages.
+# sip-edge: one worker, every validator rule and the rate limiter on (the per-source limit raised past the load,
+# which comes from one address). Kamailio 5.6: perf/kamailio-stateless.cfg (Max-Forwards, rport, loose_route,
+# stateless forward()) with one UDP and one TCP worker, -x fm. Loopback only; every process started is stopped by
+# PID; each load run is bounded (EXCHANGES, and 120 s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.build/release/sip-edge}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-"1 100 10000"}
+EXCHANGES=${EXCHANGES:-50000}
+KINDS=${KINDS:-"tcp ws kamailio"}
+BASE_PORT=${BASE_PORT:-47300}
+EDGE_PORT=$BASE_PORT
+CORE_PORT=$((BASE_PORT + 1))
+WS_PORT=$((BASE_PORT + 2))
+KAMAILIO_PORT=$((BASE_PORT + 3))
+[ -x "$BIN" ] || { echo "build it first: swift build -c release" >&2; exit 2; }
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+WORK=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+cc -O2 -Wall -Wextra -Werror -o "$WORK/stream-load" perf/stream-load.c
+
+cat > "$WORK/edge.yaml" <<YAML
+listen: udp:127.0.0.1:$EDGE_PORT
+upstreams: [sip:127.0.0.1:$CORE_PORT]
+workers: 1
+admin:
+  listen: "off"
+rate_limit:
+  requests_per_window: 10000000
+tcp:
+  max_connections: 20000
+websocket:
+  listen: [ws:127.0.0.1:$WS_PORT]
+flow:
+  key: stream-bench-flow-key-0123456789
+security:
+  audit_log: "off"
+YAML
+"$BIN" --config "$WORK/edge.yaml" > "$WORK/edge.log" 2>&1 &
+edge=$!
+pids+=("$edge")
+kamailio_pid=
+if [[ " $KINDS " == *" kamailio "* ]]; then
+    command -v kamailio >/dev/null || { echo "kamailio not installed" >&2; exit 2; }
+    sed -e "s/KAMAILIO_CHILDREN/1/; s/KAMAILIO_LISTEN/127.0.0.1:$KAMAILIO_PORT/" \
+        -e "s/KAMAILIO_UPSTREAM_HOST/127.0.0.1/; s/KAMAILIO_UPSTREAM_PORT/$CORE_PORT/" perf/kamailio-stateless.cfg \
+        | sed -e "s/^listen=udp:.*/&\nlisten=tcp:127.0.0.1:$KAMAILIO_PORT\ntcp_children=1\ntcp_max_connections=20000\ntcp_connection_lifetime=3600/" \
+        > "$WORK/kamailio.cfg"
+    mkdir -p "$WORK/kamailio-run"
+    kamailio -f "$WORK/kamailio.cfg" -DD -E -x fm -m 512 -Y "$WORK/kamailio-run" > "$WORK/kamailio.log" 2>&1 &
+    kamailio_pid=$!
+    pids+=("$kamailio_pid")
+fi
+sleep 1.5
+kill -0 "$edge" || { cat "$WORK/edge.log"; exit 1; }
+[ -z "$kamailio_pid" ] || kill -0 "$kamailio_pid" || { tail "$WORK/kamailio.log"; exit 1; }
+ticks_per_second=$(getconf CLK_TCK)
+# CPU ticks (user + system) of a process and its direct children.
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        [ -r "/proc/$pid/stat" ] || continue
+        total=$((total + $(sed 's/^.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')))
+    done
+    echo "$total"
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "sip-edge $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $EXCHANGES exchanges per round, $ROUNDS rounds"
+printf '%-12s %-6s %-9s %14s %12s\n' connections round kind "CPU ms/1000" "exchanges/s"
+for connections in $CONNECTIONS; do
+    exchanges=$EXCHANGES
+    [ "$exchanges" -lt $((connections * 3)) ] && exchanges=$((connections * 3))
+    for round in $(seq 1 "$ROUNDS"); do
+        for kind in $KINDS; do
+            case $kind in
+                tcp) port=$EDGE_PORT mode=tcp pid=$edge ;;
+                ws) port=$WS_PORT mode=ws pid=$edge ;;
+                kamailio) port=$KAMAILIO_PORT mode=tcp pid=$kamailio_pid ;;
+            esac
+            before=$(cpu_ticks "$pid")
+            line=$("$WORK/stream-load" "$mode" "$port" "$CORE_PORT" "$connections" "$exchanges" 120) \
+                || { echo "$kind with $connections connections failed: $line" >&2; exit 1; }
+            after=$(cpu_ticks "$pid")
+            rate=$(echo "$line" | sed -E 's/.*\(([0-9]+)\/s\).*/\1/')
+            cpu=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$exchanges" \
+                'BEGIN { printf "%.3f", t * 1000 / hz * 1000 / (2 * n) }')
+            printf '%-12s %-6s %-9s %14s %12s\n' "$connections" "$round" "$kind" "$cpu" "$rate"
+            echo "$connections $kind $cpu $rate" >> "$WORK/results"
+            # The connections close at the end of a run: give the proxies a moment to take them down.
+            sleep 1
+        done
+    done
+done
+echo "medians (CPU ms per 1000 messages, exchanges/s):"
+for connections in $CONNECTIONS; do
+    line="  $connections connections:"
+    for kind in $KINDS; do
+        cpu=$(awk -v c="$connections" -v k="$kind" '$1 == c && $2 == k { print $3 }' "$WORK/results" | median)
+        rate=$(awk -v c="$connections" -v k="$kind" '$1 == c && $2 == k { print $4 }' "$WORK/results" | median)
+        eval "cpu_$kind=$cpu"
+        line+=" $kind $cpu ($rate/s);"
+    done
+    [[ " $KINDS " == *" ws "* && " $KINDS " == *" tcp "* ]] && line+=$(awk -v w="$cpu_ws" -v t="$cpu_tcp" 'BEGIN { printf " ws/tcp %.2f;", w / t }')
+    [[ " $KINDS " == *" kamailio "* && " $KINDS " == *" tcp "* ]] && line+=$(awk -v e="$cpu_tcp" -v k="$cpu_kamailio" 'BEGIN { printf " sip-edge/kamailio over tcp %.2f", e / k }')
+    echo "$line"
+done
