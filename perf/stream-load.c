@@ -3,14 +3,18 @@
  *
  *   stream-load tcp|ws EDGE_PORT CORE_PORT CONNECTIONS EXCHANGES SECONDS
  *   stream-load hold PORT 0 CONNECTIONS 0 SECONDS
+ *   stream-load core 0 CORE_PORT 1 0 SECONDS
  *
- * Opens CONNECTIONS to 127.0.0.1:EDGE_PORT (for ws: the HTTP upgrade with the "sip" subprotocol first), and
- * keeps one OPTIONS in flight on each until EXCHANGES answers came back or SECONDS passed. Requests are built
+ * Opens CONNECTIONS to 127.0.0.1:EDGE_PORT (for ws: the HTTP upgrade with the "sip" subprotocol first), then
+ * sends OPTIONS over them in turn, at most one in flight per connection and STREAM_LOAD_WINDOW (256) in all, until
+ * EXCHANGES answers came back or SECONDS passed. Requests are built
  * once per connection (8 distinct branches and Call-IDs, cycled); WebSocket frames are masked once when built,
  * as a browser's would be masked on the fly, so the client spends no CPU on masking during the run.
  *
  * The same process is the core: a UDP socket on 127.0.0.1:CORE_PORT answers every request the edge forwards
  * with 200 OK (its Via, From, To, Call-ID and CSeq copied), so no third program competes for the two cores.
+ * CORE_PORT 0: no core here; `core` runs only the core (for SECONDS), so it outlives the load runs and answers the
+ * proxy's health probes between them (a core that vanished between runs would be marked down).
  *
  * hold: opens CONNECTIONS TCP connections that never speak and keeps them SECONDS (memory per idle connection);
  * prints "holding N" once all are open and "held N, M closed by the peer" at the end.
@@ -30,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -41,6 +46,8 @@ struct connection {
     int fd;
     int upgraded;               /* ws: the 101 has been read */
     int variant;
+    int last_variant;
+    double sent_at;             /* when the request in flight left; 0 when none is */
     size_t lengths[VARIANTS];
     unsigned char messages[VARIANTS][MAX_MESSAGE];
     unsigned char input[INPUT];
@@ -113,6 +120,8 @@ static int send_all(int fd, const unsigned char *bytes, size_t length) {
 static int send_next(struct connection *c) {
     int v = c->variant;
     c->variant = (c->variant + 1) % VARIANTS;
+    c->last_variant = v;
+    c->sent_at = now_seconds();
     return send_all(c->fd, c->messages[v], c->lengths[v]);
 }
 
@@ -185,7 +194,16 @@ static void answer_core(int fd) {
             line = next;
         }
         at += (size_t)snprintf(response + at, sizeof response - at, "Content-Length: 0\r\n\r\n");
-        if (sendto(fd, response, at, 0, (struct sockaddr *)&from, from_length) < 0 && errno != EAGAIN) perror("sendto");
+        /* The socket is non-blocking: a full send buffer (EAGAIN) waits for room rather than losing the answer, which
+         * a client over TCP would never retransmit. */
+        while (sendto(fd, response, at, 0, (struct sockaddr *)&from, from_length) < 0) {
+            if (errno != EAGAIN && errno != EINTR) {
+                perror("sendto");
+                break;
+            }
+            struct pollfd writable = {.fd = fd, .events = POLLOUT};
+            if (poll(&writable, 1, 100) < 0 && errno != EINTR) break;
+        }
     }
 }
 
@@ -198,8 +216,8 @@ int main(int argc, char **argv) {
     int edge_port = atoi(argv[2]), core_port = atoi(argv[3]), count = atoi(argv[4]);
     long exchanges = atol(argv[5]);
     double seconds = atof(argv[6]);
-    int hold = strcmp(argv[1], "hold") == 0;
-    if (count < 1 || count > 100000 || (exchanges < 1 && !hold) || seconds <= 0) return 2;
+    int hold = strcmp(argv[1], "hold") == 0, core_only = strcmp(argv[1], "core") == 0;
+    if (count < 1 || count > 100000 || (exchanges < 1 && !hold && !core_only) || seconds <= 0) return 2;
 
     int epoll = epoll_create1(0);
     if (epoll < 0) die("epoll_create1");
@@ -207,10 +225,20 @@ int main(int argc, char **argv) {
     if (core < 0) die("socket");
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     address.sin_port = htons((uint16_t)core_port);
-    if (!hold && bind(core, (struct sockaddr *)&address, sizeof address) != 0) die("bind core");
+    if (core_port != 0 && bind(core, (struct sockaddr *)&address, sizeof address) != 0) die("bind core");
+    int buffer_bytes = 4 << 20; /* room for a window's worth of requests at once; the system's maximum if smaller */
+    if (setsockopt(core, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes) != 0) perror("SO_RCVBUF");
     struct epoll_event event = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
     if (epoll_ctl(epoll, EPOLL_CTL_ADD, core, &event) != 0) die("epoll_ctl");
 
+    if (core_only) {
+        double until = now_seconds() + seconds;
+        while (now_seconds() < until) {
+            struct epoll_event ready;
+            if (epoll_wait(epoll, &ready, 1, 200) > 0) answer_core(core);
+        }
+        return 0;
+    }
     struct connection *connections = calloc((size_t)count, sizeof *connections);
     if (connections == NULL) die("calloc");
     address.sin_port = htons((uint16_t)edge_port);
@@ -255,14 +283,44 @@ int main(int argc, char **argv) {
         printf("held %d, %d closed by the peer\n", count, closed);
         return closed == 0 ? 0 : 1;
     }
-    long sent = 0, answered = 0;
-    double started = now_seconds(), deadline = started + seconds;
-    if (!ws) {
-        for (int i = 0; i < count && sent < exchanges; i++, sent++)
-            if (send_next(&connections[i]) != 0) die("send");
-    }
+    /* At most WINDOW requests in flight over all connections (STREAM_LOAD_WINDOW, default 256): the connections
+     * take turns (a FIFO of idle ones), so every one carries traffic while bursts stay bounded. A TCP client does
+     * not retransmit (RFC 3261 §17.1.1.2), so a burst of 10,000 that overflowed a UDP buffer between proxy and core
+     * would stall the run instead of measuring it. */
+    int window = getenv("STREAM_LOAD_WINDOW") ? atoi(getenv("STREAM_LOAD_WINDOW")) : 256;
+    if (window < 1) window = 1;
+    int *idle = malloc((size_t)count * sizeof *idle);
+    if (idle == NULL) die("malloc");
+    int idle_head = 0, idle_count = 0;
+    for (int i = 0; i < count; i++) idle[(idle_head + idle_count++) % count] = i;
+    long sent = 0, answered = 0, in_flight = 0, upgraded = ws ? 0 : count, retransmitted = 0;
+    double started = now_seconds(), deadline = started + seconds, last_check = started;
     struct epoll_event events[256];
     while (answered < exchanges && now_seconds() < deadline) {
+        /* Start requests on idle connections while the window allows (once every WebSocket is upgraded). */
+        while (upgraded == count && in_flight < window && sent < exchanges && idle_count > 0) {
+            struct connection *c = &connections[idle[idle_head]];
+            idle_head = (idle_head + 1) % count;
+            idle_count--;
+            if (send_next(c) != 0) die("send");
+            sent++;
+            in_flight++;
+        }
+        /* A request unanswered for 2 s is sent again, as a UA would: the hop between proxy and core is UDP and
+         * may lose one now and then (1 in ~200,000 at 10,000 connections here), and one lost answer must not stall
+         * the run. Counted and printed. */
+        double now = now_seconds();
+        if (now - last_check >= 1) {
+            last_check = now;
+            for (int i = 0; i < count; i++) {
+                struct connection *c = &connections[i];
+                if (c->sent_at > 0 && now - c->sent_at >= 2) {
+                    c->sent_at = now;
+                    if (send_all(c->fd, c->messages[c->last_variant], c->lengths[c->last_variant]) != 0) die("send");
+                    retransmitted++;
+                }
+            }
+        }
         int ready = epoll_wait(epoll, events, 256, 100);
         if (ready < 0 && errno == EINTR) continue;
         if (ready < 0) die("epoll_wait");
@@ -271,10 +329,11 @@ int main(int argc, char **argv) {
                 answer_core(core);
                 continue;
             }
-            struct connection *c = &connections[events[e].data.u64];
+            int index = (int)events[e].data.u64;
+            struct connection *c = &connections[index];
             ssize_t n = recv(c->fd, c->input + c->have, sizeof c->input - c->have, MSG_DONTWAIT);
             if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-                fprintf(stderr, "connection %lu closed by the edge\n", (unsigned long)events[e].data.u64);
+                fprintf(stderr, "connection %d closed by the proxy\n", index);
                 return 1;
             }
             if (n < 0) continue;
@@ -290,19 +349,21 @@ int main(int argc, char **argv) {
                 memmove(c->input, c->input + size, c->have - size);
                 c->have -= size;
                 c->upgraded = 1;
-                if (sent < exchanges) {
-                    if (send_next(c) != 0) die("send");
-                    sent++;
-                }
+                if (++upgraded == count) started = now_seconds();
             }
             int got = take_responses(c, ws);
+            /* One request in flight per connection: a second answer (to a request sent again) counts nothing. */
+            got = c->sent_at > 0 && got > 0 ? 1 : 0;
+            if (got > 0) c->sent_at = 0;
             answered += got;
-            for (int k = 0; k < got && sent < exchanges; k++, sent++)
-                if (send_next(c) != 0) die("send");
+            in_flight -= got;
+            for (int k = 0; k < got; k++) idle[(idle_head + idle_count++) % count] = index;
         }
     }
+    free(idle);
     double elapsed = now_seconds() - started;
-    printf("answered %ld of %ld in %.3f s (%.0f/s)\n", answered, exchanges, elapsed, answered / elapsed);
+    printf("answered %ld of %ld in %.3f s (%.0f/s), %ld sent again\n", answered, exchanges, elapsed, answered / elapsed,
+           retransmitted);
     for (int i = 0; i < count; i++) close(connections[i].fd);
     free(connections);
     close(core);

@@ -37,6 +37,43 @@ public struct WebSocketAssembler {
         return takeFrames()
     }
 
+    /// What one frame read in place gave.
+    public enum Frame: Equatable, Sendable {
+        /// A whole message in one frame: its payload, unmasked in place, is `buffer[range]` (no copy).
+        case message(Range<Int>, isText: Bool)
+        /// A message reassembled from fragments, a control frame, or the end (close, failure).
+        case event(Event)
+        /// A fragment taken into the reassembly: nothing to act on yet.
+        case fragment
+    }
+
+    /// Reads the frame at `start` of `buffer` (a connection's received bytes), unmasking its payload in place.
+    /// Nil when the frame is not all there yet (nothing consumed); otherwise the frame and the index just past it.
+    /// After a failure or a close, always nil. No copy of an unfragmented message is made.
+    public mutating func nextFrame(in buffer: inout [UInt8], from start: Int) -> (frame: Frame, end: Int)? {
+        guard !failed else { return nil }
+        let header: WebSocketFrameHeader
+        do throws(WebSocketFrameHeader.Failure) {
+            guard let parsed = try WebSocketFrameHeader.parse(buffer, from: start, maxPayload: UInt64(maxMessage))
+            else { return nil }
+            header = parsed
+        } catch {
+            return (.event(fail(error.closeCode)), buffer.count)
+        }
+        // Client frames must be masked (§5.1): a server closes on an unmasked one.
+        guard header.isMasked else { return (.event(fail(1002)), buffer.count) }
+        let payloadStart = start + header.headerLength
+        let payloadEnd = payloadStart + Int(header.payloadLength)
+        guard payloadEnd <= buffer.count else { return nil }
+        WebSocketFrameHeader.unmask(&buffer, payloadStart..<payloadEnd, key: header.maskKey, offset: 0)
+        if header.fin, header.opcode == .text || header.opcode == .binary, fragmentedIsText == nil {
+            return (.message(payloadStart..<payloadEnd, isText: header.opcode == .text), payloadEnd)
+        }
+        guard let event = take(header, buffer[payloadStart..<payloadEnd]) else { return (.fragment, payloadEnd) }
+        if case .close = event { failed = true }
+        return (.event(event), payloadEnd)
+    }
+
     /// The same, from a connection's received bytes (borrowed).
     public mutating func feed(_ bytes: PacketBytes) -> [Event] {
         guard !failed else { return [] }
@@ -47,31 +84,20 @@ public struct WebSocketAssembler {
     private mutating func takeFrames() -> [Event] {
         var events: [Event] = []
         var consumed = 0
-        while !failed {
-            let header: WebSocketFrameHeader
-            do throws(WebSocketFrameHeader.Failure) {
-                guard let parsed = try WebSocketFrameHeader.parse(pending, from: consumed,
-                                                                  maxPayload: UInt64(maxMessage)) else { break }
-                header = parsed
-            } catch {
-                events.append(fail(error.closeCode))
-                break
+        var buffer: [UInt8] = []
+        swap(&buffer, &pending)
+        while let (frame, end) = nextFrame(in: &buffer, from: consumed) {
+            switch frame {
+            case .message(let range, let isText): events.append(.message(Array(buffer[range]), isText: isText))
+            case .event(let event): events.append(event)
+            case .fragment: break
             }
-            // Client frames must be masked (§5.1): a server closes on an unmasked one.
-            guard header.isMasked else {
-                events.append(fail(1002))
-                break
-            }
-            let payloadStart = consumed + header.headerLength
-            let payloadEnd = payloadStart + Int(header.payloadLength)
-            guard payloadEnd <= pending.count else { break }
-            WebSocketFrameHeader.unmask(&pending, payloadStart..<payloadEnd, key: header.maskKey, offset: 0)
-            let payload = pending[payloadStart..<payloadEnd]
-            consumed = payloadEnd
-            if let event = take(header, payload) { events.append(event) }
-            if case .close = events.last { failed = true }
+            consumed = end
         }
-        pending.removeFirst(min(consumed, pending.count))
+        if !failed {
+            buffer.removeFirst(min(consumed, buffer.count))
+            pending = buffer
+        }
         return events
     }
 
@@ -86,8 +112,8 @@ public struct WebSocketAssembler {
             let code = UInt16(payload[payload.startIndex]) << 8 | UInt16(payload[payload.startIndex + 1])
             return .close(code: code, reason: Array(payload.dropFirst(2)))
         case .text, .binary:
+            // (A whole message in one frame never comes here: nextFrame hands it over in place.)
             guard fragmentedIsText == nil else { return fail(1002) }  // a new message before the last ended
-            if header.fin { return .message(Array(payload), isText: header.opcode == .text) }
             fragmentedIsText = header.opcode == .text
             fragments = Array(payload)
             return nil

@@ -115,6 +115,21 @@ struct StreamInput {
         }
     }
 
+    /// Runs `body` over the whole buffer, writable (a WebSocket payload is unmasked in place), with the index of
+    /// the first unread byte. Indexes `body` returns stay valid until the next append or consume.
+    mutating func withStorage<Result>(_ body: (inout [UInt8], _ firstUnread: Int) -> Result) -> Result {
+        body(&storage, readIndex)
+    }
+
+    /// Runs `body` over `range` of the buffer (indexes as ``withStorage(_:)`` gave them), borrowed.
+    func withBytes<Result>(in range: Range<Int>, _ body: (PacketBytes) -> Result) -> Result {
+        precondition(range.lowerBound >= readIndex && range.upperBound <= storage.count, "range outside the unread bytes")
+        return storage.withPacketBytes(from: range.lowerBound) { body($0.prefix(range.count)) }
+    }
+
+    /// Consumes everything up to `index` of the buffer (as ``withStorage(_:)`` counts).
+    mutating func consume(through index: Int) { consume(index - readIndex) }
+
     /// Runs `body` over the unread bytes, borrowed (offsets in `body` count from the first unread byte).
     func withUnread<Result>(_ body: (PacketBytes) -> Result) -> Result {
         storage.withPacketBytes(from: readIndex, body)

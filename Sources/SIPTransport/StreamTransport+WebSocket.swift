@@ -27,43 +27,65 @@ extension StreamTransport {
                 guard transmit(response[...], on: connection) else { return }
             }
         }
-        guard connection.input.unreadCount > 0 else { return }
-        let events = connection.input.withUnread { session.assembler.feed($0) }
-        connection.input.consume(connection.input.unreadCount)
-        for event in events {
-            guard !connection.isClosed else { return }
-            switch event {
-            case .message(let message, _):
+        // Frames are read where they landed: a message's payload is unmasked in the connection's buffer and
+        // handed to the pipeline from there (no copy); only fragments are gathered apart.
+        while connection.isReading, connection.input.unreadCount > 0 {
+            guard let (frame, end) = connection.input.withStorage({ storage, start in
+                session.assembler.nextFrame(in: &storage, from: start)
+            }) else { return }
+            switch frame {
+            case .message(let range, _):
                 // After a close frame nothing more is taken (RFC 6455 §5.5.1).
-                guard session.phase == .open else { continue }
-                let isKeepalive = message.withPacketBytes { EdgeWorker.isKeepalive($0) }
-                guard !isKeepalive else {
-                    // An RFC 5626 CRLF keep-alive inside a frame (SIP.js sends them): answered like on TCP.
-                    pipeline.counters.keepalives += 1
-                    _ = send(StreamTransport.pong[...], on: connection)
-                    continue
-                }
-                pipeline.counters.received += 1
-                let flow = flow(of: connection)
-                message.withPacketBytes { pipeline.handle($0, from: flow, sink: sink) }
-            case .ping(let payload):
-                guard session.phase == .open else { continue }
-                _ = transmit(WebSocketAssembler.frame(.pong, payload)[...], on: connection)
-            case .pong:
-                session.pingSentAt = nil
-            case .close(let code, _):
-                pipeline.counters.count(.webSocketClosed)
                 if session.phase == .open {
-                    session.closing()
-                    let echo = WebSocketSession.echo(ofClose: code)
-                    let frame = echo.map { WebSocketAssembler.closeFrame(code: $0) } ?? WebSocketAssembler.frame(.close, [])
-                    guard transmit(frame[...], on: connection) else { return }
+                    connection.input.withBytes(in: range) { takeMessage($0, connection, sink: sink) }
                 }
-                if connection.beginClosing() { close(connection, event: nil) }
-            case .failed(let code):
-                pipeline.counters.count(.webSocketProtocolError)
-                closeWebSocket(connection, session, code: code, reason: code == 1009 ? "message too big" : "protocol error")
+                guard !connection.isClosed else { return }
+                connection.input.consume(through: end)
+            case .fragment:
+                connection.input.consume(through: end)
+            case .event(let event):
+                connection.input.consume(through: end)
+                handle(event, connection, session, sink: sink)
             }
+        }
+    }
+
+    /// One SIP message from a WebSocket message, or a CRLF keep-alive (SIP.js sends them inside frames):
+    /// answered with CRLF as on TCP (RFC 5626 §4.4.1).
+    private func takeMessage<Sink: FlowSink>(_ bytes: PacketBytes, _ connection: StreamConnection, sink: Sink) {
+        guard !EdgeWorker.isKeepalive(bytes) else {
+            pipeline.counters.keepalives += 1
+            _ = send(StreamTransport.pong[...], on: connection)
+            return
+        }
+        pipeline.counters.received += 1
+        pipeline.handle(bytes, from: flow(of: connection), sink: sink)
+    }
+
+    private func handle<Sink: FlowSink>(_ event: WebSocketAssembler.Event, _ connection: StreamConnection,
+                                        _ session: WebSocketSession, sink: Sink) {
+        switch event {
+        case .message(let message, _):
+            // Reassembled from fragments: the only copy a message gets.
+            guard session.phase == .open else { return }
+            message.withPacketBytes { takeMessage($0, connection, sink: sink) }
+        case .ping(let payload):
+            guard session.phase == .open else { return }
+            _ = transmit(WebSocketAssembler.frame(.pong, payload)[...], on: connection)
+        case .pong:
+            session.pingSentAt = nil
+        case .close(let code, _):
+            pipeline.counters.count(.webSocketClosed)
+            if session.phase == .open {
+                session.closing()
+                let echo = WebSocketSession.echo(ofClose: code)
+                let frame = echo.map { WebSocketAssembler.closeFrame(code: $0) } ?? WebSocketAssembler.frame(.close, [])
+                guard transmit(frame[...], on: connection) else { return }
+            }
+            if connection.beginClosing() { close(connection, event: nil) }
+        case .failed(let code):
+            pipeline.counters.count(.webSocketProtocolError)
+            closeWebSocket(connection, session, code: code, reason: code == 1009 ? "message too big" : "protocol error")
         }
     }
 

@@ -103,4 +103,32 @@ func clientFrame(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true, masked: 
         #expect(!parsed.isMasked && parsed.fin && parsed.opcode == .text && parsed.payloadLength == UInt64(payload))
         #expect(WebSocketAssembler.closeFrame(code: 1009, reason: "too big") == [0x88, 9, 0x03, 0xF1] + Array("too big".utf8))
     }
+
+    /// In place (how the edge reads a connection's buffer): a whole message is unmasked where it lies and given
+    /// as a range, a frame not all there yet consumes nothing, fragments are gathered apart.
+    @Test func framesAreReadInPlaceWithoutCopyingWholeMessages() {
+        var buffer: [UInt8] = Array("leftover".utf8) + clientFrame(1, invite)
+        var assembler = WebSocketAssembler(maxMessage: 4_096)
+        let first = assembler.nextFrame(in: &buffer, from: 8)
+        guard case .message(let range, let isText) = first?.frame else {
+            Issue.record("expected a message in place, got \(String(describing: first))")
+            return
+        }
+        #expect(isText && Array(buffer[range]) == invite, "unmasked in the buffer itself")
+        #expect(first?.end == buffer.count)
+
+        let partial = clientFrame(2, [1, 2, 3, 4, 5])
+        var short = Array(partial.dropLast())
+        #expect(assembler.nextFrame(in: &short, from: 0) == nil, "not all there: nothing consumed")
+        var parts = clientFrame(1, Array(invite[0..<10]), fin: false) + clientFrame(9, [7])
+            + clientFrame(0, Array(invite[10...]), fin: true)
+        var at = 0
+        var frames: [WebSocketAssembler.Frame] = []
+        while let (frame, end) = assembler.nextFrame(in: &parts, from: at) {
+            frames.append(frame)
+            at = end
+        }
+        #expect(frames == [.fragment, .event(.ping([7])), .event(.message(invite, isText: true))])
+        #expect(at == parts.count)
+    }
 }
