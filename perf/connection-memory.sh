@@ -15,6 +15,7 @@ COUNTS=("${@:-10000 50000}")
 # shellcheck disable=SC2206 # the default is one word list
 COUNTS=(${COUNTS[*]})
 [ -x "$BIN" ] || { echo "build it first: swift build -c release" >&2; exit 2; }
+# Each connection is a descriptor in sip-edge and one in the client: both need the limit raised.
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d)
 pids=()
@@ -50,6 +51,10 @@ open_connections() {
 baseline=$(rss_kib)
 echo "sip-edge $(git rev-parse --short HEAD 2>/dev/null || echo '?'), 1 worker: RSS with no connection ${baseline} KiB"
 for count in "${COUNTS[@]}"; do
+    if [ "$(ulimit -n)" -lt $((count + 100)) ]; then
+        echo "$count idle TCP connections: skipped, this process may open $(ulimit -n) files (hard limit $(ulimit -Hn))"
+        continue
+    fi
     "$WORK/stream-load" hold "$BASE_PORT" 0 "$count" 0 600 > "$WORK/hold.log" 2>&1 &
     holder=$!
     pids+=("$holder")

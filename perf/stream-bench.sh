@@ -103,10 +103,16 @@ for connections in $CONNECTIONS; do
                 ws) port=$WS_PORT mode=ws pid=$edge ;;
                 kamailio) port=$KAMAILIO_PORT mode=tcp pid=$kamailio_pid ;;
             esac
+            # The CPU is read once every connection is open (stream-load says "ready" and pauses 1 s): what is
+            # measured is messages, not connection set-up (a WebSocket upgrade costs far more than a message).
+            "$WORK/stream-load" "$mode" "$port" 0 "$connections" "$exchanges" 120 > "$WORK/load.out" 2>&1 &
+            loader=$!
+            until grep -q '^ready' "$WORK/load.out" || ! kill -0 "$loader" 2>/dev/null; do sleep 0.05; done
+            sleep 0.5
             before=$(cpu_ticks "$pid")
-            line=$("$WORK/stream-load" "$mode" "$port" 0 "$connections" "$exchanges" 120) \
-                || { echo "$kind with $connections connections failed: $line" >&2; exit 1; }
+            wait "$loader" || { echo "$kind with $connections connections failed: $(cat "$WORK/load.out")" >&2; exit 1; }
             after=$(cpu_ticks "$pid")
+            line=$(grep answered "$WORK/load.out")
             rate=$(echo "$line" | sed -E 's/.*\(([0-9]+)\/s\).*/\1/')
             again=$(echo "$line" | sed -E 's/.*, ([0-9]+) sent again.*/\1/')
             cpu=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$exchanges" \

@@ -296,7 +296,18 @@ int main(int argc, char **argv) {
     long sent = 0, answered = 0, in_flight = 0, upgraded = ws ? 0 : count, retransmitted = 0;
     double started = now_seconds(), deadline = started + seconds, last_check = started;
     struct epoll_event events[256];
+    int announced = 0;
     while (answered < exchanges && now_seconds() < deadline) {
+        /* Every connection is open (and upgraded): say so and pause, so whoever measures the proxy's CPU can start
+         * after the connections' set-up (accept, the WebSocket upgrade), then load. */
+        if (upgraded == count && !announced) {
+            announced = 1;
+            printf("ready\n");
+            fflush(stdout);
+            usleep(1000000);
+            started = now_seconds();
+            deadline = started + seconds;
+        }
         /* Start requests on idle connections while the window allows (once every WebSocket is upgraded). */
         while (upgraded == count && in_flight < window && sent < exchanges && idle_count > 0) {
             struct connection *c = &connections[idle[idle_head]];
@@ -349,7 +360,7 @@ int main(int argc, char **argv) {
                 memmove(c->input, c->input + size, c->have - size);
                 c->have -= size;
                 c->upgraded = 1;
-                if (++upgraded == count) started = now_seconds();
+                upgraded++;
             }
             int got = take_responses(c, ws);
             /* One request in flight per connection: a second answer (to a request sent again) counts nothing. */

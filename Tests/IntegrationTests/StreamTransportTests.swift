@@ -142,6 +142,36 @@ import Testing
         }
     }
 
+    /// Idle connections cost little memory (buffers are taken when bytes arrive and given back when consumed):
+    /// 2,000 silent connections may add at most 16 KiB each to the edge's RSS (twice issue #17's 8 KiB target;
+    /// perf/connection-memory.sh measures the real figure, 0.45 KiB at 10,000).
+    @Test func idleConnectionsStayWithinTheirMemoryBound() throws {
+        func residentKiB(_ process: Process) -> Int {
+            let status = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+        }
+        try withCertificates { certificates in
+            try withEdge(certificates: certificates, idleTimeout: 120, maxConnections: 4_000, name: "streams-memory") { edge, _ in
+                let before = residentKiB(edge)
+                #expect(before > 0)
+                let count = 2_000
+                let clients = (0..<count).compactMap { _ in TestStreamClient(port: edgePort) }
+                #expect(clients.count == count)
+                let deadline = Date().addingTimeInterval(10)
+                var open = 0.0
+                while open < Double(count), Date() < deadline {
+                    usleep(100_000)
+                    open = ProcessHarness.metricValue("sip_active_connections{transport=\"tcp\"}", in: try metrics()) ?? 0
+                }
+                #expect(open == Double(count), "every connection accepted")
+                let perConnection = Double(residentKiB(edge) - before) / Double(count)
+                #expect(perConnection <= 16, "\(perConnection) KiB per idle connection")
+                withExtendedLifetime(clients) {}
+            }
+        }
+    }
+
     /// More connections talking at once than the ring has receive buffers: the kernel says ENOBUFS for some, which
     /// must cost them nothing but a moment (never their connection).
     @Test func runningOutOfReceiveBuffersDropsNoConnection() throws {
