@@ -53,6 +53,8 @@ public final class EdgeWorker {
     private var appliedSharedLimits: UInt64 = 0
     /// The sharing interval being counted (0: not started).
     private var countingInterval: UInt64 = 0
+    /// Set when an injected ``InjectedFault/workerFailure`` is due: the loop throws at its next turn.
+    private var injectedFailureDue = false
     /// Where the loop's time goes, for `sip_worker_busy_ratio`.
     private var loopClock = LoopClock(started: MonotonicClock.nanoseconds())
 
@@ -238,6 +240,9 @@ public final class EdgeWorker {
             streams?.maintain(now: now)
             maintainUpstreams(now: now)
             try retryPendingRearms(ring, now: now)
+            if injectedFailureDue {
+                throw WorkerFailure(description: "worker \(index): injected failure (SIPEDGE_TEST_FAULT=worker-failure)")
+            }
             for i in 0..<count {
                 let event = ring.event(i)
                 dispatch(event)
@@ -252,6 +257,7 @@ public final class EdgeWorker {
     private func dispatch(_ event: URingEvent) {
         switch event.kind {
         case .datagram:
+            if index == 0, let fault = configuration.injectedFault { meet(fault) }
             pipeline.counters.received += 1
             if event.truncated {
                 pipeline.counters.truncated += 1
@@ -276,6 +282,13 @@ public final class EdgeWorker {
             streams?.sent(event)
         case .connected:
             streams?.connected(event)
+        }
+    }
+
+    private func meet(_ fault: InjectedFault) {
+        switch fault {
+        case .workerFailure: injectedFailureDue = true
+        case .workerTrap: preconditionFailure("worker \(index): injected trap (SIPEDGE_TEST_FAULT=worker-trap)")
         }
     }
 

@@ -37,6 +37,9 @@ public struct WorkerConfiguration: Sendable {
     public var upstreamTLS: TLSContext?
     /// HEP v3 capture to a collector (off unless `capture.hep` names one).
     public var capture = CaptureSettings()
+    /// A fatal condition worker 0 meets on purpose when its first datagram arrives (SIPEDGE_TEST_FAULT), so tests
+    /// and operators can check that a dying worker takes the process down loudly and the supervisor restarts it.
+    public var injectedFault: InjectedFault?
 
     public init(listen: EndpointAddress, proxy: ProxyConfiguration, parseLimits: ParseLimits = ParseLimits(),
                 dataPath: DataPath = .auto, workers: Int = 1, uring: URingOptions = URingOptions(),
@@ -49,4 +52,14 @@ public struct WorkerConfiguration: Sendable {
         self.uring = uring
         self.batchSize = batchSize
     }
+}
+
+/// A worker's fatal conditions, as `SIPEDGE_TEST_FAULT` asks for them (never set in normal operation).
+public enum InjectedFault: String, Sendable, CaseIterable {
+    /// The worker's loop fails the way a socket it can no longer read fails it (``WorkerFailure``): logged as
+    /// critical, every worker stopped, exit status 1.
+    case workerFailure = "worker-failure"
+    /// A trap on the worker's thread (what a violated precondition does): the process dies by a signal, the Swift
+    /// runtime's message and backtrace on stderr, a core dump where the limits allow.
+    case workerTrap = "worker-trap"
 }

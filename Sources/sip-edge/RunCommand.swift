@@ -127,9 +127,19 @@ struct RunCommand: ParsableCommand {
                 throw ExitCode(2)
             }
         }
-        let configuration = edge.workerConfiguration(branchSecret: secret,
+        var workerConfiguration = edge.workerConfiguration(branchSecret: secret,
                                                      cores: ProcessInfo.processInfo.activeProcessorCount,
                                                      flowKey: flowKey, upstreamTLS: upstreamTLS)
+        if let fault = ProcessInfo.processInfo.environment["SIPEDGE_TEST_FAULT"] {
+            guard let injected = InjectedFault(rawValue: fault) else {
+                log("sip-edge: SIPEDGE_TEST_FAULT must be one of \(InjectedFault.allCases.map(\.rawValue).joined(separator: ", "))",
+                    level: .error)
+                throw ExitCode(2)
+            }
+            workerConfiguration.injectedFault = injected
+            Self.logger.warning("SIPEDGE_TEST_FAULT=\(fault): worker 0 will fail on its first datagram")
+        }
+        let configuration = workerConfiguration
         let workers = configuration.workers
         let listenAddress = configuration.listen
         let upstreams = edge.upstreams

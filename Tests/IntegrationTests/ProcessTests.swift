@@ -57,4 +57,35 @@ import Testing
         let quiet = try runBriefly(["SIPEDGE_LOG": "warning"], log: "log-warning.log")
         #expect(!quiet.contains("\"level\":\"info\""), "\(quiet)")
     }
+
+    /// A worker that meets a fatal condition takes the whole process down, loudly, never leaving it running deaf:
+    /// a failure of its loop is logged as critical and ends the process with status 1; a trap on its thread kills
+    /// the process by a signal with the Swift runtime's message on stderr. Either way systemd's Restart=on-failure
+    /// starts it again (the unit test checks the unit says so). SIPEDGE_TEST_FAULT makes worker 0 meet one when its
+    /// first datagram arrives.
+    @Test(arguments: ["worker-failure", "worker-trap"])
+    func aFatalConditionInAWorkerEndsTheProcessLoudly(fault: String) throws {
+        let port = ProcessHarness.portBase(.faults) + (fault == "worker-trap" ? 2 : 0)
+        let log = "fault-\(fault).log"
+        let edge = try ProcessHarness.start(ProcessHarness.sipEdgeBinary.path,
+                                            ["--listen", "udp:127.0.0.1:\(port)", "--workers", "1", "--admin", "off"],
+                                            log: log, environment: ["SIPEDGE_TEST_FAULT": fault])
+        defer { ProcessHarness.stop(edge) }
+        usleep(600_000)
+        #expect(ProcessHarness.isRunning(edge), "serving until the fault: \(ProcessHarness.logContents(log))")
+        // One OPTIONS (SIPp gets no answer; only the datagram matters).
+        _ = try ProcessHarness.runOptions(to: port, from: port + 1, count: 1, rate: 10, timeoutSeconds: 2,
+                                          log: "fault-\(fault)-sipp.log")
+        let deadline = Date().addingTimeInterval(10)
+        while ProcessHarness.isRunning(edge), Date() < deadline { usleep(50_000) }
+        #expect(!ProcessHarness.isRunning(edge), "the process must not outlive its worker")
+        let output = ProcessHarness.logContents(log)
+        if fault == "worker-failure" {
+            #expect(edge.terminationReason == .exit && edge.terminationStatus == 1, "\(output)")
+            #expect(output.contains("\"level\":\"critical\"") && output.contains("injected failure"), "\(output)")
+        } else {
+            #expect(edge.terminationReason == .uncaughtSignal, "\(output)")
+            #expect(output.contains("Fatal error") && output.contains("injected trap"), "\(output)")
+        }
+    }
 }

@@ -29,6 +29,23 @@ import Glibc
         #expect(log.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(log)")
     }
 
+    /// When sip-edge dies (a worker's fatal condition ends the process: exit status 1, or a signal after a trap;
+    /// ProcessTests shows both), systemd starts it again, gives up after 5 starts in 60 s rather than flapping, and
+    /// keeps the core for `coredumpctl`.
+    @Test func theUnitRestartsAFailedProcessAndKeepsItsCore() throws {
+        let unit = try String(contentsOf: unitCopy(), encoding: .utf8)
+        var section = ""
+        var keys: [String: [String]] = [:]
+        for line in unit.split(separator: "\n") where !line.hasPrefix("#") {
+            if line.hasPrefix("[") { section = String(line); continue }
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            keys["\(section)\(line[..<equals])", default: []].append(String(line[line.index(after: equals)...]))
+        }
+        #expect(keys["[Service]Restart"] == ["on-failure"], "exit status 1 and death by a signal are both failures")
+        #expect(keys["[Unit]StartLimitIntervalSec"] == ["60"] && keys["[Unit]StartLimitBurst"] == ["5"])
+        #expect(keys["[Service]LimitCORE"] == ["infinity"])
+    }
+
     @Test func unitExposureIsAtMostTwo() throws {
         let analyze = try #require(ProcessHarness.which("systemd-analyze"))
         let status = try ProcessHarness.run(analyze, ["security", "--offline=true", "--threshold=20",
