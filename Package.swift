@@ -12,6 +12,11 @@ let package = Package(
         .library(name: "SIPParsing", targets: ["SIPParsing", "SIPBytes"]),
         .library(name: "SIPSecurity", targets: ["SIPSecurity"]),
         .library(name: "SIPTransactions", targets: ["SIPTransactions"]),
+        // For the fuzz harnesses in Tests/Fuzz (a separate package): the flow-token decoder, the admin request
+        // reader and the configuration loader.
+        .library(name: "SIPProxyCore", targets: ["SIPProxyCore"]),
+        .library(name: "SIPAdmin", targets: ["SIPAdmin"]),
+        .library(name: "SIPConfig", targets: ["SIPConfig"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

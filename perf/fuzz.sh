@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes the C span scanner and the Swift SIP parser with libFuzzer for SECONDS seconds (default 60).
+# Fuzzes with libFuzzer for SECONDS seconds (default 60) per target: SIPParserFuzzer (the C span scanner and the
+# Swift SIP parser, WebSocket framing and upgrades) and EdgeInputsFuzzer (flow tokens, admin HTTP requests,
+# configuration files, TCP stream framing; seeds in Tests/Fuzz/Seeds/edge-inputs). FUZZ_TARGETS picks some.
 #
 # What it does:
 #   1. Builds Tests/Fuzz (a separate SwiftPM package, target SIPParserFuzzer) in release mode with libFuzzer and
@@ -47,28 +49,17 @@ RSS_MB=${FUZZ_RSS_MB:-2048}
 PACKAGE=$ROOT/Tests/Fuzz
 DICT=$PACKAGE/sip.dict
 SEEDS=$ROOT/Tests/SIPParsingTests/Corpus/RFC4475
-CORPUS=$SCRATCH/corpus
 ARTIFACTS=$SCRATCH/artifacts
-BIN=$SCRATCH/release/SIPParserFuzzer
-LOG=$SCRATCH/fuzz-$(date -u +%Y%m%dT%H%M%SZ).log
-
+TARGETS=${FUZZ_TARGETS:-"SIPParserFuzzer EdgeInputsFuzzer"}
 if [[ ${FUZZ_NO_BUILD:-0} != 1 ]]; then
-    echo "fuzz: building $BIN" >&2
+    echo "fuzz: building $TARGETS" >&2
+    # lld: Debian's gold stops with an internal error (dwarf_reader.cc) linking EdgeInputsFuzzer under ASan.
     "$SWIFT" build -c release --package-path "$PACKAGE" --scratch-path "$SCRATCH" \
         -Xswiftc -sanitize=fuzzer,address \
-        -Xcc -fsanitize=fuzzer-no-link,address
+        -Xcc -fsanitize=fuzzer-no-link,address \
+        -Xswiftc -use-ld=lld
 fi
-[[ -x $BIN ]] || { echo "fuzz: no fuzzer binary at $BIN" >&2; exit 1; }
-
-if [[ ${FUZZ_FRESH:-0} == 1 ]]; then
-    rm -rf "$CORPUS"
-fi
-mkdir -p "$CORPUS" "$ARTIFACTS"
-cp "$SEEDS"/*.sip "$CORPUS"/
-# WebSocket client streams (the harness also reads every input as one): a message, fragments with a ping between
-# them, a 16-bit length, a close.
-cp "$ROOT"/Tests/Fuzz/Seeds/websocket/*.bin "$CORPUS"/
-
+mkdir -p "$ARTIFACTS"
 # Swift's own crash backtracer reads memory ASan treats as off limits and buries the report in a second ASan error;
 # with it off, libFuzzer prints the stack (Swift names mangled: pipe through `swift demangle --simplified`).
 export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
@@ -78,47 +69,73 @@ if [[ -z ${ASAN_SYMBOLIZER_PATH:-} ]]; then
     if [[ -x $symbolizer ]]; then export ASAN_SYMBOLIZER_PATH=$symbolizer; fi
 fi
 
-# Artifacts from earlier runs stay; only the ones this run writes count.
-before=$(find "$ARTIFACTS" -type f | sort)
+# Runs one target for SECONDS_TO_RUN over its corpus (kept between runs) seeded from the repository.
+run_target() {
+    TARGET=$1
+    BIN=$SCRATCH/release/$TARGET
+    LOG=$SCRATCH/fuzz-$TARGET-$(date -u +%Y%m%dT%H%M%SZ).log
+    [[ -x $BIN ]] || { echo "fuzz: no fuzzer binary at $BIN" >&2; return 1; }
+    CORPUS=$SCRATCH/corpus
+    [[ $TARGET == SIPParserFuzzer ]] || CORPUS=$SCRATCH/corpus-$TARGET
+    if [[ ${FUZZ_FRESH:-0} == 1 ]]; then rm -rf "$CORPUS"; fi
+    mkdir -p "$CORPUS"
+    if [[ $TARGET == SIPParserFuzzer ]]; then
+        # The RFC 4475 torture messages, and WebSocket client streams and upgrade requests (the harness also reads
+        # every input as those).
+        cp "$SEEDS"/*.sip "$CORPUS"/
+        cp "$ROOT"/Tests/Fuzz/Seeds/websocket/*.bin "$CORPUS"/
+    else
+        # First byte: 0 flow token, 1 admin request, 2 configuration, 3 TCP stream.
+        cp "$ROOT"/Tests/Fuzz/Seeds/edge-inputs/*.bin "$CORPUS"/
+    fi
+    # Artifacts from earlier runs stay; only the ones this run writes count.
+    before=$(find "$ARTIFACTS" -type f | sort)
 
-args=(
-    -max_total_time="$SECONDS_TO_RUN"
-    -max_len="$MAX_LEN"
-    -timeout="$TIMEOUT"
-    -rss_limit_mb="$RSS_MB"
-    -dict="$DICT"
-    -artifact_prefix="$ARTIFACTS/"
-    -print_final_stats=1
-)
-if [[ -n ${FUZZ_ARGS:-} ]]; then
-    # shellcheck disable=SC2206  # FUZZ_ARGS is a list of flags, split on purpose
-    args+=(${FUZZ_ARGS})
-fi
+    args=(
+        -max_total_time="$SECONDS_TO_RUN"
+        -max_len="$MAX_LEN"
+        -timeout="$TIMEOUT"
+        -rss_limit_mb="$RSS_MB"
+        -dict="$DICT"
+        -artifact_prefix="$ARTIFACTS/"
+        -print_final_stats=1
+    )
+    if [[ -n ${FUZZ_ARGS:-} ]]; then
+        # shellcheck disable=SC2206  # FUZZ_ARGS is a list of flags, split on purpose
+        args+=(${FUZZ_ARGS})
+    fi
 
-echo "fuzz: $BIN ${args[*]} $CORPUS" >&2
-echo "fuzz: log $LOG" >&2
-set +e
-"$BIN" "${args[@]}" "$CORPUS" 2>&1 | tee "$LOG"
-status=${PIPESTATUS[0]}
-set -e
+    echo "fuzz: $BIN ${args[*]} $CORPUS" >&2
+    echo "fuzz: log $LOG" >&2
+    set +e
+    "$BIN" "${args[@]}" "$CORPUS" 2>&1 | tee "$LOG"
+    status=${PIPESTATUS[0]}
+    set -e
 
-new_artifacts=$(comm -13 <(echo "$before") <(find "$ARTIFACTS" -type f | sort) | sed '/^$/d')
-executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$LOG" | tail -1)
-rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$LOG" | tail -1)
-last=$(grep -E '^#[0-9]+[[:space:]].* cov: ' "$LOG" | tail -1 || true)
-cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
-ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
-corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9A-Za-z]*\).*/\1/p' <<<"$last")
+    new_artifacts=$(comm -13 <(echo "$before") <(find "$ARTIFACTS" -type f | sort) | sed '/^$/d')
+    executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$LOG" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$LOG" | tail -1)
+    last=$(grep -E '^#[0-9]+[[:space:]].* cov: ' "$LOG" | tail -1 || true)
+    cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
+    ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
+    corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9A-Za-z]*\).*/\1/p' <<<"$last")
 
-if [[ $status -eq 0 && -z $new_artifacts ]]; then
-    verdict="crash: none"
-else
-    verdict="crash: YES (libFuzzer exit $status) artifact: ${new_artifacts//$'\n'/ }"
-fi
-echo "fuzz: ${executions:-?} executions in ${SECONDS_TO_RUN} s (${rate:-?} exec/s), cov: ${cov:-?} ft: ${ft:-?}," \
-    "corpus: ${corp:-?} ($(find "$CORPUS" -type f | wc -l) files in $CORPUS), $verdict"
-if [[ $status -ne 0 || -n $new_artifacts ]]; then
-    echo "fuzz: reproduce with: SWIFT_BACKTRACE=enable=no $BIN ${new_artifacts%%$'\n'*}" \
-        "2>&1 | swift demangle --simplified" >&2
-    exit 1
-fi
+    if [[ $status -eq 0 && -z $new_artifacts ]]; then
+        verdict="crash: none"
+    else
+        verdict="crash: YES (libFuzzer exit $status) artifact: ${new_artifacts//$'\n'/ }"
+    fi
+    echo "fuzz: $TARGET: ${executions:-?} executions in ${SECONDS_TO_RUN} s (${rate:-?} exec/s), cov: ${cov:-?} ft: ${ft:-?}," \
+        "corpus: ${corp:-?} ($(find "$CORPUS" -type f | wc -l) files in $CORPUS), $verdict"
+    if [[ $status -ne 0 || -n $new_artifacts ]]; then
+        echo "fuzz: reproduce with: SWIFT_BACKTRACE=enable=no $BIN ${new_artifacts%%$'\n'*}" \
+            "2>&1 | swift demangle --simplified" >&2
+        return 1
+    fi
+}
+
+failed=0
+for target in $TARGETS; do
+    run_target "$target" || failed=1
+done
+exit $failed

@@ -1,8 +1,8 @@
 /// The little HTTP/1.x the admin server speaks, as pure functions over bytes (tested without sockets): find the
 /// end of a request head, read its request line, build a response.
-enum AdminHTTP {
+public enum AdminHTTP {
     /// Where a client's request head ends in the bytes received so far.
-    enum HeadScan: Equatable {
+    public enum HeadScan: Equatable {
         case incomplete
         /// The head is the first `length` bytes, through the empty line.
         case complete(length: Int)
@@ -12,7 +12,7 @@ enum AdminHTTP {
 
     /// Looks for the empty line that ends a head: CRLF CRLF, or bare LF line ends (RFC 9112 §2.2 lets a server
     /// accept them; `printf ... | nc` sends them). Only the first `maxBytes` count.
-    static func scanHead(_ received: [UInt8], maxBytes: Int) -> HeadScan {
+    public static func scanHead(_ received: [UInt8], maxBytes: Int) -> HeadScan {
         let end = min(received.count, maxBytes)
         var index = 0
         while index < end {
@@ -28,15 +28,15 @@ enum AdminHTTP {
     }
 
     /// A request line, `method SP target SP HTTP/1.x`.
-    struct RequestLine: Equatable {
-        var method: String
+    public struct RequestLine: Equatable {
+        public var method: String
         /// The target without its query or fragment.
-        var path: String
+        public var path: String
     }
 
     /// The request line at the start of `head`, or nil when it is malformed or not HTTP/1.x (400). Empty lines
     /// before it are skipped, as RFC 9112 §2.2 asks of servers.
-    static func requestLine(_ head: [UInt8]) -> RequestLine? {
+    public static func requestLine(_ head: [UInt8]) -> RequestLine? {
         let start = head.firstIndex { $0 != carriageReturn && $0 != lineFeed } ?? head.endIndex
         let line = head[start...].prefix { $0 != carriageReturn && $0 != lineFeed }
         let parts = line.split(separator: space, omittingEmptySubsequences: false)

@@ -23,5 +23,18 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // What else comes from outside: flow tokens in Route/Via, admin HTTP requests, configuration files, TCP
+        // streams. One target, the first input byte choosing the reader.
+        .executableTarget(
+            name: "EdgeInputsFuzzer",
+            dependencies: [
+                "CFuzzerDriver",
+                .product(name: "SIPParsing", package: "SIPEdge"),
+                .product(name: "SIPProxyCore", package: "SIPEdge"),
+                .product(name: "SIPAdmin", package: "SIPEdge"),
+                .product(name: "SIPConfig", package: "SIPEdge"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )
