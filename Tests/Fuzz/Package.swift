@@ -14,10 +14,12 @@ let package = Package(
         // Declares libFuzzer's LLVMFuzzerRunDriver for main.swift (header only; the runtime comes with
         // -sanitize=fuzzer).
         .target(name: "CFuzzerDriver"),
+        // The entry both harnesses share (libFuzzer's driver with the harness's function).
+        .target(name: "FuzzerEntry", dependencies: ["CFuzzerDriver"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(
             name: "SIPParserFuzzer",
             dependencies: [
-                "CFuzzerDriver",
+                "FuzzerEntry",
                 .product(name: "SIPParsing", package: "SIPEdge"),
                 .product(name: "SIPSecurity", package: "SIPEdge"),
             ],
@@ -28,7 +30,7 @@ let package = Package(
         .executableTarget(
             name: "EdgeInputsFuzzer",
             dependencies: [
-                "CFuzzerDriver",
+                "FuzzerEntry",
                 .product(name: "SIPParsing", package: "SIPEdge"),
                 .product(name: "SIPProxyCore", package: "SIPEdge"),
                 .product(name: "SIPAdmin", package: "SIPEdge"),
