@@ -20,7 +20,7 @@
  * prints "holding N" once all are open and "held N, M closed by the peer" at the end.
  *
  * Connections come from 127.0.0.1 and, past 20,000, from 127.0.0.2... as well (each source address has about
- * 28,000 ephemeral ports toward one destination).
+ * 28,000 ephemeral ports toward one destination); STREAM_LOAD_SOURCES=N spreads them over 127.0.0.1 + 0..N-1.
  *
  * Prints "answered N in S s" and exits 0 when every exchange was answered. Bounded in count and in time; loopback
  * only. Not part of the edge: a measuring tool, built with `cc -O2 -Wall -Wextra -Werror`.
@@ -239,6 +239,8 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
+    int sources = getenv("STREAM_LOAD_SOURCES") ? atoi(getenv("STREAM_LOAD_SOURCES")) : 1;
+    if (sources < 1 || sources > 60000) sources = 1;
     struct connection *connections = calloc((size_t)count, sizeof *connections);
     if (connections == NULL) die("calloc");
     address.sin_port = htons((uint16_t)edge_port);
@@ -247,8 +249,11 @@ int main(int argc, char **argv) {
         build(c, i, ws, core_port);
         c->fd = socket(AF_INET, SOCK_STREAM, 0);
         if (c->fd < 0) die("socket");
-        struct sockaddr_in source = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK + (uint32_t)(i / 20000))};
-        if (i >= 20000 && bind(c->fd, (struct sockaddr *)&source, sizeof source) != 0) die("bind source");
+        /* The source address: 127.0.0.1 + (i % sources) when STREAM_LOAD_SOURCES spreads the clients over that many
+         * addresses (the edge steers by source address), else 127.0.0.1 and, past 20,000, the next ones. */
+        uint32_t offset = sources > 1 ? (uint32_t)(i % sources) : (uint32_t)(i / 20000);
+        struct sockaddr_in source = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK + offset)};
+        if (offset > 0 && bind(c->fd, (struct sockaddr *)&source, sizeof source) != 0) die("bind source");
         int one = 1;
         if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) die("TCP_NODELAY");
         if (connect(c->fd, (struct sockaddr *)&address, sizeof address) != 0) die("connect");
