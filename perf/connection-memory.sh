@@ -17,15 +17,8 @@ COUNTS=(${COUNTS[*]})
 [ -x "$BIN" ] || { echo "build it first: swift build -c release" >&2; exit 2; }
 # Each connection is a descriptor in sip-edge and one in the client: both need the limit raised.
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-WORK=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-cc -O2 -Wall -Wextra -Werror -o "$WORK/stream-load" perf/stream-load.c
+# shellcheck source=perf/stream-common.sh
+. perf/stream-common.sh
 cat > "$WORK/edge.yaml" <<YAML
 listen: udp:127.0.0.1:$BASE_PORT
 upstreams: [sip:127.0.0.1:$((BASE_PORT + 1))]

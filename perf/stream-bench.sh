@@ -29,15 +29,8 @@ WS_PORT=$((BASE_PORT + 2))
 KAMAILIO_PORT=$((BASE_PORT + 3))
 [ -x "$BIN" ] || { echo "build it first: swift build -c release" >&2; exit 2; }
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-WORK=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-cc -O2 -Wall -Wextra -Werror -o "$WORK/stream-load" perf/stream-load.c
+# shellcheck source=perf/stream-common.sh
+. perf/stream-common.sh
 
 cat > "$WORK/edge.yaml" <<YAML
 listen: udp:127.0.0.1:$EDGE_PORT
@@ -79,17 +72,6 @@ fi
 sleep 1.5
 kill -0 "$edge" || { cat "$WORK/edge.log"; exit 1; }
 [ -z "$kamailio_pid" ] || kill -0 "$kamailio_pid" || { tail "$WORK/kamailio.log"; exit 1; }
-ticks_per_second=$(getconf CLK_TCK)
-# CPU ticks (user + system) of a process and its direct children.
-cpu_ticks() {
-    local total=0 pid
-    for pid in "$1" $(pgrep -P "$1" || true); do
-        [ -r "/proc/$pid/stat" ] || continue
-        total=$((total + $(sed 's/^.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')))
-    done
-    echo "$total"
-}
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "sip-edge $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $EXCHANGES exchanges per round, $ROUNDS rounds"
 printf '%-12s %-6s %-9s %14s %12s %11s\n' connections round kind "CPU ms/1000" "exchanges/s" "sent again"
@@ -99,24 +81,11 @@ for connections in $CONNECTIONS; do
     for round in $(seq 1 "$ROUNDS"); do
         for kind in $KINDS; do
             case $kind in
-                tcp) port=$EDGE_PORT mode=tcp pid=$edge ;;
-                ws) port=$WS_PORT mode=ws pid=$edge ;;
-                kamailio) port=$KAMAILIO_PORT mode=tcp pid=$kamailio_pid ;;
+                tcp) port=$EDGE_PORT mode=tcp MEASURED_PID=$edge ;;
+                ws) port=$WS_PORT mode=ws MEASURED_PID=$edge ;;
+                kamailio) port=$KAMAILIO_PORT mode=tcp MEASURED_PID=$kamailio_pid ;;
             esac
-            # The CPU is read once every connection is open (stream-load says "ready" and pauses 1 s): what is
-            # measured is messages, not connection set-up (a WebSocket upgrade costs far more than a message).
-            "$WORK/stream-load" "$mode" "$port" 0 "$connections" "$exchanges" 120 > "$WORK/load.out" 2>&1 &
-            loader=$!
-            until grep -q '^ready' "$WORK/load.out" || ! kill -0 "$loader" 2>/dev/null; do sleep 0.05; done
-            sleep 0.5
-            before=$(cpu_ticks "$pid")
-            wait "$loader" || { echo "$kind with $connections connections failed: $(cat "$WORK/load.out")" >&2; exit 1; }
-            after=$(cpu_ticks "$pid")
-            line=$(grep answered "$WORK/load.out")
-            rate=$(echo "$line" | sed -E 's/.*\(([0-9]+)\/s\).*/\1/')
-            again=$(echo "$line" | sed -E 's/.*, ([0-9]+) sent again.*/\1/')
-            cpu=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$exchanges" \
-                'BEGIN { printf "%.3f", t * 1000 / hz * 1000 / (2 * n) }')
+            read -r cpu rate again <<< "$(measured_load "$mode" "$port" 0 "$connections" "$exchanges" 120)"
             printf '%-12s %-6s %-9s %14s %12s %11s\n' "$connections" "$round" "$kind" "$cpu" "$rate" "$again"
             echo "$connections $kind $cpu $rate" >> "$WORK/results"
             # The connections close at the end of a run: give the proxies a moment to take them down.

@@ -18,20 +18,10 @@ EXCHANGES=${EXCHANGES:-100000}
 CONNECTIONS=${CONNECTIONS:-1000}
 BASE_PORT=${BASE_PORT:-47700}
 [ -x "$BIN" ] || { echo "build it first: swift build -c release" >&2; exit 2; }
-WORK=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-cc -O2 -Wall -Wextra -Werror -o "$WORK/stream-load" perf/stream-load.c
+# shellcheck source=perf/stream-common.sh
+. perf/stream-common.sh
 "$WORK/stream-load" core 0 $((BASE_PORT + 1)) 1 0 3600 > "$WORK/core.log" 2>&1 &
 pids+=("$!")
-ticks_per_second=$(getconf CLK_TCK)
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 start_edge() { # $1 workers
     cat > "$WORK/edge.yaml" <<YAML
@@ -60,20 +50,9 @@ worker_messages() { # "w0 w1"
     curl -s "http://127.0.0.1:$((BASE_PORT + 2))/metrics" \
         | awk '/^sip_worker_messages_total\{worker="0"\}/ { a = $2 } /^sip_worker_messages_total\{worker="1"\}/ { b = $2 } END { print a + 0, b + 0 }'
 }
-# One load run; prints "CPU_MS_PER_1000 EXCHANGES_PER_S", CPU read once the connections are open.
-load() { # $1 sources
-    STREAM_LOAD_SOURCES=$1 "$WORK/stream-load" tcp "$BASE_PORT" 0 "$CONNECTIONS" "$EXCHANGES" 120 > "$WORK/load.out" 2>&1 &
-    local loader=$!
-    until grep -q '^ready' "$WORK/load.out" || ! kill -0 "$loader" 2>/dev/null; do sleep 0.05; done
-    sleep 0.5
-    local before after
-    before=$(cpu_ticks "$edge")
-    wait "$loader" || { echo "load failed: $(cat "$WORK/load.out")" >&2; exit 1; }
-    after=$(cpu_ticks "$edge")
-    local rate
-    rate=$(sed -nE 's/.*\(([0-9]+)\/s\).*/\1/p' "$WORK/load.out")
-    awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$EXCHANGES" -v r="$rate" \
-        'BEGIN { printf "%.3f %d\n", t * 1000 / hz * 1000 / (2 * n), r }'
+# One load run from `$1` client addresses; prints "CPU_MS_PER_1000 EXCHANGES_PER_S SENT_AGAIN".
+load() {
+    MEASURED_PID=$edge STREAM_LOAD_SOURCES=$1 measured_load tcp "$BASE_PORT" 0 "$CONNECTIONS" "$EXCHANGES" 120
 }
 
 echo "sip-edge $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CONNECTIONS connections, $EXCHANGES exchanges per run, $ROUNDS rounds"
@@ -81,7 +60,7 @@ echo "1. one worker against two (100 client addresses):"
 for round in $(seq 1 "$ROUNDS"); do
     for workers in 1 2; do
         start_edge "$workers"
-        read -r cpu rate <<< "$(load 100)"
+        read -r cpu rate _ <<< "$(load 100)"
         stop_edge
         printf '   round %d, %d worker(s): %8s ms CPU per 1000 messages, %7s exchanges/s\n' "$round" "$workers" "$cpu" "$rate"
         echo "$workers $cpu $rate" >> "$WORK/workers"

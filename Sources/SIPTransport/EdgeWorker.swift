@@ -53,8 +53,9 @@ public final class EdgeWorker {
     private var appliedSharedLimits: UInt64 = 0
     /// The sharing interval being counted (0: not started).
     private var countingInterval: UInt64 = 0
-    /// Set when an injected ``InjectedFault/workerFailure`` is due: the loop throws at its next turn.
-    private var injectedFailureDue = false
+    /// Worker 0's injected fault (SIPEDGE_TEST_FAULT; nil on every other worker and in normal operation), met at
+    /// the end of the loop turn that brought its first message: checked per turn, not per message.
+    private let injectedFault: InjectedFault?
     /// Where the loop's time goes, for `sip_worker_busy_ratio`.
     private var loopClock = LoopClock(started: MonotonicClock.nanoseconds())
 
@@ -67,6 +68,7 @@ public final class EdgeWorker {
         self.index = index
         self.sharedBans = sharedBans
         self.configuration = configuration
+        injectedFault = index == 0 ? configuration.injectedFault : nil
         self.board = board
         self.mailbox = mailbox
         upstreamBoard = upstreams
@@ -240,9 +242,6 @@ public final class EdgeWorker {
             streams?.maintain(now: now)
             maintainUpstreams(now: now)
             try retryPendingRearms(ring, now: now)
-            if injectedFailureDue {
-                throw WorkerFailure(description: "worker \(index): injected failure (SIPEDGE_TEST_FAULT=worker-failure)")
-            }
             for i in 0..<count {
                 let event = ring.event(i)
                 dispatch(event)
@@ -251,13 +250,13 @@ public final class EdgeWorker {
             }
             pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
             pipeline.capture?.flushIfDue(now: MonotonicClock.milliseconds())
+            if let injectedFault, pipeline.counters.received > 0 { try meet(injectedFault) }
         }
     }
 
     private func dispatch(_ event: URingEvent) {
         switch event.kind {
         case .datagram:
-            if index == 0, let fault = configuration.injectedFault { meet(fault) }
             pipeline.counters.received += 1
             if event.truncated {
                 pipeline.counters.truncated += 1
@@ -285,10 +284,12 @@ public final class EdgeWorker {
         }
     }
 
-    private func meet(_ fault: InjectedFault) {
+    private func meet(_ fault: InjectedFault) throws(WorkerFailure) {
         switch fault {
-        case .workerFailure: injectedFailureDue = true
-        case .workerTrap: preconditionFailure("worker \(index): injected trap (SIPEDGE_TEST_FAULT=worker-trap)")
+        case .workerFailure:
+            throw WorkerFailure(description: "worker \(index): injected failure (SIPEDGE_TEST_FAULT=worker-failure)")
+        case .workerTrap:
+            preconditionFailure("worker \(index): injected trap (SIPEDGE_TEST_FAULT=worker-trap)")
         }
     }
 

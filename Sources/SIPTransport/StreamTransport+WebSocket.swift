@@ -76,25 +76,23 @@ extension StreamTransport {
             session.pingSentAt = nil
         case .close(let code, _):
             pipeline.counters.count(.webSocketClosed)
-            if session.phase == .open {
-                session.closing()
-                let echo = WebSocketSession.echo(ofClose: code)
-                let frame = echo.map { WebSocketAssembler.closeFrame(code: $0) } ?? WebSocketAssembler.frame(.close, [])
-                guard transmit(frame[...], on: connection) else { return }
-            }
-            if connection.beginClosing() { close(connection, event: nil) }
+            let echo = WebSocketSession.echo(ofClose: code)
+            closeWebSocket(connection, session,
+                           sending: echo.map { WebSocketAssembler.closeFrame(code: $0) } ?? WebSocketAssembler.frame(.close, []))
         case .failed(let code):
             pipeline.counters.count(.webSocketProtocolError)
-            closeWebSocket(connection, session, code: code, reason: code == 1009 ? "message too big" : "protocol error")
+            closeWebSocket(connection, session, sending: WebSocketAssembler.closeFrame(
+                code: code, reason: code == 1009 ? "message too big" : "protocol error"))
         }
     }
 
-    /// Ends a WebSocket from our side: a close frame with `code`, then the connection once it is sent.
-    func closeWebSocket(_ connection: StreamConnection, _ session: WebSocketSession, code: UInt16, reason: String) {
+    /// Ends a WebSocket: `closeFrame` (ours, or the echo of the peer's) unless one went out already, then the
+    /// connection once it is sent.
+    func closeWebSocket(_ connection: StreamConnection, _ session: WebSocketSession, sending closeFrame: [UInt8]) {
         let wasOpen = session.phase == .open
         session.closing()
         if wasOpen {
-            guard transmit(WebSocketAssembler.closeFrame(code: code, reason: reason)[...], on: connection) else { return }
+            guard transmit(closeFrame[...], on: connection) else { return }
         }
         if connection.beginClosing() { close(connection, event: nil) }
     }

@@ -55,6 +55,9 @@ final class StreamTransport {
     private var lastIdleSweep: UInt64 = 0
     /// Scratch for TLS records on their way out.
     private var ciphertext: [UInt8] = []
+    /// How often the idle sweep runs: once a second, more often when WebSocket deadlines are short (a quarter of
+    /// the ping interval, a fifth of the handshake timeout), so each is kept to within that.
+    private let sweepInterval: UInt64
     /// Scratch for a WebSocket frame on its way out (header and message).
     var outgoingFrame: [UInt8] = []
 
@@ -66,6 +69,9 @@ final class StreamTransport {
         limits = configuration.streams
         scanLimits = configuration.parseLimits.scan
         webSocket = configuration.webSocket
+        sweepInterval = webSocket.isEnabled
+            ? max(50, min(1_000, webSocket.pingIntervalMilliseconds / 4, webSocket.handshakeTimeoutMilliseconds / 5))
+            : 1_000
         upstreamTransport = configuration.proxy.upstreamTransport
         upstreamTLS = configuration.upstreamTLS
         upstreamServerName = configuration.upstreamPool.tlsServerName
@@ -419,13 +425,6 @@ final class StreamTransport {
                 close(connection, event: .upstreamConnectFailed)
             }
         }
-    }
-
-    /// Once a second; more often when WebSocket deadlines are short (a quarter of the ping interval, a fifth of
-    /// the handshake timeout), so each is kept to within that.
-    private var sweepInterval: UInt64 {
-        guard webSocket.isEnabled else { return 1_000 }
-        return max(50, min(1_000, webSocket.pingIntervalMilliseconds / 4, webSocket.handshakeTimeoutMilliseconds / 5))
     }
 
     /// On stop: every connection is closed (its peer sees FIN and reconnects elsewhere).

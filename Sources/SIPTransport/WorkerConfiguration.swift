@@ -37,7 +37,7 @@ public struct WorkerConfiguration: Sendable {
     public var upstreamTLS: TLSContext?
     /// HEP v3 capture to a collector (off unless `capture.hep` names one).
     public var capture = CaptureSettings()
-    /// A fatal condition worker 0 meets on purpose when its first datagram arrives (SIPEDGE_TEST_FAULT), so tests
+    /// A fatal condition worker 0 meets on purpose once its first message arrives (SIPEDGE_TEST_FAULT), so tests
     /// and operators can check that a dying worker takes the process down loudly and the supervisor restarts it.
     public var injectedFault: InjectedFault?
 

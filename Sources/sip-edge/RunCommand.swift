@@ -137,7 +137,7 @@ struct RunCommand: ParsableCommand {
                 throw ExitCode(2)
             }
             workerConfiguration.injectedFault = injected
-            Self.logger.warning("SIPEDGE_TEST_FAULT=\(fault): worker 0 will fail on its first datagram")
+            Self.logger.warning("SIPEDGE_TEST_FAULT=\(fault): worker 0 will fail on its first message")
         }
         let configuration = workerConfiguration
         let workers = configuration.workers

@@ -62,7 +62,7 @@ import Testing
     /// a failure of its loop is logged as critical and ends the process with status 1; a trap on its thread kills
     /// the process by a signal with the Swift runtime's message on stderr. Either way systemd's Restart=on-failure
     /// starts it again (the unit test checks the unit says so). SIPEDGE_TEST_FAULT makes worker 0 meet one when its
-    /// first datagram arrives.
+    /// first message arrives.
     @Test(arguments: ["worker-failure", "worker-trap"])
     func aFatalConditionInAWorkerEndsTheProcessLoudly(fault: String) throws {
         let port = ProcessHarness.portBase(.faults) + (fault == "worker-trap" ? 2 : 0)
