@@ -425,6 +425,21 @@ int csip_uring_cancel_stream(struct csip_uring *u, int fd) {
     return rc;
 }
 
+int csip_uring_cancel_armed(struct csip_uring *u, int accept, uint32_t socket_tag) {
+    if (u == NULL) return -EINVAL;
+    struct io_uring_sqe *sqe = next_sqe(u);
+    if (sqe == NULL) return -EBUSY;
+    /* By user_data, not by fd: the socket's sends in flight stay, and another process holding the same socket
+       (a handover) keeps its own requests. */
+    io_uring_prep_cancel64(sqe, pack_user_data(accept ? KIND_ACCEPT : KIND_RECEIVE, socket_tag, 0), 0);
+    io_uring_sqe_set_data64(sqe, pack_user_data(KIND_CANCEL, 0, 0));
+    int rc;
+    do {
+        rc = io_uring_submit(&u->ring);
+    } while (rc == -EINTR);
+    return rc >= 0 ? 0 : rc;
+}
+
 void csip_uring_recycle(struct csip_uring *u, uint16_t buffer_id) {
     if (u == NULL || buffer_id >= u->buffer_count) return;
     io_uring_buf_ring_add(u->buffer_ring, u->buffers + (size_t)buffer_id * u->buffer_size, u->buffer_size,

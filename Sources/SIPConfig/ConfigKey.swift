@@ -243,6 +243,11 @@ public struct ConfigKey: Sendable {
         .restart("admin.request_timeout_ms", \.adminRequestTimeoutMilliseconds, .integer(100...60_000), 2_000,
                  "whole-request deadline per admin connection"),
 
+        .restart("handover.drain_s", \.handover.drainSeconds, .integer(0...86_400), 30,
+                 "after SIGUSR2 handed the sockets to a new process: serve open connections this long at most, then exit"),
+        .restart("handover.ready_timeout_s", \.handover.readyTimeoutSeconds, .integer(1...600), 30,
+                 "a new process started by SIGUSR2 that is not serving within this is stopped; this one serves on"),
+
         .restart("capture.hep", \.capture.target, .optional(.captureTarget, none: "off"), nil,
                  "HEP v3 copies of every message to a collector (Homer, sngrep): udp:HOST:PORT or tcp:HOST:PORT"),
         .restart("capture.node_id", \.capture.nodeID, .integer(0...Int(UInt32.max)), 2_001,

@@ -29,6 +29,8 @@ public struct EdgeConfiguration: Sendable, Equatable {
     public var upstreams: [UpstreamTarget]
     public var upstreamHealth = UpstreamHealthSettings()
     public var upstreamDNS = UpstreamDNSSettings()
+    /// The zero-downtime restart (SIGUSR2).
+    public var handover = HandoverSettings()
     /// Proxy-Require option tags the edge passes on for the core (RFC 3261 §16.3 step 5).
     public var proxyRequirePassthrough: [String] = []
     /// `proxy.mode` and the transaction layer's settings.
@@ -282,6 +284,14 @@ public struct UpstreamDNSSettings: Sendable, Equatable {
     public var drainSeconds = 3_600
     /// With no upstream resolvable for this long, the edge exits (it can serve nothing).
     public var giveUpSeconds = 30
+
+    public init() {}
+}
+
+/// The zero-downtime restart: how long the old process serves its open connections, how long it waits for the new.
+public struct HandoverSettings: Sendable, Equatable {
+    public var drainSeconds = 30
+    public var readyTimeoutSeconds = 30
 
     public init() {}
 }

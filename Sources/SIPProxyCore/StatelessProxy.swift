@@ -125,6 +125,9 @@ public final class StatelessProxy {
     public let configuration: ProxyConfiguration
     /// The upstreams with their up/down state; the worker replaces it when health or DNS changes it.
     public var upstreams: UpstreamSet
+    /// Upstream-facing ports a predecessor process used (a zero-downtime restart handed its sockets to this
+    /// worker): the Path and Record-Route entries it wrote name them, so they are ours too.
+    public private(set) var formerInternalPorts: [UInt16] = []
     /// The bytes to send after ``process(_:from:)`` returns `.forward` or `.reply`. Reused.
     public private(set) var output: [UInt8] = []
     private var editor = MessageEditor()
@@ -705,6 +708,11 @@ public final class StatelessProxy {
         appendDecimal(UInt64(publicPort(for: transport)), to: &out)
     }
 
+    /// Recognises `port` as ours on the upstream-facing side from now on (see ``formerInternalPorts``).
+    public func acceptFormerInternalPort(_ port: UInt16) {
+        if !formerInternalPorts.contains(port) { formerInternalPorts.append(port) }
+    }
+
     private func isOurs(_ uri: SIPURI, in bytes: PacketBytes) -> Bool {
         (uri.scheme == .sip || uri.scheme == .sips) && isOurs(host: uri.host, port: uri.port, in: bytes)
     }
@@ -715,7 +723,7 @@ public final class StatelessProxy {
         let port = port ?? 5060
         let isPublicPort = port == configuration.advertised.port || port == configuration.advertisedTLSPort
             || port == configuration.advertisedWSPort || port == configuration.advertisedWSSPort
-        let isInternalPort = port == internalPort
+        let isInternalPort = port == internalPort || (!formerInternalPorts.isEmpty && formerInternalPorts.contains(port))
         guard isPublicPort || isInternalPort,
             let address = EndpointAddress.parse(bytes, host, port: configuration.advertised.port)
         else { return false }

@@ -31,7 +31,7 @@ public final class StopSignal: Sendable {
 public final class EdgeWorker {
     public let index: Int
     let configuration: WorkerConfiguration
-    private let sockets: DatagramSockets
+    private var sockets: DatagramSockets
     private let driver: WorkerDriver
     let pipeline: MessagePipeline
     /// SIP over TCP and TLS and the upstream pool: io_uring path only.
@@ -56,6 +56,14 @@ public final class EdgeWorker {
     /// Worker 0's injected fault (SIPEDGE_TEST_FAULT; nil on every other worker and in normal operation), met at
     /// the end of the loop turn that brought its first message: checked per turn, not per message.
     private let injectedFault: InjectedFault?
+    /// The zero-downtime restart, shared with the main thread (nil in tests that drive one worker alone).
+    private let handover: WorkerHandover?
+    /// The legacy-upstream generation last looked at (see ``WorkerHandover/postLegacyUpstreams(_:)``).
+    private var appliedLegacyGeneration: UInt64 = 0
+    /// Set once a successor holds the sockets: no new datagrams or connections, only what is open.
+    private var draining = false
+    /// Datagram receives cancelled on purpose (a drain): not armed again when they end.
+    private var receivesStopped: Set<UInt32> = []
     /// Where the loop's time goes, for `sip_worker_busy_ratio`.
     private var loopClock = LoopClock(started: MonotonicClock.nanoseconds())
 
@@ -64,8 +72,10 @@ public final class EdgeWorker {
     public var counters: WorkerCounters { pipeline.publishedCounters }
 
     public init(index: Int, configuration: WorkerConfiguration, board: MetricsBoard? = nil,
-                mailbox: PolicyMailbox? = nil, upstreams: UpstreamBoard? = nil, sharedBans: SharedBans? = nil) throws {
+                mailbox: PolicyMailbox? = nil, upstreams: UpstreamBoard? = nil, sharedBans: SharedBans? = nil,
+                handover: WorkerHandover? = nil) throws {
         self.index = index
+        self.handover = handover
         self.sharedBans = sharedBans
         self.configuration = configuration
         injectedFault = index == 0 ? configuration.injectedFault : nil
@@ -73,13 +83,18 @@ public final class EdgeWorker {
         self.mailbox = mailbox
         upstreamBoard = upstreams
         policyGeneration = mailbox?.currentGeneration ?? 0
-        let publicSocket = try UDPSocket(binding: configuration.listen, reusePort: true)
+        let publicSocket = try handover?.takeInherited(worker: index, role: .udp)
+            .map { try UDPSocket(adopting: $0, expecting: configuration.listen) }
+            ?? UDPSocket(binding: configuration.listen, reusePort: true)
         let anyAddress = configuration.listen.family == .ipv4
             ? EndpointAddress.parse("0.0.0.0", port: 0)! : EndpointAddress.parse("::", port: 0)!
         let upstreamSocket = try UDPSocket(binding: anyAddress, reusePort: false)
         // An upstream with no SIP socket answers ICMP port unreachable: a passive health signal.
         if upstreams != nil { try upstreamSocket.reportUnreachableDestinations() }
         sockets = DatagramSockets(publicSocket: publicSocket, upstreamSocket: upstreamSocket)
+        handover?.register(worker: index, role: .udp, descriptor: publicSocket.descriptor)
+        handover?.register(worker: index, role: .upstream, descriptor: upstreamSocket.descriptor)
+        appliedLegacyGeneration = handover?.legacyUpstreamGeneration ?? 0
         driver = try WorkerDriver(dataPath: configuration.dataPath, uring: configuration.uring, sockets: sockets,
                                   batchSize: configuration.batchSize)
         // Path and Record-Route toward the core name this worker's own upstream port, so requests for the flows it
@@ -114,7 +129,7 @@ public final class EdgeWorker {
         switch driver {
         case .ring(let ring):
             streams = try StreamTransport(ring: ring, pipeline: pipeline, worker: index, configuration: configuration,
-                                          tlsContext: policy?.tls)
+                                          tlsContext: policy?.tls, handover: handover)
             if let upstreams { streams?.onPoolFailure = { upstreams.reportFailure($0) } }
         case .readiness:
             // Streams need the ring (accept, receive and send complete there); the fallback serves UDP only, and
@@ -226,6 +241,7 @@ public final class EdgeWorker {
         let options = configuration.uring
         var busy = false
         while !stop.isStopped {
+            if handover != nil, try followHandover(ring: ring) { break }
             // Idle: sleep until the first packet (checking for stop every 200 ms). Busy: collect a batch, waiting at
             // most batchWaitMicroseconds, so a loaded worker wakes per batch rather than per packet.
             let waitStarted = MonotonicClock.nanoseconds()
@@ -270,7 +286,7 @@ public final class EdgeWorker {
         case .receiveError:
             // The upstream socket's receive fails once per queued ICMP error: read the queue now (before the
             // receive is armed again) and tell the health monitor which upstream refused.
-            if event.socketTag == DatagramSockets.upstreamTag { takeUnreachableUpstreams() }
+            if event.socketTag != DatagramSockets.publicTag { takeUnreachableUpstreams(on: sockets.socket(tag: event.socketTag)) }
         case .sendDone:
             if event.result < 0 { pipeline.counters.sendFailures += 1 }
         case .accepted:
@@ -301,6 +317,7 @@ public final class EdgeWorker {
         case .streamData:
             streams?.receiveEnded(event)
         case .datagram, .invalidDatagram, .outOfBuffers, .receiveError:
+            guard !receivesStopped.contains(event.socketTag) else { return }
             armDatagramReceive(tag: event.socketTag, on: ring, now: MonotonicClock.milliseconds())
         case .sendDone, .streamSent, .connected:
             break
@@ -340,16 +357,113 @@ public final class EdgeWorker {
         }
     }
 
+    // MARK: Zero-downtime restart
+
+    /// Once per loop turn on the ring: adopt upstream sockets a drained predecessor left, start draining when a
+    /// successor has taken over, and say (true) when the drain is over. The last turn hands this worker's upstream
+    /// sockets to the successor.
+    private func followHandover(ring: URing) throws(WorkerFailure) -> Bool {
+        guard let handover else { return false }
+        if handover.legacyUpstreamGeneration != appliedLegacyGeneration {
+            for socket in adoptLegacyUpstreams(handover) { armDatagramReceive(tag: socket, on: ring, now: MonotonicClock.milliseconds()) }
+        }
+        let deadline = handover.drainingUntil
+        guard deadline != 0 else { return false }
+        if !draining {
+            draining = true
+            receivesStopped.insert(DatagramSockets.publicTag)
+            try? ring.cancelReceive(tag: DatagramSockets.publicTag)
+            streams?.stopAccepting()
+        }
+        guard isDrained(deadline: deadline) else { return false }
+        // Stop reading the upstream sockets, handle what they had already delivered, then leave them to the
+        // successor: datagrams arriving meanwhile wait in the sockets.
+        for tag in sockets.upstreamTags {
+            receivesStopped.insert(tag)
+            try? ring.cancelReceive(tag: tag)
+        }
+        var open = Set(sockets.upstreamTags)
+        let until = MonotonicClock.milliseconds() + 200
+        while !open.isEmpty, MonotonicClock.milliseconds() < until {
+            let count = ring.wait(completions: 1, timeoutMicroseconds: 20_000)
+            for i in 0..<count {
+                let event = ring.event(i)
+                dispatch(event)
+                ring.recycle(event)
+                if event.needsRearm, event.kind != .accepted, event.kind != .streamData { open.remove(event.socketTag) }
+            }
+        }
+        returnUpstreamSockets(to: handover)
+        return true
+    }
+
+    /// The recvmmsg path's turn of ``followHandover(ring:)``.
+    private func followHandover(readiness: ReadinessDriver) -> Bool {
+        guard let handover else { return false }
+        if handover.legacyUpstreamGeneration != appliedLegacyGeneration {
+            for tag in adoptLegacyUpstreams(handover) {
+                let socket = sockets.socket(tag: tag)
+                if (try? readiness.poll.add(socket, bit: Int(tag - DatagramSockets.legacyTagBase) + 2)) == nil {
+                    sockets.legacyUpstreams.removeLast()
+                }
+            }
+        }
+        let deadline = handover.drainingUntil
+        guard deadline != 0 else { return false }
+        if !draining {
+            draining = true
+            readiness.poll.remove(sockets.publicSocket)
+        }
+        guard isDrained(deadline: deadline) else { return false }
+        returnUpstreamSockets(to: handover)
+        return true
+    }
+
+    /// Adopts the upstream sockets a drained predecessor left for this worker; returns their receive tags. Their
+    /// ports become ours in Route and Via (the predecessor's Path and Record-Route entries name them).
+    private func adoptLegacyUpstreams(_ handover: WorkerHandover) -> [UInt32] {
+        appliedLegacyGeneration = handover.legacyUpstreamGeneration
+        var tags: [UInt32] = []
+        for descriptor in handover.takeLegacyUpstreams(worker: index) {
+            guard sockets.legacyUpstreams.count < DatagramSockets.maxLegacyUpstreams,
+                  let socket = try? UDPSocket(adopting: descriptor, expecting: nil) else {
+                Descriptor.close(descriptor)
+                continue
+            }
+            sockets.legacyUpstreams.append(socket)
+            pipeline.proxy.acceptFormerInternalPort(socket.localAddress.port)
+            tags.append(DatagramSockets.legacyTagBase + UInt32(sockets.legacyUpstreams.count - 1))
+        }
+        return tags
+    }
+
+    /// Drained: no client connection and no transaction left, or the deadline passed.
+    private func isDrained(deadline: UInt64) -> Bool {
+        if MonotonicClock.milliseconds() >= deadline { return true }
+        return (streams?.clientConnections ?? 0) == 0 && (pipeline.transactions?.liveTransactions ?? 0) == 0
+    }
+
+    /// Copies of this worker's upstream sockets (its own and any it adopted) for the successor, which adopts them
+    /// so that Path and Record-Route entries naming their ports keep reaching a process.
+    private func returnUpstreamSockets(to handover: WorkerHandover) {
+        let copies = ([sockets.upstreamSocket] + sockets.legacyUpstreams).compactMap { Descriptor.duplicate($0.descriptor) }
+        handover.returnUpstreams(worker: index, descriptors: copies)
+    }
+
     // MARK: recvmmsg path
 
     private func runReadiness(_ readiness: ReadinessDriver, until stop: StopSignal) {
         while !stop.isStopped {
+            if handover != nil, followHandover(readiness: readiness) { break }
             let waitStarted = MonotonicClock.nanoseconds()
             let ready = readiness.poll.wait(timeoutMilliseconds: Int32((idleWaitMicroseconds() + 999) / 1_000))
             loopClock.waited(from: waitStarted, to: MonotonicClock.nanoseconds())
             exchangeBans(now: MonotonicClock.milliseconds())
             if ready & 1 != 0 { drain(sockets.publicSocket, readiness) }
             if ready & 2 != 0 { drain(sockets.upstreamSocket, readiness) }
+            for (offset, socket) in sockets.legacyUpstreams.enumerated() where ready & (4 << offset) != 0 {
+                drain(socket, readiness)
+            }
             publishIfDue()
             applyPolicyIfPosted()
             maintainUpstreams(now: MonotonicClock.milliseconds())
@@ -365,7 +479,7 @@ public final class EdgeWorker {
             let count = readiness.batch.receive(from: socket)
             if count == 0 {
                 // Woken with nothing to read: a queued ICMP error (which keeps the socket signalling until read).
-                if round == 0, socket === sockets.upstreamSocket { takeUnreachableUpstreams() }
+                if round == 0, socket !== sockets.publicSocket { takeUnreachableUpstreams(on: socket) }
                 return
             }
             for i in 0..<count {
@@ -447,9 +561,9 @@ public final class EdgeWorker {
         }
     }
 
-    private func takeUnreachableUpstreams() {
+    private func takeUnreachableUpstreams(on socket: UDPSocket) {
         guard let upstreamBoard else { return }
-        for destination in sockets.upstreamSocket.takeUnreachableDestinations()
+        for destination in socket.takeUnreachableDestinations()
         where pipeline.proxy.isUpstream(destination) {
             upstreamBoard.reportFailure(destination)
         }

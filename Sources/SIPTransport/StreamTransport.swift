@@ -52,6 +52,8 @@ final class StreamTransport {
     /// Listeners whose accept failed (EMFILE...), re-armed after a pause rather than in a tight loop.
     private var pausedAccepts: Set<UInt32> = []
     private var acceptsResumeAt: UInt64 = 0
+    /// Set by ``stopAccepting()``: an accept that ends is not armed again.
+    private var acceptsStopped = false
     private var lastIdleSweep: UInt64 = 0
     /// Scratch for TLS records on their way out.
     private var ciphertext: [UInt8] = []
@@ -62,7 +64,7 @@ final class StreamTransport {
     var outgoingFrame: [UInt8] = []
 
     init(ring: URing, pipeline: MessagePipeline, worker: Int, configuration: WorkerConfiguration,
-         tlsContext: TLSContext?) throws {
+         tlsContext: TLSContext?, handover: WorkerHandover? = nil) throws {
         self.ring = ring
         self.pipeline = pipeline
         self.worker = UInt8(truncatingIfNeeded: worker)
@@ -85,10 +87,21 @@ final class StreamTransport {
         if let plain = configuration.webSocket.plain { bindings.append((Self.wsAcceptTag, plain.address)) }
         if let secure = configuration.webSocket.secure { bindings.append((Self.wssAcceptTag, secure.address)) }
         for (tag, address) in bindings {
-            let listener = try StreamListener(binding: address)
+            let role = SocketRole.listener(acceptTag: tag)
+            let listener = try handover?.takeInherited(worker: worker, role: role)
+                .map { try StreamListener(adopting: $0, expecting: address) } ?? StreamListener(binding: address)
             try ring.armAccept(on: listener, tag: tag)
             listeners[tag] = listener
+            handover?.register(worker: worker, role: role, descriptor: listener.descriptor)
         }
+    }
+
+    /// Stops accepting (a successor holds the listeners now): connections still queued are the successor's.
+    /// Connections already open are served on until they close.
+    func stopAccepting() {
+        acceptsStopped = true
+        pausedAccepts.removeAll()
+        for tag in listeners.keys { try? ring.cancelAccept(tag: tag) }
     }
 
     /// Steers the listeners' SO_REUSEPORT groups by source address (see `EdgeWorker.attachSourceSteering`).
@@ -157,7 +170,7 @@ final class StreamTransport {
     }
 
     private func armAccept(tag: UInt32) {
-        guard let listener = listeners[tag] else { return }
+        guard !acceptsStopped, let listener = listeners[tag] else { return }
         do {
             try ring.armAccept(on: listener, tag: tag)
         } catch {

@@ -75,6 +75,9 @@ final class TransactionLayer {
     /// Bytes of the message store holding messages now (whole blocks).
     var messageBytesInUse: Int { (store.capacityBlocks - store.freeBlocks) * store.blockSize }
 
+    /// Transactions in the map (waiting for an answer, or absorbing retransmissions until their timer ends).
+    var liveTransactions: Int { map.count }
+
     /// When the next timer is due (milliseconds, monotonic), if any: the worker sleeps no longer.
     var nextDeadline: UInt64? { wheel.nextDeadline }
 

@@ -8,10 +8,27 @@ struct DatagramSockets {
     static let publicTag: UInt32 = 0
     static let upstreamTag: UInt32 = 1
 
+    /// Upstream sockets adopted from a drained predecessor take tags from here on.
+    static let legacyTagBase: UInt32 = 16
+    /// Bounded by the recvmmsg path's ready mask (64 bits, two taken); one per restart while dialogs span them.
+    static let maxLegacyUpstreams = 60
+
     let publicSocket: UDPSocket
     let upstreamSocket: UDPSocket
+    /// A predecessor's upstream sockets (a zero-downtime restart): read like ours; we send through our own.
+    var legacyUpstreams: [UDPSocket] = []
 
-    func socket(tag: UInt32) -> UDPSocket { tag == Self.upstreamTag ? upstreamSocket : publicSocket }
+    func socket(tag: UInt32) -> UDPSocket {
+        if tag >= Self.legacyTagBase, Int(tag - Self.legacyTagBase) < legacyUpstreams.count {
+            return legacyUpstreams[Int(tag - Self.legacyTagBase)]
+        }
+        return tag == Self.upstreamTag ? upstreamSocket : publicSocket
+    }
+
+    /// The receive tags of every upstream-facing socket: ours, then the adopted ones.
+    var upstreamTags: [UInt32] {
+        [Self.upstreamTag] + legacyUpstreams.indices.map { Self.legacyTagBase + UInt32($0) }
+    }
     func socket(viaUpstream: Bool) -> UDPSocket { viaUpstream ? upstreamSocket : publicSocket }
     func tag(viaUpstream: Bool) -> UInt32 { viaUpstream ? Self.upstreamTag : Self.publicTag }
 }

@@ -95,6 +95,22 @@ public final class ReadinessPoll {
         close(descriptor)
     }
 
+    /// Watches one more socket, reported as bit `bit` (0...63) of the ready mask.
+    public func add(_ socket: UDPSocket, bit: Int) throws(SystemCallError) {
+        guard (0..<64).contains(bit) else { throw SystemCallError(call: "epoll_ctl (bit \(bit))", errno: EINVAL) }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = UInt64(bit)
+        guard epoll_ctl(descriptor, EPOLL_CTL_ADD, socket.descriptor, &event) == 0 else {
+            throw SystemCallError(call: "epoll_ctl", errno: errno)
+        }
+    }
+
+    /// Stops watching `socket` (a successor reads it now).
+    public func remove(_ socket: UDPSocket) {
+        _ = epoll_ctl(descriptor, EPOLL_CTL_DEL, socket.descriptor, nil)
+    }
+
     /// Waits up to `timeoutMilliseconds`; returns the ready sockets as a bit mask (0 on timeout).
     public func wait(timeoutMilliseconds: Int32) -> UInt64 {
         let count = events.withUnsafeMutableBufferPointer {

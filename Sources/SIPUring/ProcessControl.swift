@@ -35,18 +35,21 @@ public struct ProcessSignals {
         case stop(Int32)
         /// SIGHUP.
         case reload
+        /// SIGUSR2: start a successor and hand it the listening sockets (zero-downtime restart or upgrade).
+        case upgrade
         /// The wait timed out.
         case none
     }
 
     private var set = sigset_t()
 
-    /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and in threads it starts from now on.
+    /// Blocks SIGTERM, SIGINT, SIGHUP and SIGUSR2 in the calling thread and in threads it starts from now on.
     public init() {
         sigemptyset(&set)
         sigaddset(&set, SIGTERM)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGHUP)
+        sigaddset(&set, SIGUSR2)
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
@@ -55,7 +58,11 @@ public struct ProcessSignals {
         var timeout = timespec(tv_sec: Int(microseconds / 1_000_000), tv_nsec: Int(microseconds % 1_000_000) * 1_000)
         let received = sigtimedwait(&set, nil, &timeout)
         if received < 0 { return .none }
-        return received == SIGHUP ? .reload : .stop(received)
+        switch received {
+        case SIGHUP: return .reload
+        case SIGUSR2: return .upgrade
+        default: return .stop(received)
+        }
     }
 
     /// Asks the whole process to stop (a process-directed SIGTERM, which the waiting thread takes), from any thread.

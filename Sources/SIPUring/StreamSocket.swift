@@ -37,6 +37,14 @@ public final class StreamListener: Sendable {
         descriptor = fd
     }
 
+    /// Takes over a listening socket another process handed us: connections waiting in its queue are ours to
+    /// accept.
+    /// Throws (closing `fd`) when it is not a listening TCP socket bound to `expecting`'s port.
+    public init(adopting fd: Int32, expecting: EndpointAddress) throws(SystemCallError) {
+        localAddress = try Descriptor.adopt(fd, type: Int32(SOCK_STREAM.rawValue), listening: true, expecting: expecting)
+        descriptor = fd
+    }
+
     deinit {
         Glibc.close(descriptor)
     }

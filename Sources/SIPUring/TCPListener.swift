@@ -41,6 +41,12 @@ public final class TCPListener: Sendable {
         descriptor = fd
     }
 
+    /// Takes over the admin listener a predecessor handed us (a zero-downtime restart).
+    public init(adopting fd: Int32, expecting: EndpointAddress) throws(SystemCallError) {
+        localAddress = try Descriptor.adopt(fd, type: Int32(SOCK_STREAM.rawValue), listening: true, expecting: expecting)
+        descriptor = fd
+    }
+
     deinit {
         close(descriptor)
     }

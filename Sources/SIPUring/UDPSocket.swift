@@ -43,6 +43,14 @@ public final class UDPSocket {
         descriptor = fd
     }
 
+    /// Takes over a bound UDP socket another process handed us (a zero-downtime restart): same socket, same
+    /// SO_REUSEPORT group, same queued datagrams. Closed on deinit like one we bound.
+    /// Throws (closing `fd`) when it is not a UDP socket bound to `expecting`'s port (nil: any port).
+    public init(adopting fd: Int32, expecting: EndpointAddress?) throws(SystemCallError) {
+        localAddress = try Descriptor.adopt(fd, type: Int32(SOCK_DGRAM.rawValue), listening: false, expecting: expecting)
+        descriptor = fd
+    }
+
     deinit {
         close(descriptor)
     }

@@ -146,6 +146,22 @@ public final class URing {
         csip_uring_cancel_stream(handle, descriptor) == 0
     }
 
+    /// Cancels the multishot datagram receive armed with `tag` (``armReceive(on:tag:)``) and nothing else: the
+    /// socket's sends in flight continue. Completions already queued still arrive; the receive then ends without
+    /// asking to be armed again... as far as the caller is concerned: its last event has `needsRearm` set, which
+    /// a caller that cancelled must ignore.
+    public func cancelReceive(tag: UInt32) throws(SystemCallError) {
+        let status = csip_uring_cancel_armed(handle, 0, tag)
+        guard status == 0 else { throw SystemCallError(call: "io_uring cancel receive", errno: -status) }
+    }
+
+    /// Cancels the multishot accept armed with `tag` (``armAccept(on:tag:)``): connections still queued on the
+    /// listener stay there for whoever else holds it.
+    public func cancelAccept(tag: UInt32) throws(SystemCallError) {
+        let status = csip_uring_cancel_armed(handle, 1, tag)
+        guard status == 0 else { throw SystemCallError(call: "io_uring cancel accept", errno: -status) }
+    }
+
     /// Submits queued work and waits until `completions` are ready or `timeoutMicroseconds` pass; returns how many
     /// events arrived (possibly fewer than asked, or none).
     public func wait(completions: UInt32 = 1, timeoutMicroseconds: UInt32) -> Int {

@@ -92,6 +92,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        let launch = SuccessorLaunch()
         // Admin clients and stream connections each hold a descriptor; 1,024 (the usual soft limit) is too few.
         raiseOpenFileLimitToHardLimit()
         let edge: EdgeConfiguration
@@ -103,7 +104,17 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(2)
         }
         Self.startLogging(configuredLevel: edge.logLevel)
-        let secret = SecureRandom.uint64()
+        // Started by a running sip-edge on SIGUSR2: its sockets come first, before anything binds.
+        var inherited: InheritedState?
+        if let descriptor = ProcessInfo.processInfo.environment[HandoverChannel.inheritedVariable] {
+            do {
+                inherited = try InheritedState.receive(descriptorText: descriptor)
+            } catch {
+                log("sip-edge: handover: \(error)", level: .error)
+                throw ExitCode(2)
+            }
+        }
+        let secret = inherited?.branchSecret ?? SecureRandom.uint64()
         let flowKey: [UInt8]
         if let path = edge.flowKeyFile {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8),
@@ -114,9 +125,15 @@ struct RunCommand: ParsableCommand {
             flowKey = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
         } else if let configured = edge.flowKey {
             flowKey = Array(configured.utf8)
+        } else if let inherited {
+            // The predecessor's random key: the flow tokens it issued (in Path, Record-Route) stay valid.
+            flowKey = inherited.flowKey
         } else {
             flowKey = SecureRandom.bytes(32)
             Self.logger.notice("flow.key not set: flow tokens are signed with a random key for this run")
+        }
+        if let inherited, inherited.flowKey != flowKey {
+            Self.logger.notice("flow.key differs from the predecessor's: flow tokens it issued no longer verify")
         }
         var upstreamTLS: TLSContext?
         if edge.upstreamTransport == .tls {
@@ -141,6 +158,14 @@ struct RunCommand: ParsableCommand {
         }
         let configuration = workerConfiguration
         let workers = configuration.workers
+        if let inherited, inherited.workers != workers {
+            // Path and Record-Route entries name each worker's upstream port: the predecessor's workers' sockets
+            // must each find a worker here.
+            let reason = "the running process has \(inherited.workers) workers, this configuration \(workers): a worker count changes only with a full restart"
+            inherited.refuse(reason)
+            log("sip-edge: handover: \(reason)", level: .error)
+            throw ExitCode(2)
+        }
         let listenAddress = configuration.listen
         let upstreams = edge.upstreams
 
@@ -159,8 +184,11 @@ struct RunCommand: ParsableCommand {
         }
         let startupLock: StartupLock?
         do {
-            startupLock = try PortClaim.claim(listeners, ownership: .fresh)
+            // Sockets a predecessor handed over are in use by design; only the new ones are claimed.
+            let fresh = listeners.filter { inherited?.inherits(SocketRole(rawValue: $0.transport.rawValue) ?? .udp) != true }
+            startupLock = try PortClaim.claim(fresh, ownership: .fresh)
         } catch {
+            inherited?.refuse("\(error)")
             log("sip-edge: \(error)", level: .error)
             throw ExitCode(2)
         }
@@ -197,11 +225,19 @@ struct RunCommand: ParsableCommand {
                                                   log: { Self.logger.notice("\($0)") })
         }
         var adminServer: AdminServer?
+        var adminHandle: AdminHandle?
         if let adminAddress = edge.admin {
             let listener: TCPListener
             do {
-                listener = try TCPListener(binding: adminAddress)
+                if let descriptor = inherited?.admin,
+                   let adopted = try? TCPListener(adopting: descriptor, expecting: adminAddress),
+                   adopted.localAddress == adminAddress {
+                    listener = adopted
+                } else {
+                    listener = try TCPListener(binding: adminAddress)
+                }
             } catch {
+                inherited?.refuse("admin \(adminAddress): \(error)")
                 // An admin address we cannot have is a start-up failure like a public one: name it, exit 2.
                 let reason = error.bindTarget == nil ? "admin server: \(error)"
                     : "\(ListenerError(listener: "admin \(adminAddress)", errno: error.errno))"
@@ -214,6 +250,7 @@ struct RunCommand: ParsableCommand {
             let server = AdminServer(board: board, upstreamStatus: { upstreamBoard.report }, limits: limits,
                                      extraMetrics: { Self.sharedStateMetrics(client) })
             adminServer = server
+            adminHandle = AdminHandle(descriptor: listener.descriptor, stop: { server.stop() })
             Thread {
                 ThreadName.setCurrent("sip-edge-admin")
                 server.serve(listener)
@@ -231,6 +268,7 @@ struct RunCommand: ParsableCommand {
             }
         }
         let mailbox = PolicyMailbox(Policy(security: edge.security, rateLimit: edge.rateLimit, tls: tlsContext))
+        let handover = WorkerHandover(inherited: inherited?.sockets ?? [:])
         let stop = StopSignal()
         let started = WorkerStartup(expected: workers)
         if edge.upstreams.contains(where: { $0.address == nil }) {
@@ -255,7 +293,8 @@ struct RunCommand: ParsableCommand {
                 ThreadName.setCurrent("sip-edge-w\(index)")
                 do {
                     let worker = try EdgeWorker(index: index, configuration: configuration, board: board,
-                                               mailbox: mailbox, upstreams: upstreamBoard, sharedBans: sharedBans)
+                                               mailbox: mailbox, upstreams: upstreamBoard, sharedBans: sharedBans,
+                                               handover: handover)
                     started.report(nil, path: worker.dataPath)
                     if index == 0, configuration.workers > 1, started.waitForAll().isEmpty {
                         // Every socket of the group is bound now: steer by client address from here on. Without
@@ -294,6 +333,7 @@ struct RunCommand: ParsableCommand {
             started.waitForFinish()
             var logged = Set<String>()
             for error in errors where logged.insert(error).inserted { log("\(error)", level: .error) }
+            inherited?.refuse(errors.joined(separator: "; "))
             // A listener a worker could not bind (only "worker N: …" is anything else, e.g. io_uring demanded and
             // refused, which stays 1) is a start-up refusal like the claim's: 2.
             throw ExitCode(errors.contains { !$0.hasPrefix("worker ") } ? 2 : 1)
@@ -308,12 +348,39 @@ struct RunCommand: ParsableCommand {
         }
         log("sip-edge: \(workers) UDP workers (\(started.paths)) on \(listenAddress)\(streams), upstream \(upstreams.map(\.description).joined(separator: ", "))")
 
+        if let inherited {
+            let unused = handover.closeUnclaimedInherited()
+            // systemd follows the main process to us (NotifyAccess=all) before the predecessor starts to drain.
+            ServiceManager.notify("MAINPID=\(getpid())")
+            do {
+                try inherited.reportReady()
+            } catch {
+                log("sip-edge: handover: the predecessor did not take our ready: \(error)", level: .error)
+            }
+            log("sip-edge: handover: serving on the sockets of PID \(inherited.predecessorPID)"
+                + (unused > 0 ? " (\(unused) it had that this configuration does not use closed)" : ""))
+            let thread = Thread {
+                ThreadName.setCurrent("sip-edge-handover")
+                inherited.receiveUpstreams(into: handover) { Self.logger.info("\($0)") }
+            }
+            thread.name = "sip-edge-handover"
+            thread.start()
+        }
         ServiceManager.notify("READY=1\nSTATUS=\(workers) UDP workers on \(listenAddress)")
-        waitForStopSignal(&signals) { reload(running: edge, into: mailbox) }
-        ServiceManager.notify("STOPPING=1")
+        let admin = adminHandle
+        waitForStopSignal(&signals, onReload: { reload(running: edge, into: mailbox) }, onUpgrade: {
+            launch.start(flowKey: flowKey, branchSecret: secret, workers: workers, handover: handover, admin: admin,
+                         settings: HandoverSettingsView(drainSeconds: edge.handover.drainSeconds,
+                                                        readyTimeoutSeconds: edge.handover.readyTimeoutSeconds),
+                         started: started, log: { line, level in Self.logger.log(level: level, "\(line)") })
+        })
+        let successor = launch.successor
+        // After a handover the service lives on in the successor: systemd must not see this one stopping.
+        if successor == 0 { ServiceManager.notify("STOPPING=1") }
         stop.stop()
         adminServer?.stop()
         let totals = started.waitForFinish()
+        if successor != 0 { log("sip-edge: handed over to PID \(successor)") }
         log("sip-edge: stopped; received \(totals.received), forwarded \(totals.forwarded), replied \(totals.replied), parse errors \(totals.parseErrors)")
         if started.anyFailed { throw ExitCode(1) }
     }
@@ -413,7 +480,7 @@ struct RunCommand: ParsableCommand {
 
     /// Waits for SIGTERM or SIGINT, feeding systemd's watchdog meanwhile (at half its interval) when it asks for
     /// one. SIGHUP reloads the policy.
-    private func waitForStopSignal(_ signals: inout ProcessSignals, onReload: () -> Void) {
+    private func waitForStopSignal(_ signals: inout ProcessSignals, onReload: () -> Void, onUpgrade: () -> Void) {
         let watchdog = ServiceManager.watchdogMicroseconds
         let tick = watchdog.map { max($0 / 2, 100_000) } ?? 3_600_000_000
         while true {
@@ -424,6 +491,8 @@ struct RunCommand: ParsableCommand {
                 ServiceManager.notify("RELOADING=1")
                 onReload()
                 ServiceManager.notify("READY=1")
+            case .upgrade:
+                onUpgrade()
             case .stop(let received):
                 log("sip-edge: signal \(received), stopping")
                 return

@@ -233,6 +233,36 @@ int csip_uring_connect(struct csip_uring *ring, int fd, uint64_t stream_key, con
 int csip_uring_cancel_stream(struct csip_uring *ring, int fd);
 
 /**
+ * Cancels the multishot datagram receive (accept = 0) or accept (accept = 1) armed with `socket_tag`, and
+ * nothing else: sends in flight on the same socket continue. The receive then ends with -ECANCELED (without
+ * IORING_CQE_F_MORE); completions already queued still arrive first. 0 or -errno.
+ */
+int csip_uring_cancel_armed(struct csip_uring *ring, int accept, uint32_t socket_tag);
+
+/**
+ * Sends `length` bytes (at least 1) and `count` descriptors (SCM_RIGHTS, at most 64) as one message on the
+ * connected SOCK_SEQPACKET socket `fd`. The descriptors stay open here: the peer gets its own. 0 or -errno.
+ */
+int csip_send_descriptors(int fd, const uint8_t *data, size_t length, const int *descriptors, uint32_t count);
+
+/**
+ * Receives one message from the SOCK_SEQPACKET socket `fd` into `data` (`capacity` bytes) and the descriptors
+ * that came with it (close-on-exec) into `descriptors`, their number in *received. Returns the message length,
+ * 0 when the peer closed, or -errno; -EMSGSIZE when the message or its descriptors did not fit (any received
+ * descriptors are closed then).
+ */
+int csip_receive_descriptors(int fd, uint8_t *data, size_t capacity, int *descriptors, uint32_t capacity_count,
+                             uint32_t *received);
+
+/**
+ * Starts `path` with `argv` and `envp` (NULL-terminated), its signal mask emptied and `inherit_fd` as its
+ * descriptor `child_fd` (every other descriptor of ours is close-on-exec). The child's pid goes to *pid.
+ * 0 or -errno.
+ */
+int csip_spawn_with_descriptor(const char *path, char *const argv[], char *const envp[], int inherit_fd,
+                               int child_fd, int32_t *pid);
+
+/**
  * Submits what is queued, waits until `wait_for` completions are ready or `timeout_us` microseconds pass, and
  * decodes up to `capacity` ready completions into `events`. Returns the number of events (0 when nothing the
  * caller needs completed: some completions are handled inside, e.g. a short send being continued) or -errno.
