@@ -207,16 +207,23 @@ final class SuccessorLaunch: Sendable {
             try channel.send("end")
             let reply = try channel.receive(timeoutMilliseconds: Int32(settings.readyTimeoutSeconds * 1_000))
             guard let reply, reply.text.hasPrefix("ready ") else {
-                throw HandoverError(reply.map { "the new process \($0.text)" } ?? "the new process exited before serving")
+                throw HandoverError(reply.map { "the new process refused: \($0.text.dropFirst("refused ".count))" }
+                                    ?? "the new process exited before serving")
             }
         } catch {
-            // Not serving: it must not hold our ports half-started. We started it, so we end it.
-            if ChildProcess.exitStatus(pid) == nil {
+            // Not serving: it must not hold our ports half-started. It exits by itself after a refusal; one that
+            // does not within 2 s (hung, or never answered) we started, so we end it.
+            var status = ChildProcess.exitStatus(pid)
+            for _ in 0..<100 where status == nil {
+                usleep(20_000)
+                status = ChildProcess.exitStatus(pid)
+            }
+            if status == nil {
                 kill(pid, SIGKILL)
                 usleep(50_000)
+                status = ChildProcess.exitStatus(pid)
             }
-            let status = ChildProcess.exitStatus(pid).map { " (it exited with status \($0))" } ?? ""
-            throw HandoverError("\(error)\(status)")
+            throw HandoverError("\(error)" + (status.map { " (it exited with status \($0))" } ?? ""))
         }
         handedOverTo.store(pid, ordering: .releasing)
         log("handover: PID \(pid) serves now; draining open connections for at most \(settings.drainSeconds) s", .notice)
