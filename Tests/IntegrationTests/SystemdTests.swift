@@ -58,16 +58,12 @@ import Glibc
         #expect(score <= 2.0, "\(line)")
     }
 
-    /// READY=1 once the workers are bound, WATCHDOG=1 while running, STOPPING=1 on SIGTERM.
-    @Test func notifiesSystemdOfReadinessWatchdogAndStop() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(getpid()).sock").path
+    /// A notification socket like systemd's (NOTIFY_SOCKET) at a fresh path, with a 3 s receive timeout.
+    func notificationSocket(_ name: String) -> (fd: Int32, path: String) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid()).sock").path
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         #expect(fd >= 0)
-        defer {
-            close(fd)
-            unlink(path)
-        }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
@@ -79,12 +75,23 @@ import Glibc
         #expect(bound == 0)
         var timeout = timeval(tv_sec: 3, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return (fd, path)
+    }
 
-        func receive() -> String? {
-            var buffer = [UInt8](repeating: 0, count: 512)
-            let count = recv(fd, &buffer, buffer.count, 0)
-            return count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : nil
+    func receive(_ fd: Int32) -> String? {
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        return count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : nil
+    }
+
+    /// READY=1 once the workers are bound, WATCHDOG=1 while running, STOPPING=1 on SIGTERM.
+    @Test func notifiesSystemdOfReadinessWatchdogAndStop() throws {
+        let (fd, path) = notificationSocket("notify")
+        defer {
+            close(fd)
+            unlink(path)
         }
+        func receive() -> String? { self.receive(fd) }
 
         let edge = try ProcessHarness.start(
             ProcessHarness.sipEdgeBinary.path,
@@ -112,6 +119,47 @@ import Glibc
         #expect(ProcessHarness.exitStatus(edge) == 0)
         // Drained and gone well within systemd's TimeoutStopSec.
         #expect(Date().timeIntervalSince(stopRequested) < 2)
+    }
+
+    /// A zero-downtime restart as systemd sees it (NotifyAccess=all): the new process names itself the main
+    /// process and is ready, feeds the watchdog, and the old one exits without ever saying STOPPING=1 (which
+    /// would make systemd stop the service).
+    @Test func aHandoverTellsSystemdTheNewMainProcessAndNeverStopping() throws {
+        let (fd, path) = notificationSocket("notify-handover")
+        defer {
+            close(fd)
+            unlink(path)
+        }
+        let edge = try ProcessHarness.start(
+            ProcessHarness.sipEdgeBinary.path,
+            ["--listen", "udp:127.0.0.1:\(ProcessHarness.portBase(.notify) + 1)", "--workers", "1", "--admin", "off"],
+            log: "notify-handover-edge.log", environment: ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"])
+        defer { ProcessHarness.stop(edge) }
+        #expect(receive(fd)?.hasPrefix("READY=1") == true)
+        kill(edge.processIdentifier, SIGUSR2)
+        var messages: [String] = []
+        let deadline = Date().addingTimeInterval(10)
+        var afterExit = 0
+        // Until the old process has gone and five more messages (watchdog pings, 100 ms apart) came after it.
+        while Date() < deadline, afterExit < 5, let message = receive(fd) {
+            messages.append(message)
+            if !ProcessHarness.isRunning(edge) { afterExit += 1 }
+        }
+        let mainPID = messages.first { $0.hasPrefix("MAINPID=") }.flatMap { Int32($0.dropFirst(8)) }
+        let successor = try #require(mainPID, "no MAINPID among \(messages)")
+        defer {
+            kill(successor, SIGTERM)
+            usleep(300_000)
+        }
+        #expect(successor != edge.processIdentifier)
+        let log = ProcessHarness.logContents("notify-handover-edge.log")
+        #expect(log.contains("as PID \(successor)"), "\(log)")
+        let afterMainPID = messages.drop { !$0.hasPrefix("MAINPID=") }
+        #expect(afterMainPID.contains { $0.hasPrefix("READY=1") }, "\(messages)")
+        #expect(!ProcessHarness.isRunning(edge), "the old process should have drained and exited")
+        #expect(!messages.contains("STOPPING=1"), "\(messages)")
+        // The watchdog goes on, fed by the new main process.
+        #expect(receive(fd) == "WATCHDOG=1")
     }
 }
 
