@@ -90,6 +90,13 @@ public final class AdminServer: Sendable {
             process.append(("process_resident_memory_bytes", "gauge", "Resident memory, in bytes.",
                             pages * Double(sysconf(Int32(_SC_PAGESIZE)))))
         }
+        if let heap = HeapStatistics.current() {
+            process.append(("process_heap_allocated_bytes", "gauge",
+                            "Bytes the program holds from the allocator (jemalloc stats.allocated).", Double(heap.allocated)))
+            process.append(("process_heap_resident_bytes", "gauge",
+                            "Bytes of pages the allocator holds, its caches included (jemalloc stats.resident).",
+                            Double(heap.resident)))
+        }
         process += extraMetrics()
         if let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
             process.append(("process_open_fds", "gauge", "Open file descriptors.", Double(descriptors.count)))

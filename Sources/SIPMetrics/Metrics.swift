@@ -17,6 +17,10 @@ public enum ConnectionEvent: String, Sendable, CaseIterable {
     case refusedRateLimited = "refused_rate_limited"
     /// Closed after `tcp.idle_timeout_s` without a byte.
     case idleClosed = "idle_closed"
+    /// Closed because a message begun was not complete within `tcp.message_timeout_ms` (a slowloris).
+    case messageTimeout = "message_timeout"
+    /// Closed because the client's TLS handshake did not finish within `tls.handshake_timeout_ms`.
+    case tlsHandshakeTimeout = "tls_handshake_timeout"
     /// Closed because the peer did not read: more than `tcp.max_send_queue` bytes waited for it.
     case slowReaderCut = "slow_reader_cut"
     /// The byte stream could not be framed (no Content-Length, too large): 400, then closed.

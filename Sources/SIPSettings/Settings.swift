@@ -48,6 +48,11 @@ public struct StreamLimits: Sendable, Equatable {
     public var maxConnections = 4_096
     /// A connection that sends nothing (not even an RFC 5626 ping) this long is closed. Default: 300 s.
     public var idleTimeoutMilliseconds: UInt64 = 300_000
+    /// A message whose first bytes have arrived must be complete within this, however slowly its bytes keep
+    /// coming (a slowloris resets no deadline by trickling). Default: 10 s (Kamailio's tcp_msg_read_timeout: 20).
+    public var messageTimeoutMilliseconds: UInt64 = 10_000
+    /// A client's TLS handshake must finish within this after accept. Default: 10 s.
+    public var tlsHandshakeTimeoutMilliseconds: UInt64 = 10_000
     /// Bytes queued toward one connection while the peer does not read; past it the connection is cut, never
     /// buffered without bound. Default: 256 KiB.
     public var maxSendQueueBytes = 262_144

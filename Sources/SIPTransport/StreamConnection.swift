@@ -38,6 +38,11 @@ final class StreamConnection {
     var output = SendQueue()
     /// Milliseconds (monotonic) of the last bytes received, or of the dial for a connection still connecting.
     var lastActivity: UInt64
+    /// When the connection was accepted or dialled (the TLS handshake deadline counts from here).
+    let openedAt: UInt64
+    /// Since when the input has held the start of a message that is not complete yet (0: none): the message
+    /// deadline counts from here, and only a completed message moves it.
+    var partialSince: UInt64 = 0
 
     init(key: UInt32, descriptor: Int32, transport: TransportKind, peer: EndpointAddress, now: UInt64,
          tls: TLSSession?, webSocket: WebSocketSession? = nil, poolSlot: Int? = nil) {
@@ -46,6 +51,7 @@ final class StreamConnection {
         self.transport = transport
         self.peer = peer
         self.lastActivity = now
+        openedAt = now
         self.tls = tls
         self.webSocket = webSocket
         self.poolSlot = poolSlot

@@ -207,6 +207,8 @@ final class StreamTransport {
         connection.lastActivity = MonotonicClock.milliseconds()
         // Closing (a final 400 on its way out): the rest of the stream is not read.
         guard connection.isReading else { return }
+        let receivedBefore = pipeline.counters.received
+        defer { trackPartialMessage(connection, progressed: pipeline.counters.received != receivedBefore) }
         guard let tls = connection.tls else {
             connection.input.append(payload)
             frameMessages(connection, sink: sink)
@@ -228,6 +230,16 @@ final class StreamTransport {
         if reading == .peerClosed, connection.isReading {
             // Everything sent before close_notify has been handled; what we still owe it is flushed first.
             if connection.beginClosing() { close(connection, event: .peerClosed) }
+        }
+    }
+
+    /// Starts (or moves, when a message was completed) the message deadline while the input holds an incomplete
+    /// message; clears it when the input is empty.
+    private func trackPartialMessage(_ connection: StreamConnection, progressed: Bool) {
+        if connection.input.unreadCount == 0 {
+            connection.partialSince = 0
+        } else if progressed || connection.partialSince == 0 {
+            connection.partialSince = connection.lastActivity
         }
     }
 
@@ -434,6 +446,11 @@ final class StreamTransport {
             if let session = connection.webSocket, !checkWebSocketTimers(connection, session, now: now) { continue }
             if connection.poolSlot == nil, now - connection.lastActivity > limits.idleTimeoutMilliseconds {
                 close(connection, event: .idleClosed)
+            } else if connection.partialSince != 0, now - connection.partialSince > limits.messageTimeoutMilliseconds {
+                close(connection, event: .messageTimeout)
+            } else if connection.poolSlot == nil, let tls = connection.tls, !tls.isHandshakeComplete,
+                      now - connection.openedAt > limits.tlsHandshakeTimeoutMilliseconds {
+                close(connection, event: .tlsHandshakeTimeout)
             } else if connection.isConnecting, now - connection.lastActivity > 5_000 {
                 close(connection, event: .upstreamConnectFailed)
             }

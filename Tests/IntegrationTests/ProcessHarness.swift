@@ -185,11 +185,12 @@ enum ProcessHarness {
         case webSocket = 78  // edge, ws, wss, kamailio, caller, admin, core, spare (78...85)
         case faults = 86  // edge and client for each of two faults (86...89)
         case handover = 90  // edge (UDP and TCP), core, caller A, caller B, admin, spare (90...97)
+        case soak = 98  // perf/soak.sh: edge, tls, core, caller, admin, spare (98...105)
     }
 
-    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 130 slots of 98.
+    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 120 slots of 106.
     static func portBase(_ block: PortBlock) -> Int {
-        20_000 + Int(getpid() % 130) * 98 + block.rawValue
+        20_000 + Int(getpid() % 120) * 106 + block.rawValue
     }
 
     /// The value of one series in a Prometheus text exposition (`name{labels}` exactly as written), nil if absent.

@@ -67,6 +67,13 @@ int csip_attach_reuseport_steering(int fd, int ipv6, uint32_t group_size);
  */
 int csip_sd_notify(const char *state);
 
+/**
+ * The allocator's live bytes (`allocated`: what the program holds) and resident bytes (`resident`: pages the
+ * allocator has touched, including caches), from jemalloc's mallctl found at run time. 0, or -ENOSYS when the
+ * process allocator is not jemalloc, -EIO when it does not answer.
+ */
+int csip_heap_stats(uint64_t *allocated, uint64_t *resident);
+
 /* Names the calling thread (at most 15 bytes kept). 0, or a negative errno. */
 int csip_set_thread_name(const char *name);
 

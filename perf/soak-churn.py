@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""Connection churn for perf/soak.sh: for DURATION seconds, RATE rounds per second, each round one REGISTER over
+UDP and one over a new TCP connection and a new TLS connection (connect, register, read the 200, close), all
+through the edge. Prints one JSON line of counts at the end; exits 1 if any registration failed.
+
+usage: soak-churn.py HOST UDP_PORT TLS_PORT DURATION RATE
+"""
+import json
+import socket
+import ssl
+import sys
+import time
+import uuid
+
+
+def register(transport, local, edge_host, edge_port, number):
+    call_id = uuid.uuid4().hex
+    host, port = local
+    return (
+        f"REGISTER sip:{edge_host} SIP/2.0\r\n"
+        f"Via: SIP/2.0/{transport} {host}:{port};branch=z9hG4bK{call_id[:16]};rport\r\n"
+        f"Max-Forwards: 70\r\n"
+        f"From: <sip:churn{number}@{edge_host}>;tag={call_id[16:24]}\r\n"
+        f"To: <sip:churn{number}@{edge_host}>\r\n"
+        f"Call-ID: {call_id}\r\n"
+        f"CSeq: 1 REGISTER\r\n"
+        f"Contact: <sip:churn{number}@{host}:{port};transport={transport.lower()}>\r\n"
+        f"Expires: 60\r\n"
+        f"User-Agent: sip-edge soak churn\r\n"
+        f"Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def answered_ok(data):
+    return data.startswith(b"SIP/2.0 200 ")
+
+
+def over_udp(host, port, number):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        sock.bind((host, 0))
+        for _ in range(3):  # UDP: the client retransmits, as a phone would
+            sock.sendto(register("UDP", sock.getsockname(), host, port, number), (host, port))
+            try:
+                return answered_ok(sock.recv(4096))
+            except socket.timeout:
+                continue
+        return False
+
+
+def over_stream(host, port, number, context):
+    with socket.create_connection((host, port), timeout=3) as raw:
+        sock = context.wrap_socket(raw) if context else raw
+        sock.sendall(register("TLS" if context else "TCP", sock.getsockname(), host, port, number))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        ok = answered_ok(data)
+        if context:
+            try:
+                sock.unwrap()
+            except (ssl.SSLError, OSError):
+                pass
+        return ok
+
+
+def main():
+    host, udp_port, tls_port, duration, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the soak's own self-signed certificate, renewed on every reload
+    counts = {kind: {"ok": 0, "failed": 0} for kind in ("udp", "tcp", "tls")}
+    errors = []
+    started = time.monotonic()
+    number = 0
+    while time.monotonic() - started < duration:
+        round_start = time.monotonic()
+        number += 1
+        for kind, attempt in (("udp", lambda: over_udp(host, udp_port, number)),
+                              ("tcp", lambda: over_stream(host, udp_port, number, None)),
+                              ("tls", lambda: over_stream(host, tls_port, number, context))):
+            try:
+                ok = attempt()
+            except (OSError, ssl.SSLError) as error:
+                ok = False
+                if len(errors) < 10:
+                    errors.append(f"{kind}: {error}")
+            counts[kind]["ok" if ok else "failed"] += 1
+        time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - round_start)))
+    print(json.dumps({"churn": counts, "errors": errors}), flush=True)
+    sys.exit(1 if any(c["failed"] for c in counts.values()) else 0)
+
+
+if __name__ == "__main__":
+    main()
