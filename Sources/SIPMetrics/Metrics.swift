@@ -107,6 +107,7 @@ public struct WorkerSnapshot: Sendable {
     public var upstreams: [String: UpstreamSnapshot] = [:]
     public var capturesSent = 0
     public var capturesDropped = 0
+    public var auditLinesLost = 0
     /// Share of the loop's time spent on work rather than waiting, over about the last second.
     public var busyRatio: Double = 0
 
@@ -189,6 +190,7 @@ public final class MetricsBoard: Sendable {
             for (upstream, counts) in snapshot.upstreams { total.upstreams[upstream, default: UpstreamSnapshot()].add(counts) }
             total.capturesSent += snapshot.capturesSent
             total.capturesDropped += snapshot.capturesDropped
+            total.auditLinesLost += snapshot.auditLinesLost
         }
         return total
     }
@@ -291,6 +293,9 @@ public struct PrometheusText {
         out.family("sip_capture_dropped_total", type: "counter",
                    help: "HEP captures dropped: queue full (slow or absent collector), connection broken, or too large.")
         out.sample("sip_capture_dropped_total", [], Double(total.capturesDropped))
+        out.family("sip_audit_lines_lost_total", type: "counter",
+                   help: "Audit lines not written: over audit.lines_per_second, or the write failed (disk full).")
+        out.sample("sip_audit_lines_lost_total", [], Double(total.auditLinesLost))
         out.family("sip_messages_total", type: "counter", help: "SIP messages received, by method (responses: response) and transport.")
         for (key, count) in total.messages.sorted(by: { $0.key < $1.key }) {
             out.sample("sip_messages_total", [("method", key.method), ("transport", key.transport)], Double(count))

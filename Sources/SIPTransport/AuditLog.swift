@@ -15,6 +15,8 @@ public final class AuditLog {
     /// Lines not written because of the cap (counted, and reported in the next line written).
     public private(set) var suppressed = 0
     private var suppressedUnreported = 0
+    /// Lines whose write failed (ENOSPC, EIO).
+    public private(set) var writeFailures = 0
 
     public init(destination: AuditDestination, linesPerSecond: Int, worker: Int) throws {
         self.linesPerSecond = linesPerSecond
@@ -62,8 +64,16 @@ public final class AuditLog {
             suppressedUnreported = 0
         }
         line += "}\n"
-        try? handle.write(contentsOf: Data(line.utf8))
+        do {
+            try handle.write(contentsOf: Data(line.utf8))
+        } catch {
+            // A full disk (ENOSPC) or a gone file: the line is lost, counted, and the message path goes on.
+            writeFailures += 1
+        }
     }
+
+    /// Lines lost: suppressed over the per-second cap, or whose write failed.
+    public var linesLost: Int { suppressed + writeFailures }
 
     /// A JSON string literal of attacker-controlled text: printable ASCII kept, everything else \u-escaped, and
     /// at most 128 characters.

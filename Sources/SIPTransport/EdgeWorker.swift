@@ -230,6 +230,7 @@ public final class EdgeWorker {
             pipeline.counters.capturesSent = capture.sent
             pipeline.counters.capturesDropped = capture.dropped + capture.skipped
         }
+        pipeline.counters.auditLinesLost = pipeline.auditLinesLost
         var snapshot = pipeline.publishedCounters.snapshot()
         snapshot.busyRatio = loopClock.busyRatio(now: MonotonicClock.nanoseconds())
         board.publish(worker: index, snapshot)

@@ -28,6 +28,8 @@ final class MessagePipeline {
     private(set) var validator: SecurityValidator
     private(set) var limiter: RateLimiter
     private let audit: AuditLog
+    /// Audit lines lost (over the cap, or a failed write), for the metrics.
+    var auditLinesLost: Int { audit.linesLost }
     /// Transaction mode: the stateful layer in front of the proxy core (nil: stateless).
     let transactions: TransactionLayer?
     /// Never rate limited or validated: the configured allow list (any port) and the upstreams (exact address and

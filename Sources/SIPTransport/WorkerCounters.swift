@@ -56,6 +56,8 @@ public struct WorkerCounters: Sendable {
     /// HEP capture: captures handed to the kernel, and those dropped (queue full, link broken, too large).
     public var capturesSent = 0
     public var capturesDropped = 0
+    /// Audit lines not written: over `audit.lines_per_second`, or the write failed (a full disk).
+    public var auditLinesLost = 0
 
     /// One upstream's counts.
     public struct UpstreamTally: Sendable {
@@ -156,6 +158,7 @@ public struct WorkerCounters: Sendable {
         snapshot.relayedResponses = relayedResponses
         snapshot.capturesSent = capturesSent
         snapshot.capturesDropped = capturesDropped
+        snapshot.auditLinesLost = auditLinesLost
         for (address, tally) in upstreams {
             var sample = UpstreamSnapshot()
             sample.requests = tally.requests

@@ -186,11 +186,12 @@ enum ProcessHarness {
         case faults = 86  // edge and client for each of two faults (86...89)
         case handover = 90  // edge (UDP and TCP), core, caller A, caller B, admin, spare (90...97)
         case soak = 98  // perf/soak.sh: edge, tls, core, caller, admin, spare (98...105)
+        case faultsUnderLoad = 106  // edge (UDP and TCP), tls, admin, core A, core B, caller, spare (106...113)
     }
 
-    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 120 slots of 106.
+    /// A port block per test process (by PID), below the kernel's ephemeral range (32768 and up): 110 slots of 114.
     static func portBase(_ block: PortBlock) -> Int {
-        20_000 + Int(getpid() % 120) * 106 + block.rawValue
+        20_000 + Int(getpid() % 110) * 114 + block.rawValue
     }
 
     /// The value of one series in a Prometheus text exposition (`name{labels}` exactly as written), nil if absent.
