@@ -61,14 +61,14 @@ import Testing
         while ProcessHarness.isRunning(process) && Date() < deadline { usleep(50_000) }
     }
 
-    /// The successor's pid, from the predecessor's log line ("SIGUSR2: started … as PID N").
+    /// The pid of the successor that serves, from the predecessor's log ("handover: PID N serves now"); earlier
+    /// refused successors are named in the log too, but never as serving.
     func successorPID(log: String, timeout: Double = 20) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         repeat {
             let text = ProcessHarness.logContents(log)
-            if text.contains("serves now"),
-               let range = text.range(of: #"as PID (\d+)"#, options: .regularExpression) {
-                return Int32(text[range].split(separator: " ").last!)
+            if let range = text.range(of: #"handover: PID \d+ serves now"#, options: .regularExpression) {
+                return Int32(text[range].split(separator: " ")[2])
             }
             usleep(100_000)
         } while Date() < deadline
