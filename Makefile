@@ -5,7 +5,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RUN_ARGS ?=
 
-.PHONY: run test deps build build-release lint fuzz bench install
+.PHONY: run test test-sanitizers deps build build-release lint fuzz bench install
 
 deps:
 	@scripts/install-deps.sh
@@ -24,6 +24,10 @@ lint:
 
 test: deps lint
 	@scripts/test.sh
+
+# The suites under ASan+UBSan and TSan (scripts/test-sanitizers.sh; SHORT=1 for CI's form).
+test-sanitizers: deps
+	@scripts/test-sanitizers.sh $(if $(SHORT),short,full)
 
 fuzz:
 	perf/fuzz.sh $${SECONDS_TO_RUN:-60}

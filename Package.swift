@@ -5,6 +5,11 @@ import PackageDescription
 /// package, where they are allowed).
 let strictC: [CSetting] = [.unsafeFlags(["-Wall", "-Wextra", "-Werror"])]
 
+/// jemalloc is the process allocator, except in sanitizer builds (`scripts/test-sanitizers.sh` sets
+/// SIPEDGE_SANITIZER): ASan and TSan bring their own allocator, and memory jemalloc handed out and the sanitizer
+/// frees (or the reverse) is reported as a bad free.
+let processAllocator: [LinkerSetting] = Context.environment["SIPEDGE_SANITIZER"] == nil ? [.linkedLibrary("jemalloc")] : []
+
 let package = Package(
     name: "SIPEdge",
     products: [
@@ -17,6 +22,8 @@ let package = Package(
         .library(name: "SIPProxyCore", targets: ["SIPProxyCore"]),
         .library(name: "SIPAdmin", targets: ["SIPAdmin"]),
         .library(name: "SIPConfig", targets: ["SIPConfig"]),
+        // For TLSRecordFuzzer: the TLS session over memory BIOs.
+        .library(name: "SIPUring", targets: ["SIPUring", "SIPSettings"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -78,7 +85,9 @@ let package = Package(
         ),
 
         // Side targets: counters published by workers and rendered for Prometheus; the admin HTTP server.
-        .target(name: "SIPMetrics"),
+        // Unsafe fence C: the lock shared state uses (a pthread mutex ThreadSanitizer can see).
+        .target(name: "SIPLocks"),
+        .target(name: "SIPMetrics", dependencies: ["SIPLocks"]),
         .target(name: "SIPAdmin", dependencies: ["SIPMetrics", "SIPUring"]),
 
         // Unsafe fence B: sockets, the io_uring ring, TLS sessions, DNS lookups.
@@ -89,7 +98,7 @@ let package = Package(
             name: "SIPTransport",
             dependencies: [
                 "SIPUring", "SIPSettings", "SIPTransactions", "SIPProxyCore", "SIPSecurity", "SIPMetrics", "SIPParsing",
-                "SIPBytes", "SIPCapture",
+                "SIPBytes", "SIPCapture", "SIPLocks",
             ]
         ),
 
@@ -110,11 +119,12 @@ let package = Package(
                 "SIPMetrics",
                 "SIPCapture",
                 "SIPSharedState",
+                "SIPLocks",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // jemalloc is the process allocator: every Swift and C allocation goes through it (toolchain.md §2).
-            linkerSettings: [.linkedLibrary("jemalloc")]
+            linkerSettings: processAllocator
         ),
 
         // Test support: runs a program with io_uring_setup refused by seccomp, like a container profile.

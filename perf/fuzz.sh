@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes with libFuzzer for SECONDS seconds (default 60) per target: SIPParserFuzzer (the C span scanner and the
-# Swift SIP parser, WebSocket framing and upgrades) and EdgeInputsFuzzer (flow tokens, admin HTTP requests,
-# configuration files, TCP stream framing; seeds in Tests/Fuzz/Seeds/edge-inputs). FUZZ_TARGETS picks some.
+# Swift SIP parser, WebSocket framing and upgrades), EdgeInputsFuzzer (flow tokens, admin HTTP requests,
+# configuration files, TCP stream framing; seeds in Tests/Fuzz/Seeds/edge-inputs) and TLSRecordFuzzer (TLS records
+# into a server session: first flights, forged, round-tripped and tampered records after an in-memory handshake;
+# seeds in Tests/Fuzz/Seeds/tls-records). FUZZ_TARGETS picks some.
 #
 # What it does:
 #   1. Builds Tests/Fuzz (a separate SwiftPM package, target SIPParserFuzzer) in release mode with libFuzzer and
@@ -50,7 +52,7 @@ PACKAGE=$ROOT/Tests/Fuzz
 DICT=$PACKAGE/sip.dict
 SEEDS=$ROOT/Tests/SIPParsingTests/Corpus/RFC4475
 ARTIFACTS=$SCRATCH/artifacts
-TARGETS=${FUZZ_TARGETS:-"SIPParserFuzzer EdgeInputsFuzzer"}
+TARGETS=${FUZZ_TARGETS:-"SIPParserFuzzer EdgeInputsFuzzer TLSRecordFuzzer"}
 if [[ ${FUZZ_NO_BUILD:-0} != 1 ]]; then
     echo "fuzz: building $TARGETS" >&2
     # lld: Debian's gold stops with an internal error (dwarf_reader.cc) linking EdgeInputsFuzzer under ASan.
@@ -69,6 +71,14 @@ if [[ -z ${ASAN_SYMBOLIZER_PATH:-} ]]; then
     if [[ -x $symbolizer ]]; then export ASAN_SYMBOLIZER_PATH=$symbolizer; fi
 fi
 
+# TLSRecordFuzzer's server certificate and key (made once; the harness reads them at start).
+export SIPEDGE_FUZZ_TLS_DIR=$SCRATCH/tls
+if [[ ! -s $SIPEDGE_FUZZ_TLS_DIR/server.key ]]; then
+    mkdir -p "$SIPEDGE_FUZZ_TLS_DIR"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 -subj "/CN=fuzz.sipedge.test" \
+        -keyout "$SIPEDGE_FUZZ_TLS_DIR/server.key" -out "$SIPEDGE_FUZZ_TLS_DIR/server.pem" 2>/dev/null
+fi
+
 # Runs one target for SECONDS_TO_RUN over its corpus (kept between runs) seeded from the repository.
 run_target() {
     TARGET=$1
@@ -84,6 +94,9 @@ run_target() {
         # every input as those).
         cp "$SEEDS"/*.sip "$CORPUS"/
         cp "$ROOT"/Tests/Fuzz/Seeds/websocket/*.bin "$CORPUS"/
+    elif [[ $TARGET == TLSRecordFuzzer ]]; then
+        # First byte: 0 first flight, 1 forged records, 2 round trip, 3 tampered record.
+        cp "$ROOT"/Tests/Fuzz/Seeds/tls-records/*.bin "$CORPUS"/
     else
         # First byte: 0 flow token, 1 admin request, 2 configuration, 3 TCP stream.
         cp "$ROOT"/Tests/Fuzz/Seeds/edge-inputs/*.bin "$CORPUS"/

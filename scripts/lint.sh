@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Checks the rules a compiler does not: unsafe Swift stays inside its fences (SIPBytes, SIPUring). Outside them:
+# Checks the rules a compiler does not: unsafe Swift stays inside its fences (SIPBytes, SIPUring, SIPLocks). Outside them:
 # no Unsafe* pointer types or closures, no OpaquePointer, no call into a C function (csip_*, io_uring_*, OpenSSL,
 # libc calls that take pointers),
 # and no import of the C targets that have functions (CSIPScan's header-kind and class constants may be named).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-fenced='^Sources/(SIPBytes|SIPUring)/'
+fenced='^Sources/(SIPBytes|SIPUring|SIPLocks)/'
 checks=(
     'Unsafe(Mutable)?(Raw)?(Buffer)?Pointer|Unmanaged|withUnsafe|bindMemory|assumingMemoryBound|unsafeBitCast|OpaquePointer'
     '\b(csip|io_uring|SSL|SSL_CTX|BIO|EVP|HMAC)_[A-Za-z0-9_]+\('
@@ -16,7 +16,7 @@ status=0
 for pattern in "${checks[@]}"; do
     violations=$(grep -rnE "$pattern" Sources --include='*.swift' | grep -vE "$fenced" | grep -vE ':\s*///' || true)
     if [ -n "$violations" ]; then
-        echo "unsafe code outside the fences (SIPBytes, SIPUring): /$pattern/"
+        echo "unsafe code outside the fences (SIPBytes, SIPUring, SIPLocks): /$pattern/"
         echo "$violations"
         status=1
     fi

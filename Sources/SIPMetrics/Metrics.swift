@@ -1,4 +1,4 @@
-import Synchronization
+import SIPLocks
 
 /// Latency buckets of `sip_response_time_seconds` (upper bounds, seconds): in-proxy processing of one message.
 public let latencyBucketBounds: [Double] = [
@@ -141,14 +141,14 @@ public struct UpstreamSnapshot: Sendable {
 /// Where workers publish their snapshots and the admin server reads them: the only shared state, touched a few
 /// times a second per worker (never per message), behind an uncontended lock.
 public final class MetricsBoard: Sendable {
-    private let snapshots: Mutex<[WorkerSnapshot?]>
-    private let workersUp: Mutex<Set<Int>>
+    private let snapshots: Locked<[WorkerSnapshot?]>
+    private let workersUp: Locked<Set<Int>>
     public let workerCount: Int
 
     public init(workers: Int) {
         workerCount = workers
-        snapshots = Mutex(Array(repeating: nil, count: workers))
-        workersUp = Mutex([])
+        snapshots = Locked(Array(repeating: nil, count: workers))
+        workersUp = Locked([])
     }
 
     public func publish(worker: Int, _ snapshot: WorkerSnapshot) {

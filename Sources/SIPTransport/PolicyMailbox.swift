@@ -1,6 +1,7 @@
 public import SIPSecurity
 public import SIPUring
 import Synchronization
+import SIPLocks
 
 /// The policy a reload may change while traffic flows: validator rules, rate limits and the TLS certificate.
 /// Sockets, workers and upstreams need a restart.
@@ -26,10 +27,10 @@ public struct Policy: Sendable, Equatable {
 /// atomic per loop turn; the lock is taken only when the generation moved.
 public final class PolicyMailbox: Sendable {
     private let generation = Atomic<UInt64>(0)
-    private let policy: Mutex<Policy>
+    private let policy: Locked<Policy>
 
     public init(_ initial: Policy) {
-        policy = Mutex(initial)
+        policy = Locked(initial)
     }
 
     /// Publishes `new`; workers apply it within one loop turn (at most 200 ms).

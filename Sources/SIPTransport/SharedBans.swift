@@ -1,16 +1,17 @@
 public import SIPSecurity
 import Synchronization
+import SIPLocks
 
 /// Where workers and the shared-state client (one thread per process, talking to Redis) exchange bans: workers
 /// hand over the bans they start, the client hands back the bans other edges started. Touched when a ban starts or
 /// arrives and by one atomic load per loop turn, never per message; a worker never waits on Redis.
 public final class SharedBans: Sendable {
-    private let local = Mutex<[RateLimiter.StartedBan]>([])
+    private let local = Locked<[RateLimiter.StartedBan]>([])
     /// Bans other edges started, for every worker to apply once.
     private let remote = SequencedLog<RateLimiter.StartedBan>()
     private let connected = Atomic<Bool>(false)
     /// Shared rate limits: workers' busiest sources per interval, and the sources the edges together limit.
-    private let counts = Mutex<[UInt64: [RateLimiter.SourceCount]]>([:])
+    private let counts = Locked<[UInt64: [RateLimiter.SourceCount]]>([:])
     private let limits = SequencedLog<RateLimiter.SourceCount>()
     /// Sharing interval (wall clock, so edges agree on its boundaries) and how many sources each worker reports.
     public let intervalMilliseconds: UInt64
@@ -89,7 +90,7 @@ public final class SharedBans: Sendable {
 /// Items one thread delivers and every worker reads once, in order: each gets a sequence number (the newest 4,096
 /// are kept), and the latest number sits in an atomic, so a worker with nothing new pays one load.
 final class SequencedLog<Item: Sendable>: Sendable {
-    private let entries = Mutex<[(UInt64, Item)]>([])
+    private let entries = Locked<[(UInt64, Item)]>([])
     private let sequence = Atomic<UInt64>(0)
 
     func append(_ items: [Item]) {

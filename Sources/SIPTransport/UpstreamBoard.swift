@@ -2,6 +2,7 @@ public import SIPBytes
 public import SIPProxyCore
 public import SIPMetrics
 import Synchronization
+import SIPLocks
 
 /// The upstream set as every thread sees it: the members (from the configuration, then DNS), their up/down state
 /// (from the health monitor on worker 0), the passive failures workers report, and what the admin server shows.
@@ -26,11 +27,11 @@ public final class UpstreamBoard: Sendable {
         var drainDeadlines: [EndpointAddress: UInt64] = [:]
     }
 
-    private let members: Mutex<Members>
+    private let members: Locked<Members>
     private let word: Atomic<UInt64>
-    private let failures = Mutex<[EndpointAddress]>([])
+    private let failures = Locked<[EndpointAddress]>([])
     private let failuresPending = Atomic<Int>(0)
-    private let reports: Mutex<[UpstreamStateSample]>
+    private let reports: Locked<[UpstreamStateSample]>
     private let ready = Atomic<Bool>(false)
     private let drainMilliseconds: UInt64
     /// Told of every state change (the process logs it); called on the thread that saw it.
@@ -41,9 +42,9 @@ public final class UpstreamBoard: Sendable {
     public init(members: [UpstreamSet.Member], drainMilliseconds: UInt64 = 3_600_000,
                 onChange: @escaping @Sendable (EndpointAddress, Bool) -> Void = { _, _ in }) {
         let kept = Array(members.prefix(Self.maximumMembers))
-        self.members = Mutex(Members(membership: Membership(generation: 1, members: kept)))
+        self.members = Locked(Members(membership: Membership(generation: 1, members: kept)))
         word = Atomic(Self.word(generation: 1, bits: Self.allUp(kept.count)))
-        reports = Mutex(kept.map { UpstreamStateSample(upstream: $0.address.description, isUp: true, isMember: true) })
+        reports = Locked(kept.map { UpstreamStateSample(upstream: $0.address.description, isUp: true, isMember: true) })
         self.drainMilliseconds = drainMilliseconds
         self.onChange = onChange
     }

@@ -1,5 +1,6 @@
 public import SIPUring
 import Synchronization
+import SIPLocks
 
 /// What a socket of a worker is for, as a handover names it: the public UDP socket, the worker's own
 /// upstream-facing UDP socket, and the stream listeners.
@@ -29,19 +30,19 @@ public enum SocketRole: String, Sendable, CaseIterable {
 /// Nothing here is touched per message: the workers read one atomic per loop turn.
 public final class WorkerHandover: Sendable {
     /// Sockets handed over by the predecessor, by worker and role (descriptors this process owns).
-    private let inheritedSockets: Mutex<[Int: [SocketRole: Int32]]>
+    private let inheritedSockets: Locked<[Int: [SocketRole: Int32]]>
     /// Every worker's sockets, for handing them to a successor.
-    private let registered = Mutex<[Int: [SocketRole: Int32]]>([:])
+    private let registered = Locked<[Int: [SocketRole: Int32]]>([:])
     /// The drain deadline in monotonic milliseconds; 0 while serving normally.
     private let drainDeadline = Atomic<UInt64>(0)
     /// Upstream sockets the drained workers leave for the successor (copies; the workers close theirs).
-    private let returned = Mutex<[Int: [Int32]]>([:])
+    private let returned = Locked<[Int: [Int32]]>([:])
     /// Upstream sockets a drained predecessor sent, waiting for their worker; the generation tells a worker to look.
-    private let legacy = Mutex<[Int: [Int32]]>([:])
+    private let legacy = Locked<[Int: [Int32]]>([:])
     private let legacyGeneration = Atomic<UInt64>(0)
 
     public init(inherited: [Int: [SocketRole: Int32]] = [:]) {
-        inheritedSockets = Mutex(inherited)
+        inheritedSockets = Locked(inherited)
     }
 
     // MARK: Taking over

@@ -12,10 +12,10 @@ import SIPAdmin
 import SIPMetrics
 import SIPSharedState
 import SIPSecurity
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import SIPLocks
 #endif
 
 /// `sip-edge run` (the default): starts the UDP workers and forwards until SIGTERM or SIGINT.
@@ -408,7 +408,7 @@ struct RunCommand: ParsableCommand {
     private func startResolver(_ edge: EdgeConfiguration, board: UpstreamBoard, stop: StopSignal,
                                started: WorkerStartup) throws {
         let firstAnswer = DispatchSemaphore(value: 0)
-        let setupError = Mutex<String?>(nil)
+        let setupError = Locked<String?>(nil)
         let logLine: @Sendable (String) -> Void = { Self.logger.info("\($0)") }
         let thread = Thread {
             // The resolver blocks on DNS and is not Sendable: it is made, used and dropped on this thread.
@@ -528,7 +528,7 @@ final class WorkerStartup: Sendable {
     }
 
     private let expected: Int
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(expected: Int) {
         self.expected = expected

@@ -38,5 +38,15 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // TLS records as a client connection's bytes reach the server session: before a handshake, forged after
+        // one, round-tripped and tampered with.
+        .executableTarget(
+            name: "TLSRecordFuzzer",
+            dependencies: [
+                "FuzzerEntry",
+                .product(name: "SIPUring", package: "SIPEdge"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )

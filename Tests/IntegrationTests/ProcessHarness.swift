@@ -8,14 +8,26 @@ enum ProcessHarness {
         .deletingLastPathComponent().deletingLastPathComponent()
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
+    /// Where this `swift test` run's products are: the directory of the test bundle running now, so a sanitizer
+    /// build (`--scratch-path .build/tsan`) tests its own sip-edge.
+    static let productsDirectory: URL = {
+        if let running = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            let directory = URL(fileURLWithPath: running).deletingLastPathComponent()
+            if FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("sip-edge").path) {
+                return directory
+            }
+        }
+        return repositoryRoot.appendingPathComponent(".build/debug")
+    }()
+
     /// The sip-edge binary built by this `swift test` run.
     static var sipEdgeBinary: URL {
-        repositoryRoot.appendingPathComponent(".build/debug/sip-edge")
+        productsDirectory.appendingPathComponent("sip-edge")
     }
 
     /// The seccomp wrapper that refuses io_uring (Tests/Support/DenyIOURing).
     static var denyIOURingBinary: URL {
-        repositoryRoot.appendingPathComponent(".build/debug/deny-io-uring")
+        productsDirectory.appendingPathComponent("deny-io-uring")
     }
 
     static func which(_ tool: String) -> String? {
