@@ -224,7 +224,18 @@ extension ConfigValue where Value == HeaderKind {
 /// The text of a scalar node, nil for a YAML null; anything but a scalar is an error at `path`.
 func scalarText(_ node: Node, _ path: String) throws -> String? {
     guard let scalar = node.scalar else { throw ConfigError(path, "expected a string") }
+    // YAML's double-quoted escapes can spell control characters ("\0", "\e", "\L"): no path, name, prefix or
+    // password has a use for them, they would reach logs and Redis keys, and a file holding them could not be
+    // written out and read back (sip-edge config --defaults, the reload report).
+    if let control = scalar.string.unicodeScalars.first(where: isControl) {
+        throw ConfigError(path, "control characters are not allowed (U+\(String(control.value, radix: 16, uppercase: true)))")
+    }
     return isNull(scalar) ? nil : scalar.string
+}
+
+/// C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+private func isControl(_ scalar: Unicode.Scalar) -> Bool {
+    scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
 }
 
 func isNull(_ scalar: Node.Scalar) -> Bool { scalar.string == "null" || scalar.string == "~" || scalar.string.isEmpty }

@@ -90,6 +90,13 @@ import Testing
         ("websocket:\n  ping_interval_s: 0", "websocket.ping_interval_s"),
         ("websocket:\n  handshake_timeout_ms: 10", "websocket.handshake_timeout_ms"),
         ("upstream_transport: ws", "upstream_transport"),
+        // Control characters spelled with YAML escapes (found by EdgeInputsFuzzer: such a prefix loaded, and the
+        // file written from it did not read back).
+        ("shared_state:\n  key_prefix: \"edge\\0x\"", "shared_state.key_prefix"),
+        ("security:\n  blocked_user_agents: [\"bad\\Lagent\"]", "security.blocked_user_agents[0]"),
+        ("tls:\n  certificate: \"/etc/a\\tb.pem\"", "tls.certificate"),
+        ("handover:\n  drain_s: -1", "handover.drain_s"),
+        ("tcp:\n  message_timeout_ms: 10", "tcp.message_timeout_ms"),
     ])
     func badValuesAreRefusedNamingTheirKey(_ yaml: String, _ keyPath: String) {
         #expect {
