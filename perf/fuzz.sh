@@ -101,7 +101,10 @@ run_target() {
         # First byte: 0 flow token, 1 admin request, 2 configuration, 3 TCP stream.
         cp "$ROOT"/Tests/Fuzz/Seeds/edge-inputs/*.bin "$CORPUS"/
     fi
-    # Artifacts from earlier runs stay; only the ones this run writes count.
+    # Artifacts from earlier runs stay; only the ones this run writes count (per target: fuzzers of different
+    # targets may run at the same time).
+    ARTIFACTS=$SCRATCH/artifacts/$TARGET
+    mkdir -p "$ARTIFACTS"
     before=$(find "$ARTIFACTS" -type f | sort)
 
     args=(
