@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# SIP over streams, CPU per message: sip-edge over TCP and over WebSocket, and Kamailio over TCP, in alternating
-# rounds of one run, for 1, 100 and 10,000 client connections (issue #16: WS <= 1.2x TCP; issue #17: sip-edge
-# <= 0.5x Kamailio over TCP at 10,000 connections).
+# SIP over streams, CPU per message: sip-edge over TCP, WebSocket and TLS, and Kamailio over TCP and TLS, in
+# alternating rounds of one run, for 1, 100 and 10,000 client connections (issue #16: WS <= 1.2x TCP; issue #17:
+# sip-edge <= 0.5x Kamailio over TCP and TLS at 10,000 connections).
 #
 #   ROUNDS=3 EXCHANGES=50000 CONNECTIONS="1 100 10000" KINDS="tcp ws kamailio" perf/stream-bench.sh
+#   KINDS="tls kamailio-tls" perf/stream-bench.sh      (TLS: both with the same self-signed P-256 certificate,
+#                                                      TLS 1.3 with the client's defaults; handshakes before "ready")
 #
 # perf/stream-load.c (built here with the system compiler) opens the connections and sends OPTIONS over them in
 # turn, one in flight per connection and at most 256 in all (WS frames masked once when built), and is itself the
@@ -22,16 +24,20 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-"1 100 10000"}
 EXCHANGES=${EXCHANGES:-50000}
 KINDS=${KINDS:-"tcp ws kamailio"}
-BASE_PORT=${BASE_PORT:-47300}
+BASE_PORT=${BASE_PORT:-19810}  # below the ephemeral range (32768-60999): the load's own client sockets take ports there
 EDGE_PORT=$BASE_PORT
 CORE_PORT=$((BASE_PORT + 1))
 WS_PORT=$((BASE_PORT + 2))
 KAMAILIO_PORT=$((BASE_PORT + 3))
+TLS_PORT=$((BASE_PORT + 4))
+KAMAILIO_TLS_PORT=$((BASE_PORT + 5))
 [ -x "$BIN" ] || { echo "build it first: swift build -c release" >&2; exit 2; }
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # shellcheck source=perf/stream-common.sh
 . perf/stream-common.sh
 
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=bench.sipedge.test" \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 cat > "$WORK/edge.yaml" <<YAML
 listen: udp:127.0.0.1:$EDGE_PORT
 upstreams: [sip:127.0.0.1:$CORE_PORT]
@@ -46,6 +52,10 @@ uring:
   receive_buffers: 1024
 websocket:
   listen: [ws:127.0.0.1:$WS_PORT]
+tls:
+  listen: tls:127.0.0.1:$TLS_PORT
+  certificate: $WORK/cert.pem
+  private_key: $WORK/key.pem
 flow:
   key: stream-bench-flow-key-0123456789
 security:
@@ -58,14 +68,17 @@ pids+=("$!")
 edge=$!
 pids+=("$edge")
 kamailio_pid=
-if [[ " $KINDS " == *" kamailio "* ]]; then
+if [[ " $KINDS " == *" kamailio"* ]]; then
     command -v kamailio >/dev/null || { echo "kamailio not installed" >&2; exit 2; }
+    # TLS through the tls module (one TCP/TLS worker, like the TCP case), the same certificate as sip-edge's.
+    tls_lines="enable_tls=yes\nlisten=tls:127.0.0.1:$KAMAILIO_TLS_PORT\ntls_max_connections=20000"
     sed -e "s/KAMAILIO_CHILDREN/1/; s/KAMAILIO_LISTEN/127.0.0.1:$KAMAILIO_PORT/" \
         -e "s/KAMAILIO_UPSTREAM_HOST/127.0.0.1/; s/KAMAILIO_UPSTREAM_PORT/$CORE_PORT/" perf/kamailio-stateless.cfg \
-        | sed -e "s/^listen=udp:.*/&\nlisten=tcp:127.0.0.1:$KAMAILIO_PORT\ntcp_children=1\ntcp_max_connections=20000\ntcp_connection_lifetime=3600/" \
+        | sed -e "s/^listen=udp:.*/&\nlisten=tcp:127.0.0.1:$KAMAILIO_PORT\ntcp_children=1\ntcp_max_connections=20000\ntcp_connection_lifetime=3600\n$tls_lines/" \
+              -e "s|^loadmodule \"pv.so\"|loadmodule \"tls.so\"\nmodparam(\"tls\", \"certificate\", \"$WORK/cert.pem\")\nmodparam(\"tls\", \"private_key\", \"$WORK/key.pem\")\nmodparam(\"tls\", \"tls_method\", \"TLSv1.2+\")\nmodparam(\"tls\", \"verify_certificate\", 0)\nmodparam(\"tls\", \"require_certificate\", 0)\n&|" \
         > "$WORK/kamailio.cfg"
     mkdir -p "$WORK/kamailio-run"
-    kamailio -f "$WORK/kamailio.cfg" -DD -E -x fm -m 512 -Y "$WORK/kamailio-run" > "$WORK/kamailio.log" 2>&1 &
+    kamailio -f "$WORK/kamailio.cfg" -DD -E -x fm -m "${KAMAILIO_SHM_MB:-4096}" -Y "$WORK/kamailio-run" > "$WORK/kamailio.log" 2>&1 &
     kamailio_pid=$!
     pids+=("$kamailio_pid")
 fi
@@ -84,6 +97,8 @@ for connections in $CONNECTIONS; do
                 tcp) port=$EDGE_PORT mode=tcp MEASURED_PID=$edge ;;
                 ws) port=$WS_PORT mode=ws MEASURED_PID=$edge ;;
                 kamailio) port=$KAMAILIO_PORT mode=tcp MEASURED_PID=$kamailio_pid ;;
+                tls) port=$TLS_PORT mode=tls MEASURED_PID=$edge ;;
+                kamailio-tls) port=$KAMAILIO_TLS_PORT mode=tls MEASURED_PID=$kamailio_pid ;;
             esac
             read -r cpu rate again <<< "$(measured_load "$mode" "$port" 0 "$connections" "$exchanges" 120)"
             printf '%-12s %-6s %-9s %14s %12s %11s\n' "$connections" "$round" "$kind" "$cpu" "$rate" "$again"
@@ -99,10 +114,11 @@ for connections in $CONNECTIONS; do
     for kind in $KINDS; do
         cpu=$(awk -v c="$connections" -v k="$kind" '$1 == c && $2 == k { print $3 }' "$WORK/results" | median)
         rate=$(awk -v c="$connections" -v k="$kind" '$1 == c && $2 == k { print $4 }' "$WORK/results" | median)
-        eval "cpu_$kind=$cpu"
+        eval "cpu_${kind//-/_}=$cpu"
         line+=" $kind $cpu ($rate/s);"
     done
     [[ " $KINDS " == *" ws "* && " $KINDS " == *" tcp "* ]] && line+=$(awk -v w="$cpu_ws" -v t="$cpu_tcp" 'BEGIN { printf " ws/tcp %.2f;", w / t }')
     [[ " $KINDS " == *" kamailio "* && " $KINDS " == *" tcp "* ]] && line+=$(awk -v e="$cpu_tcp" -v k="$cpu_kamailio" 'BEGIN { printf " sip-edge/kamailio over tcp %.2f", e / k }')
+    [[ " $KINDS " == *" kamailio-tls "* && " $KINDS " == *" tls "* ]] && line+=$(awk -v e="$cpu_tls" -v k="$cpu_kamailio_tls" 'BEGIN { printf " sip-edge/kamailio over tls %.2f", e / k }')
     echo "$line"
 done

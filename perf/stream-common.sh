@@ -9,7 +9,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-cc -O2 -Wall -Wextra -Werror -o "$WORK/stream-load" perf/stream-load.c
+cc -O2 -Wall -Wextra -Werror -o "$WORK/stream-load" perf/stream-load.c -lssl -lcrypto
 ticks_per_second=$(getconf CLK_TCK)
 
 # CPU ticks (user + system) of a process and its direct children (Kamailio's workers).

@@ -1,8 +1,8 @@
 /*
  * stream-load: SIP load over TCP or WebSocket for perf/websocket-bench.sh, and the SIP core behind the edge.
  *
- *   stream-load tcp|ws EDGE_PORT CORE_PORT CONNECTIONS EXCHANGES SECONDS
- *   stream-load hold PORT 0 CONNECTIONS 0 SECONDS
+ *   stream-load tcp|ws|tls EDGE_PORT CORE_PORT CONNECTIONS EXCHANGES SECONDS
+ *   stream-load hold|holdtls PORT 0 CONNECTIONS 0 SECONDS
  *   stream-load core 0 CORE_PORT 1 0 SECONDS
  *
  * Opens CONNECTIONS to 127.0.0.1:EDGE_PORT (for ws: the HTTP upgrade with the "sip" subprotocol first), then
@@ -17,7 +17,10 @@
  * proxy's health probes between them (a core that vanished between runs would be marked down).
  *
  * hold: opens CONNECTIONS TCP connections that never speak and keeps them SECONDS (memory per idle connection);
- * prints "holding N" once all are open and "held N, M closed by the peer" at the end.
+ * prints "holding N" once all are open and "held N, M closed by the peer" at the end. holdtls: the same with a
+ * completed TLS handshake on each (OpenSSL, no certificate check: the bench's own self-signed one).
+ *
+ * tls: as tcp, inside TLS (each connection's handshake done while opening, before "ready").
  *
  * Connections come from 127.0.0.1 and, past 20,000, from 127.0.0.2... as well (each source address has about
  * 28,000 ephemeral ports toward one destination); STREAM_LOAD_SOURCES=N spreads them over 127.0.0.1 + 0..N-1.
@@ -37,13 +40,19 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 enum { VARIANTS = 8, MAX_MESSAGE = 1024, INPUT = 16384 };
 
 struct connection {
     int fd;
+    SSL *ssl;                   /* tls and holdtls: the session over fd */
     int upgraded;               /* ws: the 101 has been read */
     int variant;
     int last_variant;
@@ -65,7 +74,7 @@ static int die(const char *what) {
     exit(2);
 }
 
-static void build(struct connection *c, int index, int ws, int core_port) {
+static void build(struct connection *c, int index, int ws, const char *transport, int core_port) {
     /* The client's sent-by: a browser's random .invalid name, or a TCP client's own address (never the edge's). */
     char sent_by[64];
     if (ws) {
@@ -81,7 +90,7 @@ static void build(struct connection *c, int index, int ws, int core_port) {
                          "Max-Forwards: 70\r\nFrom: <sip:load@sipedge.test>;tag=l%d\r\nTo: <sip:core@127.0.0.1>\r\n"
                          "Call-ID: load-%d-%d@sipedge.test\r\nCSeq: 1 OPTIONS\r\nUser-Agent: stream-load\r\n"
                          "Content-Length: 0\r\n\r\n",
-                         core_port, ws ? "WS" : "TCP", sent_by, index, v, index, index, v);
+                         core_port, transport, sent_by, index, v, index, index, v);
         if (n <= 0 || n >= (int)sizeof text - 16) die("message too long");
         if (!ws) {
             memcpy(c->messages[v], text, (size_t)n);
@@ -106,10 +115,20 @@ static void build(struct connection *c, int index, int ws, int core_port) {
     }
 }
 
-static int send_all(int fd, const unsigned char *bytes, size_t length) {
+static int send_all(struct connection *c, const unsigned char *bytes, size_t length) {
     size_t sent = 0;
     while (sent < length) {
-        ssize_t n = send(fd, bytes + sent, length - sent, MSG_NOSIGNAL);
+        if (c->ssl != NULL) {
+            int n = SSL_write(c->ssl, bytes + sent, (int)(length - sent));
+            if (n > 0) {
+                sent += (size_t)n;
+                continue;
+            }
+            int error = SSL_get_error(c->ssl, n);
+            if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) continue; /* small writes: spin */
+            return -1;
+        }
+        ssize_t n = send(c->fd, bytes + sent, length - sent, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return -1;
         sent += (size_t)n;
@@ -117,12 +136,36 @@ static int send_all(int fd, const unsigned char *bytes, size_t length) {
     return 0;
 }
 
+/* Reads what is there into buffer (for TLS: every record already received, so nothing waits inside OpenSSL
+ * while epoll sees an empty socket). >0 bytes, 0 closed, -1 with errno (EAGAIN: nothing yet). */
+static ssize_t receive_some(struct connection *c, unsigned char *buffer, size_t capacity) {
+    if (c->ssl == NULL) return recv(c->fd, buffer, capacity, MSG_DONTWAIT);
+    size_t have = 0;
+    while (have < capacity) {
+        int n = SSL_read(c->ssl, buffer + have, (int)(capacity - have));
+        if (n > 0) {
+            have += (size_t)n;
+            continue;
+        }
+        int error = SSL_get_error(c->ssl, n);
+        if (have > 0) return (ssize_t)have;
+        if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (error == SSL_ERROR_ZERO_RETURN) return 0;
+        errno = EIO;
+        return -1;
+    }
+    return (ssize_t)have;
+}
+
 static int send_next(struct connection *c) {
     int v = c->variant;
     c->variant = (c->variant + 1) % VARIANTS;
     c->last_variant = v;
     c->sent_at = now_seconds();
-    return send_all(c->fd, c->messages[v], c->lengths[v]);
+    return send_all(c, c->messages[v], c->lengths[v]);
 }
 
 /* Only the core's 200 counts: anything else (a local refusal by the edge) means the edge was not measured
@@ -209,16 +252,26 @@ static void answer_core(int fd) {
 
 int main(int argc, char **argv) {
     if (argc != 7) {
-        fprintf(stderr, "usage: stream-load tcp|ws EDGE_PORT CORE_PORT CONNECTIONS EXCHANGES SECONDS\n");
+        fprintf(stderr, "usage: stream-load tcp|ws|tls|hold|holdtls|core EDGE_PORT CORE_PORT CONNECTIONS EXCHANGES SECONDS\n");
         return 2;
     }
     int ws = strcmp(argv[1], "ws") == 0;
     int edge_port = atoi(argv[2]), core_port = atoi(argv[3]), count = atoi(argv[4]);
     long exchanges = atol(argv[5]);
     double seconds = atof(argv[6]);
-    int hold = strcmp(argv[1], "hold") == 0, core_only = strcmp(argv[1], "core") == 0;
+    int hold = strcmp(argv[1], "hold") == 0 || strcmp(argv[1], "holdtls") == 0, core_only = strcmp(argv[1], "core") == 0;
+    int tls = strcmp(argv[1], "tls") == 0 || strcmp(argv[1], "holdtls") == 0;
+    SSL_CTX *context = NULL;
+    if (tls) {
+        context = SSL_CTX_new(TLS_client_method());
+        if (context == NULL) die("SSL_CTX_new");
+        SSL_CTX_set_verify(context, SSL_VERIFY_NONE, NULL); /* the bench's own self-signed certificate */
+    }
     if (count < 1 || count > 100000 || (exchanges < 1 && !hold && !core_only) || seconds <= 0) return 2;
 
+    /* A peer that closes while we write (a proxy refusing a connection) must show as an error, not kill us:
+     * SSL_write writes without MSG_NOSIGNAL. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) die("signal");
     int epoll = epoll_create1(0);
     if (epoll < 0) die("epoll_create1");
     int core = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
@@ -246,7 +299,7 @@ int main(int argc, char **argv) {
     address.sin_port = htons((uint16_t)edge_port);
     for (int i = 0; i < count; i++) {
         struct connection *c = &connections[i];
-        build(c, i, ws, core_port);
+        build(c, i, ws, tls ? "TLS" : ws ? "WS" : "TCP", core_port);
         c->fd = socket(AF_INET, SOCK_STREAM, 0);
         if (c->fd < 0) die("socket");
         /* The source address: 127.0.0.1 + (i % sources) when STREAM_LOAD_SOURCES spreads the clients over that many
@@ -261,7 +314,18 @@ int main(int argc, char **argv) {
             const char *upgrade = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
                                   "Sec-WebSocket-Protocol: sip\r\n\r\n";
-            if (send_all(c->fd, (const unsigned char *)upgrade, strlen(upgrade)) != 0) die("upgrade");
+            if (send_all(c, (const unsigned char *)upgrade, strlen(upgrade)) != 0) die("upgrade");
+        }
+        if (tls) {
+            /* Handshake now, blocking, then the socket goes non-blocking for the load. */
+            c->ssl = SSL_new(context);
+            if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) die("SSL_new");
+            if (SSL_connect(c->ssl) != 1) {
+                ERR_print_errors_fp(stderr);
+                die("SSL_connect");
+            }
+            int flags = fcntl(c->fd, F_GETFL);
+            if (flags < 0 || fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) != 0) die("fcntl");
         }
         event.events = EPOLLIN;
         event.data.u64 = (uint64_t)i;
@@ -278,7 +342,7 @@ int main(int argc, char **argv) {
             for (int e = 0; e < n; e++) {
                 struct connection *c = &connections[ready[e].data.u64];
                 unsigned char scratch[512];
-                ssize_t got = recv(c->fd, scratch, sizeof scratch, MSG_DONTWAIT);
+                ssize_t got = receive_some(c, scratch, sizeof scratch);
                 if (got == 0 || (got < 0 && errno != EAGAIN)) {
                     closed++;
                     if (epoll_ctl(epoll, EPOLL_CTL_DEL, c->fd, NULL) != 0) die("epoll_ctl");
@@ -332,7 +396,7 @@ int main(int argc, char **argv) {
                 struct connection *c = &connections[i];
                 if (c->sent_at > 0 && now - c->sent_at >= 2) {
                     c->sent_at = now;
-                    if (send_all(c->fd, c->messages[c->last_variant], c->lengths[c->last_variant]) != 0) die("send");
+                    if (send_all(c, c->messages[c->last_variant], c->lengths[c->last_variant]) != 0) die("send");
                     retransmitted++;
                 }
             }
@@ -347,7 +411,7 @@ int main(int argc, char **argv) {
             }
             int index = (int)events[e].data.u64;
             struct connection *c = &connections[index];
-            ssize_t n = recv(c->fd, c->input + c->have, sizeof c->input - c->have, MSG_DONTWAIT);
+            ssize_t n = receive_some(c, c->input + c->have, sizeof c->input - c->have);
             if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
                 fprintf(stderr, "connection %d closed by the proxy\n", index);
                 return 1;
@@ -380,7 +444,11 @@ int main(int argc, char **argv) {
     double elapsed = now_seconds() - started;
     printf("answered %ld of %ld in %.3f s (%.0f/s), %ld sent again\n", answered, exchanges, elapsed, answered / elapsed,
            retransmitted);
-    for (int i = 0; i < count; i++) close(connections[i].fd);
+    for (int i = 0; i < count; i++) {
+        if (connections[i].ssl != NULL) SSL_free(connections[i].ssl);
+        close(connections[i].fd);
+    }
+    if (context != NULL) SSL_CTX_free(context);
     free(connections);
     close(core);
     close(epoll);

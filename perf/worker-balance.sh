@@ -16,7 +16,7 @@ BIN=${BIN:-.build/release/sip-edge}
 ROUNDS=${ROUNDS:-3}
 EXCHANGES=${EXCHANGES:-100000}
 CONNECTIONS=${CONNECTIONS:-1000}
-BASE_PORT=${BASE_PORT:-47700}
+BASE_PORT=${BASE_PORT:-19850}  # below the ephemeral range (32768-60999): the load's own client sockets take ports there
 [ -x "$BIN" ] || { echo "build it first: swift build -c release" >&2; exit 2; }
 # shellcheck source=perf/stream-common.sh
 . perf/stream-common.sh
