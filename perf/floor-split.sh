@@ -14,14 +14,8 @@ RATE=${RATE:-2000}
 CALLS=${CALLS:-20000}
 BASE_PORT=${BASE_PORT:-19870}  # below the ephemeral range
 PROXY=$BASE_PORT UAS=$((BASE_PORT + 1)) UAC=$((BASE_PORT + 2)) BACK=$((BASE_PORT + 3))
-WORK=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=perf/work-dir.sh
+. perf/work-dir.sh
 cc -O2 -Wall -Wextra -Werror -o "$WORK/udp-relay" perf/udp-relay.c
 sipp -sn uas -aa -i 127.0.0.1 -p "$UAS" -nostdin > "$WORK/uas.log" 2>&1 &
 pids+=($!)
@@ -33,7 +27,7 @@ run() {  # NAME PID: the load through 127.0.0.1:$PROXY while perf samples PID
     sleep 0.3
     timeout $((CALLS / RATE + 60)) sipp -sn uac "127.0.0.1:$PROXY" -i 127.0.0.1 -p "$UAC" -m "$CALLS" -r "$RATE" \
         -timeout $((CALLS / RATE + 30))s -nostdin > "$WORK/uac-$name.log" 2>&1 || echo "$name: sipp reported failures"
-    kill -INT "$recorder"
+    kill -INT "$recorder" 2>/dev/null || echo "$name: perf record had already ended (the process exited?)"
     wait "$recorder" 2>/dev/null || true
     local messages=$((CALLS * 7))
     perf report -i "$WORK/$name.data" --stdio --sort dso,sym 2>/dev/null | grep -E '^ +[0-9]' > "$WORK/$name.txt" || true

@@ -1,14 +1,8 @@
 # Sourced by perf/stream-bench.sh, perf/worker-balance.sh and perf/connection-memory.sh: a work directory removed on
-# exit with every process started stopped by PID (append to `pids`), perf/stream-load.c built into it, and the
+# exit with every process started stopped by PID (append to `pids`: perf/work-dir.sh), perf/stream-load.c built into it, and the
 # helpers they share. Expects to run from the repository root with `set -euo pipefail`.
-WORK=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=perf/work-dir.sh
+. perf/work-dir.sh
 cc -O2 -Wall -Wextra -Werror -o "$WORK/stream-load" perf/stream-load.c -lssl -lcrypto
 ticks_per_second=$(getconf CLK_TCK)
 

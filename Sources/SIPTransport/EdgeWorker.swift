@@ -366,7 +366,11 @@ public final class EdgeWorker {
     private func followHandover(ring: URing) throws(WorkerFailure) -> Bool {
         guard let handover else { return false }
         if handover.legacyUpstreamGeneration != appliedLegacyGeneration {
-            for socket in adoptLegacyUpstreams(handover) { armDatagramReceive(tag: socket, on: ring, now: MonotonicClock.milliseconds()) }
+            // A receive that cannot be armed now is retried every turn (pendingRearms), like our own sockets'.
+            adoptLegacyUpstreams(handover) { _, tag in
+                armDatagramReceive(tag: tag, on: ring, now: MonotonicClock.milliseconds())
+                return true
+            }
         }
         let deadline = handover.drainingUntil
         guard deadline != 0 else { return false }
@@ -402,11 +406,8 @@ public final class EdgeWorker {
     private func followHandover(readiness: ReadinessDriver) -> Bool {
         guard let handover else { return false }
         if handover.legacyUpstreamGeneration != appliedLegacyGeneration {
-            for tag in adoptLegacyUpstreams(handover) {
-                let socket = sockets.socket(tag: tag)
-                if (try? readiness.poll.add(socket, bit: Int(tag - DatagramSockets.legacyTagBase) + 2)) == nil {
-                    sockets.legacyUpstreams.removeLast()
-                }
+            adoptLegacyUpstreams(handover) { socket, tag in
+                (try? readiness.poll.add(socket, bit: Int(tag - DatagramSockets.legacyTagBase) + 2)) != nil
             }
         }
         let deadline = handover.drainingUntil
@@ -420,22 +421,25 @@ public final class EdgeWorker {
         return true
     }
 
-    /// Adopts the upstream sockets a drained predecessor left for this worker; returns their receive tags. Their
-    /// ports become ours in Route and Via (the predecessor's Path and Record-Route entries name them).
-    private func adoptLegacyUpstreams(_ handover: WorkerHandover) -> [UInt32] {
+    /// Adopts the upstream sockets a drained predecessor left for this worker, each under the next receive tag,
+    /// if `watch` (the driver arming its receive) takes it; a socket not watched is closed. Their ports become ours
+    /// in Route and Via (the predecessor's Path and Record-Route entries name them).
+    private func adoptLegacyUpstreams(_ handover: WorkerHandover, watch: (UDPSocket, UInt32) -> Bool) {
         appliedLegacyGeneration = handover.legacyUpstreamGeneration
-        var tags: [UInt32] = []
         for descriptor in handover.takeLegacyUpstreams(worker: index) {
             guard sockets.legacyUpstreams.count < DatagramSockets.maxLegacyUpstreams,
                   let socket = try? UDPSocket(adopting: descriptor, expecting: nil) else {
                 Descriptor.close(descriptor)
                 continue
             }
+            let tag = DatagramSockets.legacyTagBase + UInt32(sockets.legacyUpstreams.count)
             sockets.legacyUpstreams.append(socket)
+            guard watch(socket, tag) else {
+                sockets.legacyUpstreams.removeLast()
+                continue
+            }
             pipeline.proxy.acceptFormerInternalPort(socket.localAddress.port)
-            tags.append(DatagramSockets.legacyTagBase + UInt32(sockets.legacyUpstreams.count - 1))
         }
-        return tags
     }
 
     /// Drained: no client connection and no transaction left, or the deadline passed.

@@ -1,4 +1,5 @@
-public import SIPUring
+import SIPProxyCore
+import SIPUring
 import Synchronization
 import SIPLocks
 
@@ -7,13 +8,13 @@ import SIPLocks
 public enum SocketRole: String, Sendable, CaseIterable {
     case udp, upstream, tcp, tls, ws, wss
 
-    /// The stream listener role of an accept tag.
+    /// The stream listener role of an accept tag (what its connections' transport is).
     static func listener(acceptTag: UInt32) -> SocketRole {
-        switch acceptTag {
-        case StreamTransport.tlsAcceptTag: .tls
-        case StreamTransport.wsAcceptTag: .ws
-        case StreamTransport.wssAcceptTag: .wss
-        default: .tcp
+        switch StreamTransport.transport(ofAcceptTag: acceptTag) {
+        case .tls: .tls
+        case .ws: .ws
+        case .wss: .wss
+        case .tcp, .udp: .tcp
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SIPBytes
+import SIPConfig
 import SIPTransport
 import SIPUring
 import Synchronization
@@ -162,7 +163,7 @@ final class SuccessorLaunch: Sendable {
     /// Starts the handover on its own thread (the main thread goes back to waiting for signals). A second SIGUSR2
     /// while one runs, or after one succeeded, is ignored.
     func start(flowKey: [UInt8], branchSecret: UInt64, workers: Int, handover: WorkerHandover, admin: AdminHandle?,
-               settings: HandoverSettingsView, started: WorkerStartup, log: @escaping @Sendable (String, Logger.Level) -> Void) {
+               settings: HandoverSettings, started: WorkerStartup, log: @escaping @Sendable (String, Logger.Level) -> Void) {
         guard successor == 0, inProgress.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             log("SIGUSR2: a handover is already under way or done; ignored", .warning)
             return
@@ -182,7 +183,7 @@ final class SuccessorLaunch: Sendable {
     }
 
     private func run(flowKey: [UInt8], branchSecret: UInt64, workers: Int, handover: WorkerHandover,
-                     admin: AdminHandle?, settings: HandoverSettingsView, started: WorkerStartup,
+                     admin: AdminHandle?, settings: HandoverSettings, started: WorkerStartup,
                      log: @Sendable (String, Logger.Level) -> Void) throws {
         var environment = ProcessInfo.processInfo.environment
         // The successor feeds systemd's watchdog as the new main process: WATCHDOG_PID would name us.
@@ -239,12 +240,6 @@ final class SuccessorLaunch: Sendable {
         log("handover: drained; \(sent) upstream sockets passed to PID \(pid); exiting", .notice)
         ProcessSignals.requestStop()
     }
-}
-
-/// The handover settings the launch needs (a copy, Sendable).
-struct HandoverSettingsView: Sendable {
-    let drainSeconds: Int
-    let readyTimeoutSeconds: Int
 }
 
 /// The admin listener as the handover sees it: its socket to pass on, and a way to stop serving it.

@@ -12,10 +12,10 @@ import SIPAdmin
 import SIPMetrics
 import SIPSharedState
 import SIPSecurity
+import SIPLocks
 
 #if canImport(Glibc)
 import Glibc
-import SIPLocks
 #endif
 
 /// `sip-edge run` (the default): starts the UDP workers and forwards until SIGTERM or SIGINT.
@@ -370,8 +370,7 @@ struct RunCommand: ParsableCommand {
         let admin = adminHandle
         waitForStopSignal(&signals, onReload: { reload(running: edge, into: mailbox) }, onUpgrade: {
             launch.start(flowKey: flowKey, branchSecret: secret, workers: workers, handover: handover, admin: admin,
-                         settings: HandoverSettingsView(drainSeconds: edge.handover.drainSeconds,
-                                                        readyTimeoutSeconds: edge.handover.readyTimeoutSeconds),
+                         settings: edge.handover,
                          started: started, log: { line, level in Self.logger.log(level: level, "\(line)") })
         })
         let successor = launch.successor
