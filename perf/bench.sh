@@ -234,6 +234,8 @@ if [ -n "$BASELINE" ]; then
         "$baseline_median" "$(ratio "$edge_median" "$baseline_median")"
 fi
 
+# RATES= (empty): CPU per message only.
+[ -z "${RATES// /}" ] && exit 0
 echo "bench: maximum clean rate, $STEP_SECONDS s per step, rates: $RATES"
 best_edge=0
 best_kamailio=0

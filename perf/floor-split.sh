@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where sip-edge's CPU per message goes beyond the floor: the same SIPp call load (uac -> proxy -> uas, 7 messages a
+# Where sip-edge's CPU per message goes beyond the floor: the same SIPp call load (uac -> proxy -> uas, 6 messages a
 # call) through sip-edge (one worker, io_uring) and through perf/udp-relay.c (no SIP work), each sampled with
 # `perf record -e cpu-clock` on its PID (kernel work done in its context included), then split into user and kernel
 # time and the kernel's top functions. Issue #17: the gap to the relay, measured by function.
@@ -29,7 +29,7 @@ run() {  # NAME PID: the load through 127.0.0.1:$PROXY while perf samples PID
         -timeout $((CALLS / RATE + 30))s -nostdin > "$WORK/uac-$name.log" 2>&1 || echo "$name: sipp reported failures"
     kill -INT "$recorder" 2>/dev/null || echo "$name: perf record had already ended (the process exited?)"
     wait "$recorder" 2>/dev/null || true
-    local messages=$((CALLS * 7))
+    local messages=$((CALLS * 6))
     perf report -i "$WORK/$name.data" --stdio --sort dso,sym 2>/dev/null | grep -E '^ +[0-9]' > "$WORK/$name.txt" || true
     local samples
     samples=$(perf script -i "$WORK/$name.data" -F ip 2>/dev/null | wc -l)
@@ -61,7 +61,7 @@ YAML
 edge=$!
 pids+=($edge)
 sleep 2
-echo "sip-edge $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CALLS calls at $RATE/s, 7 messages each"
+echo "sip-edge $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CALLS calls at $RATE/s, 6 messages each"
 run sip-edge "$edge"
 kill "$edge"
 wait "$edge" 2>/dev/null || true

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Instructions sip-edge executes per proxied message, counted by callgrind: the user-time gap to the relay
+# (perf/floor-split.sh) measured without the noise of this shared machine, so a change on the message path shows
+# as a number that repeats to a few instructions.
+#
+# Runs the release binary under callgrind (one worker, --data-path recvmmsg: valgrind does not emulate io_uring),
+# with perf/load-generator.yaml (every validator rule and the rate limiter on), between SIPp uac and uas (6 messages
+# per call through the edge), once with CALLS calls at 50 calls/s and once with twice the calls at twice the rate:
+# both runs last as long, so start-up, shutdown and the timer work of those seconds (health probes, metric
+# snapshots, table sweeps) cancel out, and the difference divided by the extra messages is the work per message.
+# Then the functions that cost most, exclusive instructions per message from the difference of the two runs.
+# BASELINE=PATH counts another sip-edge binary (e.g. the build before a change) the same way, first; TOP=N lists N
+# functions; PROFILE_DIR=DIR keeps the profiles.
+#
+# Usage: perf/proxy-instructions.sh [CALLS]    (default 200, 4 s per run; needs valgrind, sipp and `swift build -c release`)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CALLS=${1:-200}
+if ! [[ $CALLS =~ ^[0-9]+$ ]] || (( CALLS < 10 )); then
+    echo "usage: perf/proxy-instructions.sh [CALLS >= 10]" >&2
+    exit 2
+fi
+for tool in valgrind sipp callgrind_annotate; do
+    command -v "$tool" >/dev/null || { echo "proxy-instructions: $tool is not installed" >&2; exit 1; }
+done
+EDGE=${EDGE:-$ROOT/.build/release/sip-edge}
+[ -x "$EDGE" ] || { echo "proxy-instructions: $EDGE missing: swift build -c release" >&2; exit 1; }
+BASE_PORT=${BASE_PORT:-26100}
+PROXY_PORT=$BASE_PORT UAS_PORT=$((BASE_PORT + 1)) UAC_PORT=$((BASE_PORT + 2))
+RATE=50
+MESSAGES_PER_CALL=6
+
+# shellcheck source=perf/work-dir.sh
+source "$ROOT/perf/work-dir.sh"
+
+sipp -sn uas -aa -i 127.0.0.1 -p "$UAS_PORT" -nostdin > "$WORK/uas.log" 2>&1 &
+pids+=($!)
+
+count() { # BINARY NAME CALLS RATE -> prints the instructions of the whole run; profile in $WORK/NAME.CALLS
+    local binary=$1 name=$2 calls=$3 rate=$4 edge_pid
+    # valgrind 3.19 cannot read the DWARF 5 the toolchain emits: count on a copy without debug information.
+    cp "$binary" "$WORK/$name"
+    strip -g "$WORK/$name"
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.$calls" "$WORK/$name" \
+        --config "$ROOT/perf/load-generator.yaml" --listen "udp:127.0.0.1:$PROXY_PORT" \
+        --upstream "sip:127.0.0.1:$UAS_PORT" --workers 1 --data-path recvmmsg > "$WORK/$name.$calls.log" 2>&1 &
+    edge_pid=$!
+    pids+=("$edge_pid")
+    # Start-up under valgrind takes seconds: wait until the listener answers (an OPTIONS gets a reply) or give up.
+    local ready=0
+    for _ in $(seq 1 60); do
+        if sipp -sn uac "127.0.0.1:$PROXY_PORT" -i 127.0.0.1 -p "$UAC_PORT" -m 1 -timeout 1s -timeout_error \
+            -nostdin > /dev/null 2>&1; then ready=1; break; fi
+        kill -0 "$edge_pid" 2>/dev/null || break
+        sleep 1
+    done
+    (( ready )) || { echo "proxy-instructions: $name did not start" >&2; tail "$WORK/$name.$calls.log" >&2; exit 1; }
+    timeout $(( calls / rate + 60 )) sipp -sn uac "127.0.0.1:$PROXY_PORT" -i 127.0.0.1 -p "$UAC_PORT" -m "$calls" \
+        -r "$rate" -timeout "$(( calls / rate + 30 ))s" -timeout_error -nostdin > "$WORK/uac.log" 2>&1 \
+        || { echo "proxy-instructions: SIPp calls failed through $name" >&2; tail "$WORK/uac.log" >&2; exit 1; }
+    kill -TERM "$edge_pid"
+    wait "$edge_pid" 2>/dev/null || true
+    grep -Eo 'Collected : [0-9]+' "$WORK/$name.$calls.log" | grep -Eo '[0-9]+'
+}
+
+report() { # BINARY NAME
+    local small large extra_messages
+    small=$(count "$1" "$2" "$CALLS" "$RATE")
+    large=$(count "$1" "$2" $(( 2 * CALLS )) $(( 2 * RATE )))
+    extra_messages=$(( CALLS * MESSAGES_PER_CALL ))
+    echo "$2: $(( (large - small) / extra_messages )) instructions per message (callgrind, $CALLS calls at $RATE" \
+        "calls/s and $(( 2 * CALLS )) at $(( 2 * RATE )), $MESSAGES_PER_CALL messages per call)"
+    # Exclusive instructions per function, the larger run less the smaller, per extra message: the top TOP (default 15).
+    callgrind_annotate --threshold=100 "$WORK/$2.$(( 2 * CALLS ))" > "$WORK/$2.large.txt" 2>/dev/null
+    callgrind_annotate --threshold=100 "$WORK/$2.$CALLS" > "$WORK/$2.small.txt" 2>/dev/null
+    python3 - "$WORK/$2.large.txt" "$WORK/$2.small.txt" "$extra_messages" "${TOP:-15}" <<'PYTHON' | swift demangle --simplified | cut -c1-150
+import re, sys
+def functions(path):
+    counts = {}
+    for line in open(path):
+        match = re.match(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*?)(?: \[[^\]]*\])?$", line)
+        if match and not match.group(2).startswith("PROGRAM TOTALS"):
+            name = match.group(2).split(":", 1)[-1]
+            counts[name] = counts.get(name, 0) + int(match.group(1).replace(",", ""))
+    return counts
+large, small, messages = functions(sys.argv[1]), functions(sys.argv[2]), int(sys.argv[3])
+rows = sorted(((large[name] - small.get(name, 0)) / messages, name) for name in large)
+for per_message, name in reversed(rows[-int(sys.argv[4]):]):
+    print(f"{per_message:8.0f}  {name}")
+PYTHON
+}
+
+[ -n "${BASELINE:-}" ] && report "$BASELINE" baseline
+report "$EDGE" sip-edge
+# PROFILE_DIR=DIR keeps the callgrind profiles (NAME.CALLS) for callgrind_annotate --inclusive=yes and the like.
+if [ -n "${PROFILE_DIR:-}" ]; then mkdir -p "$PROFILE_DIR" && cp "$WORK"/*.[0-9]* "$PROFILE_DIR"/; fi
