@@ -29,6 +29,11 @@ public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
             text = ByteSpan(offset: text.start + 1, length: text.count - 2)
         }
         guard text.count > 0, text.count < 64 else { return nil }
+        // Dotted IPv4, the common case on every message (Via hosts, received), read in place; inet_pton otherwise.
+        if let dotted = bytes.dottedQuad(in: text) {
+            return dotted.isValid ? EndpointAddress(family: .ipv4, high: UInt64(dotted.address) << 32, low: 0, port: port)
+                : nil
+        }
         // inet_pton wants a NUL-terminated string: copy the few bytes onto the stack.
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
             for i in 0..<text.count { buffer[i] = CChar(bitPattern: bytes[text.start + i]) }
@@ -106,21 +111,57 @@ public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Appends `value` in decimal ASCII.
+/// Appends `value` in decimal ASCII (ports, lengths, CSeq numbers on the forwarding path): digits written from the
+/// end into scratch memory, then one copy.
 public func appendDecimal(_ value: UInt64, to output: inout [UInt8]) {
-    if value >= 10 { appendDecimal(value / 10, to: &output) }
-    output.append(UInt8(ascii: "0") + UInt8(value % 10))
+    if value < 10 {
+        output.append(UInt8(ascii: "0") + UInt8(value))
+        return
+    }
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+        var rest = value
+        var first = digits.count
+        repeat {
+            first -= 1
+            digits[first] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        } while rest > 0
+        output.append(contentsOf: UnsafeBufferPointer(rebasing: digits[first...]))
+    }
+}
+
+/// Appends `value` as 16 lowercase hexadecimal digits (Via branches, tags).
+public func appendHex(_ value: UInt64, to output: inout [UInt8]) {
+    output.append(count: 16) { index in
+        let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - 4 * index)) & 0xF
+        return nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
+    }
 }
 
 extension PacketBytes {
     /// Appends the bytes of `span` to `output` in one copy.
     public func append(_ span: ByteSpan, to output: inout [UInt8]) {
         precondition(contains(span), "span outside PacketBytes")
-        output.append(contentsOf: UnsafeRawBufferPointer(rebasing: base[span.start..<span.end]))
+        guard span.count > 0, let start = base.baseAddress else { return }
+        // Typed: Array copies an UnsafeBufferPointer with one memcpy, a raw buffer byte by byte.
+        output.append(contentsOf: UnsafeBufferPointer(start: start.assumingMemoryBound(to: UInt8.self) + span.start,
+                                                      count: span.count))
     }
 }
 
 extension Array where Element == UInt8 {
+    /// Appends `count` bytes (at most 64), the `index`th made by `byte(index)`: one capacity check and one copy for
+    /// a run of generated text (hex, base64, big-endian fields) where appending byte by byte costs a uniqueness and
+    /// capacity check per byte.
+    @inlinable
+    public mutating func append(count: Int, generatedBy byte: (_ index: Int) -> UInt8) {
+        precondition(count >= 0 && count <= 64, "generated run longer than 64 bytes")
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { scratch in
+            for index in 0..<count { scratch[index] = byte(index) }
+            append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<count]))
+        }
+    }
+
     /// Appends ASCII text given as a literal.
     @inlinable
     public mutating func append(ascii text: StaticString) {

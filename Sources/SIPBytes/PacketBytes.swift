@@ -247,6 +247,17 @@ public enum ASCII {
 }
 
 extension PacketBytes {
+    /// A dotted IPv4 address in `span` by inet_pton's rules (four decimal parts of at most 255, no leading zero):
+    /// nil when the span holds anything but digits and dots (for inet_pton to decide); `isValid` false when it
+    /// holds only those but is no address (nor could it be IPv6).
+    public func dottedQuad(in span: ByteSpan) -> (address: UInt32, isValid: Bool)? {
+        precondition(contains(span), "span outside PacketBytes")
+        guard span.count > 0, let start = base.baseAddress else { return (0, false) }
+        var address: UInt32 = 0
+        let result = csip_parse_dotted_quad(start.assumingMemoryBound(to: UInt8.self), span.start, span.end, &address)
+        return result < 0 ? nil : (address, result == 1)
+    }
+
     /// Index of the first byte >= 0x80 in `span`, or nil: C, 64 bytes per step (SSE2), for UTF-8 validation.
     public func firstNonASCII(in span: ByteSpan) -> Int? {
         precondition(contains(span), "span outside PacketBytes")

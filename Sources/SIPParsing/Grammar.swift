@@ -40,6 +40,8 @@ struct CharacterClass: Sendable {
 
     /// RFC 3261 token.
     static var token: CharacterClass { CharacterClass(low: 0x03FF6CA200000000, high: 0x47FFFFFF87FFFFFE, bit: CSIP_CHARS_TOKEN) }  // alphanumeric + -.!%*_+`'~
+    /// A display name without quotes: tokens and linear whitespace (SP, HTAB, and the CR LF of a fold).
+    static var displayNameTokens: CharacterClass { CharacterClass(low: 0x03FF6CA300002600, high: 0x47FFFFFF87FFFFFE, bit: CSIP_CHARS_DISPLAY_NAME) }  // token + SP HTAB CR LF
     /// Call-ID `word`.
     static var word: CharacterClass { CharacterClass(low: 0xD7FFEFA600000000, high: 0x6FFFFFFFBFFFFFFE, bit: CSIP_CHARS_WORD) }  // alphanumeric + -.!%*_+`'~()<>:\"/[]?{}
     /// URI user part: unreserved / user-unreserved (escapes are checked separately).
@@ -237,11 +239,21 @@ struct CommaSeparatedValues {
         var start = position
         while start < end && ASCII.isLinearWhitespace(bytes[start]) { start += 1 }
         let rest = ByteSpan(from: start, to: end)
-        // Fast path (almost every Via, Route, Contact): no quote and no '<' left, so the element ends at the next
-        // comma, which memchr finds without a byte loop.
-        if bytes.firstIndex(of: UInt8(ascii: "\""), in: rest) == nil,
-            bytes.firstIndex(of: UInt8(ascii: "<"), in: rest) == nil {
-            let comma = bytes.firstIndex(of: UInt8(ascii: ","), in: rest) ?? end
+        // Fast path (almost every Via, Route, Record-Route, Contact): no quote left, so the element ends at the first
+        // comma outside `<...>`, which memchr finds without a byte loop: a comma with no `<` before it ends the
+        // element; a `<` before it skips to its `>` (no `>`: the element runs to the end, as below).
+        if bytes.firstIndex(of: UInt8(ascii: "\""), in: rest) == nil {
+            var from = start
+            var comma = end
+            while let found = bytes.firstIndex(of: UInt8(ascii: ","), in: ByteSpan(from: from, to: end)) {
+                guard let open = bytes.firstIndex(of: UInt8(ascii: "<"), in: ByteSpan(from: from, to: found)) else {
+                    comma = found
+                    break
+                }
+                guard let close = bytes.firstIndex(of: UInt8(ascii: ">"), in: ByteSpan(from: open + 1, to: end))
+                else { break }
+                from = close + 1
+            }
             var stop = comma
             while stop > start && ASCII.isLinearWhitespace(bytes[stop - 1]) { stop -= 1 }
             if comma < end { position = comma + 1 } else { finished = true }

@@ -127,6 +127,36 @@ public struct NameAddress: Equatable, Sendable {
         guard cursor.isAtEnd || cursor.peek() == UInt8(ascii: ";") else { throw SIPParseError(code, at: span.start) }
     }
 
+    /// From and To in their common form, `[display-name tokens] <URI>[;parameters]` with no quote anywhere and no
+    /// `<` or `>` after the URI's, read in one pass of memchr and a short parameter walk: what ``checkForm(_:_:code:)``
+    /// accepts and ``quickTag(_:_:code:)`` finds, as `.some(tag)` (`.some(nil)` without a tag). Nil for any other
+    /// shape, or any fault, which the caller leaves to those two (they report it); tests compare both roads.
+    static func commonFormTag(_ bytes: PacketBytes, _ span: ByteSpan) -> ByteSpan?? {
+        guard bytes.firstIndex(of: UInt8(ascii: "\""), in: span) == nil,
+            let open = bytes.firstIndex(of: UInt8(ascii: "<"), in: span),
+            CharacterClass.displayNameTokens.containsAll(of: ByteSpan(from: span.start, to: open), in: bytes),
+            let close = bytes.firstIndex(of: UInt8(ascii: ">"), in: ByteSpan(from: open + 1, to: span.end))
+        else { return nil }
+        let rest = ByteSpan(from: close + 1, to: span.end)
+        guard bytes.firstIndex(of: UInt8(ascii: "<"), in: rest) == nil, bytes.firstIndex(of: UInt8(ascii: ">"), in: rest) == nil
+        else { return nil }
+        var cursor = ValueCursor(bytes, rest)
+        cursor.skipWhitespace()
+        guard !cursor.isAtEnd else { return .some(nil) }
+        guard cursor.consume(UInt8(ascii: ";")) else { return nil }
+        while true {
+            cursor.skipWhitespace()
+            let name = cursor.scan(.token)
+            if name.count == 3, ASCII.lowercased(word: bytes.word(at: name.start, length: 3)) == ASCII.word("tag") {
+                guard cursor.consumeSeparator(UInt8(ascii: "=")), let tag = cursor.scanToken() else { return nil }
+                return .some(tag)
+            }
+            guard let next = bytes.firstIndex(of: UInt8(ascii: ";"), in: ByteSpan(from: cursor.position, to: span.end))
+            else { return .some(nil) }
+            cursor.position = next + 1
+        }
+    }
+
     /// Finds the `tag` header parameter of a From/To value in one pass, without parsing the address: the first
     /// `;` outside quotes and `<...>` starts the header parameters (RFC 3261 §20.10). Throws `code` for a tag
     /// without a token value, `unterminatedQuotedString` for an open quote.

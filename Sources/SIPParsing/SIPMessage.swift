@@ -134,6 +134,22 @@ public struct SIPMessage {
         }
     }
 
+    /// The comma-separated element at `position` (0 = the first) counted over every line of `kind` in order; nil when
+    /// there are fewer. Reads no further than that element.
+    public func element(at position: Int, of kind: HeaderKind) throws(SIPParseError) -> ByteSpan? {
+        var remaining = position
+        var index = firstIndex(of: kind)
+        while let current = index {
+            var elements = CommaSeparatedValues(bytes, header(at: current).value)
+            while let element = try elements.next() {
+                if remaining == 0 { return element }
+                remaining -= 1
+            }
+            index = nextIndex(of: kind, after: current)
+        }
+        return nil
+    }
+
     /// Calls `body` with each comma-separated element of header line `index`, in order, until it returns false.
     public func forEachElement(inLine index: Int, _ body: (ByteSpan) -> Bool) throws(SIPParseError) {
         var elements = CommaSeparatedValues(bytes, header(at: index).value)

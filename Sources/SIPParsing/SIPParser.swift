@@ -109,13 +109,21 @@ public final class SIPParser {
             case .from:
                 guard from == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
                 from = line.value
-                fromTag = try NameAddress.quickTag(bytes, line.value, code: .invalidFrom)
-                try NameAddress.checkForm(bytes, line.value, code: .invalidDisplayNameInFrom)
+                if onePass, let tag = NameAddress.commonFormTag(bytes, line.value) {
+                    fromTag = tag
+                } else {
+                    fromTag = try NameAddress.quickTag(bytes, line.value, code: .invalidFrom)
+                    try NameAddress.checkForm(bytes, line.value, code: .invalidDisplayNameInFrom)
+                }
             case .to:
                 guard to == nil else { throw SIPParseError(.duplicateHeader, at: line.name.start) }
                 to = line.value
-                toTag = try NameAddress.quickTag(bytes, line.value, code: .invalidTo)
-                try NameAddress.checkForm(bytes, line.value, code: .invalidDisplayNameInTo)
+                if onePass, let tag = NameAddress.commonFormTag(bytes, line.value) {
+                    toTag = tag
+                } else {
+                    toTag = try NameAddress.quickTag(bytes, line.value, code: .invalidTo)
+                    try NameAddress.checkForm(bytes, line.value, code: .invalidDisplayNameInTo)
+                }
             case .contact:
                 if !Self.isWildcard(bytes, line.value) {
                     try Self.checkEachForm(bytes, line.value, code: .invalidDisplayNameInContact)

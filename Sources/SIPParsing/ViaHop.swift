@@ -25,6 +25,9 @@ public struct ViaHop: Equatable, Sendable {
     public var rport: RPort
     public var maddr: ByteSpan?
     public var ttl: UInt8?
+    /// The value of the first `ft` parameter with one: the flow token an edge puts in its own Via for a client on
+    /// a stream, kept as the hop is read, so a response needs no second walk of the parameters to find it.
+    public var flowToken: ByteSpan?
 
     /// Parses one hop (already split at top-level commas). Throws `invalidVia` or a more specific code.
     public static func parse(_ bytes: PacketBytes, _ span: ByteSpan) throws(SIPParseError) -> ViaHop {
@@ -48,7 +51,7 @@ public struct ViaHop: Equatable, Sendable {
         var hop = ViaHop(span: span, protocolName: name, protocolVersion: version, transport: transport,
                          host: host, hostKind: hostKind, port: nil,
                          parameters: ByteSpan(offset: span.end, length: 0), branch: nil, received: nil,
-                         rport: .absent, maddr: nil, ttl: nil)
+                         rport: .absent, maddr: nil, ttl: nil, flowToken: nil)
         if cursor.consumeSeparator(UInt8(ascii: ":")) {
             guard let port = cursor.scanNumber(limit: 65_535), !port.overflow else {
                 throw SIPParseError(.invalidVia, at: cursor.position)
@@ -86,7 +89,7 @@ public struct ViaHop: Equatable, Sendable {
                          protocolVersion: ByteSpan(offset: start + 4, length: 3),
                          transport: ByteSpan(from: start + 8, to: transportEnd), host: host, hostKind: hostKind,
                          port: nil, parameters: ByteSpan(offset: end, length: 0), branch: nil, received: nil,
-                         rport: .absent, maddr: nil, ttl: nil)
+                         rport: .absent, maddr: nil, ttl: nil, flowToken: nil)
         var i = hostEnd
         if i < end && bytes[i] == UInt8(ascii: ":") {
             guard let (port, portEnd) = SIPURI.portCommonForm(bytes, from: i + 1, to: end) else { return nil }
@@ -191,6 +194,7 @@ public struct ViaHop: Equatable, Sendable {
                 !NameAddress.isAll(bytes, value, CharacterClass.genericValue) {
                 return value.start
             }
+            if key == ASCII.word("ft"), flowToken == nil, let value { flowToken = value }
         }
         return nil
     }

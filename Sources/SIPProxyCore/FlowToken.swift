@@ -139,7 +139,7 @@ public final class FlowTokenCodec {
 }
 
 private func appendBigEndian(_ value: UInt64, bytes: Int, to out: inout [UInt8]) {
-    for index in stride(from: bytes - 1, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: value >> (8 * index))) }
+    out.append(count: bytes) { index in UInt8(truncatingIfNeeded: value >> (8 * (bytes - 1 - index))) }
 }
 
 private func readBigEndian(_ raw: [UInt8], at offset: Int, bytes: Int) -> UInt64 {
@@ -148,52 +148,3 @@ private func readBigEndian(_ raw: [UInt8], at offset: Int, bytes: Int) -> UInt64
     return value
 }
 
-/// RFC 4648 §5 base64url without padding.
-enum Base64URL {
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-
-    static func append(_ raw: [UInt8], to out: inout [UInt8]) {
-        var index = 0
-        while index + 3 <= raw.count {
-            let word = UInt32(raw[index]) << 16 | UInt32(raw[index + 1]) << 8 | UInt32(raw[index + 2])
-            for shift in [18, 12, 6, 0] { out.append(alphabet[Int(word >> UInt32(shift) & 63)]) }
-            index += 3
-        }
-        let rest = raw.count - index
-        if rest > 0 {
-            var word = UInt32(raw[index]) << 16
-            if rest == 2 { word |= UInt32(raw[index + 1]) << 8 }
-            for shift in [18, 12, 6].prefix(rest + 1) { out.append(alphabet[Int(word >> UInt32(shift) & 63)]) }
-        }
-    }
-
-    /// Decodes `span` into `out` (cleared first); false when it is not canonical base64url.
-    static func decode(_ bytes: PacketBytes, _ span: ByteSpan, into out: inout [UInt8]) -> Bool {
-        out.removeAll(keepingCapacity: true)
-        guard span.count % 4 != 1 else { return false }
-        var word: UInt32 = 0
-        var bits = 0
-        for index in span.start..<span.end {
-            guard let value = sextet(bytes[index]) else { return false }
-            word = word << 6 | UInt32(value)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: word >> UInt32(bits)))
-            }
-        }
-        // Leftover bits must be zero, so every token has exactly one spelling.
-        return word & ((1 << UInt32(bits)) - 1) == 0
-    }
-
-    private static func sextet(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte - UInt8(ascii: "A")
-        case UInt8(ascii: "a")...UInt8(ascii: "z"): byte - UInt8(ascii: "a") + 26
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0") + 52
-        case UInt8(ascii: "-"): 62
-        case UInt8(ascii: "_"): 63
-        default: nil
-        }
-    }
-}

@@ -124,7 +124,11 @@ public struct ProxyConfiguration: Sendable {
 public final class StatelessProxy {
     public let configuration: ProxyConfiguration
     /// The upstreams with their up/down state; the worker replaces it when health or DNS changes it.
-    public var upstreams: UpstreamSet
+    public var upstreams: UpstreamSet {
+        didSet { upstreamAddresses = upstreams.members.map(\.address) }
+    }
+    /// The members' addresses alone: ``isUpstream(_:)`` runs several times per message and scans these.
+    private var upstreamAddresses: [EndpointAddress]
     /// Upstream-facing ports a predecessor process used (a zero-downtime restart handed its sockets to this
     /// worker): the Path and Record-Route entries it wrote name them, so they are ours too.
     public private(set) var formerInternalPorts: [UInt16] = []
@@ -140,13 +144,14 @@ public final class StatelessProxy {
         self.configuration = configuration
         passthroughTags = configuration.proxyRequirePassthrough.map { Array($0.lowercased().utf8) }
         upstreams = configuration.upstreams
+        upstreamAddresses = configuration.upstreams.members.map(\.address)
         tokens = FlowTokenCodec(key: configuration.flowKey)
         output.reserveCapacity(70_000)
     }
 
     /// True when `address` is one of the upstreams (exact address and port, draining ones included).
     public func isUpstream(_ address: EndpointAddress) -> Bool {
-        upstreams.contains(address)
+        upstreamAddresses.contains(address)
     }
 
     /// The side a message came from: the upstream set, or the public.
@@ -294,7 +299,7 @@ public final class StatelessProxy {
         // RFC 3581: tell the next hop where the request really came from.
         let topVia = message.topVia
         if side == .client {
-            if let rport = topVia.parameter("rport", in: bytes), rport.value == nil {
+            if topVia.rport == .requested, let rport = topVia.parameter("rport", in: bytes), rport.value == nil {
                 editor.insert(at: rport.name.end) { out in
                     out.append(UInt8(ascii: "="))
                     appendDecimal(UInt64(source.address.port), to: &out)
@@ -615,15 +620,11 @@ public final class StatelessProxy {
             return .drop(.responseNotForUs)
         }
         // The next hop is the second Via: read it, then remove ours.
-        var hops = 0
-        var nextHop: ViaHop?
-        try? message.forEachElement(of: .via) { element throws(SIPParseError) in
-            hops += 1
-            if hops == 2 { nextHop = try? ViaHop.parse(bytes, element) }
+        guard let second = try? message.element(at: 1, of: .via), let nextHop = try? ViaHop.parse(bytes, second) else {
+            return .drop(.responseWithoutNextHop)
         }
-        guard let nextHop else { return .drop(.responseWithoutNextHop) }
         let destination: Flow
-        if !fromClient, let token = message.topVia.parameter("ft", in: bytes)?.value {
+        if !fromClient, let token = message.topVia.flowToken {
             // The request came over a stream: the response goes down that connection (RFC 3261 §18.2.2).
             guard let flow = tokens.decode(bytes, token) else { return .drop(.responseNotForUs) }
             destination = flow
@@ -796,9 +797,3 @@ func mix(_ value: UInt64) -> UInt64 {
     return z ^ (z >> 31)
 }
 
-func appendHex(_ value: UInt64, to out: inout [UInt8]) {
-    for shift in stride(from: 60, through: 0, by: -4) {
-        let digit = UInt8((value >> UInt64(shift)) & 0xF)
-        out.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
-    }
-}

@@ -221,9 +221,8 @@ public final class EdgeWorker {
     }
 
     /// Hands a copy of the counters to the metrics board, at most every 100 ms: never per message.
-    private func publishIfDue(force: Bool = false) {
+    private func publishIfDue(now: UInt64 = MonotonicClock.milliseconds(), force: Bool = false) {
         guard let board else { return }
-        let now = MonotonicClock.milliseconds()
         guard force || now - lastPublished >= 100 else { return }
         lastPublished = now
         if let capture = pipeline.capture {
@@ -252,7 +251,7 @@ public final class EdgeWorker {
             loopClock.waited(from: waitStarted, to: MonotonicClock.nanoseconds())
             busy = count > 0
             let now = MonotonicClock.milliseconds()
-            publishIfDue()
+            publishIfDue(now: now)
             applyPolicyIfPosted()
             // Before the batch: a ban another edge started applies to the requests that woke us.
             exchangeBans(now: now)
@@ -265,8 +264,9 @@ public final class EdgeWorker {
                 ring.recycle(event)
                 if event.needsRearm { rearm(event, on: ring) }
             }
-            pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
-            pipeline.capture?.flushIfDue(now: MonotonicClock.milliseconds())
+            let batchDone = MonotonicClock.milliseconds()
+            pipeline.fireTransactionTimers(now: batchDone, sink: self)
+            pipeline.capture?.flushIfDue(now: batchDone)
             if let injectedFault, pipeline.counters.received > 0 { try meet(injectedFault) }
         }
     }
@@ -469,12 +469,14 @@ public final class EdgeWorker {
             for (offset, socket) in sockets.legacyUpstreams.enumerated() where ready & (4 << offset) != 0 {
                 drain(socket, readiness)
             }
-            publishIfDue()
+            // One clock read for the housekeeping after the batch: each costs about as much as a check.
+            let now = MonotonicClock.milliseconds()
+            publishIfDue(now: now)
             applyPolicyIfPosted()
-            maintainUpstreams(now: MonotonicClock.milliseconds())
-            pipeline.fireTransactionTimers(now: MonotonicClock.milliseconds(), sink: self)
+            maintainUpstreams(now: now)
+            pipeline.fireTransactionTimers(now: now, sink: self)
             pipeline.counters.sendFailures += readiness.flush(sockets)
-            pipeline.capture?.flushIfDue(now: MonotonicClock.milliseconds())
+            pipeline.capture?.flushIfDue(now: now)
         }
     }
 
@@ -510,7 +512,8 @@ public final class EdgeWorker {
     private func idleWaitMicroseconds() -> UInt32 {
         let timers = pipeline.transactions?.nextDeadline
         let captures = pipeline.capture?.nextFlush
-        guard let deadline = [timers, captures].compactMap({ $0 }).min() else { return 200_000 }
+        // Every loop turn asks: no array of the two (an allocation per turn).
+        guard let deadline = timers.map({ min($0, captures ?? .max) }) ?? captures else { return 200_000 }
         let now = MonotonicClock.milliseconds()
         guard deadline > now else { return 0 }
         return UInt32(min(deadline - now + Self.timerSlackMilliseconds, 200) * 1_000)
@@ -543,11 +546,17 @@ public final class EdgeWorker {
 
     /// Worker 0: adopt a new membership, count passive failures, send the probes that are due, publish changes.
     private func runHealthChecks(now: UInt64, board: UpstreamBoard) {
+        // Most loop turns have nothing to do here: decide that from three words, without touching the monitor.
+        let word = board.stateWord
+        guard let generation = monitor?.generation, let due = monitor?.nextRoundDue else { return }
+        let adopting = word >> 48 != generation & 0xFFFF
+        guard adopting || now >= due || board.hasFailures else { return }
         guard var monitor else { return }
+        // Moved out while changed (put back below), so its arrays stay uniquely referenced: no copy.
+        self.monitor = nil
         var changes: [(EndpointAddress, Bool)] = []
         var dirty = false
-        let word = board.stateWord
-        if word >> 48 != monitor.generation & 0xFFFF {
+        if adopting {
             let (membership, current) = board.membershipAndWord()
             monitor.adopt(membership, upBits: current & UpstreamBoard.upMask)
             dirty = true
@@ -620,6 +629,7 @@ extension EdgeWorker: FlowSink {
 
     func probeAnswered(callID: String, status: Int) {
         guard var monitor, let upstreamBoard else { return }
+        self.monitor = nil
         var changes: [(EndpointAddress, Bool)] = []
         monitor.answered(callID: callID, status: status, changes: &changes)
         self.monitor = monitor

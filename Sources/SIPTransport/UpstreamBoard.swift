@@ -161,6 +161,9 @@ public final class UpstreamBoard: Sendable {
         failuresPending.add(1, ordering: .releasing)
     }
 
+    /// Failures were reported that ``takeFailures()`` has not taken yet (one atomic load).
+    var hasFailures: Bool { failuresPending.load(ordering: .acquiring) > 0 }
+
     /// The failures reported since the last call (one atomic load when there are none).
     func takeFailures() -> [EndpointAddress] {
         guard failuresPending.load(ordering: .acquiring) > 0 else { return [] }

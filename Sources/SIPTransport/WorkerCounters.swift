@@ -130,7 +130,8 @@ public struct WorkerCounters: Sendable {
 
     /// The index of `upstream`'s tally, added on first use.
     private mutating func tallySlot(_ upstream: EndpointAddress) -> Int {
-        for index in upstreams.indices where upstreams[index].address == upstream { return index }
+        // Elements borrowed: reading `upstreams[index].address` copied the tuple, tally arrays and all, per message.
+        if let found = upstreams.firstIndex(where: { $0.address == upstream }) { return found }
         // Bounded: DNS may rotate addresses for years; past 256, newcomers share the last slot's counts.
         guard upstreams.count < 256 else { return upstreams.count - 1 }
         upstreams.append((upstream, UpstreamTally()))

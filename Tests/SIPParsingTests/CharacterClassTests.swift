@@ -20,6 +20,7 @@ import Testing
         ("scheme", .scheme, alphanumeric + "+-."),
         ("Via address", ViaHop.addressCharacters, alphanumeric + "-.:[]"),
         ("generic parameter value", .genericValue, alphanumeric + "-.!%*_+`'~[]:"),
+        ("display name tokens", .displayNameTokens, alphanumeric + "-.!%*_+`'~ \t\r\n"),
     ]
 
     @Test func everyMaskMatchesItsCharacterList() {

@@ -8,7 +8,8 @@ import Testing
 /// hop, hop count and CSeq, or the same error at the same offset. (The fuzzer checks the same on arbitrary bytes.)
 @Suite struct CommonFormTests {
     enum Verdict: Equatable {
-        case parsed(StartLine, ViaHop, hops: Int, CSeq, maxForwards: UInt8?, contentLength: UInt32?)
+        case parsed(StartLine, ViaHop, hops: Int, CSeq, maxForwards: UInt8?, contentLength: UInt32?,
+                    fromTag: ByteSpan?, toTag: ByteSpan?)
         case failed(SIPParseError)
     }
 
@@ -18,7 +19,8 @@ import Testing
             do throws(SIPParseError) {
                 let message = try parser.parse(packet)
                 return .parsed(message.startLine, message.topVia, hops: message.viaHopCount, message.cseq,
-                               maxForwards: message.maxForwards, contentLength: message.contentLength)
+                               maxForwards: message.maxForwards, contentLength: message.contentLength,
+                               fromTag: message.fromTag, toTag: message.toTag)
             } catch {
                 return .failed(error)
             }
@@ -93,10 +95,44 @@ import Testing
         }
     }
 
+    /// The edge finds the flow token in its own Via of a response as the hop is read: the first `ft` with a value,
+    /// either road.
+    @Test(arguments: [("SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK1;ft=AbC-_9", "AbC-_9"),
+                      ("SIP/2.0/TCP 192.0.2.1;FT=x;branch=z9hG4bK1;ft=y", "x"), ("SIP/2.0/UDP 192.0.2.1;ft;ft=z", "z"),
+                      ("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1;fts=1", nil), ("SIP / 2.0 / UDP h ; ft = q", "q")])
+    func flowTokenIsReadWithTheHop(_ via: String, _ token: String?) throws {
+        let bytes = Array(via.utf8)
+        let full = try bytes.withPacketBytes { (packet) throws(SIPParseError) in try ViaHop.parse(packet, packet.all) }
+        #expect(full.flowToken.map { String(decoding: bytes[$0.start..<$0.end], as: UTF8.self) } == token, "\(via)")
+        if let common = bytes.withPacketBytes({ ViaHop.parseCommonForm($0, $0.all) }) {
+            #expect(common.hop == full, "\(via)")
+        }
+    }
+
     @Test(arguments: cseqs)
     func cseqReadsTheSameBothWays(_ cseq: String) throws {
         let bytes = request(headers: ["CSeq: " + cseq])
         #expect(try Self.verdict(bytes, onePass: true) == Self.verdict(bytes, onePass: false), "\(cseq)")
+    }
+
+    static let nameAddresses = [
+        "<sip:alice@example.com>;tag=1928301774", "Alice <sip:alice@example.com>;tag=1928301774",
+        "Alice Liddell <sip:alice@example.com> ; tag = 88", "<sip:alice@example.com>", "<sip:a@b>;x=1;tag=2;y",
+        "<sip:a@b>;TAG=Ab", "<sip:a@b>;tag=", "<sip:a@b>;tag", "<sip:a@b>;tag=a b", "<sip:a@b>;tagx=1",
+        "<sip:a@b> x;tag=1", "<sip:a@b>x", "<sip:a@b>;x=<y>;tag=1", "<sip:a@b>;x=\"q;tag=2\";tag=3",
+        "\"Alice\" <sip:a@b>;tag=1", "\"Al\\\"ice\" <sip:a@b>;tag=1", "\"open <sip:a@b>;tag=1",
+        "sip:alice@example.com;tag=1", "sip:a@b", "Bell, Alexander <sip:a@b>;tag=1", "a@b <sip:a@b>;tag=1",
+        "<sip:a@b", "<sip:a@b>>;tag=1", "<<sip:a@b>;tag=1", "<sip:a@b;lr>;tag=1", "<sip:a;tag=9@b>;tag=1",
+        "A\r\n B <sip:a@b>;tag=1", "<sip:a@b>\r\n ;tag=1", "", " <sip:a@b>;tag=1 ", "<sip:a@b>;;tag=1",
+        "<sip:a@b>;tag=1;tag=2", "<sip:a@b>;\"x\"", "<sip:a@b>;tag=1,<sip:c@d>",
+    ]
+
+    @Test(arguments: nameAddresses)
+    func fromAndToReadTheSameBothWays(_ value: String) throws {
+        for header in ["From", "To"] {
+            let bytes = request(headers: ["\(header): \(value)"])
+            #expect(try Self.verdict(bytes, onePass: true) == Self.verdict(bytes, onePass: false), "\(header): \(value)")
+        }
     }
 
     static let numbers = [
@@ -164,6 +200,13 @@ import Testing
         }
         let cseq = Array("314159 INVITE".utf8).withPacketBytes { SIPParser.cseqCommonForm($0, $0.all) }
         #expect(cseq?.number == 314_159 && cseq?.method.known == .invite)
+        for (value, tag) in [("sipp <sip:sipp@127.0.0.1:5061>;tag=1", "1"), ("<sip:a@b>", nil), ("A B <sip:a@b>;x;tag=z", "z")] {
+            let bytes = Array(value.utf8)
+            let found = bytes.withPacketBytes { NameAddress.commonFormTag($0, $0.all) }
+            #expect(found != nil, "\(value)")
+            let text = found.flatMap { $0 }.map { String(decoding: bytes[$0.start..<$0.end], as: UTF8.self) }
+            #expect(text == tag, "\(value)")
+        }
         let maxForwards = Array("70".utf8).withPacketBytes { SIPParser.plainNumber($0, $0.all, maxDigits: 3, limit: 255) }
         #expect(maxForwards == 70)
     }

@@ -78,4 +78,54 @@ static inline struct csip_decimal csip_decimal_run(const uint8_t *buf, size_t fr
     return result;
 }
 
+/* Dotted-quad IPv4 in [from, to), by inet_pton's rules: four decimal parts of at most 255, no leading zero.
+ * 1: an address (in *address, host order); 0: only digits and dots, but no address (nor could it be IPv6);
+ * -1: some other byte, for inet_pton to decide. Every message has one or more (Via hosts, received). */
+static inline int csip_parse_dotted_quad(const uint8_t *buf, size_t from, size_t to, uint32_t *address) {
+    uint32_t value = 0, part = 0;
+    unsigned digits = 0, dots = 0;
+    int valid = 1;
+    for (size_t i = from; i < to; i++) {
+        unsigned digit = (unsigned)buf[i] - '0';
+        if (digit < 10) {
+            if (digits > 0 && part == 0) valid = 0;
+            part = part * 10 + digit;
+            if (part > 255) { valid = 0; part = 0; }
+            digits++;
+        } else if (buf[i] == '.') {
+            if (digits == 0) valid = 0;
+            value = value << 8 | part;
+            part = 0;
+            digits = 0;
+            dots++;
+        } else {
+            return -1;
+        }
+    }
+    if (digits == 0 || dots != 3) valid = 0;
+    *address = value << 8 | part;
+    return valid;
+}
+
+/* RFC 4648 §5 base64url of raw[0, length), without padding, into out (room for (length * 4 + 2) / 3 bytes).
+ * Returns the characters written. Flow tokens: a few dozen bytes per forwarded request. */
+static inline size_t csip_base64url_encode(const uint8_t *raw, size_t length, uint8_t *out) {
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t written = 0, index = 0;
+    for (; index + 3 <= length; index += 3) {
+        uint32_t word = (uint32_t)raw[index] << 16 | (uint32_t)raw[index + 1] << 8 | raw[index + 2];
+        out[written++] = (uint8_t)alphabet[word >> 18 & 63];
+        out[written++] = (uint8_t)alphabet[word >> 12 & 63];
+        out[written++] = (uint8_t)alphabet[word >> 6 & 63];
+        out[written++] = (uint8_t)alphabet[word & 63];
+    }
+    if (index < length) {
+        uint32_t word = (uint32_t)raw[index] << 16 | (index + 1 < length ? (uint32_t)raw[index + 1] << 8 : 0);
+        out[written++] = (uint8_t)alphabet[word >> 18 & 63];
+        out[written++] = (uint8_t)alphabet[word >> 12 & 63];
+        if (index + 1 < length) out[written++] = (uint8_t)alphabet[word >> 6 & 63];
+    }
+    return written;
+}
+
 #endif

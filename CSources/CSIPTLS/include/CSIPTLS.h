@@ -24,13 +24,13 @@ extern "C" {
 int csip_hmac_sha256(const uint8_t *key, size_t key_length, const uint8_t *data, size_t data_length, uint8_t *out,
                      size_t out_length);
 
-/**
- * A keyed HMAC-SHA256 context for many messages under one key: OpenSSL's one-shot HMAC() fetches the digest and
- * builds a context per call (~1.8 us); reusing one costs ~0.25 us. Not thread-safe: one per worker.
- */
 /** SHA-1 of `data` into `out` (the WebSocket handshake's Sec-WebSocket-Accept, RFC 6455 §4.2.2). 0, or -1. */
 int csip_sha1(const uint8_t *data, size_t data_length, uint8_t out[20]);
 
+/**
+ * A keyed HMAC-SHA256 context for many messages under one key: the key's inner and outer pad blocks are hashed once,
+ * so a MAC costs the data's blocks and one more, and allocates nothing. Not thread-safe: one per worker.
+ */
 struct csip_mac;
 
 /** A context for `key`. 0, or -1 when OpenSSL failed (nothing allocated). */
