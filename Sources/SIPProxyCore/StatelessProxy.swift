@@ -125,10 +125,13 @@ public final class StatelessProxy {
     public let configuration: ProxyConfiguration
     /// The upstreams with their up/down state; the worker replaces it when health or DNS changes it.
     public var upstreams: UpstreamSet {
-        didSet { upstreamAddresses = upstreams.members.map(\.address) }
+        didSet { noteUpstreamAddresses() }
     }
-    /// The members' addresses alone: ``isUpstream(_:)`` runs several times per message and scans these.
-    private var upstreamAddresses: [EndpointAddress]
+    /// The members' addresses alone: ``isUpstream(_:)`` runs several times per message and scans these...
+    private var upstreamAddresses: [EndpointAddress] = []
+    /// ...or, with the common single core, compares against this alone: no read of the array, whose buffer such a
+    /// read of a class's property retains and releases.
+    private var singleUpstreamAddress: EndpointAddress?
     /// Upstream-facing ports a predecessor process used (a zero-downtime restart handed its sockets to this
     /// worker): the Path and Record-Route entries it wrote name them, so they are ours too.
     public private(set) var formerInternalPorts: [UInt16] = []
@@ -144,14 +147,20 @@ public final class StatelessProxy {
         self.configuration = configuration
         passthroughTags = configuration.proxyRequirePassthrough.map { Array($0.lowercased().utf8) }
         upstreams = configuration.upstreams
-        upstreamAddresses = configuration.upstreams.members.map(\.address)
         tokens = FlowTokenCodec(key: configuration.flowKey)
+        noteUpstreamAddresses()
         output.reserveCapacity(70_000)
     }
 
     /// True when `address` is one of the upstreams (exact address and port, draining ones included).
     public func isUpstream(_ address: EndpointAddress) -> Bool {
-        upstreamAddresses.contains(address)
+        if let singleUpstreamAddress { return address == singleUpstreamAddress }
+        return upstreamAddresses.contains(address)
+    }
+
+    private func noteUpstreamAddresses() {
+        upstreamAddresses = upstreams.members.map(\.address)
+        singleUpstreamAddress = upstreamAddresses.count == 1 ? upstreamAddresses[0] : nil
     }
 
     /// The side a message came from: the upstream set, or the public.

@@ -31,7 +31,7 @@ public final class StopSignal: Sendable {
 public final class EdgeWorker {
     public let index: Int
     let configuration: WorkerConfiguration
-    private var sockets: DatagramSockets
+    private let sockets: DatagramSockets
     private let driver: WorkerDriver
     let pipeline: MessagePipeline
     /// SIP over TCP and TLS and the upstream pool: io_uring path only.
@@ -614,7 +614,7 @@ extension EdgeWorker: FlowSink {
     }
 
     private func send(_ bytes: [UInt8], to flow: Flow, toUpstream: Bool) -> Bool {
-        if let streams, toUpstream, !streams.pool.isEmpty {  // isPooled, with the upstream test already made
+        if toUpstream, let streams, !streams.pool.isEmpty {  // isPooled, with the upstream test already made
             guard let connection = streams.pooledConnection(to: flow.address) else { return false }
             return streams.send(bytes[...], on: connection)
         }

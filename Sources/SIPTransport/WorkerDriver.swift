@@ -4,7 +4,9 @@ import SIPUring
 
 /// A worker's two UDP sockets: the public one (shared port, SO_REUSEPORT) and its own upstream-facing one (its
 /// own port, so the core's responses and requests for its flows come back to this worker).
-struct DatagramSockets {
+/// A class, held by a `let`: the send path reads its sockets several times a message, and a struct of three
+/// references read from a worker's `var` was copied (three retains and releases) on every read.
+final class DatagramSockets {
     static let publicTag: UInt32 = 0
     static let upstreamTag: UInt32 = 1
 
@@ -17,6 +19,11 @@ struct DatagramSockets {
     let upstreamSocket: UDPSocket
     /// A predecessor's upstream sockets (a zero-downtime restart): read like ours; we send through our own.
     var legacyUpstreams: [UDPSocket] = []
+
+    init(publicSocket: UDPSocket, upstreamSocket: UDPSocket) {
+        self.publicSocket = publicSocket
+        self.upstreamSocket = upstreamSocket
+    }
 
     func socket(tag: UInt32) -> UDPSocket {
         if tag >= Self.legacyTagBase, Int(tag - Self.legacyTagBase) < legacyUpstreams.count {

@@ -12,12 +12,16 @@ import Testing
         // The short run's slopes are noisier than the 30-minute run's (README): a connection open or not at a
         // sample is ±1 descriptor over 80 s, and the debug build's heap and RSS settle for longer (jemalloc's
         // caches wobble by ±150 KiB). The bounds here still catch a descriptor per 1% of the 15 connections a
-        // second (9 a minute) and a leak of 300 bytes per connection.
+        // second (9 a minute) and a leak of 300 bytes per connection (the live heap's slope). RSS also moves in
+        // steps of a few hundred KiB as jemalloc keeps or returns dirty pages: when the debug build's last step
+        // lands after the warm-up (a busy machine starts it later) the 80 s slope read 257 and 313 KiB/min with the
+        // live heap falling (-302, -260) and the release build at -40; so RSS is held to twice the heap's bound,
+        // a growth the heap does not show, and the heap bound stays the leak check.
         let status = try ProcessHarness.run(
             "/bin/bash", [script, "120"], timeout: 240, log: "soak.log",
             environment: ["BIN": ProcessHarness.sipEdgeBinary.path, "OUT": out.path, "PLOT": "0",
                           "PORT_BASE": "\(ProcessHarness.portBase(.soak))", "RELOAD_EVERY": "30",
-                          "FD_SLOPE_PER_MIN": "2", "RSS_SLOPE_KIB_PER_MIN": "256", "HEAP_SLOPE_KIB_PER_MIN": "256",
+                          "FD_SLOPE_PER_MIN": "2", "RSS_SLOPE_KIB_PER_MIN": "512", "HEAP_SLOPE_KIB_PER_MIN": "256",
                           "WARMUP": "40", "RATE": "15"])
         let summary = (try? String(contentsOf: out.appendingPathComponent("summary.txt"), encoding: .utf8)) ?? ""
         #expect(status == 0, "soak failed:\n\(ProcessHarness.logContents("soak.log"))")
