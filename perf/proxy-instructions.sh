@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions sip-edge executes per proxied message, counted by callgrind: the user-time gap to the relay
 # (perf/floor-split.sh) measured without the noise of this shared machine, so a change on the message path shows
-# as a number that repeats to a few instructions.
+# as a number that repeats to about 1% (receive batches vary with timing).
 #
 # Runs the release binary under callgrind (one worker, --data-path recvmmsg: valgrind does not emulate io_uring),
 # with perf/load-generator.yaml (every validator rule and the rate limiter on), between SIPp uac and uas (6 messages

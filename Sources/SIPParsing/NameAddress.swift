@@ -128,9 +128,10 @@ public struct NameAddress: Equatable, Sendable {
     }
 
     /// From and To in their common form, `[display-name tokens] <URI>[;parameters]` with no quote anywhere and no
-    /// `<` or `>` after the URI's, read in one pass of memchr and a short parameter walk: what ``checkForm(_:_:code:)``
-    /// accepts and ``quickTag(_:_:code:)`` finds, as `.some(tag)` (`.some(nil)` without a tag). Nil for any other
-    /// shape, or any fault, which the caller leaves to those two (they report it); tests compare both roads.
+    /// `<` or `>` after the URI's, read in one pass of memchr and quickTag's parameter walk: what
+    /// ``checkForm(_:_:code:)`` accepts and ``quickTag(_:_:code:)`` finds, as `.some(tag)` (`.some(nil)` without a
+    /// tag). Nil for any other shape, or any fault, which the caller leaves to those two (they report it); tests
+    /// compare both roads.
     static func commonFormTag(_ bytes: PacketBytes, _ span: ByteSpan) -> ByteSpan?? {
         guard bytes.firstIndex(of: UInt8(ascii: "\""), in: span) == nil,
             let open = bytes.firstIndex(of: UInt8(ascii: "<"), in: span),
@@ -144,16 +145,10 @@ public struct NameAddress: Equatable, Sendable {
         cursor.skipWhitespace()
         guard !cursor.isAtEnd else { return .some(nil) }
         guard cursor.consume(UInt8(ascii: ";")) else { return nil }
-        while true {
-            cursor.skipWhitespace()
-            let name = cursor.scan(.token)
-            if name.count == 3, ASCII.lowercased(word: bytes.word(at: name.start, length: 3)) == ASCII.word("tag") {
-                guard cursor.consumeSeparator(UInt8(ascii: "=")), let tag = cursor.scanToken() else { return nil }
-                return .some(tag)
-            }
-            guard let next = bytes.firstIndex(of: UInt8(ascii: ";"), in: ByteSpan(from: cursor.position, to: span.end))
-            else { return .some(nil) }
-            cursor.position = next + 1
+        do {
+            return .some(try tagParameter(&cursor, code: .invalidHeaderValue))
+        } catch {
+            return nil
         }
     }
 
@@ -185,29 +180,38 @@ public struct NameAddress: Equatable, Sendable {
                 inAngle = false
             } else if byte == UInt8(ascii: ";") && !inAngle {
                 var cursor = ValueCursor(bytes, ByteSpan(from: i + 1, to: span.end))
-                while true {
-                    cursor.skipWhitespace()
-                    let name = cursor.scan(.token)
-                    if name.count == 3, ASCII.lowercased(word: bytes.word(at: name.start, length: 3)) == ASCII.word("tag") {
-                        guard cursor.consumeSeparator(UInt8(ascii: "=")), let tag = cursor.scanToken() else {
-                            throw SIPParseError(code, at: name.start)
-                        }
-                        return tag
-                    }
-                    // Skip this parameter's value (token, host or quoted string) to the next ';'.
-                    while let next = cursor.peek(), next != UInt8(ascii: ";") {
-                        if next == UInt8(ascii: "\"") {
-                            _ = try cursor.scanQuotedString()
-                        } else {
-                            cursor.position += 1
-                        }
-                    }
-                    guard cursor.consume(UInt8(ascii: ";")) else { return nil }
-                }
+                return try tagParameter(&cursor, code: code)
             }
             i += 1
         }
         return nil
+    }
+
+    /// The `tag` among From/To header parameters, `cursor` just after the `;` that starts them; nil when there is
+    /// none. Throws `code` for a tag without a token value, `unterminatedQuotedString` for an open quote in a value
+    /// skipped on the way.
+    private static func tagParameter(_ cursor: inout ValueCursor,
+                                     code: SIPParseError.Code) throws(SIPParseError) -> ByteSpan? {
+        let bytes = cursor.bytes
+        while true {
+            cursor.skipWhitespace()
+            let name = cursor.scan(.token)
+            if name.count == 3, ASCII.lowercased(word: bytes.word(at: name.start, length: 3)) == ASCII.word("tag") {
+                guard cursor.consumeSeparator(UInt8(ascii: "=")), let tag = cursor.scanToken() else {
+                    throw SIPParseError(code, at: name.start)
+                }
+                return tag
+            }
+            // Skip this parameter's value (token, host or quoted string) to the next ';'.
+            while let next = cursor.peek(), next != UInt8(ascii: ";") {
+                if next == UInt8(ascii: "\"") {
+                    _ = try cursor.scanQuotedString()
+                } else {
+                    cursor.position += 1
+                }
+            }
+            guard cursor.consume(UInt8(ascii: ";")) else { return nil }
+        }
     }
 
     /// Validates `;`-separated header parameters (token [= token / host / quoted-string]); returns the tag value

@@ -126,11 +126,9 @@ public struct SIPMessage {
     public func forEachElement(
         of kind: HeaderKind, _ body: (ByteSpan) throws(SIPParseError) -> Void
     ) throws(SIPParseError) {
-        var index = firstIndex(of: kind)
-        while let current = index {
-            var elements = CommaSeparatedValues(bytes, header(at: current).value)
-            while let element = try elements.next() { try body(element) }
-            index = nextIndex(of: kind, after: current)
+        try visitElements(of: kind) { element throws(SIPParseError) in
+            try body(element)
+            return true
         }
     }
 
@@ -138,16 +136,30 @@ public struct SIPMessage {
     /// there are fewer. Reads no further than that element.
     public func element(at position: Int, of kind: HeaderKind) throws(SIPParseError) -> ByteSpan? {
         var remaining = position
+        var found: ByteSpan?
+        try visitElements(of: kind) { element in
+            guard remaining == 0 else {
+                remaining -= 1
+                return true
+            }
+            found = element
+            return false
+        }
+        return found
+    }
+
+    /// Each comma-separated element of every `kind` header line, in order, until `body` returns false.
+    private func visitElements(
+        of kind: HeaderKind, _ body: (ByteSpan) throws(SIPParseError) -> Bool
+    ) throws(SIPParseError) {
         var index = firstIndex(of: kind)
         while let current = index {
             var elements = CommaSeparatedValues(bytes, header(at: current).value)
             while let element = try elements.next() {
-                if remaining == 0 { return element }
-                remaining -= 1
+                if try !body(element) { return }
             }
             index = nextIndex(of: kind, after: current)
         }
-        return nil
     }
 
     /// Calls `body` with each comma-separated element of header line `index`, in order, until it returns false.

@@ -166,7 +166,7 @@ public final class UpstreamBoard: Sendable {
 
     /// The failures reported since the last call (one atomic load when there are none).
     func takeFailures() -> [EndpointAddress] {
-        guard failuresPending.load(ordering: .acquiring) > 0 else { return [] }
+        guard hasFailures else { return [] }
         failuresPending.store(0, ordering: .releasing)
         return failures.withLock { pending in
             defer { pending.removeAll(keepingCapacity: true) }

@@ -64,12 +64,12 @@ struct UpstreamMonitor {
     /// Some member is up and has answered since start.
     var isReady: Bool { health.indices.contains { health[$0].isUp && answered[$0] } }
 
-    /// When a round is due: the probes still in flight from the last one fail, and a new probe per member is
-    /// returned to send. The state changes that made go into `changes`.
     /// When the next probe round is due: before then, with the membership unchanged and no failure reported, the
     /// monitor has nothing to do (the worker loop asks this every turn instead of running it).
     var nextRoundDue: UInt64 { members.isEmpty ? .max : nextRound }
 
+    /// When a round is due: the probes still in flight from the last one fail, and a new probe per member is
+    /// returned to send. The state changes that made go into `changes`.
     mutating func startRoundIfDue(now: UInt64, changes: inout [(EndpointAddress, Bool)]) -> [Probe] {
         guard now >= nextRound, !members.isEmpty else { return [] }
         nextRound = now + settings.intervalMilliseconds
