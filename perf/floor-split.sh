@@ -5,6 +5,7 @@
 # time and the kernel's top functions. Issue #17: the gap to the relay, measured by function.
 #
 #   RATE=2000 CALLS=20000 perf/floor-split.sh
+# TOP_USER=N lists N user functions (default 8).
 #
 # Needs perf (linux-perf), sipp, `swift build -c release`. Loopback only; every process started is stopped by PID.
 set -euo pipefail
@@ -40,7 +41,7 @@ run() {  # NAME PID: the load through 127.0.0.1:$PROXY while perf samples PID
     echo "  top kernel functions:"
     grep '\[kernel.kallsyms\]' "$WORK/$name.txt" | head -12 | awk '{ printf "    %7s  %s\n", $1, $NF }' || true
     echo "  top user functions:"
-    grep -v '\[kernel.kallsyms\]' "$WORK/$name.txt" | head -8 | awk '{ printf "    %7s  %s %s\n", $1, $2, $NF }' || true
+    grep -v '\[kernel.kallsyms\]' "$WORK/$name.txt" | head -"${TOP_USER:-8}" | awk '{ printf "    %7s  %s %s\n", $1, $2, $NF }' || true
 }
 
 cat > "$WORK/edge.yaml" <<YAML
@@ -65,6 +66,8 @@ echo "sip-edge $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CALLS cal
 run sip-edge "$edge"
 kill "$edge"
 wait "$edge" 2>/dev/null || true
+# The kernel tears an io_uring down after the process is gone, so sip-edge's socket may stay bound a moment.
+for _ in $(seq 1 50); do [ -z "$(ss -Huan "sport = :$PROXY")" ] && break; sleep 0.1; done
 "$WORK/udp-relay" "$PROXY" "$BACK" "$UAS" 3600 > "$WORK/relay.log" 2>&1 &
 relay=$!
 pids+=($relay)

@@ -67,6 +67,16 @@ public struct PacketBytes {
         return true
     }
 
+    /// True when `span` holds exactly `text`. The span is checked once, not per byte.
+    @inlinable
+    public func equals(_ span: ByteSpan, _ text: [UInt8]) -> Bool {
+        guard span.count == text.count, contains(span) else { return false }
+        for i in 0..<text.count where base.load(fromByteOffset: span.start + i, as: UInt8.self) != text[i] {
+            return false
+        }
+        return true
+    }
+
     /// True when the bytes of two spans (of this buffer) are equal, ASCII letters compared without case.
     @inlinable
     public func equalsIgnoringCase(_ a: ByteSpan, _ b: ByteSpan) -> Bool {

@@ -148,6 +148,29 @@ public struct SIPMessage {
         return found
     }
 
+    /// The Via hop after the top one (where a proxy sends a response), or nil when there is none. In its common form
+    /// (``ViaHop/parseCommonForm(_:_:)``) it is read straight from where the top hop ends, without splitting the
+    /// Vias into elements first; any other shape goes through the element split and the full grammar, so the hop
+    /// or the error is the same either way.
+    public func secondViaHop() throws(SIPParseError) -> ViaHop? {
+        let topLine = header(at: topViaHeaderIndex).value
+        let topEnd = topVia.span.end
+        var rest: ByteSpan?
+        if topEnd < topLine.end {
+            if bytes[topEnd] == UInt8(ascii: ",") { rest = ByteSpan(from: topEnd + 1, to: topLine.end) }
+        } else if let next = nextIndex(of: .via, after: topViaHeaderIndex) {
+            rest = header(at: next).value
+        }
+        if var rest {
+            while !rest.isEmpty, ASCII.isLinearWhitespace(bytes[rest.start]) {
+                rest = ByteSpan(from: rest.start + 1, to: rest.end)
+            }
+            if let (hop, _) = ViaHop.parseCommonForm(bytes, rest) { return hop }
+        }
+        guard let element = try element(at: 1, of: .via) else { return nil }
+        return try ViaHop.parse(bytes, element)
+    }
+
     /// Each comma-separated element of every `kind` header line, in order, until `body` returns false.
     private func visitElements(
         of kind: HeaderKind, _ body: (ByteSpan) throws(SIPParseError) -> Bool

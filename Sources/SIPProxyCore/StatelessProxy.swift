@@ -142,12 +142,32 @@ public final class StatelessProxy {
     private let passthroughTags: [[UInt8]]
     /// The option tags of the last 420, reused.
     private var unsupportedTags: [ByteSpan] = []
+    /// Our own addresses as text, formatted once: every forwarded request's Via and every dialog's Record-Route
+    /// carries one, and a response's top Via is compared with the advertised host.
+    private let advertisedHostText: [UInt8]
+    private let publicHostPortTexts: [[UInt8]]  // by TransportKind.rawValue
+    private let internalHostPortText: [UInt8]
 
     public init(configuration: ProxyConfiguration) {
         self.configuration = configuration
         passthroughTags = configuration.proxyRequirePassthrough.map { Array($0.lowercased().utf8) }
         upstreams = configuration.upstreams
         tokens = FlowTokenCodec(key: configuration.flowKey)
+        func hostPort(_ host: EndpointAddress, _ port: UInt16) -> [UInt8] {
+            var text: [UInt8] = []
+            host.appendURIHost(to: &text)
+            text.append(UInt8(ascii: ":"))
+            appendDecimal(UInt64(port), to: &text)
+            return text
+        }
+        var host: [UInt8] = []
+        configuration.advertised.appendURIHost(to: &host)
+        advertisedHostText = host
+        publicHostPortTexts = TransportKind.allCases.map { transport in
+            hostPort(configuration.advertised, Self.publicPort(for: transport, in: configuration))
+        }
+        internalHostPortText = hostPort(configuration.internalHost ?? configuration.advertised,
+                                        Self.internalPort(in: configuration))
         noteUpstreamAddresses()
         output.reserveCapacity(70_000)
     }
@@ -388,14 +408,14 @@ public final class StatelessProxy {
     }
 
     /// The port the core reaches this worker at (the advertised one when no worker port is set).
-    private var internalPort: UInt16 {
+    private var internalPort: UInt16 { Self.internalPort(in: configuration) }
+
+    private static func internalPort(in configuration: ProxyConfiguration) -> UInt16 {
         configuration.internalPort == 0 ? configuration.advertised.port : configuration.internalPort
     }
 
     private func appendInternalHostPort(to out: inout [UInt8]) {
-        (configuration.internalHost ?? configuration.advertised).appendURIHost(to: &out)
-        out.append(UInt8(ascii: ":"))
-        appendDecimal(UInt64(internalPort), to: &out)
+        out.append(contentsOf: internalHostPortText)
     }
 
     /// The Call-ID prefix of health probes: their responses are the edge's own, not forwarded.
@@ -629,7 +649,7 @@ public final class StatelessProxy {
             return .drop(.responseNotForUs)
         }
         // The next hop is the second Via: read it, then remove ours.
-        guard let second = try? message.element(at: 1, of: .via), let nextHop = try? ViaHop.parse(bytes, second) else {
+        guard let nextHop = try? message.secondViaHop() else {
             return .drop(.responseWithoutNextHop)
         }
         let destination: Flow
@@ -703,6 +723,10 @@ public final class StatelessProxy {
     /// The port clients reach us at over `transport`: TLS, WS and WSS have their own, UDP and TCP share the
     /// advertised one.
     private func publicPort(for transport: TransportKind) -> UInt16 {
+        Self.publicPort(for: transport, in: configuration)
+    }
+
+    private static func publicPort(for transport: TransportKind, in configuration: ProxyConfiguration) -> UInt16 {
         let own: UInt16? = switch transport {
         case .udp, .tcp: nil
         case .tls: configuration.advertisedTLSPort
@@ -713,9 +737,7 @@ public final class StatelessProxy {
     }
 
     private func appendPublicHostPort(for transport: TransportKind, to out: inout [UInt8]) {
-        configuration.advertised.appendURIHost(to: &out)
-        out.append(UInt8(ascii: ":"))
-        appendDecimal(UInt64(publicPort(for: transport)), to: &out)
+        out.append(contentsOf: publicHostPortTexts[Int(transport.rawValue)])
     }
 
     /// Recognises `port` as ours on the upstream-facing side from now on (see ``formerInternalPorts``).
@@ -734,8 +756,10 @@ public final class StatelessProxy {
         let isPublicPort = port == configuration.advertised.port || port == configuration.advertisedTLSPort
             || port == configuration.advertisedWSPort || port == configuration.advertisedWSSPort
         let isInternalPort = port == internalPort || (!formerInternalPorts.isEmpty && formerInternalPorts.contains(port))
-        guard isPublicPort || isInternalPort,
-            let address = EndpointAddress.parse(bytes, host, port: configuration.advertised.port)
+        guard isPublicPort || isInternalPort else { return false }
+        // Our own Vias and Routes carry the advertised host exactly as we write it: no parse needed for those.
+        if bytes.equals(host, advertisedHostText) { return true }
+        guard let address = EndpointAddress.parse(bytes, host, port: configuration.advertised.port)
         else { return false }
         if address == configuration.advertised { return true }
         // The internal host names us only on the internal port.

@@ -248,9 +248,11 @@ public final class EdgeWorker {
             let count = busy && options.batchWaitMicroseconds > 0
                 ? ring.wait(completions: options.batchSize, timeoutMicroseconds: options.batchWaitMicroseconds)
                 : ring.wait(completions: 1, timeoutMicroseconds: idleWaitMicroseconds())
-            loopClock.waited(from: waitStarted, to: MonotonicClock.nanoseconds())
+            let woke = MonotonicClock.nanoseconds()
+            loopClock.waited(from: waitStarted, to: woke)
+            pipeline.clock = woke
             busy = count > 0
-            let now = MonotonicClock.milliseconds()
+            let now = woke / 1_000_000
             publishIfDue(now: now)
             applyPolicyIfPosted()
             // Before the batch: a ban another edge started applies to the requests that woke us.
@@ -264,7 +266,7 @@ public final class EdgeWorker {
                 ring.recycle(event)
                 if event.needsRearm { rearm(event, on: ring) }
             }
-            let batchDone = MonotonicClock.milliseconds()
+            let batchDone = pipeline.clock / 1_000_000  // when the last message was done (or we woke)
             pipeline.fireTransactionTimers(now: batchDone, sink: self)
             pipeline.capture?.flushIfDue(now: batchDone)
             if let injectedFault, pipeline.counters.received > 0 { try meet(injectedFault) }
@@ -391,6 +393,7 @@ public final class EdgeWorker {
         let until = MonotonicClock.milliseconds() + 200
         while !open.isEmpty, MonotonicClock.milliseconds() < until {
             let count = ring.wait(completions: 1, timeoutMicroseconds: 20_000)
+            pipeline.clock = MonotonicClock.nanoseconds()
             for i in 0..<count {
                 let event = ring.event(i)
                 dispatch(event)
@@ -462,15 +465,17 @@ public final class EdgeWorker {
             if handover != nil, followHandover(readiness: readiness) { break }
             let waitStarted = MonotonicClock.nanoseconds()
             let ready = readiness.poll.wait(timeoutMilliseconds: Int32((idleWaitMicroseconds() + 999) / 1_000))
-            loopClock.waited(from: waitStarted, to: MonotonicClock.nanoseconds())
-            exchangeBans(now: MonotonicClock.milliseconds())
+            let woke = MonotonicClock.nanoseconds()
+            loopClock.waited(from: waitStarted, to: woke)
+            pipeline.clock = woke
+            exchangeBans(now: woke / 1_000_000)
             if ready & 1 != 0 { drain(sockets.publicSocket, readiness) }
             if ready & 2 != 0 { drain(sockets.upstreamSocket, readiness) }
             for (offset, socket) in sockets.legacyUpstreams.enumerated() where ready & (4 << offset) != 0 {
                 drain(socket, readiness)
             }
-            // One clock read for the housekeeping after the batch: each costs about as much as a check.
-            let now = MonotonicClock.milliseconds()
+            // The housekeeping after the batch goes by when the last message was done: no clock read of its own.
+            let now = pipeline.clock / 1_000_000
             publishIfDue(now: now)
             applyPolicyIfPosted()
             maintainUpstreams(now: now)

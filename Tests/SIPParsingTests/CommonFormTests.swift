@@ -95,6 +95,45 @@ import Testing
         }
     }
 
+    enum HopVerdict: Equatable {
+        case hop(ViaHop?)
+        case failed(SIPParseError)
+    }
+
+    /// A response's next hop, read straight after the top hop (``SIPMessage/secondViaHop()``), is the hop that
+    /// splitting the Vias into elements and parsing the second finds, or the same error: on the top hop's line (after
+    /// a comma, with or without a space), on a line of its own, and after a top hop that is not in the common form.
+    @Test(arguments: vias)
+    func secondHopReadsTheSameAsTheSplitOne(_ via: String) throws {
+        let parser = try SIPParser()
+        let commonTop = "SIP/2.0/UDP top.example.com:5060;branch=z9hG4bK0", otherTop = "SIP/2.0/UDP top.example.com ;lr"
+        for headers in [["Via: \(commonTop), \(via)"], ["Via: \(commonTop),\(via)"], ["Via: \(commonTop)", "Via: \(via)"],
+                        ["Via: \(otherTop), \(via)"], ["Via: \(otherTop)", "Via: \(via)"]] {
+            let bytes = request("SIP/2.0 200 OK", headers: headers)
+            bytes.withPacketBytes { packet in
+                guard let message = try? parser.parse(packet) else { return }
+                var direct: HopVerdict, split: HopVerdict
+                do throws(SIPParseError) { direct = .hop(try message.secondViaHop()) } catch { direct = .failed(error) }
+                do throws(SIPParseError) {
+                    split = .hop(try message.element(at: 1, of: .via).map { span throws(SIPParseError) in
+                        try ViaHop.parse(packet, span)
+                    })
+                } catch { split = .failed(error) }
+                #expect(direct == split, "\(headers)")
+            }
+        }
+    }
+
+    @Test func aSingleViaHasNoSecondHop() throws {
+        let parser = try SIPParser()
+        for via in ["SIP/2.0/UDP top.example.com;branch=z9hG4bK0", "SIP/2.0/UDP top.example.com ;branch=z9hG4bK0"] {
+            let hop = try request("SIP/2.0 200 OK", headers: ["Via: " + via]).withPacketBytes {
+                packet throws(SIPParseError) in try parser.parse(packet).secondViaHop()
+            }
+            #expect(hop == nil)
+        }
+    }
+
     /// The edge finds the flow token in its own Via of a response as the hop is read: the first `ft` with a value,
     /// either road.
     @Test(arguments: [("SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK1;ft=AbC-_9", "AbC-_9"),
