@@ -84,6 +84,7 @@ struct csip_uring {
     uint32_t slot_count;
     uint32_t slot_size;
     int32_t free_slot;
+    uint32_t sends_in_flight; /* datagram sends queued whose completion has not been reaped */
     struct stream_record **record_chunks;
     uint32_t record_chunk_count;
     uint32_t record_count; /* allocated records: record_chunk_count * RECORDS_PER_CHUNK */
@@ -302,7 +303,12 @@ int csip_uring_send(struct csip_uring *u, int fd, uint32_t socket_tag, const uin
     slot->message.msg_iovlen = 1;
     io_uring_prep_sendmsg(sqe, fd, &slot->message, 0);
     io_uring_sqe_set_data64(sqe, pack_user_data(KIND_SEND, socket_tag, index));
+    u->sends_in_flight++;
     return 0;
+}
+
+uint32_t csip_uring_sends_in_flight(const struct csip_uring *u) {
+    return u == NULL ? 0 : u->sends_in_flight;
 }
 
 /* Fills an SQE for record `index` (a first submission or a continuation). */
@@ -577,7 +583,7 @@ int csip_uring_wait(struct csip_uring *u, struct csip_uring_event *events, uint3
         event->result = cqe->res;
         if (kind == KIND_SEND) {
             uint32_t index = (uint32_t)(data & 0xFFFFFFFFu);
-            event->kind = CSIP_EVENT_SEND_DONE;
+            event->kind = CSIP_EVENT_SEND_FAILED;
             if (cqe->res == -ECONNREFUSED && index < u->slot_count &&
                 u->slots[index].refused_retries < CSIP_REFUSED_RETRIES) {
                 struct send_slot *slot = &u->slots[index];
@@ -592,7 +598,11 @@ int csip_uring_wait(struct csip_uring *u, struct csip_uring_event *events, uint3
             if (index < u->slot_count) {
                 u->slots[index].next_free = u->free_slot;
                 u->free_slot = (int32_t)index;
+                u->sends_in_flight--;
             }
+            /* A datagram that left needs nobody's attention: only failures become events (half the events of a
+             * proxied message otherwise). */
+            if (cqe->res >= 0) continue;
         } else if (kind == KIND_RECEIVE) {
             decode_receive(u, cqe, event);
         } else if (kind == KIND_ACCEPT) {

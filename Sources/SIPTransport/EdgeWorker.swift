@@ -290,8 +290,8 @@ public final class EdgeWorker {
             // The upstream socket's receive fails once per queued ICMP error: read the queue now (before the
             // receive is armed again) and tell the health monitor which upstream refused.
             if event.socketTag != DatagramSockets.publicTag { takeUnreachableUpstreams(on: sockets.socket(tag: event.socketTag)) }
-        case .sendDone:
-            if event.result < 0 { pipeline.counters.sendFailures += 1 }
+        case .sendFailed:
+            pipeline.counters.sendFailures += 1
         case .accepted:
             streams?.accept(event, sink: self)
         case .streamData:
@@ -322,7 +322,7 @@ public final class EdgeWorker {
         case .datagram, .invalidDatagram, .outOfBuffers, .receiveError:
             guard !receivesStopped.contains(event.socketTag) else { return }
             armDatagramReceive(tag: event.socketTag, on: ring, now: MonotonicClock.milliseconds())
-        case .sendDone, .streamSent, .connected:
+        case .sendFailed, .streamSent, .connected:
             break
         }
     }
@@ -349,12 +349,11 @@ public final class EdgeWorker {
     /// On stop: submit the sends still queued in the ring and wait (at most 200 ms) for them to complete, so the
     /// last answers leave before the ring is torn down. New datagrams are no longer handled.
     private func drainSends(_ ring: URing) {
-        for _ in 0..<10 {
+        for _ in 0..<10 where ring.sendsInFlight > 0 {
             let count = ring.wait(completions: 1, timeoutMicroseconds: 20_000)
-            if count == 0 { return }
             for i in 0..<count {
                 let event = ring.event(i)
-                if event.kind == .sendDone && event.result < 0 { pipeline.counters.sendFailures += 1 }
+                if event.kind == .sendFailed { pipeline.counters.sendFailures += 1 }
                 ring.recycle(event)
             }
         }

@@ -1,4 +1,4 @@
-public import SIPBytes
+import SIPBytes
 import CSIPUring
 
 #if canImport(Glibc)

@@ -13,7 +13,9 @@ public struct URingEvent {
         case invalidDatagram
         case outOfBuffers
         case receiveError
-        case sendDone
+        /// A ``URing/send(_:on:tag:to:)`` failed: `result` is -errno. One that succeeds reports nothing
+        /// (``URing/sendsInFlight`` counts those not completed yet).
+        case sendFailed
         /// A connection on a listener armed with ``URing/armAccept(on:tag:)``: `result` is its descriptor (the
         /// caller owns it: non-blocking, close-on-exec) or -errno, `source` the peer, `socketTag` the listener's.
         case accepted
@@ -170,6 +172,9 @@ public final class URing {
         return eventCount
     }
 
+    /// Datagram sends queued by ``send(_:on:tag:to:)`` whose completion has not been reaped by a ``wait`` yet.
+    public var sendsInFlight: Int { Int(csip_uring_sends_in_flight(handle)) }
+
     /// Event `index` of the last wait.
     public func event(_ index: Int) -> URingEvent {
         precondition(index < eventCount, "event index out of range")
@@ -179,7 +184,7 @@ public final class URing {
         case Int32(CSIP_EVENT_DATAGRAM): kind = .datagram
         case Int32(CSIP_EVENT_DATAGRAM_INVALID): kind = .invalidDatagram
         case Int32(CSIP_EVENT_OUT_OF_BUFFERS): kind = .outOfBuffers
-        case Int32(CSIP_EVENT_SEND_DONE): kind = .sendDone
+        case Int32(CSIP_EVENT_SEND_FAILED): kind = .sendFailed
         case Int32(CSIP_EVENT_ACCEPTED): kind = .accepted
         case Int32(CSIP_EVENT_STREAM_DATA): kind = .streamData
         case Int32(CSIP_EVENT_STREAM_SENT): kind = .streamSent

@@ -125,8 +125,11 @@ enum {
     CSIP_EVENT_OUT_OF_BUFFERS = 3,
     /** A receive failed with `result` (-errno). */
     CSIP_EVENT_RECEIVE_ERROR = 4,
-    /** A send finished: `result` is bytes sent or -errno. Its slot is free again. */
-    CSIP_EVENT_SEND_DONE = 5,
+    /**
+     * A datagram send failed: `result` is -errno. Its slot is free again. A send that succeeds reports nothing (its
+     * slot is freed as its completion is reaped): csip_uring_sends_in_flight counts those not yet completed.
+     */
+    CSIP_EVENT_SEND_FAILED = 5,
     /**
      * A connection arrived on a listener armed with csip_uring_arm_accept: `result` is the new connected fd
      * (non-blocking, close-on-exec; the caller owns it) or -errno; `source` is the peer (source_length 0 when the
@@ -182,6 +185,9 @@ int csip_uring_arm_receive(struct csip_uring *ring, int fd, uint32_t socket_tag)
  */
 int csip_uring_send(struct csip_uring *ring, int fd, uint32_t socket_tag, const uint8_t *data, size_t length,
                     const struct sockaddr_storage *to, uint32_t to_length);
+
+/** Datagram sends queued by csip_uring_send whose completion has not been reaped yet. */
+uint32_t csip_uring_sends_in_flight(const struct csip_uring *ring);
 
 /** Gives a receive buffer back to the kernel. */
 void csip_uring_recycle(struct csip_uring *ring, uint16_t buffer_id);
