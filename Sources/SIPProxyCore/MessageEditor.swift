@@ -10,17 +10,23 @@ public struct MessageEditor {
         var insertion: Range<Int>
     }
 
-    private var edits: [Edit] = []
+    /// Slots reused from message to message, the first `editCount` this message's: emptying an array, even keeping
+    /// its capacity, costs a generic `replaceSubrange` per message.
+    private var edits: [Edit]
+    private var editCount = 0
+    /// The inserted bytes, appended message after message (edits hold absolute ranges) and emptied only once past
+    /// ``scratchLimit``, for the same reason.
     private var scratch: [UInt8] = []
+    static let scratchLimit = 16_384
 
     public init() {
-        edits.reserveCapacity(16)
-        scratch.reserveCapacity(1_024)
+        edits = Array(repeating: Edit(offset: 0, removeCount: 0, insertion: 0..<0), count: 16)
+        scratch.reserveCapacity(Self.scratchLimit + 4_096)
     }
 
     public mutating func reset() {
-        edits.removeAll(keepingCapacity: true)
-        scratch.removeAll(keepingCapacity: true)
+        editCount = 0
+        if scratch.count > Self.scratchLimit { scratch.removeAll(keepingCapacity: true) }
     }
 
     /// Inserts what `write` appends, before the byte at `offset`.
@@ -30,21 +36,26 @@ public struct MessageEditor {
 
     /// Removes the bytes of `span`.
     public mutating func delete(_ span: ByteSpan) {
-        edits.append(Edit(offset: span.start, removeCount: span.count, insertion: scratch.count..<scratch.count))
+        record(Edit(offset: span.start, removeCount: span.count, insertion: scratch.count..<scratch.count))
     }
 
     /// Replaces the bytes of `span` with what `write` appends.
     public mutating func replace(_ span: ByteSpan, _ write: (inout [UInt8]) -> Void) {
         let start = scratch.count
         write(&scratch)
-        edits.append(Edit(offset: span.start, removeCount: span.count, insertion: start..<scratch.count))
+        record(Edit(offset: span.start, removeCount: span.count, insertion: start..<scratch.count))
+    }
+
+    private mutating func record(_ edit: Edit) {
+        if editCount == edits.count { edits.append(edit) } else { edits[editCount] = edit }
+        editCount += 1
     }
 
     /// Writes `bytes[0..<end]` with the edits applied into `output` (which is cleared first).
     public mutating func apply(to bytes: PacketBytes, end: Int, into output: inout [UInt8]) {
         // Few edits: an insertion sort, stable so that inserts at one offset keep their order.
-        if edits.count > 1 {
-            for i in 1..<edits.count {
+        if editCount > 1 {
+            for i in 1..<editCount {
                 let edit = edits[i]
                 var j = i - 1
                 while j >= 0 && edits[j].offset > edit.offset {
@@ -56,7 +67,8 @@ public struct MessageEditor {
         }
         output.removeAll(keepingCapacity: true)
         var position = 0
-        for edit in edits {
+        for i in 0..<editCount {
+            let edit = edits[i]
             precondition(edit.offset >= position, "overlapping message edits")
             bytes.append(ByteSpan(from: position, to: edit.offset), to: &output)
             output.append(contentsOf: scratch[edit.insertion])

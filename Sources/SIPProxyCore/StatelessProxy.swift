@@ -584,7 +584,8 @@ public final class StatelessProxy {
     /// Call-ID rendezvous hashing over the up upstreams (``UpstreamSet``), so a CANCEL or ACK reaches the upstream
     /// its INVITE went to, and only a down upstream's calls move.
     private func pickUpstream(for message: SIPMessage, excluding excluded: UInt64) -> EndpointAddress? {
-        pickUpstream(routingHash: routingHash(for: message), excluding: excluded)
+        // A single core leaves nothing to rank: no hash of the Call-ID.
+        pickUpstream(routingHash: upstreams.count == 1 ? 0 : routingHash(for: message), excluding: excluded)
     }
 
     /// The hash the upstream choice ranks upstreams by: a transaction keeps it to choose again on failover.

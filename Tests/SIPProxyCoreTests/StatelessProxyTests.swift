@@ -61,6 +61,34 @@ func reparses(_ text: String) -> Bool {
         #expect(reparses(output))
     }
 
+    /// The editor keeps its inserted bytes from message to message and empties them only now and then: one proxy
+    /// fed thousands of requests and responses (far past that limit) builds each exactly as a fresh proxy does.
+    @Test func oneProxyBuildsEveryMessageAsAFreshOneDoes() throws {
+        let parser = try SIPParser()
+        let proxy = StatelessProxy(configuration: ProxyConfiguration(advertised: edge, upstreams: [core],
+                                                                     flowKey: testFlowKey))
+        let request = try run(invite, from: phone).1
+        let response = lines([
+            "SIP/2.0 180 Ringing", "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1",
+            "Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKclient1;rport=40000;received=192.0.2.10",
+            "From: <sip:alice@example.com>;tag=a1", "To: <sip:bob@example.com>;tag=b1", "Call-ID: call-1@10.0.0.5",
+            "CSeq: 1 INVITE", "Content-Length: 0",
+        ])
+        let forwardedResponse = try run(response, from: core).1
+        #expect(!request.isEmpty && !forwardedResponse.isEmpty)
+        var mismatches = 0
+        for _ in 0..<3_000 {
+            for (bytes, source, expected) in [(invite, phone, request), (response, core, forwardedResponse)] {
+                let output = try bytes.withPacketBytes { packet in
+                    _ = proxy.process(try parser.parse(packet), source: source)
+                    return String(decoding: proxy.output, as: UTF8.self)
+                }
+                if output != expected { mismatches += 1 }
+            }
+        }
+        #expect(mismatches == 0)
+    }
+
     @Test func retransmissionsAndCancelGetTheSameBranch() throws {
         func branch(_ output: String) -> Substring? {
             output.components(separatedBy: "\r\n").first { $0.hasPrefix("Via: SIP/2.0/UDP 127.0.0.1") }?
