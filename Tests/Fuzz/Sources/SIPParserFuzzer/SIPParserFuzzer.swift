@@ -10,6 +10,8 @@
 //      Request-URI, top Via, CSeq, Max-Forwards, Content-Length):
 //      the outcome must be the same, down to the error code and offset, every span and the hop count; and a
 //      message the forwarding path accepted never fails full validation for a display name;
+//   2c. the second Via hop (where a proxy sends a response) read in place after the top hop must be the hop, or the
+//      error, that splitting the Vias into elements and parsing the second with the full grammar gives;
 //   3. parsed as a stream, which must agree with the datagram outcome (it differs only by requiring Content-Length);
 //   4. run through the raw control-character search of every SIMD level, which must agree byte for byte;
 //   5. searched for the validator's attack patterns and blocked agents at every SIMD level (Teddy prefilter), which
@@ -354,6 +356,22 @@ func checkHeaderSearch(_ input: [UInt8], _ message: SIPMessage) {
     }
 }
 
+/// 2c. A response's next hop read in place (SIPMessage.secondViaHop) against the element split and full grammar.
+func checkSecondHop(_ message: SIPMessage) {
+    enum HopOutcome: Equatable {
+        case hop(ViaHop?)
+        case failed(Failure)
+    }
+    var direct: HopOutcome, split: HopOutcome
+    do throws(SIPParseError) { direct = .hop(try message.secondViaHop()) } catch { direct = .failed(Failure(error)) }
+    do throws(SIPParseError) {
+        split = .hop(try message.element(at: 1, of: .via).map { span throws(SIPParseError) in
+            try ViaHop.parse(message.bytes, span)
+        })
+    } catch { split = .failed(Failure(error)) }
+    if direct != split { mismatch("second Via hop", "split: \(split)", "in place: \(direct)") }
+}
+
 /// Stream framing differs from datagram framing only in requiring Content-Length (checked after everything else).
 func checkStream(datagram: Outcome, stream: Outcome) {
     switch datagram {
@@ -416,6 +434,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             // Over a stream the per-line walk of spaced colons runs with the stream list too.
             _ = policy.validate(message, fromPublicSide: true, overStream: true)
             checkHeaderSearch(input, message)
+            checkSecondHop(message)
         }
         // Stream framing of the same bytes: a frame must lie inside the input, and a message frame must start
         // a parse that needs no more bytes than the frame holds.
