@@ -161,11 +161,10 @@ public struct SIPMessage {
         } else if let next = nextIndex(of: .via, after: topViaHeaderIndex) {
             rest = header(at: next).value
         }
-        if var rest {
-            while !rest.isEmpty, ASCII.isLinearWhitespace(bytes[rest.start]) {
-                rest = ByteSpan(from: rest.start + 1, to: rest.end)
-            }
-            if let (hop, _) = ViaHop.parseCommonForm(bytes, rest) { return hop }
+        if let rest {
+            var cursor = ValueCursor(bytes, rest)
+            cursor.skipWhitespace()
+            if let (hop, _) = ViaHop.parseCommonForm(bytes, ByteSpan(from: cursor.position, to: rest.end)) { return hop }
         }
         guard let element = try element(at: 1, of: .via) else { return nil }
         return try ViaHop.parse(bytes, element)
