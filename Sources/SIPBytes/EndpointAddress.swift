@@ -104,10 +104,17 @@ public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
         if family == .ipv6 { output.append(UInt8(ascii: "]")) }
     }
 
+    /// `host:port` as a URI or a Via sent-by writes it (IPv6 in brackets), with `port` or this address's own.
+    public func appendURIHostPort(to output: inout [UInt8], port: UInt16? = nil) {
+        appendURIHost(to: &output)
+        output.append(UInt8(ascii: ":"))
+        appendDecimal(UInt64(port ?? self.port), to: &output)
+    }
+
     public var description: String {
         var bytes: [UInt8] = []
-        appendURIHost(to: &bytes)
-        return String(decoding: bytes, as: UTF8.self) + ":\(port)"
+        appendURIHostPort(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

@@ -155,9 +155,7 @@ public final class StatelessProxy {
         tokens = FlowTokenCodec(key: configuration.flowKey)
         func hostPort(_ host: EndpointAddress, _ port: UInt16) -> [UInt8] {
             var text: [UInt8] = []
-            host.appendURIHost(to: &text)
-            text.append(UInt8(ascii: ":"))
-            appendDecimal(UInt64(port), to: &text)
+            host.appendURIHostPort(to: &text, port: port)
             return text
         }
         var host: [UInt8] = []
@@ -427,9 +425,7 @@ public final class StatelessProxy {
     public func buildProbe(to upstream: EndpointAddress, callID: String, sequence: UInt32) {
         output.removeAll(keepingCapacity: true)
         output.append(ascii: "OPTIONS sip:")
-        upstream.appendURIHost(to: &output)
-        output.append(UInt8(ascii: ":"))
-        appendDecimal(UInt64(upstream.port), to: &output)
+        upstream.appendURIHostPort(to: &output)
         if let transport = configuration.upstreamTransport.uriParameter {
             output.append(ascii: ";transport=")
             output.append(ascii: transport)
