@@ -150,12 +150,13 @@ let package = Package(
                            "SIPCapture", "SIPTestSupport"]
         ),
         .testTarget(name: "SIPUringTests", dependencies: ["SIPUring", "SIPSettings", "SIPBytes", "SIPTestSupport"]),
-        .testTarget(name: "SIPTransactionsTests", dependencies: ["SIPTransactions", "SIPProxyCore", "SIPParsing", "SIPBytes"]),
+        .testTarget(name: "SIPTransactionsTests", dependencies: ["SIPTransactions", "SIPProxyCore", "SIPParsing", "SIPBytes",
+                                                              "SIPTestSupport"]),
         .testTarget(name: "SIPProxyCoreTests", dependencies: ["SIPProxyCore", "SIPParsing", "SIPBytes"]),
-        .testTarget(name: "CSIPScanTests", dependencies: ["CSIPScan", "SIPBytes"]),
+        .testTarget(name: "CSIPScanTests", dependencies: ["CSIPScan", "SIPBytes", "SIPTestSupport"]),
         .testTarget(
             name: "SIPParsingTests",
-            dependencies: ["SIPParsing", "SIPBytes"],
+            dependencies: ["SIPParsing", "SIPBytes", "SIPTestSupport"],
             resources: [.copy("Corpus")]
         ),
     ]

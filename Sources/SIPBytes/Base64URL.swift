@@ -5,19 +5,27 @@ import CSIPScan
 public enum Base64URL {
     /// Appends the encoding of `raw` to `out`: C into scratch memory, one copy (byte-by-byte appends cost a
     /// uniqueness and capacity check per character on every forwarded request).
-    public static func append(_ raw: [UInt8], to out: inout [UInt8]) {
+    @inlinable
+    public static func append<Output: ByteOutput>(_ raw: [UInt8], to out: inout Output) {
         // 96 bytes (128 characters) a step: a flow token takes one.
         var start = 0
         while start < raw.count {
             let end = min(raw.count, start + 96)
             raw.withUnsafeBufferPointer { source in
                 withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { scratch in
-                    let written = csip_base64url_encode(source.baseAddress! + start, end - start, scratch.baseAddress!)
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<written]))
+                    let written = encode(source.baseAddress! + start, count: end - start, into: scratch.baseAddress!)
+                    out.appendBytes(UnsafeRawBufferPointer(start: scratch.baseAddress!, count: written))
                 }
             }
             start = end
         }
+    }
+
+    /// Encodes `count` (at most 96) bytes into `text` (room for 128); the characters written.
+    @usableFromInline
+    static func encode(_ raw: UnsafePointer<UInt8>, count: Int, into text: UnsafeMutablePointer<UInt8>) -> Int {
+        precondition(count <= 96, "base64url step longer than 96 bytes")
+        return csip_base64url_encode(raw, count, text)
     }
 
     /// Decodes `span` into `out` (cleared first); false when it is not canonical base64url.

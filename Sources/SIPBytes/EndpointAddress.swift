@@ -72,7 +72,8 @@ public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
     public var isWildcard: Bool { high == 0 && low == 0 }
 
     /// Writes the address (IPv6 without brackets) as ASCII into `output`, without allocating beyond its growth.
-    public func appendHost(to output: inout [UInt8]) {
+    @inlinable
+    public func appendHost<Output: ByteOutput>(to output: inout Output) {
         switch family {
         case .ipv4:
             let value = ipv4
@@ -81,31 +82,38 @@ public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
                 if shift > 0 { output.append(UInt8(ascii: ".")) }
             }
         case .ipv6:
-            var address = in6_addr()
-            withUnsafeMutableBytes(of: &address) { raw in
-                raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
-                raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
-            }
-            withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET6_ADDRSTRLEN)) { buffer in
-                guard inet_ntop(AF_INET6, &address, buffer.baseAddress, socklen_t(INET6_ADDRSTRLEN)) != nil else { return }
-                var i = 0
-                while buffer[i] != 0 {
-                    output.append(UInt8(bitPattern: buffer[i]))
-                    i += 1
-                }
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buffer in
+                let length = Self.writeIPv6Text(high: high, low: low, into: UnsafeMutableRawBufferPointer(buffer))
+                output.appendBytes(UnsafeRawBufferPointer(start: buffer.baseAddress, count: length))
             }
         }
     }
 
+    /// inet_ntop's text of an IPv6 address into `buffer` (64 bytes); its length (0 if inet_ntop failed).
+    @usableFromInline
+    static func writeIPv6Text(high: UInt64, low: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        precondition(buffer.count >= Int(INET6_ADDRSTRLEN), "IPv6 text buffer too small")
+        var address = in6_addr()
+        withUnsafeMutableBytes(of: &address) { raw in
+            raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
+        }
+        let text = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
+        guard inet_ntop(AF_INET6, &address, text, socklen_t(buffer.count)) != nil else { return 0 }
+        return strlen(text)
+    }
+
     /// Host as it appears in a URI or Via sent-by: IPv6 in brackets.
-    public func appendURIHost(to output: inout [UInt8]) {
+    @inlinable
+    public func appendURIHost<Output: ByteOutput>(to output: inout Output) {
         if family == .ipv6 { output.append(UInt8(ascii: "[")) }
         appendHost(to: &output)
         if family == .ipv6 { output.append(UInt8(ascii: "]")) }
     }
 
     /// `host:port` as a URI or a Via sent-by writes it (IPv6 in brackets), with `port` or this address's own.
-    public func appendURIHostPort(to output: inout [UInt8], port: UInt16? = nil) {
+    @inlinable
+    public func appendURIHostPort<Output: ByteOutput>(to output: inout Output, port: UInt16? = nil) {
         appendURIHost(to: &output)
         output.append(UInt8(ascii: ":"))
         appendDecimal(UInt64(port ?? self.port), to: &output)
@@ -120,7 +128,8 @@ public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
 
 /// Appends `value` in decimal ASCII (ports, lengths, CSeq numbers on the forwarding path): digits written from the
 /// end into scratch memory, then one copy.
-public func appendDecimal(_ value: UInt64, to output: inout [UInt8]) {
+@inlinable
+public func appendDecimal<Output: ByteOutput>(_ value: UInt64, to output: inout Output) {
     if value < 10 {
         output.append(UInt8(ascii: "0") + UInt8(value))
         return
@@ -133,45 +142,15 @@ public func appendDecimal(_ value: UInt64, to output: inout [UInt8]) {
             digits[first] = UInt8(ascii: "0") + UInt8(rest % 10)
             rest /= 10
         } while rest > 0
-        output.append(contentsOf: UnsafeBufferPointer(rebasing: digits[first...]))
+        output.appendBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(digits)[first...]))
     }
 }
 
 /// Appends `value` as 16 lowercase hexadecimal digits (Via branches, tags).
-public func appendHex(_ value: UInt64, to output: inout [UInt8]) {
+@inlinable
+public func appendHex<Output: ByteOutput>(_ value: UInt64, to output: inout Output) {
     output.append(count: 16) { index in
         let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - 4 * index)) & 0xF
         return nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
-    }
-}
-
-extension PacketBytes {
-    /// Appends the bytes of `span` to `output` in one copy.
-    public func append(_ span: ByteSpan, to output: inout [UInt8]) {
-        precondition(contains(span), "span outside PacketBytes")
-        guard span.count > 0, let start = base.baseAddress else { return }
-        // Typed: Array copies an UnsafeBufferPointer with one memcpy, a raw buffer byte by byte.
-        output.append(contentsOf: UnsafeBufferPointer(start: start.assumingMemoryBound(to: UInt8.self) + span.start,
-                                                      count: span.count))
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Appends `count` bytes (at most 64), the `index`th made by `byte(index)`: one capacity check and one copy for
-    /// a run of generated text (hex, base64, big-endian fields) where appending byte by byte costs a uniqueness and
-    /// capacity check per byte.
-    @inlinable
-    public mutating func append(count: Int, generatedBy byte: (_ index: Int) -> UInt8) {
-        precondition(count >= 0 && count <= 64, "generated run longer than 64 bytes")
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { scratch in
-            for index in 0..<count { scratch[index] = byte(index) }
-            append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<count]))
-        }
-    }
-
-    /// Appends ASCII text given as a literal.
-    @inlinable
-    public mutating func append(ascii text: StaticString) {
-        append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 }

@@ -87,7 +87,7 @@ public final class FlowTokenCodec {
     }
 
     /// Appends the token for `flow` to `out`.
-    public func append(_ flow: Flow, to out: inout [UInt8]) {
+    public func append<Output: ByteOutput>(_ flow: Flow, to out: inout Output) {
         raw.removeAll(keepingCapacity: true)
         raw.append(Self.version)
         raw.append(flow.transport.rawValue)

@@ -14,23 +14,21 @@ public struct MessageEditor {
     /// its capacity, costs a generic `replaceSubrange` per message.
     private var edits: [Edit]
     private var editCount = 0
-    /// The inserted bytes, appended message after message (edits hold absolute ranges) and emptied only once past
-    /// ``scratchLimit``, for the same reason.
-    private var scratch: [UInt8] = []
-    static let scratchLimit = 16_384
+    /// The inserted bytes (edits hold ranges of it), then while ``apply(to:end:into:)`` runs the whole message
+    /// after them: many small appends a message, each a copy here where an array's costs ~100 instructions.
+    private var scratch = ScratchBytes(capacity: 16_384)
 
     public init() {
         edits = Array(repeating: Edit(offset: 0, removeCount: 0, insertion: 0..<0), count: 16)
-        scratch.reserveCapacity(Self.scratchLimit + 4_096)
     }
 
     public mutating func reset() {
         editCount = 0
-        if scratch.count > Self.scratchLimit { scratch.removeAll(keepingCapacity: true) }
+        scratch.truncate(to: 0)
     }
 
     /// Inserts what `write` appends, before the byte at `offset`.
-    public mutating func insert(at offset: Int, _ write: (inout [UInt8]) -> Void) {
+    public mutating func insert(at offset: Int, _ write: (inout ScratchBytes) -> Void) {
         replace(ByteSpan(offset: offset, length: 0), write)
     }
 
@@ -40,7 +38,7 @@ public struct MessageEditor {
     }
 
     /// Replaces the bytes of `span` with what `write` appends.
-    public mutating func replace(_ span: ByteSpan, _ write: (inout [UInt8]) -> Void) {
+    public mutating func replace(_ span: ByteSpan, _ write: (inout ScratchBytes) -> Void) {
         let start = scratch.count
         write(&scratch)
         record(Edit(offset: span.start, removeCount: span.count, insertion: start..<scratch.count))
@@ -65,15 +63,20 @@ public struct MessageEditor {
                 edits[j + 1] = edit
             }
         }
-        output.removeAll(keepingCapacity: true)
+        // Assembled after the inserted bytes, then one copy into `output`: one array append a message, not one
+        // per piece.
+        let messageStart = scratch.count
         var position = 0
         for i in 0..<editCount {
             let edit = edits[i]
             precondition(edit.offset >= position, "overlapping message edits")
-            bytes.append(ByteSpan(from: position, to: edit.offset), to: &output)
-            output.append(contentsOf: scratch[edit.insertion])
+            bytes.append(ByteSpan(from: position, to: edit.offset), to: &scratch)
+            scratch.appendCopy(of: edit.insertion)
             position = edit.offset + edit.removeCount
         }
-        bytes.append(ByteSpan(from: position, to: end), to: &output)
+        bytes.append(ByteSpan(from: position, to: end), to: &scratch)
+        output.removeAll(keepingCapacity: true)
+        scratch.append(messageStart..<scratch.count, to: &output)
+        scratch.truncate(to: messageStart)
     }
 }

@@ -412,8 +412,8 @@ public final class StatelessProxy {
         configuration.internalPort == 0 ? configuration.advertised.port : configuration.internalPort
     }
 
-    private func appendInternalHostPort(to out: inout [UInt8]) {
-        out.append(contentsOf: internalHostPortText)
+    private func appendInternalHostPort<Output: ByteOutput>(to out: inout Output) {
+        out.append(bytes: internalHostPortText)
     }
 
     /// The Call-ID prefix of health probes: their responses are the edge's own, not forwarded.
@@ -457,12 +457,12 @@ public final class StatelessProxy {
     private func insertRecordRoutes(at offset: Int, clientFlow: Flow, fromClient: Bool) {
         let single = internalPort == publicPort(for: clientFlow.transport)
             && configuration.upstreamTransport == clientFlow.transport
-        let writeInternal: (inout [UInt8]) -> Void = { out in
+        let writeInternal: (inout ScratchBytes) -> Void = { out in
             out.append(ascii: "Record-Route: ")
             self.appendInternalURI(token: clientFlow, to: &out)
             out.append(ascii: "\r\n")
         }
-        let writePublic: (inout [UInt8]) -> Void = { out in
+        let writePublic: (inout ScratchBytes) -> Void = { out in
             out.append(ascii: "Record-Route: <sip:")
             self.appendPublicHostPort(for: clientFlow.transport, to: &out)
             if let transport = clientFlow.transport.uriParameter {
@@ -483,7 +483,7 @@ public final class StatelessProxy {
     }
 
     /// `<sip:ADVERTISED:INTERNAL;transport=...;lr;ft=TOKEN>`: where the core reaches this worker for `token`'s flow.
-    private func appendInternalURI(token flow: Flow, to out: inout [UInt8]) {
+    private func appendInternalURI(token flow: Flow, to out: inout ScratchBytes) {
         out.append(ascii: "<sip:")
         appendInternalHostPort(to: &out)
         if let transport = configuration.upstreamTransport.uriParameter {
@@ -733,8 +733,8 @@ public final class StatelessProxy {
         return own ?? configuration.advertised.port
     }
 
-    private func appendPublicHostPort(for transport: TransportKind, to out: inout [UInt8]) {
-        out.append(contentsOf: publicHostPortTexts[Int(transport.rawValue)])
+    private func appendPublicHostPort(for transport: TransportKind, to out: inout ScratchBytes) {
+        out.append(bytes: publicHostPortTexts[Int(transport.rawValue)])
     }
 
     /// Recognises `port` as ours on the upstream-facing side from now on (see ``formerInternalPorts``).

@@ -8,63 +8,62 @@ import Glibc
 /// Outgoing datagrams collected while a batch of received ones is handled, then sent with one `sendmmsg`
 /// (the fallback path's counterpart of the io_uring send slots). Storage is allocated once and reused.
 public final class DatagramSendBatch {
-    private var data: [UInt8] = []
-    private var offsets: [UInt32] = []
-    private var lengths: [UInt32] = []
-    private var destinations: [sockaddr_storage] = []
-    private var destinationLengths: [UInt32] = []
+    // Slots reused batch after batch under `queued` (emptying an array, even keeping its capacity, costs a generic
+    // replaceSubrange per array per flush); the datagrams' bytes back to back in `data`.
+    private var data = ScratchBytes(capacity: 0)
+    private var offsets: [UInt32]
+    private var lengths: [UInt32]
+    private var destinations: [sockaddr_storage]
+    private var destinationLengths: [UInt32]
+    private var queued = 0
     private let capacity: Int
 
     public init(capacity: Int = 32) {
         precondition(capacity > 0 && capacity <= Int(CSIP_UDP_BATCH_MAX))
         self.capacity = capacity
-        data.reserveCapacity(capacity * 2_048)
-        offsets.reserveCapacity(capacity)
-        lengths.reserveCapacity(capacity)
-        destinations.reserveCapacity(capacity)
-        destinationLengths.reserveCapacity(capacity)
+        data = ScratchBytes(capacity: capacity * 2_048)
+        offsets = Array(repeating: 0, count: capacity)
+        lengths = Array(repeating: 0, count: capacity)
+        destinations = Array(repeating: sockaddr_storage(), count: capacity)
+        destinationLengths = Array(repeating: 0, count: capacity)
     }
 
-    public var isEmpty: Bool { offsets.isEmpty }
+    public var isEmpty: Bool { queued == 0 }
 
     /// Queues `bytes` for `destination`; flushes first when the batch is full. Returns the number of datagrams
     /// the kernel refused while flushing (0 normally).
     @discardableResult
     public func append(_ bytes: [UInt8], to destination: EndpointAddress, on socket: UDPSocket) -> Int {
         var refused = 0
-        if offsets.count == capacity { refused = flush(on: socket) }
-        offsets.append(UInt32(data.count))
-        lengths.append(UInt32(bytes.count))
-        data.append(contentsOf: bytes)
-        var storage = sockaddr_storage()
-        destinationLengths.append(UInt32(destination.write(to: &storage)))
-        destinations.append(storage)
+        if queued == capacity { refused = flush(on: socket) }
+        offsets[queued] = UInt32(data.count)
+        lengths[queued] = UInt32(bytes.count)
+        data.append(bytes: bytes)
+        destinationLengths[queued] = UInt32(destination.write(to: &destinations[queued]))
+        queued += 1
         return refused
     }
 
     /// Sends everything queued with one system call; returns how many datagrams the kernel refused.
     @discardableResult
     public func flush(on socket: UDPSocket) -> Int {
-        guard !offsets.isEmpty else { return 0 }
-        let count = offsets.count
-        let sent = data.withUnsafeBufferPointer { data in
+        guard queued > 0 else { return 0 }
+        let count = queued
+        let sent = data.withUnsafeBytes { data in
             offsets.withUnsafeBufferPointer { offsets in
                 lengths.withUnsafeBufferPointer { lengths in
                     destinations.withUnsafeBufferPointer { destinations in
                         destinationLengths.withUnsafeBufferPointer { destinationLengths in
-                            csip_udp_send_batch(socket.descriptor, data.baseAddress, offsets.baseAddress,
-                                                lengths.baseAddress, destinations.baseAddress,
+                            csip_udp_send_batch(socket.descriptor, data.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                                                offsets.baseAddress, lengths.baseAddress, destinations.baseAddress,
                                                 destinationLengths.baseAddress, UInt32(count))
                         }
                     }
                 }
             }
         }
-        data.removeAll(keepingCapacity: true)
-        offsets.removeAll(keepingCapacity: true)
-        lengths.removeAll(keepingCapacity: true)
-        destinations.removeAll(keepingCapacity: true)
-        destinationLengths.removeAll(keepingCapacity: true)
+        data.truncate(to: 0)
+        queued = 0
         return count - max(Int(sent), 0)
     }
 }

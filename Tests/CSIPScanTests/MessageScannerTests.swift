@@ -1,22 +1,11 @@
 import Foundation
 import SIPBytes
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A small deterministic generator, so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 func scan(_ text: String, limits: ScanLimits = ScanLimits(), level: SIMDLevel = .auto,
           headerCapacity: Int = 256) throws -> (ScanOutcome, [HeaderLine], [UInt8]) {
@@ -38,7 +27,7 @@ func text(_ bytes: [UInt8], _ span: ByteSpan) -> String {
     static let supportedLevels = SIMDLevel.allCases.filter { $0 != .auto && MessageScanner.supports($0) }
 
     @Test func everySIMDLevelFindsTheSameControlCharacter() throws {
-        var rng = SplitMix64(state: 42)
+        var rng = SplitMix64(seed: 42)
         for _ in 0..<2_000 {
             let length = Int.random(in: 0...200, using: &rng)
             var bytes = (0..<length).map { _ in UInt8.random(in: 0x20...0xFF, using: &rng) }

@@ -3,6 +3,7 @@ import CSIPScan
 import Glibc
 #endif
 import SIPBytes
+import SIPTestSupport
 import Testing
 
 /// The SIMD pattern search (Teddy prefilter + exact check) must give exactly the scalar reference's answer: same
@@ -84,7 +85,7 @@ import Testing
     /// copy), cut at the span end, at one byte short, and preceded by a letter, a digit or punctuation.
     @Test func everyPatternAtEveryOffsetAndEdge() {
         let sets = Self.attackSets
-        var rng = SplitMix64(state: 7)
+        var rng = SplitMix64(seed: 7)
         let fillers: [UInt8] = Array("abzAZ09 ,;:<>@./-_=\"'%".utf8)
         for (patternIndex, pattern) in Self.attackPatterns.enumerated() {
             let needle = Array(pattern.utf8)
@@ -118,7 +119,7 @@ import Testing
     /// Random spans of random text built from pattern fragments, with random masks.
     @Test func randomTextAgreesWithScalar() {
         let sets = Self.attackSets
-        var rng = SplitMix64(state: 2024)
+        var rng = SplitMix64(seed: 2024)
         let fragments = Self.attackPatterns.map { Array($0.utf8) } + ["sip:", "bob", "@", " ", ";", "1", "A", "\r\n "].map { Array($0.utf8) }
         for _ in 0..<20_000 {
             var bytes: [UInt8] = []
@@ -144,7 +145,7 @@ import Testing
     /// Random pattern sets (1-64 patterns, 1-9 bytes, any byte values, shared prefixes) on text from the same
     /// alphabet, so matches, near misses and short patterns are common.
     @Test func randomPatternSetsAgreeWithScalar() {
-        var rng = SplitMix64(state: 99)
+        var rng = SplitMix64(seed: 99)
         let alphabets: [[UInt8]] = [Array("ab'1 ".utf8), Array("aAbB;<%.\u{7F}".utf8) + [0x00, 0x80, 0xC3, 0xFF], Array(0...255)]
         for round in 0..<300 {
             let alphabet = alphabets[round % alphabets.count]
@@ -172,7 +173,7 @@ import Testing
 
     /// The longest patterns (255 bytes) and a full table of 64.
     @Test func longPatternsAndFullTable() {
-        var rng = SplitMix64(state: 5)
+        var rng = SplitMix64(seed: 5)
         let long = Array(repeating: UInt8(ascii: "a"), count: 254) + [UInt8(ascii: "b")]
         let patterns = [long] + (0..<63).map { i in Array("p\(i)x".utf8) }
         let sets = Sets(patterns)
@@ -193,7 +194,7 @@ import Testing
     /// Short patterns (1-2 bytes) in the last positions of buffers of every small length: the SIMD window cannot
     /// cover a buffer's last two positions, and buffers under one step are copied.
     @Test func shortPatternsAtTheEndOfSmallBuffers() {
-        var rng = SplitMix64(state: 11)
+        var rng = SplitMix64(seed: 11)
         let sets = Sets(["a", "b;", ";", "&&", "x", "'z"].map { Array($0.utf8) })
         for length in 0...70 {
             for _ in 0..<40 {
@@ -209,7 +210,7 @@ import Testing
     /// csip_patterns_find (reads only [from, to)) agrees with csip_patterns_find_in (reads the whole buffer) at
     /// every level, on spans cut out of random text.
     @Test func findAndFindInAgree() {
-        var rng = SplitMix64(state: 3)
+        var rng = SplitMix64(seed: 3)
         let patterns = Self.attackPatterns.map { Array($0.utf8) }.sorted { $0[0] < $1[0] }
         for level in [SIMDLevel.scalar] + Self.levels {
             let table = UnsafeMutablePointer<csip_patterns>.allocate(capacity: 1)
@@ -257,7 +258,7 @@ import Testing
     /// must give the pattern and line of the reference, the scalar single-span search over the Request-URI and each
     /// selected line in order.
     @Test func headerSearchAgreesWithOneSearchPerSpan() throws {
-        var rng = SplitMix64(state: 404)
+        var rng = SplitMix64(seed: 404)
         let names = ["To", "From", "Via", "Contact", "Allow", "Supported", "User-Agent", "X-Custom", "Subject",
                      "CSeq", "Call-ID", "Content-Type", "Max-Forwards", "i", "m", "Route"]
         let fragments = Self.attackPatterns.map { Array($0.utf8) }
@@ -360,7 +361,7 @@ import Testing
 
     /// csip_find_non_ascii against a byte loop, at every offset and length around its 16- and 64-byte steps.
     @Test func nonASCIISearchAgreesWithAByteLoop() {
-        var rng = SplitMix64(state: 8)
+        var rng = SplitMix64(seed: 8)
         for length in 0...200 {
             for _ in 0..<20 {
                 var bytes = (0..<length).map { _ in UInt8.random(in: 0...0x7F, using: &rng) }

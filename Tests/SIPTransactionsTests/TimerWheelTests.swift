@@ -1,4 +1,5 @@
 import SIPTransactions
+import SIPTestSupport
 import Testing
 
 @Suite struct TimerWheelTests {

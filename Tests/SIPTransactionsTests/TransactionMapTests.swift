@@ -1,6 +1,7 @@
 import SIPBytes
 import SIPParsing
 import SIPTransactions
+import SIPTestSupport
 import Testing
 
 /// A request as a client sends it; each test changes the fields it is about.

@@ -1,0 +1,70 @@
+import SIPBytes
+import SIPTestSupport
+import Testing
+
+/// ScratchBytes is the proxy's assembly buffer for every forwarded message: what it holds must be exactly what an
+/// array given the same appends holds, through growth, copies of its own bytes, truncation and shared copies.
+@Suite struct ScratchBytesTests {
+    /// Seeded random appends of every kind, mirrored into an array; compared after each step.
+    @Test(arguments: [1, 2, 3, 4, 5])
+    func randomAppendsMatchAnArray(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        var scratch = ScratchBytes(capacity: 16)  // small, so growth happens often
+        var mirror: [UInt8] = []
+        for _ in 0..<2_000 {
+            switch random.next() % 6 {
+            case 0:
+                let byte = UInt8(truncatingIfNeeded: random.next())
+                scratch.append(byte)
+                mirror.append(byte)
+            case 1:
+                let bytes = (0..<Int(random.next() % 300)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                scratch.append(bytes: bytes)
+                mirror.append(contentsOf: bytes)
+            case 2:
+                let value = random.next() >> (random.next() % 64)
+                appendDecimal(value, to: &scratch)
+                appendDecimal(value, to: &mirror)
+            case 3:
+                scratch.append(ascii: ";branch=z9hG4bK")
+                mirror.append(ascii: ";branch=z9hG4bK")
+            case 4 where !mirror.isEmpty:
+                // A copy of its own bytes: the source must survive the growth the copy may cause.
+                let start = Int(random.next() % UInt64(mirror.count))
+                let end = start + Int(random.next() % UInt64(mirror.count - start + 1))
+                scratch.appendCopy(of: start..<end)
+                mirror.append(contentsOf: mirror[start..<end])
+            default:
+                if mirror.count > 4_000 || random.next() % 4 == 0 {
+                    let keep = mirror.isEmpty ? 0 : Int(random.next() % UInt64(mirror.count))
+                    scratch.truncate(to: keep)
+                    mirror.removeLast(mirror.count - keep)
+                }
+            }
+            #expect(scratch.count == mirror.count)
+        }
+        #expect(scratch.bytes == mirror)
+        var tail: [UInt8] = [9]
+        scratch.append(0..<scratch.count, to: &tail)
+        #expect(tail == [9] + mirror)
+    }
+
+    @Test func aCopyKeepsItsBytesWhenTheOriginalWritesOn() {
+        var original = ScratchBytes(capacity: 64)
+        original.append(bytes: Array("INVITE sip:a@b SIP/2.0".utf8))
+        let copy = original
+        original.truncate(to: 6)
+        original.append(bytes: Array(" overwritten".utf8))
+        #expect(String(decoding: copy.bytes, as: UTF8.self) == "INVITE sip:a@b SIP/2.0")
+        #expect(String(decoding: original.bytes, as: UTF8.self) == "INVITE overwritten")
+    }
+
+    @Test func growsPastItsFirstCapacity() {
+        var scratch = ScratchBytes(capacity: 64)
+        let line = Array("Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds\r\n".utf8)
+        for _ in 0..<1_000 { scratch.append(bytes: line) }
+        #expect(scratch.count == 1_000 * line.count)
+        #expect(scratch.capacity >= scratch.count)
+        #expect(Array(scratch.bytes.suffix(line.count)) == line)
+    }
+}
