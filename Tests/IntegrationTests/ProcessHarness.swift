@@ -48,7 +48,8 @@ enum ProcessHarness {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
         let logURL = FileManager.default.temporaryDirectory.appendingPathComponent(log)
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        // A file that could not be made shows as FileHandle's error on the next line.
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logURL)
         process.standardOutput = handle
         process.standardError = handle
