@@ -10,7 +10,7 @@ import Glibc
 public final class DatagramSendBatch {
     // Slots reused batch after batch under `queued` (emptying an array, even keeping its capacity, costs a generic
     // replaceSubrange per array per flush); the datagrams' bytes back to back in `data`.
-    private var data = ScratchBytes(capacity: 0)
+    private var data: ScratchBytes
     private var offsets: [UInt32]
     private var lengths: [UInt32]
     private var destinations: [sockaddr_storage]
