@@ -71,9 +71,6 @@ public struct ScratchBytes: ByteOutput {
     @inlinable
     public var count: Int { length }
 
-    @inlinable
-    public var isEmpty: Bool { length == 0 }
-
     public var capacity: Int { storage.capacity }
 
     @inlinable

@@ -6,22 +6,21 @@ import Testing
 /// Every Via and URI host is classified on the message path, IPv4 through a fast C-digit-run check first. That check
 /// may only ever say "IPv4" where the grammar's reading does: whatever it passes on must still come out as before.
 @Suite struct HostClassificationTests {
-    /// The grammar's answer, as a comparable value: the kind, or the error's code and offset.
-    static func byGrammar(_ text: [UInt8]) -> String {
+    /// What `classify` answers for `text` as a comparable value: the kind, or the error's code and offset.
+    static func outcome(_ text: [UInt8],
+                        _ classify: (PacketBytes, ByteSpan) throws(SIPParseError) -> SIPURI.HostKind) -> String {
         text.withPacketBytes { packet in
-            do throws(SIPParseError) { return "\(try SIPURI.classifyDottedNumbers(packet, packet.all))" } catch {
+            do throws(SIPParseError) { return "\(try classify(packet, packet.all))" } catch {
                 return "error \(error.code) at \(error.offset)"
             }
         }
     }
 
-    static func classified(_ text: [UInt8]) -> String {
-        text.withPacketBytes { packet in
-            do throws(SIPParseError) { return "\(try SIPURI.classifyHostname(packet, packet.all))" } catch {
-                return "error \(error.code) at \(error.offset)"
-            }
-        }
-    }
+    /// The grammar's answer alone (no fast check).
+    static func byGrammar(_ text: [UInt8]) -> String { outcome(text, SIPURI.classifyDottedNumbers) }
+
+    /// The message path's answer.
+    static func classified(_ text: [UInt8]) -> String { outcome(text, SIPURI.classifyHostname) }
 
     static let cases = [
         "127.0.0.1", "0.0.0.0", "255.255.255.255", "192.0.2.10", "1.2.3.4", "01.2.3.4", "1.2.3.0255", "000.0.0.0",
