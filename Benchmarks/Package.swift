@@ -23,6 +23,7 @@ let package = Package(
             dependencies: [
                 .product(name: "SIPParsing", package: rootPackage),
                 .product(name: "SIPSecurity", package: rootPackage),
+                .product(name: "SIPProxyCore", package: rootPackage),
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],
             path: "Benchmarks/ParserBenchmarks",
@@ -37,17 +38,6 @@ let package = Package(
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],
             path: "Benchmarks/TransactionBenchmarks",
-            swiftSettings: [.swiftLanguageMode(.v6)],
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
-        ),
-        .executableTarget(
-            name: "ProxyBenchmarks",
-            dependencies: [
-                .product(name: "SIPProxyCore", package: rootPackage),
-                .product(name: "SIPParsing", package: rootPackage),
-                .product(name: "Benchmark", package: "package-benchmark"),
-            ],
-            path: "Benchmarks/ProxyBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),

@@ -3,7 +3,8 @@ import Benchmark
 import SIPParsing
 import SIPSecurity
 
-// Parser throughput and allocations on three realistic messages, plus a reference scan of the same bytes.
+// Parser throughput and allocations on three realistic messages, plus a reference scan of the same bytes; the
+// stateless proxy's forwarding of two messages (ForwardBenchmarks.swift) under the same configuration.
 //
 // The machine these run on is shared and noisy, so quote wall-clock figures as a ratio to the reference benchmark
 // from the same run. `mallocCountTotal` does not depend on the machine: it must be 0 for every parse.
@@ -63,6 +64,8 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(countCarriageReturns(message, from: identity(0)))
         }
     }
+
+    registerForwardBenchmarks()
 }
 
 /// Parses `message` once per scaled iteration. Setup (the bytes, the parser, one checked parse) is not measured.

@@ -5,10 +5,7 @@ import SIPProxyCore
 
 // The stateless proxy's own work per forwarded message, in process: parse, decide, edit, build the output (no
 // sockets, no wake-ups). The user-time half of issue #17's gap to the relay, timed on the CPU rather than counted by
-// callgrind. Quote figures as a ratio to the reference byte scan of ParserBenchmarks from the same run.
-//
-// Each sample forwards the message `scalingFactor` (1,000) times; the text output is per message. No allocation
-// per message: `mallocCountTotal` is checked against Thresholds/.
+// callgrind. Quote figures as a ratio to the reference byte scan from the same run.
 
 private let edge = EndpointAddress.parse("127.0.0.1", port: 5060)!
 private let core = EndpointAddress.parse("127.0.0.1", port: 5070)!
@@ -45,18 +42,8 @@ private let okResponse = message([
     "Content-Length: 0",
 ])
 
-let benchmarks: @Sendable () -> Void = {
-    Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .cpuTotal, .throughput, .mallocCountTotal],
-        timeUnits: .nanoseconds,
-        scalingFactor: .kilo,
-        maxDuration: .seconds(2),
-        maxIterations: 1_000_000,
-        // As in ParserBenchmarks: `thresholds check` compares mallocCountTotal only (16 per sample are the
-        // harness's); one allocation per forwarded message would add 1,000.
-        thresholds: [.mallocCountTotal: .init(absolute: [.p90: 100])]
-    )
-
+/// Registered by ParserBenchmarks' `benchmarks`, under its configuration (allocations checked against Thresholds/).
+func registerForwardBenchmarks() {
     Benchmark("Forward INVITE from a phone (parse + proxy)") { benchmark in
         try measureForward(benchmark, invite, from: phone)
     }
