@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Connection churn for perf/soak.sh: for DURATION seconds, RATE rounds per second, each round one REGISTER over
 UDP and one over a new TCP connection and a new TLS connection (connect, register, read the 200, close), all
-through the edge. Prints one JSON line of counts at the end; exits 1 if any registration failed.
+through the edge. Prints one JSON line at the end: counts, the first failures (what happened, when) and how often UDP needed a
+retransmission; exits 1 if any registration failed.
 
 usage: soak-churn.py HOST UDP_PORT TLS_PORT DURATION RATE
 """
@@ -11,6 +12,11 @@ import ssl
 import sys
 import time
 import uuid
+
+# How long a TCP or TLS client waits to connect and for its answer. A phone waits up to Timer F (64 x T1, 32 s) and
+# never retransmits over a reliable transport; 10 s still fails any registration the edge loses, without failing
+# the run when a loaded machine (CI runs every suite at once on 2 cores) stalls a process for a few seconds.
+STREAM_TIMEOUT_S = 10
 
 
 def register(transport, local, edge_host, edge_port, number):
@@ -35,36 +41,52 @@ def answered_ok(data):
     return data.startswith(b"SIP/2.0 200 ")
 
 
-def over_udp(host, port, number):
+def first_line(data):
+    return data.split(b"\r\n", 1)[0]
+
+
+class NotAnswered(Exception):
+    """A registration that got no 200: why, for the soak's summary (a timeout, an early close or another status)."""
+
+
+def over_udp(host, port, number, retransmissions):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(2)
         sock.bind((host, 0))
-        for _ in range(3):  # UDP: the client retransmits, as a phone would
+        for attempt in range(3):  # UDP: the client retransmits, as a phone would
+            retransmissions[0] += attempt > 0
             sock.sendto(register("UDP", sock.getsockname(), host, port, number), (host, port))
             try:
-                return answered_ok(sock.recv(4096))
+                data = sock.recv(4096)
             except socket.timeout:
                 continue
-        return False
+            if not answered_ok(data):
+                raise NotAnswered(f"answered {first_line(data)!r}")
+            return True
+        raise NotAnswered("no answer to 3 sends, 2 s apart")
 
 
 def over_stream(host, port, number, context):
-    with socket.create_connection((host, port), timeout=3) as raw:
+    with socket.create_connection((host, port), timeout=STREAM_TIMEOUT_S) as raw:
         sock = context.wrap_socket(raw) if context else raw
         sock.sendall(register("TLS" if context else "TCP", sock.getsockname(), host, port, number))
         data = b""
         while b"\r\n\r\n" not in data:
-            chunk = sock.recv(4096)
+            try:
+                chunk = sock.recv(4096)
+            except socket.timeout:
+                raise NotAnswered(f"no answer in {STREAM_TIMEOUT_S} s (got {len(data)} bytes)")
             if not chunk:
-                break
+                raise NotAnswered(f"closed by the edge after {len(data)} bytes")
             data += chunk
-        ok = answered_ok(data)
+        if not answered_ok(data):
+            raise NotAnswered(f"answered {first_line(data)!r}")
         if context:
             try:
                 sock.unwrap()
             except (ssl.SSLError, OSError):
                 pass
-        return ok
+        return True
 
 
 def main():
@@ -74,23 +96,25 @@ def main():
     context.verify_mode = ssl.CERT_NONE  # the soak's own self-signed certificate, renewed on every reload
     counts = {kind: {"ok": 0, "failed": 0} for kind in ("udp", "tcp", "tls")}
     errors = []
+    udp_retransmissions = [0]
     started = time.monotonic()
     number = 0
     while time.monotonic() - started < duration:
         round_start = time.monotonic()
         number += 1
-        for kind, attempt in (("udp", lambda: over_udp(host, udp_port, number)),
+        for kind, attempt in (("udp", lambda: over_udp(host, udp_port, number, udp_retransmissions)),
                               ("tcp", lambda: over_stream(host, udp_port, number, None)),
                               ("tls", lambda: over_stream(host, tls_port, number, context))):
             try:
                 ok = attempt()
-            except (OSError, ssl.SSLError) as error:
+            except (OSError, ssl.SSLError, NotAnswered) as error:
                 ok = False
                 if len(errors) < 10:
-                    errors.append(f"{kind}: {error}")
+                    errors.append(f"{kind} #{number} at {time.monotonic() - started:.1f} s: "
+                                  f"{type(error).__name__}: {error}")
             counts[kind]["ok" if ok else "failed"] += 1
         time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - round_start)))
-    print(json.dumps({"churn": counts, "errors": errors}), flush=True)
+    print(json.dumps({"churn": counts, "errors": errors, "udp_retransmissions": udp_retransmissions[0]}), flush=True)
     sys.exit(1 if any(c["failed"] for c in counts.values()) else 0)
 
 

@@ -112,6 +112,10 @@ sample() {
     echo "$seconds,$rss,$fds,$threads,$(metric_sum 'sip_forwarded_total ' "$prom"),$(metric_sum 'sip_messages_total{' "$prom"),$(metric_sum 'sip_connection_events_total{event="accepted"}' "$prom"),$(metric_sum 'sip_active_connections{' "$prom"),$reloads,$(( $(metric_sum 'process_heap_allocated_bytes ' "$prom") / 1024 ))" >> "$OUT/soak.csv"
 }
 
+# The kernel's UDP drops (this network namespace), before and after: a stream registration can only be lost when
+# a datagram between the edge and the core is (a stateless edge does not retransmit for a reliable-transport client).
+udp_drops() { awk '/^Udp:/ && ++seen == 2 { print $4 }' /proc/net/snmp; }  # InErrors (RcvbufErrors are among them)
+udp_drops_at_start=$(udp_drops)
 reloads=0
 started=$(date +%s)
 sample 0
@@ -126,6 +130,7 @@ while true; do
         renew_certificate
         write_config "$reloads"
         kill -HUP "$EDGE"
+        echo "$now" >> "$OUT/reload-seconds.txt"
         next_reload=$((next_reload + RELOAD_EVERY))
     fi
     if [ "$now" -ge "$next_sample" ]; then
@@ -144,13 +149,14 @@ uac_status=0
 wait "$UAC" || uac_status=$?
 churn_status=0
 wait "$CHURN" || churn_status=$?
+udp_drops_during_run=$(( $(udp_drops) - udp_drops_at_start ))
 reloads_logged=$(grep -c 'SIGHUP: security, rate_limit and tls certificate reloaded' "$OUT/edge.log" || true)
 
 "$PYTHON" - "$OUT" "$WARMUP" "$RSS_SLOPE_KIB_PER_MIN" "$FD_SLOPE_PER_MIN" "$HEAP_SLOPE_KIB_PER_MIN" "$uac_status" \
-    "$churn_status" "$edge_alive" "$reloads" "$reloads_logged" <<'PY'
+    "$churn_status" "$edge_alive" "$reloads" "$reloads_logged" "$udp_drops_during_run" <<'PY'
 import csv, glob, json, os, sys
 out, warmup, rss_bound, fd_bound, heap_bound = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-uac_status, churn_status, edge_alive, reloads, reloads_logged = (int(v) for v in sys.argv[6:11])
+uac_status, churn_status, edge_alive, reloads, reloads_logged, udp_drops = (int(v) for v in sys.argv[6:12])
 rows = list(csv.DictReader(open(f"{out}/soak.csv")))
 def slope(column):
     points = [(float(r["seconds"]) / 60, float(r[column])) for r in rows if float(r["seconds"]) >= warmup]
@@ -180,11 +186,16 @@ try:
     calls = {"successful": int(last[header.index("SuccessfulCall(C)")]), "failed": int(last[header.index("FailedCall(C)")])}
 except (IndexError, ValueError, OSError):
     calls["failed"] = -1
-churn = {}
+churn, churn_errors, udp_retransmissions = {}, [], "?"
 try:
-    churn = json.loads(open(f"{out}/churn.json").read().strip().splitlines()[-1])["churn"]
+    report = json.loads(open(f"{out}/churn.json").read().strip().splitlines()[-1])
+    churn, churn_errors, udp_retransmissions = report["churn"], report["errors"], report["udp_retransmissions"]
 except (IndexError, ValueError, OSError, KeyError):
     churn = {"unreadable": {"ok": 0, "failed": 1}}
+try:
+    reload_seconds = open(f"{out}/reload-seconds.txt").read().split()
+except OSError:
+    reload_seconds = []
 churn_failed = sum(c["failed"] for c in churn.values())
 rss = [int(r["rss_kib"]) for r in rows]
 checks = {
@@ -201,7 +212,10 @@ verdict = "PASS" if all(checks.values()) else "FAIL"
 lines = [
     f"soak {verdict}: {rows[-1]['seconds']} s, {len(rows)} samples, warm-up {warmup:.0f} s",
     f"calls: {calls['successful']} successful, {calls['failed']} failed (SIPp exit {uac_status})",
-    "churn: " + ", ".join(f"{k} {v['ok']} ok / {v['failed']} failed" for k, v in churn.items()),
+    "churn: " + ", ".join(f"{k} {v['ok']} ok / {v['failed']} failed" for k, v in churn.items())
+        + f"; UDP retransmissions {udp_retransmissions}" + "".join(f"\n  {e}" for e in churn_errors),
+    f"kernel UDP drops during the run (receive buffers, all sockets here): {udp_drops}; reloads at "
+        + (", ".join(reload_seconds) or "-") + " s",
     f"RSS: {rss[0]} KiB at start, {min(rss)}..{max(rss)} KiB, slope after warm-up {rss_slope:.1f} KiB/min (bound {rss_bound})",
     f"live heap: {rows[0]['heap_kib']} -> {rows[-1]['heap_kib']} KiB, slope after warm-up {heap_slope:.1f} KiB/min (bound {heap_bound})",
     f"descriptors: {rows[0]['fds']} -> {rows[-1]['fds']}, slope after warm-up {fd_slope:.3f}/min (bound {fd_bound})",
