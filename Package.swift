@@ -3,12 +3,25 @@ import PackageDescription
 
 /// C targets are built with warnings as errors; the flags are "unsafe" only in SwiftPM's sense (this is the root
 /// package, where they are allowed).
-let strictC: [CSetting] = [.unsafeFlags(["-Wall", "-Wextra", "-Werror"])]
+let strictC: [CSetting] = [
+    .unsafeFlags(["-Wall", "-Wextra", "-Werror"]),
+    .unsafeFlags(["-ffunction-sections"], .when(configuration: .release)),  // for hotFunctionOrder
+]
 
 /// jemalloc is the process allocator, except in sanitizer builds (`scripts/test-sanitizers.sh` sets
 /// SIPEDGE_SANITIZER): ASan and TSan bring their own allocator, and memory jemalloc handed out and the sanitizer
 /// frees (or the reverse) is reported as a bad free.
 let processAllocator: [LinkerSetting] = Context.environment["SIPEDGE_SANITIZER"] == nil ? [.linkedLibrary("jemalloc")] : []
+
+/// Release builds link the functions a forwarded message runs next to each other, hottest first
+/// (perf/hot-functions.order, written by perf/hot-functions.sh): at moderate rates the worker wakes per datagram with
+/// cold caches and TLBs, and the ~150 hot functions were spread over 2.2 MB of text (issue #17, README "Session 15").
+/// Every C and Swift function gets its own section in release builds for it; gold is named because the option is
+/// gold's (lld's differs).
+let hotFunctionOrder: [LinkerSetting] = [
+    .unsafeFlags(["-use-ld=gold", "-Xlinker", "--section-ordering-file=\(Context.packageDirectory)/perf/hot-functions.order"],
+                 .when(configuration: .release)),
+]
 
 let package = Package(
     name: "SIPEdge",
@@ -124,7 +137,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // jemalloc is the process allocator: every Swift and C allocation goes through it (toolchain.md §2).
-            linkerSettings: processAllocator
+            linkerSettings: processAllocator + hotFunctionOrder
         ),
 
         // Test support: runs a program with io_uring_setup refused by seccomp, like a container profile.
@@ -172,7 +185,9 @@ for target in package.targets where target.type != .system {
         // Release builds skip the runtime exclusivity check (swift_beginAccess on every class-property access): it
         // was 15% of the instructions per proxied message (callgrind, issue #17). Debug builds, hence every test
         // and sanitizer run, keep it, so a conflicting access is still caught there.
-        settings.append(.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)))
+        // Each function in its own section: see hotFunctionOrder.
+        settings.append(.unsafeFlags(["-enforce-exclusivity=unchecked", "-Xfrontend", "-function-sections"],
+                                     .when(configuration: .release)))
     }
     target.swiftSettings = settings
 }

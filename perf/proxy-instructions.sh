@@ -10,7 +10,8 @@
 # snapshots, table sweeps) cancel out, and the difference divided by the extra messages is the work per message.
 # Then the functions that cost most, exclusive instructions per message from the difference of the two runs.
 # BASELINE=PATH counts another sip-edge binary (e.g. the build before a change) the same way, first; TOP=N lists N
-# functions; PROFILE_DIR=DIR keeps the profiles.
+# functions; PROFILE_DIR=DIR keeps the profiles; FUNCTIONS_OUT=FILE writes every function that runs per message
+# (callgrind's names, costliest first).
 #
 # Usage: perf/proxy-instructions.sh [CALLS]    (default 200, 4 s per run; needs valgrind, sipp and `swift build -c release`)
 set -euo pipefail
@@ -74,7 +75,7 @@ report() { # BINARY NAME
     # Exclusive instructions per function, the larger run less the smaller, per extra message: the top TOP (default 15).
     callgrind_annotate --threshold=100 "$WORK/$2.$(( 2 * CALLS ))" > "$WORK/$2.large.txt" 2>/dev/null
     callgrind_annotate --threshold=100 "$WORK/$2.$CALLS" > "$WORK/$2.small.txt" 2>/dev/null
-    python3 - "$WORK/$2.large.txt" "$WORK/$2.small.txt" "$extra_messages" "${TOP:-15}" <<'PYTHON' | swift demangle --simplified | cut -c1-150
+    python3 - "$WORK/$2.large.txt" "$WORK/$2.small.txt" "$extra_messages" "${TOP:-15}" "${FUNCTIONS_OUT:-}" <<'PYTHON' | swift demangle --simplified | cut -c1-150
 import re, sys
 def functions(path):
     counts = {}
@@ -86,6 +87,8 @@ def functions(path):
     return counts
 large, small, messages = functions(sys.argv[1]), functions(sys.argv[2]), int(sys.argv[3])
 rows = sorted(((large[name] - small.get(name, 0)) / messages, name) for name in large)
+if sys.argv[5]:  # every function a message runs, costliest first, as callgrind names it (perf/hot-functions.sh)
+    open(sys.argv[5], "w").write("".join(f"{name}\n" for per_message, name in reversed(rows) if per_message >= 0.5))
 for per_message, name in reversed(rows[-int(sys.argv[4]):]):
     print(f"{per_message:8.0f}  {name}")
 PYTHON
