@@ -15,7 +15,7 @@ let processAllocator: [LinkerSetting] = Context.environment["SIPEDGE_SANITIZER"]
 
 /// Release builds link the functions a forwarded message runs next to each other, hottest first
 /// (perf/hot-functions.order, written by perf/hot-functions.sh): at moderate rates the worker wakes per datagram with
-/// cold caches and TLBs, and the ~150 hot functions were spread over 2.2 MB of text (issue #17, README "Session 15").
+/// cold caches and TLBs, and the ~140 hot functions were spread over 2.2 MB of text (issue #17, README "Session 15").
 /// Every C and Swift function gets its own section in release builds for it; gold is named because the option is
 /// gold's (lld's differs).
 let hotFunctionOrder: [LinkerSetting] = [

@@ -2,7 +2,7 @@
 # Writes perf/hot-functions.order: the functions a forwarded message runs, hottest first, which the release build
 # links next to each other at the start of the text (Package.swift: every function in its own section, gold's
 # --section-ordering-file). At 2,000 calls/s the worker sleeps between datagrams and every wake-up starts with cold
-# caches and TLBs: ~146 hot functions (116 KB) were spread over 2.2 MB of text and 80 pages, packed they take 29.
+# caches and TLBs: ~140 hot functions (118 KB) were spread over 2.2 MB of text and 80 pages, packed they take 32.
 # Issue #17, README "Session 15".
 #
 # Two sources, merged: the io_uring path sampled by `perf record -e cpu-clock` (RATE calls/s, CALLS calls, SIPp
