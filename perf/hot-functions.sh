@@ -56,10 +56,8 @@ for line in subprocess.run(["nm", "--defined-only", binary], capture_output=True
     parts = line.split()
     if len(parts) == 3 and parts[1] in "tT":
         defined.add(parts[2])
-order = []
-for name in open(sampled).read().split() + open(counted).read().split():
-    if name in defined and name not in order:
-        order.append(name)
+names = open(sampled).read().split() + open(counted).read().split()
+order = list(dict.fromkeys(name for name in names if name in defined))  # first mention kept
 # Section names only, one a line: the file has no comment syntax.
 open(out, "w").write("".join(f".text.{name}\n" for name in order))
 print(f"hot-functions: {len(order)} functions in {out}")

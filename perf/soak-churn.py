@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Connection churn for perf/soak.sh: for DURATION seconds, RATE rounds per second, each round one REGISTER over
 UDP and one over a new TCP connection and a new TLS connection (connect, register, read the 200, close), all
-through the edge. Prints one JSON line at the end: counts, the first failures (what happened, when) and how often UDP needed a
-retransmission; exits 1 if any registration failed.
+through the edge. Prints one JSON line at the end: counts, the first failures (what happened, when) and how often
+UDP needed a retransmission; exits 1 if any registration failed.
 
 usage: soak-churn.py HOST UDP_PORT TLS_PORT DURATION RATE
 """
@@ -49,12 +49,12 @@ class NotAnswered(Exception):
     """A registration that got no 200: why, for the soak's summary (a timeout, an early close or another status)."""
 
 
-def over_udp(host, port, number, retransmissions):
+# Each registration returns the retransmissions it needed (0 over a stream) or raises NotAnswered.
+def over_udp(host, port, number):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(2)
         sock.bind((host, 0))
         for attempt in range(3):  # UDP: the client retransmits, as a phone would
-            retransmissions[0] += attempt > 0
             sock.sendto(register("UDP", sock.getsockname(), host, port, number), (host, port))
             try:
                 data = sock.recv(4096)
@@ -62,7 +62,7 @@ def over_udp(host, port, number, retransmissions):
                 continue
             if not answered_ok(data):
                 raise NotAnswered(f"answered {first_line(data)!r}")
-            return True
+            return attempt
         raise NotAnswered("no answer to 3 sends, 2 s apart")
 
 
@@ -86,7 +86,7 @@ def over_stream(host, port, number, context):
                 sock.unwrap()
             except (ssl.SSLError, OSError):
                 pass
-        return True
+        return 0
 
 
 def main():
@@ -96,25 +96,25 @@ def main():
     context.verify_mode = ssl.CERT_NONE  # the soak's own self-signed certificate, renewed on every reload
     counts = {kind: {"ok": 0, "failed": 0} for kind in ("udp", "tcp", "tls")}
     errors = []
-    udp_retransmissions = [0]
+    udp_retransmissions = 0
     started = time.monotonic()
     number = 0
     while time.monotonic() - started < duration:
         round_start = time.monotonic()
         number += 1
-        for kind, attempt in (("udp", lambda: over_udp(host, udp_port, number, udp_retransmissions)),
+        for kind, attempt in (("udp", lambda: over_udp(host, udp_port, number)),
                               ("tcp", lambda: over_stream(host, udp_port, number, None)),
                               ("tls", lambda: over_stream(host, tls_port, number, context))):
             try:
-                ok = attempt()
+                udp_retransmissions += attempt()
+                counts[kind]["ok"] += 1
             except (OSError, ssl.SSLError, NotAnswered) as error:
-                ok = False
+                counts[kind]["failed"] += 1
                 if len(errors) < 10:
                     errors.append(f"{kind} #{number} at {time.monotonic() - started:.1f} s: "
                                   f"{type(error).__name__}: {error}")
-            counts[kind]["ok" if ok else "failed"] += 1
         time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - round_start)))
-    print(json.dumps({"churn": counts, "errors": errors, "udp_retransmissions": udp_retransmissions[0]}), flush=True)
+    print(json.dumps({"churn": counts, "errors": errors, "udp_retransmissions": udp_retransmissions}), flush=True)
     sys.exit(1 if any(c["failed"] for c in counts.values()) else 0)
 
 

@@ -112,8 +112,8 @@ sample() {
     echo "$seconds,$rss,$fds,$threads,$(metric_sum 'sip_forwarded_total ' "$prom"),$(metric_sum 'sip_messages_total{' "$prom"),$(metric_sum 'sip_connection_events_total{event="accepted"}' "$prom"),$(metric_sum 'sip_active_connections{' "$prom"),$reloads,$(( $(metric_sum 'process_heap_allocated_bytes ' "$prom") / 1024 ))" >> "$OUT/soak.csv"
 }
 
-# The kernel's UDP drops (this network namespace), before and after: a stream registration can only be lost when
-# a datagram between the edge and the core is (a stateless edge does not retransmit for a reliable-transport client).
+# The kernel's UDP drops (this network namespace), before and after: a stateless edge does not retransmit for a
+# reliable-transport client, so a datagram dropped between the edge and the core loses a TCP or TLS registration.
 udp_drops() { awk '/^Udp:/ && ++seen == 2 { print $4 }' /proc/net/snmp; }  # InErrors (RcvbufErrors are among them)
 udp_drops_at_start=$(udp_drops)
 reloads=0
