@@ -4,36 +4,64 @@
 #include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "include/CSIPUring.h"
 
-int csip_udp_receive_batch(int fd, uint8_t *buffers, size_t buffer_size, unsigned count,
-                           struct sockaddr_storage *sources, struct csip_datagram_info *info) {
-    if (buffers == NULL || sources == NULL || info == NULL || count == 0 || count > CSIP_UDP_BATCH_MAX) {
-        return -EINVAL;
-    }
+struct csip_udp_receiver {
+    unsigned count;
+    unsigned filled; /* entries the last receive filled: the kernel rewrote their msg_namelen */
+    size_t buffer_size;
     struct mmsghdr headers[CSIP_UDP_BATCH_MAX];
     struct iovec vectors[CSIP_UDP_BATCH_MAX];
-    memset(headers, 0, sizeof(headers[0]) * count);
-    for (unsigned i = 0; i < count; i++) {
-        vectors[i].iov_base = buffers + (size_t)i * buffer_size;
-        vectors[i].iov_len = buffer_size;
-        headers[i].msg_hdr.msg_name = &sources[i];
-        headers[i].msg_hdr.msg_namelen = sizeof(sources[i]);
-        headers[i].msg_hdr.msg_iov = &vectors[i];
-        headers[i].msg_hdr.msg_iovlen = 1;
+};
+
+struct csip_udp_receiver *csip_udp_receiver_create(uint8_t *buffers, size_t buffer_size, unsigned count,
+                                                   struct sockaddr_storage *sources) {
+    if (buffers == NULL || sources == NULL || buffer_size == 0 || count == 0 || count > CSIP_UDP_BATCH_MAX) {
+        return NULL;
     }
+    struct csip_udp_receiver *receiver = calloc(1, sizeof(*receiver));
+    if (receiver == NULL) return NULL;
+    receiver->count = count;
+    receiver->buffer_size = buffer_size;
+    for (unsigned i = 0; i < count; i++) {
+        receiver->vectors[i].iov_base = buffers + (size_t)i * buffer_size;
+        receiver->vectors[i].iov_len = buffer_size;
+        receiver->headers[i].msg_hdr.msg_name = &sources[i];
+        receiver->headers[i].msg_hdr.msg_namelen = sizeof(sources[i]);
+        receiver->headers[i].msg_hdr.msg_iov = &receiver->vectors[i];
+        receiver->headers[i].msg_hdr.msg_iovlen = 1;
+    }
+    return receiver;
+}
+
+void csip_udp_receiver_destroy(struct csip_udp_receiver *receiver) {
+    free(receiver);
+}
+
+int csip_udp_receive_batch(struct csip_udp_receiver *receiver, int fd, struct csip_datagram_info *info) {
+    if (receiver == NULL || info == NULL) return -EINVAL;
+    /* recvmmsg writes msg_namelen, msg_flags and msg_len of the entries it fills, and only those; the address
+     * length is an input too, so it goes back to the full size. */
+    for (unsigned i = 0; i < receiver->filled; i++) {
+        receiver->headers[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    }
+    receiver->filled = 0;
     int received;
     do {
-        received = recvmmsg(fd, headers, count, MSG_DONTWAIT, NULL);
+        received = recvmmsg(fd, receiver->headers, receiver->count, MSG_DONTWAIT, NULL);
     } while (received < 0 && errno == EINTR);
     if (received < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+    receiver->filled = (unsigned)received;
+    size_t buffer_size = receiver->buffer_size;
     for (int i = 0; i < received; i++) {
-        int truncated = (headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || headers[i].msg_len > buffer_size;
-        info[i].length = truncated ? (uint32_t)buffer_size : headers[i].msg_len;
+        const struct mmsghdr *header = &receiver->headers[i];
+        int truncated = (header->msg_hdr.msg_flags & MSG_TRUNC) != 0 || header->msg_len > buffer_size;
+        info[i].length = truncated ? (uint32_t)buffer_size : header->msg_len;
         info[i].truncated = truncated ? 1u : 0u;
     }
     return received;

@@ -106,6 +106,20 @@ public struct PacketBytes {
         return found < span.end ? found : nil
     }
 
+    /// The `<` and `>` of a name-addr in its common form: exactly one of each in `span`, the `>` after the `<`, and
+    /// no `"` anywhere in it; nil otherwise. One pass (C, inlined here).
+    @inlinable @inline(__always)
+    public func angleBrackets(in span: ByteSpan) -> (open: Int, close: Int)? {
+        precondition(contains(span), "span outside PacketBytes")
+        guard span.count > 0, let start = base.baseAddress else { return nil }
+        var open = 0
+        var close = 0
+        guard csip_angle_brackets(start.assumingMemoryBound(to: UInt8.self), span.start, span.end, base.count,
+                                  &open, &close) != 0
+        else { return nil }
+        return (open, close)
+    }
+
     /// Index of the last `byte` inside `span`, or nil.
     @inlinable @inline(__always)
     public func lastIndex(of byte: UInt8, in span: ByteSpan) -> Int? {

@@ -128,20 +128,15 @@ public struct NameAddress: Equatable, Sendable {
     }
 
     /// From and To in their common form, `[display-name tokens] <URI>[;parameters]` with no quote anywhere and no
-    /// `<` or `>` after the URI's, read in one pass of memchr and quickTag's parameter walk: what
+    /// `<` or `>` but the URI's, read in one pass for the brackets and quickTag's parameter walk: what
     /// ``checkForm(_:_:code:)`` accepts and ``quickTag(_:_:code:)`` finds, as `.some(tag)` (`.some(nil)` without a
     /// tag). Nil for any other shape, or any fault, which the caller leaves to those two (they report it); tests
     /// compare both roads.
     static func commonFormTag(_ bytes: PacketBytes, _ span: ByteSpan) -> ByteSpan?? {
-        guard bytes.firstIndex(of: UInt8(ascii: "\""), in: span) == nil,
-            let open = bytes.firstIndex(of: UInt8(ascii: "<"), in: span),
-            CharacterClass.displayNameTokens.containsAll(of: ByteSpan(from: span.start, to: open), in: bytes),
-            let close = bytes.firstIndex(of: UInt8(ascii: ">"), in: ByteSpan(from: open + 1, to: span.end))
+        guard let (open, close) = bytes.angleBrackets(in: span),
+            CharacterClass.displayNameTokens.containsAll(of: ByteSpan(from: span.start, to: open), in: bytes)
         else { return nil }
-        let rest = ByteSpan(from: close + 1, to: span.end)
-        guard bytes.firstIndex(of: UInt8(ascii: "<"), in: rest) == nil, bytes.firstIndex(of: UInt8(ascii: ">"), in: rest) == nil
-        else { return nil }
-        var cursor = ValueCursor(bytes, rest)
+        var cursor = ValueCursor(bytes, ByteSpan(from: close + 1, to: span.end))
         cursor.skipWhitespace()
         guard !cursor.isAtEnd else { return .some(nil) }
         guard cursor.consume(UInt8(ascii: ";")) else { return nil }
@@ -193,6 +188,15 @@ public struct NameAddress: Equatable, Sendable {
     private static func tagParameter(_ cursor: inout ValueCursor,
                                      code: SIPParseError.Code) throws(SIPParseError) -> ByteSpan? {
         let bytes = cursor.bytes
+        // Most often the tag comes first, written `tag=token`: read it straight away.
+        let first = cursor.position
+        if cursor.end - first > 4, ASCII.lowercased(word: bytes.word(at: first, length: 4)) == ASCII.word("tag=") {
+            let valueEnd = CharacterClass.token.endOfRun(in: bytes, from: first + 4, to: cursor.end)
+            if valueEnd > first + 4 {
+                cursor.position = valueEnd
+                return ByteSpan(from: first + 4, to: valueEnd)
+            }
+        }
         while true {
             cursor.skipWhitespace()
             let name = cursor.scan(.token)

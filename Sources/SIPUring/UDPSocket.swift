@@ -106,18 +106,25 @@ public final class DatagramBatch {
     private let buffers: UnsafeMutablePointer<UInt8>
     private let sources: UnsafeMutablePointer<sockaddr_storage>
     private let info: UnsafeMutablePointer<csip_datagram_info>
+    /// The recvmmsg headers pointing at `buffers` and `sources`, built once (C).
+    private let receiver: OpaquePointer
     public private(set) var count = 0
 
     public init(capacity: Int = 32, bufferSize: Int = 65_536) {
-        precondition(capacity > 0 && capacity <= Int(CSIP_UDP_BATCH_MAX))
+        precondition(capacity > 0 && capacity <= Int(CSIP_UDP_BATCH_MAX) && bufferSize > 0)
         self.capacity = capacity
         self.bufferSize = bufferSize
         buffers = .allocate(capacity: capacity * bufferSize)
         sources = .allocate(capacity: capacity)
         info = .allocate(capacity: capacity)
+        guard let receiver = csip_udp_receiver_create(buffers, bufferSize, UInt32(capacity), sources) else {
+            fatalError("DatagramBatch: out of memory for \(capacity) receive headers")
+        }
+        self.receiver = receiver
     }
 
     deinit {
+        csip_udp_receiver_destroy(receiver)
         buffers.deallocate()
         sources.deallocate()
         info.deallocate()
@@ -125,7 +132,7 @@ public final class DatagramBatch {
 
     /// Reads what is queued on `socket` (non-blocking). Returns the number of datagrams, 0 when none.
     public func receive(from socket: UDPSocket) -> Int {
-        let received = csip_udp_receive_batch(socket.descriptor, buffers, bufferSize, UInt32(capacity), sources, info)
+        let received = csip_udp_receive_batch(receiver, socket.descriptor, info)
         count = max(Int(received), 0)
         return count
     }

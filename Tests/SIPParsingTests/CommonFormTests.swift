@@ -164,6 +164,12 @@ import Testing
         "<sip:a@b", "<sip:a@b>>;tag=1", "<<sip:a@b>;tag=1", "<sip:a@b;lr>;tag=1", "<sip:a;tag=9@b>;tag=1",
         "A\r\n B <sip:a@b>;tag=1", "<sip:a@b>\r\n ;tag=1", "", " <sip:a@b>;tag=1 ", "<sip:a@b>;;tag=1",
         "<sip:a@b>;tag=1;tag=2", "<sip:a@b>;\"x\"", "<sip:a@b>;tag=1,<sip:c@d>",
+        // Past the first 16-byte block: a quote, a second bracket, a tag the short road does not take.
+        "Alice Liddell of Wonderland <sip:alice@example.com>;tag=\"q\"", "<sip:alice@wonderland.example.com>;tag==1",
+        "<sip:alice.liddell@wonderland.example.com;user=phone>;tag=@x", "<sip:a@b>;Tag=abc;tag=2",
+        "Long Display Name Here <sip:a<b@example.com>;tag=1", "<sip:alice@example.com>;foo=bar;baz=\"<q>\";tag=1",
+        "<sip:alice@example.com>;tag=1928301774;x=\"", "0123456789abcde <sip:a@b>;tag=1", "<sip:a@b>;tag= 1",
+        "<sip:alice@example.com>;tag=1928301774>", "0123456789abcdef<sip:alice@example.com>;tag=x",
     ]
 
     @Test(arguments: nameAddresses)

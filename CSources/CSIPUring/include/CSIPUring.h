@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-/** Most datagrams one csip_udp_receive_batch call takes. */
+/** Most datagrams one csip_udp_receive_batch or csip_udp_send_batch call takes. */
 #define CSIP_UDP_BATCH_MAX 64
 
 /** Per-datagram results of a batch receive. */
@@ -26,13 +26,24 @@ struct csip_datagram_info {
     uint32_t truncated;  /* 1 when the datagram was larger than its buffer */
 };
 
+/** The recvmmsg headers of one batch of receive buffers, built once (csip_udp_receiver_create). */
+struct csip_udp_receiver;
+
 /**
- * Receives up to `count` (<= CSIP_UDP_BATCH_MAX) queued datagrams from non-blocking `fd` in one recvmmsg call.
- * Datagram i lands in `buffers + i * buffer_size`, its source in `sources[i]`, its length in `info[i]`.
- * Returns the number received, 0 when none is queued, or -errno. EINTR is retried here.
+ * Headers for `count` (1-CSIP_UDP_BATCH_MAX) datagrams: datagram i lands in `buffers + i * buffer_size`, its source
+ * in `sources[i]`; both must outlive the receiver. Built once, so a receive resets only what the previous one
+ * changed (a drain ends with a receive that finds nothing, which then costs nothing but the system call).
+ * Returns NULL for bad arguments or no memory. Free with csip_udp_receiver_destroy.
  */
-int csip_udp_receive_batch(int fd, uint8_t *buffers, size_t buffer_size, unsigned count,
-                           struct sockaddr_storage *sources, struct csip_datagram_info *info);
+struct csip_udp_receiver *csip_udp_receiver_create(uint8_t *buffers, size_t buffer_size, unsigned count,
+                                                   struct sockaddr_storage *sources);
+void csip_udp_receiver_destroy(struct csip_udp_receiver *receiver);
+
+/**
+ * Receives up to the receiver's count of queued datagrams from non-blocking `fd` in one recvmmsg call, datagram
+ * i's length in `info[i]`. Returns the number received, 0 when none is queued, or -errno. EINTR is retried here.
+ */
+int csip_udp_receive_batch(struct csip_udp_receiver *receiver, int fd, struct csip_datagram_info *info);
 
 /**
  * Sends `count` (<= CSIP_UDP_BATCH_MAX) datagrams from non-blocking `fd` with one sendmmsg call: datagram i is
