@@ -120,6 +120,15 @@ public struct PacketBytes {
         return (open, close)
     }
 
+    /// Where an addr-spec starting at `span.start` stops: the first `;`, linear whitespace, `,`, `"`, `<` or `>` in
+    /// `span`, or its end. 16 bytes a step (C, inlined here).
+    @inlinable @inline(__always)
+    public func endOfAddrSpec(in span: ByteSpan) -> Int {
+        precondition(contains(span), "span outside PacketBytes")
+        guard span.count > 0, let start = base.baseAddress else { return span.start }
+        return csip_end_of_addr_spec(start.assumingMemoryBound(to: UInt8.self), span.start, span.end, base.count)
+    }
+
     /// Index of the last `byte` inside `span`, or nil.
     @inlinable @inline(__always)
     public func lastIndex(of byte: UInt8, in span: ByteSpan) -> Int? {

@@ -104,13 +104,9 @@ public struct NameAddress: Equatable, Sendable {
             while cursor.scanToken() != nil { cursor.skipWhitespace() }
             if cursor.peek() != UInt8(ascii: "<") {
                 // addr-spec: the URI runs to the first ';' or LWS; only LWS and parameters may follow it.
-                cursor.position = start
-                while let byte = cursor.peek(), byte != UInt8(ascii: ";"), !ASCII.isLinearWhitespace(byte) {
-                    if byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "<")
-                        || byte == UInt8(ascii: ">") {
-                        throw SIPParseError(code, at: span.start)
-                    }
-                    cursor.position += 1
+                cursor.position = bytes.endOfAddrSpec(in: ByteSpan(from: start, to: span.end))
+                if let byte = cursor.peek(), byte != UInt8(ascii: ";"), !ASCII.isLinearWhitespace(byte) {
+                    throw SIPParseError(code, at: span.start)  // `,` `"` `<` or `>` inside the URI
                 }
                 cursor.skipWhitespace()
                 guard cursor.isAtEnd || cursor.peek() == UInt8(ascii: ";") else {

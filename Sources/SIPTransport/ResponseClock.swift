@@ -5,33 +5,35 @@ import SIPParsing
 /// for `sip_upstream_response_seconds`. A fixed table: a newer request may take an older one's slot (that one
 /// then goes unmeasured), so memory stays constant whatever the load.
 struct ResponseClock {
-    private var keys: [UInt64]
-    private var times: [UInt64]
+    /// Key and start time side by side, so a request and its response each touch one cache line of the table.
+    private struct Entry {
+        var key: UInt64
+        var started: UInt64
+    }
+
+    private var entries: [Entry]
     private let mask: Int
 
     /// `slots` is rounded up to a power of two.
     init(slots: Int = 4_096) {
         var size = 1
         while size < slots { size <<= 1 }
-        keys = Array(repeating: 0, count: size)
-        times = Array(repeating: 0, count: size)
+        entries = Array(repeating: Entry(key: 0, started: 0), count: size)
         mask = size - 1
     }
 
     mutating func started(_ message: SIPMessage, at nanoseconds: UInt64) {
         let key = Self.key(message)
-        let slot = Int(truncatingIfNeeded: key) & mask
-        keys[slot] = key
-        times[slot] = nanoseconds
+        entries[Int(truncatingIfNeeded: key) & mask] = Entry(key: key, started: nanoseconds)
     }
 
     /// The time since the request this response answers was handled, once (later responses get nil).
     mutating func answered(_ message: SIPMessage, at nanoseconds: UInt64) -> UInt64? {
         let key = Self.key(message)
         let slot = Int(truncatingIfNeeded: key) & mask
-        guard keys[slot] == key else { return nil }
-        keys[slot] = 0
-        return nanoseconds &- times[slot]
+        guard entries[slot].key == key else { return nil }
+        entries[slot].key = 0
+        return nanoseconds &- entries[slot].started
     }
 
     /// Call-ID (its length and up to its first and last 8 bytes), CSeq number and method, mixed; never 0.

@@ -274,6 +274,8 @@ func withMessage(_ bytes: [UInt8], _ check: (SIPMessage) throws -> Void) throws 
         ("From: \"Bell, Alexander\" <sip:a@b.example>;tag=1", nil),
         ("From: Bell Alexander <sip:a@b.example> ;tag=1", nil),
         ("To: sip:bob@example.com ; x=y", nil),
+        ("Contact: sip:alice.liddell@wonderland.example.com;expires=60", nil),
+        ("To: sip:bob.smith.longname@example.com\t; x=y", nil),
         ("Contact: *", nil),
         ("Contact: \"a, b\" <sip:a@192.0.2.1>;expires=60, sip:b@192.0.2.2, Mr.B-2 <sip:c@192.0.2.3>", nil),
         ("Route: <sip:p@192.0.2.1;lr>,<sip:p2@192.0.2.2;lr>", nil),

@@ -77,6 +77,42 @@ static inline int csip_angle_brackets(const uint8_t *buf, size_t from, size_t to
     return 1;
 }
 
+/*
+ * Where an addr-spec (a Contact, Route, From or To URI without angle brackets) stops: the first offset in [from, to)
+ * holding ';', linear whitespace (SP, HTAB, CR, LF) or one of ',' '"' '<' '>' (which an addr-spec may not contain),
+ * or `to`. to <= readable.
+ */
+static inline size_t csip_end_of_addr_spec(const uint8_t *buf, size_t from, size_t to, size_t readable) {
+#if defined(__SSE2__)
+    while (from < to && readable - from >= 16) {
+        __m128i block = _mm_loadu_si128((const __m128i *)(const void *)(buf + from));
+        __m128i stops = _mm_or_si128(
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8(';')), _mm_cmpeq_epi8(block, _mm_set1_epi8(' '))),
+                         _mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8('\t')), _mm_cmpeq_epi8(block, _mm_set1_epi8('\r')))),
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8('\n')), _mm_cmpeq_epi8(block, _mm_set1_epi8(','))),
+                         _mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8('"')),
+                                      _mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8('<')),
+                                                   _mm_cmpeq_epi8(block, _mm_set1_epi8('>'))))));
+        unsigned hits = (unsigned)_mm_movemask_epi8(stops);
+        if (hits != 0) {
+            size_t found = from + (size_t)__builtin_ctz(hits);
+            return found < to ? found : to;
+        }
+        from += 16;
+    }
+    if (from >= to) return to;
+#else
+    (void)readable;
+#endif
+    for (; from < to; from++) {
+        uint8_t c = buf[from];
+        if (c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == '"' || c == '<' || c == '>') {
+            break;
+        }
+    }
+    return from;
+}
+
 /* The last offset in [from, to) holding `byte`, or `to` when there is none. from <= to. */
 static inline size_t csip_find_last_byte(const uint8_t *buf, size_t from, size_t to, uint8_t byte) {
     size_t end = to;
