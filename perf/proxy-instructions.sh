@@ -8,7 +8,8 @@
 # per call through the edge), once with CALLS calls at 50 calls/s and once with twice the calls at twice the rate:
 # both runs last as long, so start-up, shutdown and the timer work of those seconds (health probes, metric
 # snapshots, table sweeps) cancel out, and the difference divided by the extra messages is the work per message.
-# Then the functions that cost most, exclusive instructions per message from the difference of the two runs.
+# Then the functions that cost most, exclusive instructions per message from the difference of the two runs, and the
+# code footprint: how many distinct cache lines of code a message runs.
 # BASELINE=PATH counts another sip-edge binary (e.g. the build before a change) the same way, first; TOP=N lists N
 # functions; PROFILE_DIR=DIR keeps the profiles; FUNCTIONS_OUT=FILE writes every function that runs per message
 # (callgrind's names, costliest first).
@@ -43,7 +44,8 @@ count() { # BINARY NAME CALLS RATE -> prints the instructions of the whole run; 
     # valgrind 3.19 cannot read the DWARF 5 the toolchain emits: count on a copy without debug information.
     cp "$binary" "$WORK/$name"
     strip -g "$WORK/$name"
-    valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.$calls" "$WORK/$name" \
+    # Costs per instruction (absolute addresses) as well as per function: the code footprint below needs them.
+    valgrind --tool=callgrind --dump-instr=yes --compress-pos=no --callgrind-out-file="$WORK/$name.$calls" "$WORK/$name" \
         --config "$ROOT/perf/load-generator.yaml" --listen "udp:127.0.0.1:$PROXY_PORT" \
         --upstream "sip:127.0.0.1:$UAS_PORT" --workers 1 --data-path recvmmsg > "$WORK/$name.$calls.log" 2>&1 &
     edge_pid=$!
@@ -91,6 +93,37 @@ if sys.argv[5]:  # every function a message runs, costliest first, as callgrind 
     open(sys.argv[5], "w").write("".join(f"{name}\n" for per_message, name in reversed(rows) if per_message >= 0.5))
 for per_message, name in reversed(rows[-int(sys.argv[4]):]):
     print(f"{per_message:8.0f}  {name}")
+PYTHON
+    footprint "$WORK/$2.$(( 2 * CALLS ))" "$WORK/$2.$CALLS" "$extra_messages" "$2"
+}
+
+# The code a message runs, by place: the instructions executed at least once every other message (the larger run
+# less the smaller, per extra message), the distinct 64-byte cache lines holding them, and how often each such
+# instruction runs per message. When that is about once, the path is long straight code: its size, not loops, sets
+# the instruction count, and a path larger than the L1 instruction cache runs from L2 on every message.
+footprint() { # LARGE SMALL MESSAGES NAME
+    python3 - "$@" <<'PYTHON'
+import collections, sys
+def per_instruction(path):  # {(object, address): instructions}; objects by name (their "(id)" differs per file)
+    costs, skip, names, current = collections.Counter(), False, {}, ""
+    for line in open(path):
+        if line.startswith("ob="):
+            ident, _, name = line[3:].strip().partition(" ")
+            current = names.setdefault(ident, name or ident)
+        elif line.startswith("calls="):
+            skip = True  # the next line is the call's inclusive cost, not an instruction's own
+        elif skip:
+            skip = False
+        elif line.startswith("0x"):
+            fields = line.split()
+            costs[(current, int(fields[0], 16))] += int(fields[-1])
+    return costs
+large, small, messages = per_instruction(sys.argv[1]), per_instruction(sys.argv[2]), int(sys.argv[3])
+hot = {address: (count - small.get(address, 0)) / messages for address, count in large.items()}
+hot = {address: runs for address, runs in hot.items() if runs >= 0.5}
+lines = {(where, address // 64) for where, address in hot}
+print(f"{sys.argv[4]}: code footprint {len(lines) * 64 / 1024:.1f} KiB per message ({len(lines)} cache lines holding "
+      f"{len(hot)} distinct instructions, each run {sum(hot.values()) / max(len(hot), 1):.2f} times a message)")
 PYTHON
 }
 
