@@ -10,6 +10,9 @@
 # EDGE_EXTRA='YAML' adds settings to sip-edge's configuration (e.g. $'uring:\n  batch_wait_us: 200'), BASELINE_EXTRA
 # to the baseline's (BASELINE=.build/release/sip-edge and EDGE_EXTRA compare two settings of one build).
 #
+# PIN=1 runs the two SIPp processes on CPU 0 and each contestant on CPU 1 (taskset), so the contestant's caches hold
+# only its own code and the kernel's: what sharing the cores with the load generator costs.
+#
 # Needs perf (linux-perf), sipp, `swift build -c release`. Loopback only; every process started is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,10 +22,12 @@ CALLS=${CALLS:-20000}
 ROUNDS=${ROUNDS:-1}
 BASE_PORT=${BASE_PORT:-19870}  # below the ephemeral range
 PROXY=$BASE_PORT UAS=$((BASE_PORT + 1)) UAC=$((BASE_PORT + 2)) BACK=$((BASE_PORT + 3))
+LOAD_CPU=() CONTESTANT_CPU=()
+if [ "${PIN:-0}" = 1 ]; then LOAD_CPU=(taskset -c 0) CONTESTANT_CPU=(taskset -c 1); fi
 # shellcheck source=perf/work-dir.sh
 . perf/work-dir.sh
 cc -O2 -Wall -Wextra -Werror -o "$WORK/udp-relay" perf/udp-relay.c
-sipp -sn uas -aa -i 127.0.0.1 -p "$UAS" -nostdin > "$WORK/uas.log" 2>&1 &
+"${LOAD_CPU[@]}" sipp -sn uas -aa -i 127.0.0.1 -p "$UAS" -nostdin > "$WORK/uas.log" 2>&1 &
 pids+=($!)
 
 run() {  # NAME PID ROUND: the load through 127.0.0.1:$PROXY while perf samples PID
@@ -30,7 +35,7 @@ run() {  # NAME PID ROUND: the load through 127.0.0.1:$PROXY while perf samples 
     perf record -q -e cpu-clock -F 4999 -p "$pid" -o "$WORK/$name.data" > /dev/null 2>&1 &
     local recorder=$!
     sleep 0.3
-    timeout $((CALLS / RATE + 60)) sipp -sn uac "127.0.0.1:$PROXY" -i 127.0.0.1 -p "$UAC" -m "$CALLS" -r "$RATE" \
+    "${LOAD_CPU[@]}" timeout $((CALLS / RATE + 60)) sipp -sn uac "127.0.0.1:$PROXY" -i 127.0.0.1 -p "$UAC" -m "$CALLS" -r "$RATE" \
         -timeout $((CALLS / RATE + 30))s -nostdin > "$WORK/uac-$name.log" 2>&1 || echo "$name: sipp reported failures"
     kill -INT "$recorder" 2>/dev/null || echo "$name: perf record had already ended (the process exited?)"
     wait "$recorder" 2>/dev/null || true
@@ -77,7 +82,7 @@ edge_config "$WORK/sip-edge.yaml" "${EDGE_EXTRA:-}"
 edge_config "$WORK/baseline.yaml" "${BASELINE_EXTRA:-}"
 
 edge_round() {  # NAME BINARY ROUND
-    "$2" --config "$WORK/$1.yaml" > "$WORK/$1.log" 2>&1 &
+    "${CONTESTANT_CPU[@]}" "$2" --config "$WORK/$1.yaml" > "$WORK/$1.log" 2>&1 &
     local edge=$!
     pids+=($edge)
     sleep 2
@@ -87,11 +92,11 @@ edge_round() {  # NAME BINARY ROUND
     await_free_port
 }
 
-echo "sip-edge $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CALLS calls at $RATE/s, 6 messages each, $ROUNDS round(s)"
+echo "sip-edge $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CALLS calls at $RATE/s, 6 messages each, $ROUNDS round(s)${LOAD_CPU:+, load on CPU 0 and contestants on CPU 1}"
 for round in $(seq 1 "$ROUNDS"); do
     [ -n "${BASELINE:-}" ] && edge_round baseline "$BASELINE" "$round"
     edge_round sip-edge "$BIN" "$round"
-    "$WORK/udp-relay" "$PROXY" "$BACK" "$UAS" 3600 > "$WORK/relay.log" 2>&1 &
+    "${CONTESTANT_CPU[@]}" "$WORK/udp-relay" "$PROXY" "$BACK" "$UAS" 3600 > "$WORK/relay.log" 2>&1 &
     relay=$!
     pids+=($relay)
     sleep 0.5

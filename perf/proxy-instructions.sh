@@ -107,9 +107,10 @@ import collections, sys
 def per_instruction(path):  # {(object, address): instructions}; objects by name (their "(id)" differs per file)
     costs, skip, names, current = collections.Counter(), False, {}, ""
     for line in open(path):
-        if line.startswith("ob="):
-            ident, _, name = line[3:].strip().partition(" ")
-            current = names.setdefault(ident, name or ident)
+        if line.startswith(("ob=", "cob=")):  # an object's "(id) name" comes with whichever line names it first
+            ident, _, name = line.split("=", 1)[1].strip().partition(" ")
+            if name: names[ident] = name
+            if line.startswith("ob="): current = names.get(ident, ident)
         elif line.startswith("calls="):
             skip = True  # the next line is the call's inclusive cost, not an instruction's own
         elif skip:

@@ -141,14 +141,14 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline size_t CSIP_LOCAL
 
 /*
  * For the fast loop: the end of the name (first non-token byte) and the first control character (not HTAB) of the
- * line at `line`, from one shift of the masks of the line's block, or of the next block when the line runs into it;
- * neither is beyond end. line <= end: at end, a bit past end makes eol end, which the caller turns down. Token
- * characters and ':' are not control characters, so the control character is the line's end exactly when the name
- * ends in a colon. Returns 0 for a line running past the next block (the caller leaves it to general_line): a line
- * it returns is at most CSIP_FAST_LINE_MAX long, so the fast loop needs no length check when max_line is at least
- * that.
+ * line at `line`, from one shift of the masks of the line's block, or of the one or two blocks after it when the line
+ * runs into them; neither is beyond end. line <= end: at end, a bit past end makes eol end, which the caller turns
+ * down. Token characters and ':' are not control characters, so the control character is the line's end exactly when
+ * the name ends in a colon. Returns 0 for a line running past the second block after its own (the caller leaves it
+ * to general_line): a line it returns is at most CSIP_FAST_LINE_MAX long, so the fast loop needs no length check when
+ * max_line is at least that. Two blocks on, not one: a response's Via line with both hops (~125 bytes) is common.
  */
-#define CSIP_FAST_LINE_MAX 127
+#define CSIP_FAST_LINE_MAX 191
 SCAN_LINES_TARGET __attribute__((always_inline)) static inline int CSIP_LOCAL(find_line)(struct csip_block_cursor *cursor,
                                                              const uint8_t *buf, size_t line, size_t end,
                                                              size_t *name_end, size_t *eol) {
@@ -164,15 +164,20 @@ SCAN_LINES_TARGET __attribute__((always_inline)) static inline int CSIP_LOCAL(fi
         return 1;
     }
     /* No control bit from line on: not the last block (its bits past end are set), so next < end unless this block
-     * ends exactly at end. */
-    size_t next = cursor->block_end;
-    if (next >= end) return 0;
-    CSIP_LOCAL(load)(cursor, buf, next, end);
-    if (cursor->control == 0) return 0;
-    *name_end = nontoken != 0 ? line + (size_t)__builtin_ctzll(nontoken)
-                              : next + (size_t)__builtin_ctzll(cursor->nontoken);
-    *eol = next + (size_t)__builtin_ctzll(cursor->control); /* eol - line <= 127: line >= next - 64, eol < next + 64 */
-    return 1;
+     * ends exactly at end. The name ends in the first block that has a non-token bit. */
+    size_t name_found = nontoken != 0 ? line + (size_t)__builtin_ctzll(nontoken) : SIZE_MAX;
+    for (int more = 0; more < 2; more++) {
+        size_t next = cursor->block_end;
+        if (next >= end) return 0;
+        CSIP_LOCAL(load)(cursor, buf, next, end);
+        if (name_found == SIZE_MAX && cursor->nontoken != 0) name_found = next + (size_t)__builtin_ctzll(cursor->nontoken);
+        if (cursor->control != 0) {
+            *name_end = name_found; /* set: a control bit is a non-token bit */
+            *eol = next + (size_t)__builtin_ctzll(cursor->control); /* eol - line <= 191: line >= next - 64 * (more + 1) */
+            return 1;
+        }
+    }
+    return 0;
 }
 
 #else /* byte loops */

@@ -228,8 +228,8 @@ func text(_ bytes: [UInt8], _ span: ByteSpan) -> String {
             let filler = String(repeating: "x", count: pad)
             messages.append(Array("INVITE sip:\(filler)@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nContent-Length: 0\r\n\r\n".utf8))
             messages.append(Array("OPTIONS sip:a SIP/2.0\r\nX-\(filler): v\r\nSubject: a\r\n \(filler)\r\n\tb\r\nl: 0\r\n\r\n".utf8))
-            // Lines around the fast loop's longest line (127 bytes) and over two blocks.
-            let long = String(repeating: "y", count: 60 + pad * 2)
+            // Lines around the fast loop's longest line (191 bytes) and over three blocks.
+            let long = String(repeating: "y", count: 60 + pad * 3)
             messages.append(Array("BYE sip:a SIP/2.0\r\nSubject: \(long)\r\nX-\(long): \(filler)\r\nl: 0\r\n\r\n".utf8))
             for control: UInt8 in [0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1F, 0x7F, 0x80] {
                 var bytes = Array("A sip:a SIP/2.0\r\nTo: \(filler)y\r\nFrom: z\r\n\r\n".utf8)
@@ -238,7 +238,7 @@ func text(_ bytes: [UInt8], _ span: ByteSpan) -> String {
             }
         }
         for message in messages {
-            let lineLengths = [0, 20, 23, 24, 25, 40, 63, 64, 65, 126, 127, 128, 200].map { UInt32($0) }
+            let lineLengths = [0, 20, 23, 24, 25, 40, 63, 64, 65, 127, 128, 190, 191, 192, 270].map { UInt32($0) }
             for maxLine in lineLengths {
                 let limits = ScanLimits(maxLineLength: maxLine == 0 ? 8_192 : maxLine)
                 for length in 0...message.count {
