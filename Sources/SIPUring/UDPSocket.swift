@@ -101,7 +101,6 @@ extension UDPSocket {
 
 /// Receives up to `capacity` datagrams per system call (`recvmmsg`) into buffers allocated once.
 public final class DatagramBatch {
-    private let capacity: Int
     private let bufferSize: Int
     private let buffers: UnsafeMutablePointer<UInt8>
     private let sources: UnsafeMutablePointer<sockaddr_storage>
@@ -112,7 +111,6 @@ public final class DatagramBatch {
 
     public init(capacity: Int = 32, bufferSize: Int = 65_536) {
         precondition(capacity > 0 && capacity <= Int(CSIP_UDP_BATCH_MAX) && bufferSize > 0)
-        self.capacity = capacity
         self.bufferSize = bufferSize
         buffers = .allocate(capacity: capacity * bufferSize)
         sources = .allocate(capacity: capacity)
