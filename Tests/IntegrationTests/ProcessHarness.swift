@@ -65,28 +65,11 @@ enum ProcessHarness {
         return process
     }
 
-    /// Whether `process` is still running. Foundation learns of an exit through SIGCHLD, which can reach a
-    /// runner thread that discards it, leaving `isRunning` true for tens of seconds; /proc shows a zombie at once.
-    static func isRunning(_ process: Process) -> Bool {
-        process.isRunning && exitStatusOfZombie(process.processIdentifier) == nil
-    }
+    /// Whether `process` is still running (``ChildProcess/isRunning(_:)``: not trusting Foundation alone).
+    static func isRunning(_ process: Process) -> Bool { ChildProcess.isRunning(process) }
 
-    /// The exit status of a process that has exited (see ``isRunning(_:)``); -1 while it runs or was signalled.
-    static func exitStatus(_ process: Process) -> Int32 {
-        if !process.isRunning { return process.terminationReason == .exit ? process.terminationStatus : -1 }
-        guard let status = exitStatusOfZombie(process.processIdentifier), status & 0x7F == 0 else { return -1 }
-        return (status >> 8) & 0xFF
-    }
-
-    /// The wait status of an exited, not yet reaped child (field 52 of /proc/PID/stat), nil while it runs.
-    private static func exitStatusOfZombie(_ pid: Int32) -> Int32? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let end = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: end)...].split(whereSeparator: \.isWhitespace)
-        // fields[0] is the state (field 3); the exit code is field 52.
-        guard fields.first == "Z", fields.count >= 50 else { return nil }
-        return Int32(fields[49])
-    }
+    /// The exit status of a process that has exited; -1 while it runs or was signalled.
+    static func exitStatus(_ process: Process) -> Int32 { ChildProcess.exitStatus(process) }
 
     /// Runs `executable` to completion, bounded by `timeout` seconds; returns its exit status.
     static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval, log: String,
@@ -120,30 +103,8 @@ enum ProcessHarness {
                        timeout: TimeInterval(2 * timeoutSeconds), log: log)
     }
 
-    /// Stops a process this test started: SIGTERM, then SIGKILL after 3 s. Its children (Kamailio forks workers)
-    /// are ours too: whatever of them outlives it is killed by PID, or they would hold its output open and
-    /// `waitUntilExit` would never return.
-    static func stop(_ process: Process) {
-        guard isRunning(process) else { return }
-        let children = descendants(of: process.processIdentifier)
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(3)
-        while isRunning(process) && Date() < deadline { usleep(20_000) }
-        if isRunning(process) { kill(process.processIdentifier, SIGKILL) }
-        for child in children { kill(child, SIGKILL) }
-        // Bounded: Foundation learns of an exit asynchronously, and once (seen once under parallel suites) it did
-        // not; a test must then fail, never hang the run.
-        let reapDeadline = Date().addingTimeInterval(5)
-        while isRunning(process) && Date() < reapDeadline { usleep(20_000) }
-    }
-
-    /// Every process below `pid`, from /proc.
-    static func descendants(of pid: Int32) -> [Int32] {
-        let path = "/proc/\(pid)/task/\(pid)/children"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
-        let children = text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        return children + children.flatMap { descendants(of: $0) }
-    }
+    /// Stops a process this test started, its children too (``ChildProcess/stop(_:)``).
+    static func stop(_ process: Process) { ChildProcess.stop(process) }
 
     /// GETs `url` with curl (3 s at most) and returns what came back: the body, or with `headers` the status line
     /// and headers too; empty when nothing answered.

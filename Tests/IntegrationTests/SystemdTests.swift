@@ -1,4 +1,5 @@
 import Foundation
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -115,7 +116,7 @@ import Glibc
             }
         }
         #expect(stopping)
-        edge.waitUntilExit()
+        #expect(ChildProcess.waitForExit(edge, seconds: 10), "sip-edge did not exit after STOPPING=1")
         #expect(ProcessHarness.exitStatus(edge) == 0)
         // Drained and gone well within systemd's TimeoutStopSec.
         #expect(Date().timeIntervalSince(stopRequested) < 2)

@@ -352,7 +352,7 @@ func pump(_ client: Endpoint, _ server: Endpoint, rounds: Int = 200) {
             client.standardOutput = logHandle
             client.standardError = logHandle
             try client.run()
-            defer { stopProcess(client) }
+            defer { ChildProcess.stop(client) }
 
             let line = Array("OPTIONS sip:edge@localhost SIP/2.0\r\n".utf8)
             input.fileHandleForWriting.write(Data(line))
@@ -450,14 +450,4 @@ func sendAll(_ bytes: [UInt8], on descriptor: Int32) -> Bool {
         offset += sent
     }
     return true
-}
-
-/// Stops a process this test started, by its PID: SIGTERM, then SIGKILL after 3 s.
-func stopProcess(_ process: Process) {
-    guard process.isRunning else { return }
-    kill(process.processIdentifier, SIGTERM)
-    let deadline = Date().addingTimeInterval(3)
-    while process.isRunning && Date() < deadline { usleep(20_000) }
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    process.waitUntilExit()
 }

@@ -45,15 +45,13 @@ public struct TestCertificates {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        guard ChildProcess.waitForExit(process, seconds: 20) else {
+            ChildProcess.stop(process)
             throw CertificateError("openssl \(arguments.first ?? "") timed out")
         }
-        guard process.terminationStatus == 0 else {
-            throw CertificateError("openssl \(arguments.joined(separator: " ")) exited \(process.terminationStatus)")
+        let status = ChildProcess.exitStatus(process)
+        guard status == 0 else {
+            throw CertificateError("openssl \(arguments.joined(separator: " ")) exited \(status)")
         }
     }
 
