@@ -14,23 +14,31 @@
 #include <emmintrin.h>
 #endif
 
-/* The first offset in [from, to) holding `byte`, or `to`. to <= readable. */
-static inline size_t csip_find_byte(const uint8_t *buf, size_t from, size_t to, size_t readable, uint8_t byte) {
+/*
+ * The block walk the searches here and the runs of csip_chars.h share: 16 bytes a step from `from` while a whole block
+ * lies inside [0, readable), returning the first offset whose bit is set in `hits` (a 16-bit mask made from `block`),
+ * capped at `to`, or `to` once the blocks pass it. Near the end of the buffer it falls through to the caller's byte
+ * loop. Without SSE2 it only marks `readable` used.
+ */
 #if defined(__SSE2__)
-    const __m128i wanted = _mm_set1_epi8((char)byte);
-    while (from < to && readable - from >= 16) {
-        __m128i block = _mm_loadu_si128((const __m128i *)(const void *)(buf + from));
-        unsigned hits = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(block, wanted));
-        if (hits != 0) {
-            size_t found = from + (size_t)__builtin_ctz(hits);
-            return found < to ? found : to;
-        }
-        from += 16;
-    }
+#define CSIP_SSE2_FIRST(hits)                                                                                      \
+    while (from < to && readable - from >= 16) {                                                                   \
+        __m128i block = _mm_loadu_si128((const __m128i *)(const void *)(buf + from));                              \
+        unsigned marked = (unsigned)(hits);                                                                        \
+        if (marked != 0) {                                                                                         \
+            size_t found = from + (size_t)__builtin_ctz(marked);                                                   \
+            return found < to ? found : to;                                                                        \
+        }                                                                                                          \
+        from += 16;                                                                                                \
+    }                                                                                                              \
     if (from >= to) return to;
 #else
-    (void)readable;
+#define CSIP_SSE2_FIRST(hits) (void)readable;
 #endif
+
+/* The first offset in [from, to) holding `byte`, or `to`. to <= readable. */
+static inline size_t csip_find_byte(const uint8_t *buf, size_t from, size_t to, size_t readable, uint8_t byte) {
+    CSIP_SSE2_FIRST(_mm_movemask_epi8(_mm_cmpeq_epi8(block, _mm_set1_epi8((char)byte))))
     while (from < to && buf[from] != byte) from++;
     return from;
 }
@@ -82,28 +90,20 @@ static inline int csip_angle_brackets(const uint8_t *buf, size_t from, size_t to
  * holding ';', linear whitespace (SP, HTAB, CR, LF) or one of ',' '"' '<' '>' (which an addr-spec may not contain),
  * or `to`. to <= readable.
  */
-static inline size_t csip_end_of_addr_spec(const uint8_t *buf, size_t from, size_t to, size_t readable) {
 #if defined(__SSE2__)
-    while (from < to && readable - from >= 16) {
-        __m128i block = _mm_loadu_si128((const __m128i *)(const void *)(buf + from));
-        __m128i stops = _mm_or_si128(
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8(';')), _mm_cmpeq_epi8(block, _mm_set1_epi8(' '))),
-                         _mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8('\t')), _mm_cmpeq_epi8(block, _mm_set1_epi8('\r')))),
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8('\n')), _mm_cmpeq_epi8(block, _mm_set1_epi8(','))),
-                         _mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8('"')),
-                                      _mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8('<')),
-                                                   _mm_cmpeq_epi8(block, _mm_set1_epi8('>'))))));
-        unsigned hits = (unsigned)_mm_movemask_epi8(stops);
-        if (hits != 0) {
-            size_t found = from + (size_t)__builtin_ctz(hits);
-            return found < to ? found : to;
-        }
-        from += 16;
-    }
-    if (from >= to) return to;
-#else
-    (void)readable;
+/* 0xFF in each lane holding a byte that ends an addr-spec. */
+static inline __m128i csip_lanes_addr_spec_stops(__m128i block) {
+    __m128i spacing = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(block, _mm_set1_epi8('\t'))),
+                                   _mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8('\r')), _mm_cmpeq_epi8(block, _mm_set1_epi8('\n'))));
+    __m128i separators = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8(';')), _mm_cmpeq_epi8(block, _mm_set1_epi8(','))),
+                                      _mm_cmpeq_epi8(block, _mm_set1_epi8('"')));
+    __m128i brackets = _mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8('<')), _mm_cmpeq_epi8(block, _mm_set1_epi8('>')));
+    return _mm_or_si128(_mm_or_si128(spacing, separators), brackets);
+}
 #endif
+
+static inline size_t csip_end_of_addr_spec(const uint8_t *buf, size_t from, size_t to, size_t readable) {
+    CSIP_SSE2_FIRST(_mm_movemask_epi8(csip_lanes_addr_spec_stops(block)))
     for (; from < to; from++) {
         uint8_t c = buf[from];
         if (c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == '"' || c == '<' || c == '>') {

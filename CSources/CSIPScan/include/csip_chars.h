@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "csip_bytes.h" /* CSIP_SSE2_FIRST */
+
 enum csip_char_class {
     CSIP_CHARS_TOKEN = 1u << 0,
     CSIP_CHARS_WORD = 1u << 1,
@@ -116,35 +118,20 @@ static inline __attribute__((always_inline)) __m128i csip_lanes_word(__m128i byt
     return _mm_andnot_si128(excluded, csip_lanes_in_range(bytes, 0x21, 0x7e));
 }
 
-#define CSIP_SSE2_RUN(lanes)                                                                                        \
-    while (from < to && readable - from >= 16) {                                                                    \
-        __m128i block = _mm_loadu_si128((const __m128i *)(const void *)(buf + from));                               \
-        unsigned outside = (unsigned)_mm_movemask_epi8(lanes(block)) ^ 0xFFFFu;                                    \
-        if (outside != 0) {                                                                                         \
-            size_t found = from + (size_t)__builtin_ctz(outside);                                                   \
-            return found < to ? found : to;                                                                         \
-        }                                                                                                           \
-        from += 16;                                                                                                 \
-    }                                                                                                               \
-    if (from >= to) return to;
-#else
-#define CSIP_SSE2_RUN(lanes) (void)readable;
 #endif
 
 /* The first offset in [from, to) that is not a hostname character, or `to`. to <= readable. */
 static inline __attribute__((always_inline)) size_t csip_end_of_hostname_run(const uint8_t *buf, size_t from, size_t to,
                                                                            size_t readable) {
-    CSIP_SSE2_RUN(csip_lanes_hostname)
+    CSIP_SSE2_FIRST(_mm_movemask_epi8(csip_lanes_hostname(block)) ^ 0xFFFFu) /* the first byte outside the class */
     return csip_end_of_run(buf, from, to, CSIP_CHARS_HOSTNAME);
 }
 
 /* The first offset in [from, to) that is not a Call-ID word character, or `to`. to <= readable. */
 static inline __attribute__((always_inline)) size_t csip_end_of_word_run(const uint8_t *buf, size_t from, size_t to,
                                                                        size_t readable) {
-    CSIP_SSE2_RUN(csip_lanes_word)
+    CSIP_SSE2_FIRST(_mm_movemask_epi8(csip_lanes_word(block)) ^ 0xFFFFu)
     return csip_end_of_run(buf, from, to, CSIP_CHARS_WORD);
 }
-
-#undef CSIP_SSE2_RUN
 
 #endif
