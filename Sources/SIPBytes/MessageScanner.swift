@@ -137,8 +137,8 @@ public final class HeaderTable {
         precondition(index >= 0 && index < count, "header index out of range")
         let line = storage[index]
         return HeaderLine(
-            name: ByteSpan(offset: line.name.off, length: line.name.len),
-            value: ByteSpan(offset: line.value.off, length: line.value.len),
+            name: ByteSpan(line.name),
+            value: ByteSpan(line.value),
             kindCode: line.kind,
             flags: HeaderLineFlags(rawValue: line.flags)
         )
@@ -255,7 +255,7 @@ public final class MessageScanner {
             precondition(furthest <= packet.count, "scanner span out of bounds")
             headers.state.pointee.count = count
             return .complete(
-                startLine: ByteSpan(offset: result.start_line.off, length: result.start_line.len),
+                startLine: ByteSpan(result.start_line),
                 headerCount: count,
                 bodyOffset: Int(result.body_offset),
                 headerFlags: HeaderLineFlags(rawValue: UInt16(truncatingIfNeeded: result.header_flags))

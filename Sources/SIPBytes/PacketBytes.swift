@@ -1,5 +1,13 @@
 public import CSIPScan
 
+extension ByteSpan {
+    /// A span the C scanner reported.
+    @inlinable
+    public init(_ span: csip_span) {
+        self.init(offset: span.off, length: span.len)
+    }
+}
+
 /// A borrowed, read-only view of one message's bytes: a receive buffer, a slice of a stream buffer, or an array.
 ///
 /// `PacketBytes` holds no storage of its own. It is valid only while the memory it was made from stays alive and
