@@ -25,6 +25,8 @@
 #   The relay cannot Record-Route, so its uac's ACK and BYE go to it like everything else (the same 6 messages).
 # BASELINE=PATH adds a third contestant, another sip-edge binary (e.g. the build before a change) run with the same
 #   configuration in the same rounds, so a change on the message path is measured before and after in one run.
+#   BASELINE_CONFIG=FILE gives the baseline its own configuration (BASELINE=.build/release/sip-edge and
+#   BASELINE_CONFIG compare two settings of one build).
 # Tunables (environment): RATE=500 CALLS=5000 ROUNDS=3 WORKERS=1 RATES="500 1000 2000 4000" STEP_SECONDS=5
 #   BASE_PORT=26000 (uses BASE_PORT..BASE_PORT+3) CAPTURE=0 (1: HEP capture on as a contestant) EDGE_ARGS="" (extra sip-edge flags, e.g. --config FILE)
 #   KAMAILIO_CFG=perf/kamailio-stateless.cfg (perf/kamailio-stateful.cfg: tm's t_relay(), the reference for a
@@ -127,7 +129,7 @@ start_proxy() { # $1 = edge | baseline | capture | stateless | kamailio | relay
         PROXY_PID=$!
     elif [ "$1" != kamailio ]; then
         local binary=$EDGE mode=$EDGE_MODE config=${EDGE_CONFIG:-perf/load-generator.yaml}
-        [ "$1" = baseline ] && binary=$BASELINE
+        [ "$1" = baseline ] && binary=$BASELINE && config=${BASELINE_CONFIG:-$config}
         [ "$1" = capture ] && config=$WORK/capture.yaml
         [ "$1" = stateless ] && mode=stateless
         # The baseline may predate --mode: it is only given one when transaction mode is measured.

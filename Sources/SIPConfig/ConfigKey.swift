@@ -152,8 +152,8 @@ public struct ConfigKey: Sendable {
         .restart("uring.send_slots", \.uring.sendSlots, .integer(8...65_536), 256, "sends in flight per worker"),
         .restart("uring.send_slot_size", \.uring.sendSlotSize, .integer(512...65_536), 8_192,
                  "bytes; larger datagrams use sendto"),
-        .restart("uring.batch_wait_us", \.uring.batchWaitMicroseconds, .integer(0...100_000), 0,
-                 "under load, wait up to this long to batch completions; 0 = off"),
+        .restart("uring.batch_wait_us", \.uring.batchWaitMicroseconds, .integer(0...100_000), 300,
+                 "under dense traffic, wait up to this long to batch completions; 0 = off"),
 
         .reload("security.max_via_hops", \.security.maxViaHops, .integer(1...70), 20, "Via hops from the public side"),
         .reload("security.max_uri_length", \.security.maxURILength, .integer(32...8_192), 512, "bytes of Request-URI"),

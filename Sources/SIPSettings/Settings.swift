@@ -24,10 +24,11 @@ public struct URingOptions: Sendable, Equatable {
     public var sendSlots: UInt32 = 256
     /// Largest datagram sent through the ring; larger ones go through `sendto`. Default: 8,192.
     public var sendSlotSize: UInt32 = 8_192
-    /// Under load, how long a worker may wait for more completions before handling those it has, in
-    /// microseconds: fewer wake-ups (CPU) against at most this much added latency. 0 handles every completion at
-    /// once. An idle worker always wakes on the first packet. Default: 0 (lowest latency).
-    public var batchWaitMicroseconds: UInt32 = 0
+    /// Under dense traffic, how long a worker may wait for more completions before handling those it has, in
+    /// microseconds: fewer wake-ups (CPU) against at most this much added latency. Sparse traffic, and clients that
+    /// wait for each answer before sending again, are never held (see `BatchWait`). 0 handles every completion at
+    /// once. Default: 300.
+    public var batchWaitMicroseconds: UInt32 = 300
     /// Completions that end a batch wait early. Default: 32.
     public var batchSize: UInt32 = 32
     /// Most stream requests (armed TCP receives, sends, connects) in flight at once; about two per connection.

@@ -239,19 +239,20 @@ public final class EdgeWorker {
 
     private func runRing(_ ring: URing, until stop: StopSignal) throws(WorkerFailure) {
         let options = configuration.uring
-        var busy = false
+        var batchWait = BatchWait(windowMicroseconds: options.batchWaitMicroseconds, now: MonotonicClock.nanoseconds())
         while !stop.isStopped {
             if handover != nil, try followHandover(ring: ring) { break }
-            // Idle: sleep until the first packet (checking for stop every 200 ms). Busy: collect a batch, waiting at
-            // most batchWaitMicroseconds, so a loaded worker wakes per batch rather than per packet.
+            // Sparse traffic, or clients waiting for our answers: sleep until the first completion (waking for timers,
+            // and for stop every 200 ms). Dense traffic: collect a batch for at most the window (BatchWait).
+            let batched = batchWait.batches
             let waitStarted = MonotonicClock.nanoseconds()
-            let count = busy && options.batchWaitMicroseconds > 0
+            let count = batched
                 ? ring.wait(completions: options.batchSize, timeoutMicroseconds: options.batchWaitMicroseconds)
                 : ring.wait(completions: 1, timeoutMicroseconds: idleWaitMicroseconds())
             let woke = MonotonicClock.nanoseconds()
             loopClock.waited(from: waitStarted, to: woke)
+            batchWait.woke(batched: batched, slept: woke &- waitStarted, events: count, now: woke)
             pipeline.clock = woke
-            busy = count > 0
             let now = woke / 1_000_000
             publishIfDue(now: now)
             applyPolicyIfPosted()
