@@ -61,25 +61,10 @@ await_free_port() {
     for _ in $(seq 1 50); do [ -z "$(ss -Huan "sport = :$PROXY")" ] && return 0; sleep 0.1; done
 }
 
-edge_config() {  # FILE EXTRA: sip-edge's configuration for this load, EXTRA (YAML) added
-    cat > "$1" <<YAML
-listen: udp:127.0.0.1:$PROXY
-upstreams: [sip:127.0.0.1:$UAS]
-workers: 1
-admin:
-  listen: "off"
-rate_limit:
-  requests_per_window: 10000000
-  registers_per_window: 10000000
-security:
-  audit_log: "off"
-tcp:
-  enabled: false
-$2
-YAML
-}
-edge_config "$WORK/sip-edge.yaml" "${EDGE_EXTRA:-}"
-edge_config "$WORK/baseline.yaml" "${BASELINE_EXTRA:-}"
+# shellcheck source=perf/udp-edge-config.sh
+. perf/udp-edge-config.sh
+udp_edge_config "$WORK/sip-edge.yaml" "$PROXY" "$UAS" "${EDGE_EXTRA:-}"
+udp_edge_config "$WORK/baseline.yaml" "$PROXY" "$UAS" "${BASELINE_EXTRA:-}"
 
 edge_round() {  # NAME BINARY ROUND
     "${CONTESTANT_CPU[@]}" "$2" --config "$WORK/$1.yaml" > "$WORK/$1.log" 2>&1 &

@@ -239,7 +239,8 @@ public final class EdgeWorker {
 
     private func runRing(_ ring: URing, until stop: StopSignal) throws(WorkerFailure) {
         let options = configuration.uring
-        var batchWait = BatchWait(windowMicroseconds: options.batchWaitMicroseconds, now: MonotonicClock.nanoseconds())
+        var batchWait = BatchWait(windowMicroseconds: options.batchWaitMicroseconds, now: MonotonicClock.nanoseconds(),
+                                  threadCPU: ThreadCPUClock.nanoseconds())
         while !stop.isStopped {
             if handover != nil, try followHandover(ring: ring) { break }
             // Sparse traffic, or clients waiting for our answers: sleep until the first completion (waking for timers,
@@ -251,7 +252,8 @@ public final class EdgeWorker {
                 : ring.wait(completions: 1, timeoutMicroseconds: idleWaitMicroseconds())
             let woke = MonotonicClock.nanoseconds()
             loopClock.waited(from: waitStarted, to: woke)
-            batchWait.woke(batched: batched, slept: woke &- waitStarted, events: count, now: woke)
+            batchWait.woke(batched: batched, slept: woke &- waitStarted, events: count, now: woke,
+                           threadCPU: ThreadCPUClock.nanoseconds)
             pipeline.clock = woke
             let now = woke / 1_000_000
             publishIfDue(now: now)

@@ -15,6 +15,16 @@ public enum MonotonicClock {
     }
 }
 
+/// CPU time the calling thread has used, in user and kernel mode (the kernel's work for its io_uring included): what
+/// a worker's choices cost it. A system call, unlike the monotonic clock: for occasional samples, not per message.
+public enum ThreadCPUClock {
+    public static func nanoseconds() -> UInt64 {
+        var used = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &used)
+        return UInt64(used.tv_sec) * 1_000_000_000 + UInt64(used.tv_nsec)
+    }
+}
+
 /// Wall-clock time, for timestamps others read (HEP captures); never for durations.
 public enum WallClock {
     public static func now() -> (seconds: UInt32, microseconds: UInt32) {

@@ -1,0 +1,20 @@
+# Sourced by the perf scripts that run sip-edge over UDP between SIPp or their own clients and a core: writes its
+# configuration for a load test. One worker, every validator rule on, the rate limiter consulted but with per-source
+# limits no single load generator reaches, no admin listener, no audit log, no TCP.
+udp_edge_config() {  # FILE PROXY_PORT CORE_PORT EXTRA: EXTRA (YAML) is added
+    cat > "$1" <<YAML
+listen: udp:127.0.0.1:$2
+upstreams: [sip:127.0.0.1:$3]
+workers: 1
+admin:
+  listen: "off"
+rate_limit:
+  requests_per_window: 10000000
+  registers_per_window: 10000000
+security:
+  audit_log: "off"
+tcp:
+  enabled: false
+$4
+YAML
+}
