@@ -44,7 +44,7 @@ for round in $(seq 1 "$ROUNDS"); do
             echo "$clients $window $round $result" >> "$WORK/results"
             kill "$edge" "$uas"
             wait "$edge" "$uas" 2>/dev/null || true
-            for _ in $(seq 1 50); do [ -z "$(ss -Huan "sport = :$PROXY")" ] && break; sleep 0.1; done
+            await_free_udp_port "$PROXY"
         done
     done
 done

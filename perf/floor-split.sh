@@ -56,11 +56,6 @@ run() {  # NAME PID ROUND: the load through 127.0.0.1:$PROXY while perf samples 
     grep -v '\[kernel.kallsyms\]' "$WORK/$name.txt" | head -"${TOP_USER:-8}" | awk '{ printf "    %7s  %s %s\n", $1, $2, $NF }' || true
 }
 
-# The kernel tears an io_uring down after the process is gone, so sip-edge's socket may stay bound a moment.
-await_free_port() {
-    for _ in $(seq 1 50); do [ -z "$(ss -Huan "sport = :$PROXY")" ] && return 0; sleep 0.1; done
-}
-
 # shellcheck source=perf/udp-edge-config.sh
 . perf/udp-edge-config.sh
 udp_edge_config "$WORK/sip-edge.yaml" "$PROXY" "$UAS" "${EDGE_EXTRA:-}"
@@ -74,7 +69,7 @@ edge_round() {  # NAME BINARY ROUND
     run "$1" "$edge" "$3"
     kill "$edge"
     wait "$edge" 2>/dev/null || true
-    await_free_port
+    await_free_udp_port "$PROXY"
 }
 
 echo "sip-edge $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CALLS calls at $RATE/s, 6 messages each, $ROUNDS round(s)${LOAD_CPU:+, load on CPU 0 and contestants on CPU 1}"
@@ -88,7 +83,7 @@ for round in $(seq 1 "$ROUNDS"); do
     run relay "$relay" "$round"
     kill "$relay"
     wait "$relay" 2>/dev/null || true
-    await_free_port
+    await_free_udp_port "$PROXY"
 done
 
 # Medians over the rounds, ms per 1,000 messages, and each against the relay's median; then the per-round ratios

@@ -26,8 +26,8 @@ public struct URingOptions: Sendable, Equatable {
     public var sendSlotSize: UInt32 = 8_192
     /// Under dense traffic, how long a worker may wait for more completions before handling those it has, in
     /// microseconds: fewer wake-ups (CPU) against at most this much added latency. Sparse traffic, and clients that
-    /// wait for each answer before sending again, are never held (see `BatchWait`). 0 handles every completion at
-    /// once. Default: 300.
+    /// wait for each answer before sending again, are not held, except during a 50 ms check each second (see
+    /// `BatchWait`). 0 handles every completion at once. Default: 300.
     public var batchWaitMicroseconds: UInt32 = 300
     /// Completions that end a batch wait early. Default: 32.
     public var batchSize: UInt32 = 32

@@ -66,8 +66,7 @@ struct BatchWait {
             if now &- sampleStart >= Self.sampleNanoseconds {
                 if sampleEvents < Self.evidence {
                     // Too quiet to judge (or traffic only just began): sample again rather than decide a cycle.
-                    cycleStart = now
-                    startSample(.unbatchedSample, now: now, cpu: threadCPU())
+                    startCycle(now: now, cpu: threadCPU())
                     batchingAllowed = false
                 } else {
                     let cpu = threadCPU()
@@ -92,14 +91,18 @@ struct BatchWait {
             }
         case .decided(let batching):
             if now &- cycleStart >= Self.cycleNanoseconds {
-                cycleStart = now
-                startSample(.unbatchedSample, now: now, cpu: threadCPU())
+                startCycle(now: now, cpu: threadCPU())
                 batchingAllowed = false
             } else {
                 batchingAllowed = batching
             }
         }
         batches = batchingAllowed && events > 0 && (batched || slept < windowNanoseconds)
+    }
+
+    private mutating func startCycle(now: UInt64, cpu: UInt64) {
+        cycleStart = now
+        startSample(.unbatchedSample, now: now, cpu: cpu)
     }
 
     private mutating func startSample(_ next: Stage, now: UInt64, cpu: UInt64) {
