@@ -6,6 +6,7 @@
 #   ROUNDS=3 EXCHANGES=50000 CONNECTIONS="1 100 10000" KINDS="tcp ws kamailio" perf/stream-bench.sh
 #   KINDS="tls kamailio-tls" perf/stream-bench.sh      (TLS: both with the same self-signed P-256 certificate,
 #                                                      TLS 1.3 with the client's defaults; handshakes before "ready")
+#   BATCH_WAIT_US=0 KINDS="tcp tls" perf/stream-bench.sh  (sip-edge's uring.batch_wait_us; unset: its default)
 #
 # perf/stream-load.c (built here with the system compiler) opens the connections and sends OPTIONS over them in
 # turn, one in flight per connection and at most 256 in all (WS frames masked once when built), and is itself the
@@ -50,6 +51,7 @@ tcp:
   max_connections: 20000
 uring:
   receive_buffers: 1024
+${BATCH_WAIT_US:+  batch_wait_us: $BATCH_WAIT_US}
 websocket:
   listen: [ws:127.0.0.1:$WS_PORT]
 tls:
