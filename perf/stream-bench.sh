@@ -102,7 +102,7 @@ for connections in $CONNECTIONS; do
                 tls) port=$TLS_PORT mode=tls MEASURED_PID=$edge ;;
                 kamailio-tls) port=$KAMAILIO_TLS_PORT mode=tls MEASURED_PID=$kamailio_pid ;;
             esac
-            read -r cpu rate again <<< "$(measured_load "$mode" "$port" 0 "$connections" "$exchanges" 120)"
+            read -r cpu rate again _ <<< "$(measured_load "$mode" "$port" 0 "$connections" "$exchanges" 120)"
             printf '%-12s %-6s %-9s %14s %12s %11s\n' "$connections" "$round" "$kind" "$cpu" "$rate" "$again"
             echo "$connections $kind $cpu $rate" >> "$WORK/results"
             # The connections close at the end of a run: give the proxies a moment to take them down.

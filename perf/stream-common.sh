@@ -1,4 +1,4 @@
-# Sourced by perf/stream-bench.sh, perf/worker-balance.sh and perf/connection-memory.sh: a work directory removed on
+# Sourced by perf/stream-bench.sh, perf/udp-max-rate.sh, perf/worker-balance.sh and perf/connection-memory.sh: a work directory removed on
 # exit with every process started stopped by PID (append to `pids`: perf/work-dir.sh), perf/stream-load.c built into it, and the
 # helpers they share. Expects to run from the repository root with `set -euo pipefail`.
 # shellcheck source=perf/work-dir.sh
@@ -18,10 +18,12 @@ cpu_ticks() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# Runs stream-load with the arguments given (its output in $WORK/load.out) and prints "CPU_MS_PER_1000 RATE AGAIN"
-# for process $MEASURED_PID: CPU read once every connection is open (stream-load says "ready" and pauses 1 s), so
-# set-up (accept, a WebSocket upgrade) is not counted as message cost; per 1,000 messages of its EXCHANGES (two
-# messages each). Fails the script when the load does.
+# Runs stream-load with the arguments given (its output in $WORK/load.out) and prints
+# "CPU_MS_PER_1000 RATE AGAIN LOST" for process $MEASURED_PID: CPU read once every connection is open (stream-load says
+# "ready" and pauses 1 s), so set-up (accept, a WebSocket upgrade) is not counted as message cost; per 1,000 messages
+# of its EXCHANGES (two messages each). RATE is exchanges a second (udp: the rate sent), AGAIN the requests sent again
+# (streams), LOST the requests never answered (udp). Fails the script when the load does, except for lost datagrams
+# when LOSS_ALLOWED=1 (perf/udp-max-rate.sh: where loss starts is what it measures).
 measured_load() {
     "$WORK/stream-load" "$@" > "$WORK/load.out" 2>&1 &
     local loader=$!
@@ -29,12 +31,16 @@ measured_load() {
     sleep 0.5
     local before after
     before=$(cpu_ticks "$MEASURED_PID")
-    wait "$loader" || { echo "stream-load $* failed: $(cat "$WORK/load.out")" >&2; exit 1; }
+    if ! wait "$loader"; then
+        [ "${LOSS_ALLOWED:-0}" = 1 ] && grep -q ' lost$' "$WORK/load.out" \
+            || { echo "stream-load $* failed: $(cat "$WORK/load.out")" >&2; exit 1; }
+    fi
     after=$(cpu_ticks "$MEASURED_PID")
     local line
     line=$(grep answered "$WORK/load.out")
     awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$5" \
         -v rate="$(echo "$line" | sed -E 's/.*\(([0-9]+)\/s\).*/\1/')" \
-        -v again="$(echo "$line" | sed -E 's/.*, ([0-9]+) sent again.*/\1/')" \
-        'BEGIN { printf "%.3f %d %d\n", t * 1000 / hz * 1000 / (2 * n), rate, again }'
+        -v again="$(echo "$line" | sed -nE 's/.*, ([0-9]+) sent again.*/\1/p')" \
+        -v lost="$(echo "$line" | sed -nE 's/.*, ([0-9]+) lost$/\1/p')" \
+        'BEGIN { printf "%.3f %d %d %d\n", t * 1000 / hz * 1000 / (2 * n), rate, again, lost }'
 }

@@ -1,9 +1,10 @@
 /*
- * stream-load: SIP load over TCP or WebSocket for perf/websocket-bench.sh, and the SIP core behind the edge.
+ * stream-load: SIP load over TCP, WebSocket, TLS or UDP for the perf scripts, and the SIP core behind the edge.
  *
  *   stream-load tcp|ws|tls EDGE_PORT CORE_PORT CONNECTIONS EXCHANGES SECONDS
  *   stream-load hold|holdtls PORT 0 CONNECTIONS 0 SECONDS
  *   stream-load core 0 CORE_PORT 1 0 SECONDS
+ *   stream-load udp EDGE_PORT CORE_PORT RATE EXCHANGES SECONDS
  *
  * Opens CONNECTIONS to 127.0.0.1:EDGE_PORT (for ws: the HTTP upgrade with the "sip" subprotocol first), then
  * sends OPTIONS over them in turn, at most one in flight per connection and STREAM_LOAD_WINDOW (256) in all, until
@@ -21,6 +22,10 @@
  * completed TLS handshake on each (OpenSSL, no certificate check: the bench's own self-signed one).
  *
  * tls: as tcp, inside TLS (each connection's handshake done while opening, before "ready").
+ *
+ * udp: open loop, for perf/udp-max-rate.sh: OPTIONS at RATE a second from one UDP socket to 127.0.0.1:EDGE_PORT,
+ * EXCHANGES of them, answered by a core in its own process (`stream-load core` on CORE_PORT); prints
+ * "answered N of M in S s (R/s), L lost".
  *
  * Connections come from 127.0.0.1 and, past 20,000, from 127.0.0.2... as well (each source address has about
  * 28,000 ephemeral ports toward one destination); STREAM_LOAD_SOURCES=N spreads them over 127.0.0.1 + 0..N-1.
@@ -212,47 +217,153 @@ static int take_responses(struct connection *c, int ws) {
     return answered;
 }
 
-/* The core: answer each forwarded request with a 200 carrying its Via, From, To, Call-ID and CSeq lines. */
-static void answer_core(int fd) {
-    unsigned char request[4096];
-    struct sockaddr_in from;
-    for (;;) {
-        socklen_t from_length = sizeof from;
-        ssize_t n = recvfrom(fd, request, sizeof request - 1, MSG_DONTWAIT, (struct sockaddr *)&from, &from_length);
-        if (n <= 0) return;
-        request[n] = 0;
-        char response[4096];
-        size_t at = (size_t)snprintf(response, sizeof response, "SIP/2.0 200 OK\r\n");
-        char *line = strstr((char *)request, "\r\n");
-        while (line != NULL && line[2] != '\r') {
-            char *start = line + 2, *next = strstr(start, "\r\n");
-            if (next == NULL) break;
-            size_t length = (size_t)(next - start) + 2;
-            if ((!strncasecmp(start, "Via:", 4) || !strncasecmp(start, "From:", 5) || !strncasecmp(start, "To:", 3)
-                 || !strncasecmp(start, "Call-ID:", 8) || !strncasecmp(start, "CSeq:", 5))
-                && at + length < sizeof response - 32) {
-                memcpy(response + at, start, length);
-                at += length;
-            }
-            line = next;
+/* The core's 200 to one forwarded request: its Via, From, To, Call-ID and CSeq lines copied. Returns the length. */
+static size_t core_answer(const unsigned char *request_bytes, size_t request_length, char *response, size_t capacity) {
+    char request[4096];
+    if (request_length >= sizeof request) request_length = sizeof request - 1;
+    memcpy(request, request_bytes, request_length);
+    request[request_length] = 0;
+    size_t at = (size_t)snprintf(response, capacity, "SIP/2.0 200 OK\r\n");
+    char *line = strstr(request, "\r\n");
+    while (line != NULL && line[2] != '\r') {
+        char *start = line + 2, *next = strstr(start, "\r\n");
+        if (next == NULL) break;
+        size_t length = (size_t)(next - start) + 2;
+        if ((!strncasecmp(start, "Via:", 4) || !strncasecmp(start, "From:", 5) || !strncasecmp(start, "To:", 3)
+             || !strncasecmp(start, "Call-ID:", 8) || !strncasecmp(start, "CSeq:", 5))
+            && at + length < capacity - 32) {
+            memcpy(response + at, start, length);
+            at += length;
         }
-        at += (size_t)snprintf(response + at, sizeof response - at, "Content-Length: 0\r\n\r\n");
-        /* The socket is non-blocking: a full send buffer (EAGAIN) waits for room rather than losing the answer, which
+        line = next;
+    }
+    at += (size_t)snprintf(response + at, capacity - at, "Content-Length: 0\r\n\r\n");
+    return at;
+}
+
+/* The core: answers every forwarded request waiting on fd, up to CORE_BATCH a system call each way (recvmmsg,
+ * sendmmsg), so that at the UDP load's rates the core costs little next to what it measures. */
+enum { CORE_BATCH = 64, CORE_DATAGRAM = 4096 };
+struct core_buffers {
+    unsigned char requests[CORE_BATCH][CORE_DATAGRAM];
+    char responses[CORE_BATCH][CORE_DATAGRAM];
+    struct sockaddr_in sources[CORE_BATCH];
+};
+static void answer_core(int fd, struct core_buffers *b) {
+    unsigned char (*requests)[CORE_DATAGRAM] = b->requests;
+    char (*responses)[CORE_DATAGRAM] = b->responses;
+    struct sockaddr_in *sources = b->sources;
+    struct mmsghdr in[CORE_BATCH], out[CORE_BATCH];
+    struct iovec in_vectors[CORE_BATCH], out_vectors[CORE_BATCH];
+    for (;;) {
+        memset(in, 0, sizeof in);
+        for (int i = 0; i < CORE_BATCH; i++) {
+            in_vectors[i] = (struct iovec){.iov_base = requests[i], .iov_len = CORE_DATAGRAM};
+            in[i].msg_hdr = (struct msghdr){.msg_name = &sources[i], .msg_namelen = sizeof sources[i],
+                                            .msg_iov = &in_vectors[i], .msg_iovlen = 1};
+        }
+        int got = recvmmsg(fd, in, CORE_BATCH, MSG_DONTWAIT, NULL);
+        if (got <= 0) return;
+        memset(out, 0, sizeof out);
+        for (int i = 0; i < got; i++) {
+            size_t length = core_answer(requests[i], in[i].msg_len, responses[i], CORE_DATAGRAM);
+            out_vectors[i] = (struct iovec){.iov_base = responses[i], .iov_len = length};
+            out[i].msg_hdr = (struct msghdr){.msg_name = &sources[i], .msg_namelen = in[i].msg_hdr.msg_namelen,
+                                             .msg_iov = &out_vectors[i], .msg_iovlen = 1};
+        }
+        /* The socket is non-blocking: a full send buffer (EAGAIN) waits for room rather than losing answers, which
          * a client over TCP would never retransmit. */
-        while (sendto(fd, response, at, 0, (struct sockaddr *)&from, from_length) < 0) {
-            if (errno != EAGAIN && errno != EINTR) {
-                perror("sendto");
+        int done = 0;
+        while (done < got) {
+            int n = sendmmsg(fd, out + done, (unsigned)(got - done), 0);
+            if (n > 0) {
+                done += n;
+                continue;
+            }
+            if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                perror("sendmmsg");
                 break;
             }
             struct pollfd writable = {.fd = fd, .events = POLLOUT};
             if (poll(&writable, 1, 100) < 0 && errno != EINTR) break;
         }
+        if (got < CORE_BATCH) return;
     }
+}
+
+/* udp: OPTIONS from one UDP socket at `rate` a second (open loop: sent on time whether answered or not, up to
+ * UDP_BATCH per sendmmsg every millisecond), until `exchanges` were sent; then at most 1 s more for the last
+ * answers. Every answer must be the core's 200. Prints "answered N of M in S s (R/s), L lost"; exits 0 when none
+ * was lost. The core (CORE_PORT, named in the Request-URI) runs in its own process: `stream-load core`. */
+enum { UDP_BATCH = 64 };
+static int run_udp(int edge_port, int core_port, long rate, long exchanges, double seconds) {
+    struct connection *c = calloc(1, sizeof *c);
+    if (c == NULL) die("calloc");
+    build(c, 0, 0, "UDP", core_port);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) die("socket");
+    int buffer_bytes = 4 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes) != 0) perror("SO_RCVBUF");
+    struct sockaddr_in edge = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    edge.sin_port = htons((uint16_t)edge_port);
+    if (connect(fd, (struct sockaddr *)&edge, sizeof edge) != 0) die("connect");
+    printf("ready\n");
+    fflush(stdout);
+    usleep(1000000); /* the protocol of the TCP modes: whoever measures starts now */
+    struct mmsghdr out[UDP_BATCH], in[UDP_BATCH];
+    struct iovec out_vectors[UDP_BATCH], in_vectors[UDP_BATCH];
+    unsigned char (*answers)[CORE_DATAGRAM] = malloc(UDP_BATCH * sizeof *answers);
+    if (answers == NULL) die("malloc");
+    long sent = 0, answered = 0;
+    double started = now_seconds(), deadline = started + seconds, last_sent = started;
+    while (now_seconds() < deadline && (sent < exchanges || (answered < exchanges && now_seconds() - last_sent < 1))) {
+        double now = now_seconds();
+        long due = (long)((now - started) * (double)rate);
+        if (due > exchanges) due = exchanges;
+        while (sent < due) {
+            int batch = due - sent < UDP_BATCH ? (int)(due - sent) : UDP_BATCH;
+            memset(out, 0, sizeof out);
+            for (int i = 0; i < batch; i++) {
+                int v = (int)((sent + i) % VARIANTS);
+                out_vectors[i] = (struct iovec){.iov_base = c->messages[v], .iov_len = c->lengths[v]};
+                out[i].msg_hdr = (struct msghdr){.msg_iov = &out_vectors[i], .msg_iovlen = 1};
+            }
+            int n = sendmmsg(fd, out, (unsigned)batch, 0);
+            if (n < 0 && errno != EAGAIN && errno != EINTR) die("sendmmsg");
+            if (n <= 0) break; /* the send buffer is full: again after the next wait */
+            sent += n;
+            last_sent = now;
+        }
+        for (;;) {
+            memset(in, 0, sizeof in);
+            for (int i = 0; i < UDP_BATCH; i++) {
+                in_vectors[i] = (struct iovec){.iov_base = answers[i], .iov_len = CORE_DATAGRAM};
+                in[i].msg_hdr = (struct msghdr){.msg_iov = &in_vectors[i], .msg_iovlen = 1};
+            }
+            int got = recvmmsg(fd, in, UDP_BATCH, MSG_DONTWAIT, NULL);
+            if (got < 0 && errno == ECONNREFUSED) die("the proxy's port refused the load");
+            if (got <= 0) break;
+            for (int i = 0; i < got; i++) check_ok(answers[i], in[i].msg_len);
+            answered += got;
+            if (got < UDP_BATCH) break;
+        }
+        struct pollfd ready = {.fd = fd, .events = POLLIN};
+        if (poll(&ready, 1, 1) < 0 && errno != EINTR) die("poll");
+    }
+    double elapsed = last_sent - started;
+    if (elapsed <= 0) elapsed = 1e-9;
+    printf("answered %ld of %ld in %.3f s (%.0f/s), %ld lost\n", answered, exchanges, elapsed, sent / elapsed,
+           exchanges - answered);
+    close(fd);
+    free(answers);
+    free(c);
+    return answered == exchanges ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
     if (argc != 7) {
-        fprintf(stderr, "usage: stream-load tcp|ws|tls|hold|holdtls|core EDGE_PORT CORE_PORT CONNECTIONS EXCHANGES SECONDS\n");
+        fprintf(stderr, "usage: stream-load tcp|ws|tls|hold|holdtls|core EDGE_PORT CORE_PORT CONNECTIONS EXCHANGES SECONDS\n"
+                        "       stream-load udp EDGE_PORT CORE_PORT RATE EXCHANGES SECONDS\n");
         return 2;
     }
     int ws = strcmp(argv[1], "ws") == 0;
@@ -266,6 +377,11 @@ int main(int argc, char **argv) {
         context = SSL_CTX_new(TLS_client_method());
         if (context == NULL) die("SSL_CTX_new");
         SSL_CTX_set_verify(context, SSL_VERIFY_NONE, NULL); /* the bench's own self-signed certificate */
+    }
+    if (strcmp(argv[1], "udp") == 0) {
+        /* count is the rate here. */
+        if (count < 1 || count > 1000000 || exchanges < 1 || seconds <= 0) return 2;
+        return run_udp(edge_port, core_port, count, exchanges, seconds);
     }
     if (count < 1 || count > 100000 || (exchanges < 1 && !hold && !core_only) || seconds <= 0) return 2;
 
@@ -283,12 +399,14 @@ int main(int argc, char **argv) {
     if (setsockopt(core, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes) != 0) perror("SO_RCVBUF");
     struct epoll_event event = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
     if (epoll_ctl(epoll, EPOLL_CTL_ADD, core, &event) != 0) die("epoll_ctl");
+    struct core_buffers *core_buffers = malloc(sizeof *core_buffers);
+    if (core_buffers == NULL) die("malloc");
 
     if (core_only) {
         double until = now_seconds() + seconds;
         while (now_seconds() < until) {
             struct epoll_event ready;
-            if (epoll_wait(epoll, &ready, 1, 200) > 0) answer_core(core);
+            if (epoll_wait(epoll, &ready, 1, 200) > 0) answer_core(core, core_buffers);
         }
         return 0;
     }
@@ -406,7 +524,7 @@ int main(int argc, char **argv) {
         if (ready < 0) die("epoll_wait");
         for (int e = 0; e < ready; e++) {
             if (events[e].data.u64 == UINT64_MAX) {
-                answer_core(core);
+                answer_core(core, core_buffers);
                 continue;
             }
             int index = (int)events[e].data.u64;
@@ -451,6 +569,7 @@ int main(int argc, char **argv) {
     if (context != NULL) SSL_CTX_free(context);
     free(connections);
     close(core);
+    free(core_buffers);
     close(epoll);
     return answered == exchanges ? 0 : 1;
 }

@@ -50,7 +50,7 @@ worker_messages() { # "w0 w1"
     curl -s "http://127.0.0.1:$((BASE_PORT + 2))/metrics" \
         | awk '/^sip_worker_messages_total\{worker="0"\}/ { a = $2 } /^sip_worker_messages_total\{worker="1"\}/ { b = $2 } END { print a + 0, b + 0 }'
 }
-# One load run from `$1` client addresses; prints "CPU_MS_PER_1000 EXCHANGES_PER_S SENT_AGAIN".
+# One load run from `$1` client addresses; prints "CPU_MS_PER_1000 EXCHANGES_PER_S SENT_AGAIN LOST".
 load() {
     MEASURED_PID=$edge STREAM_LOAD_SOURCES=$1 measured_load tcp "$BASE_PORT" 0 "$CONNECTIONS" "$EXCHANGES" 120
 }
