@@ -31,6 +31,19 @@ public enum TransportKind: UInt8, Sendable, CaseIterable {
         }
     }
 
+    /// The transport a Via's protocol token names (any case), nil for one the edge does not speak (SCTP, ...).
+    init?(viaToken span: ByteSpan, in bytes: PacketBytes) {
+        guard span.count >= 2, span.count <= 3, bytes.contains(span) else { return nil }
+        switch ASCII.lowercased(word: bytes.word(at: span.start, length: span.count)) {
+        case ASCII.word("udp"): self = .udp
+        case ASCII.word("tcp"): self = .tcp
+        case ASCII.word("tls"): self = .tls
+        case ASCII.word("ws"): self = .ws
+        case ASCII.word("wss"): self = .wss
+        default: return nil
+        }
+    }
+
     public var isStream: Bool { self != .udp }
     /// Carried in WebSocket frames (RFC 6455) after an HTTP upgrade.
     public var isWebSocket: Bool { self == .ws || self == .wss }

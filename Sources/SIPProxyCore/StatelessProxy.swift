@@ -642,7 +642,7 @@ public final class StatelessProxy {
     private func processResponse(_ message: SIPMessage, source: Flow) -> ForwardDecision {
         let fromClient = side(of: source.address) == .client
         let bytes = message.bytes
-        guard isOurs(host: message.topVia.host, port: message.topVia.port, in: bytes) else {
+        guard isOurVia(message.topVia, in: bytes) else {
             return .drop(.responseNotForUs)
         }
         // The next hop is the second Via: read it, then remove ours.
@@ -706,15 +706,27 @@ public final class StatelessProxy {
     /// How many Via hops carry our own sent-by.
     private func ownViaCount(in message: SIPMessage) -> Int {
         let bytes = message.bytes
-        var count = isOurs(host: message.topVia.host, port: message.topVia.port, in: bytes) ? 1 : 0
+        var count = isOurVia(message.topVia, in: bytes) ? 1 : 0
         guard message.viaHopCount > 1 else { return count }
         var index = 0
         try? message.forEachElement(of: .via) { element throws(SIPParseError) in
             index += 1
             guard index > 1, let hop = try? ViaHop.parse(bytes, element) else { return }
-            if isOurs(host: hop.host, port: hop.port, in: bytes) { count += 1 }
+            if isOurVia(hop, in: bytes) { count += 1 }
         }
         return count
+    }
+
+    /// True when `hop` carries a sent-by we write: our public host with the port we are reached at over the hop's
+    /// transport (UDP and TCP share the advertised port; TLS, WS and WSS have their own), or the upstream-facing
+    /// one over the upstream transport (connections to the core, health probes). The transport counts: a TCP client
+    /// on this host may have, as its own port, the number of a UDP socket of ours, and is not us.
+    private func isOurVia(_ hop: ViaHop, in bytes: PacketBytes) -> Bool {
+        guard let transport = TransportKind(viaToken: hop.transport, in: bytes) else { return false }
+        let port = hop.port ?? 5060
+        let isInternalPort = transport == configuration.upstreamTransport
+            && (port == internalPort || (!formerInternalPorts.isEmpty && formerInternalPorts.contains(port)))
+        return isOurs(host: hop.host, public: port == publicPort(for: transport), internal: isInternalPort, in: bytes)
     }
 
     /// The port clients reach us at over `transport`: TLS, WS and WSS have their own, UDP and TCP share the
@@ -746,13 +758,19 @@ public final class StatelessProxy {
         (uri.scheme == .sip || uri.scheme == .sips) && isOurs(host: uri.host, port: uri.port, in: bytes)
     }
 
-    /// Our advertised host on any port we are reached at (public, TLS, or this worker's upstream-facing one), or the
-    /// internal host on the upstream-facing port.
+    /// A URI's host and port name us: our advertised host on any port we are reached at (public, TLS, WS, or this
+    /// worker's upstream-facing one), or the internal host on the upstream-facing port. (Vias: ``isOurVia(_:in:)``.)
     private func isOurs(host: ByteSpan, port: UInt16?, in bytes: PacketBytes) -> Bool {
         let port = port ?? 5060
         let isPublicPort = port == configuration.advertised.port || port == configuration.advertisedTLSPort
             || port == configuration.advertisedWSPort || port == configuration.advertisedWSSPort
         let isInternalPort = port == internalPort || (!formerInternalPorts.isEmpty && formerInternalPorts.contains(port))
+        return isOurs(host: host, public: isPublicPort, internal: isInternalPort, in: bytes)
+    }
+
+    /// `host` names us, given whether its port is one of our public ports or the upstream-facing one.
+    private func isOurs(host: ByteSpan, public isPublicPort: Bool, internal isInternalPort: Bool,
+                        in bytes: PacketBytes) -> Bool {
         guard isPublicPort || isInternalPort else { return false }
         // Our own Vias and Routes carry the advertised host exactly as we write it: no parse needed for those.
         if bytes.equals(host, advertisedHostText) { return true }

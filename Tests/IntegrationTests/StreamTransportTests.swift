@@ -334,7 +334,7 @@ final class OpenSSLClient {
         process.executableURL = URL(fileURLWithPath: TestCertificates.openssl)
         process.arguments = arguments
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)  // a failure throws just below
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle

@@ -300,6 +300,47 @@ func reparses(_ text: String) -> Bool {
         // A compact multi-hop Via line is read hop by hop.
         #expect(try run(request(vias: ["\(core1), \(ours), \(ours)"]), from: core).0 == .reply(status: 482, to: .udp(core)))
     }
+
+    /// A Via is ours only with the port we are reached at over its own transport: a TCP client on the edge's host
+    /// whose ephemeral port happens to be the number of our upstream-facing UDP socket (or of our TLS port) is a
+    /// client, not a loop; the same port over the transport we use there is a loop. Responses likewise.
+    @Test func ownViaNeedsTheTransportAndPortWeWrite() throws {
+        let internalPort: UInt16 = 41_000
+        let parser = try SIPParser()
+        let proxy = StatelessProxy(configuration: ProxyConfiguration(
+            advertised: edge, upstreams: [core], flowKey: testFlowKey, advertisedTLSPort: 5061,
+            internalPort: internalPort))
+        let tcpClient = Flow(transport: .tcp, address: EndpointAddress.parse("127.0.0.1", port: internalPort)!)
+        func requestDecision(via: String, from source: Flow) throws -> ForwardDecision {
+            let bytes = lines(["OPTIONS sip:core@127.0.0.1:5070 SIP/2.0", "Via: \(via)", "Max-Forwards: 70",
+                               "From: <sip:load@example.com>;tag=l1", "To: <sip:core@127.0.0.1>", "Call-ID: via-1",
+                               "CSeq: 1 OPTIONS", "Content-Length: 0"])
+            return try bytes.withPacketBytes { proxy.process(try parser.parse($0), from: source) }
+        }
+        // The client's own address in its TCP Via: forwarded, whatever the number.
+        #expect(try requestDecision(via: "SIP/2.0/TCP 127.0.0.1:\(internalPort);branch=z9hG4bKt1", from: tcpClient)
+                == .forward(to: .udp(core)))
+        #expect(try requestDecision(via: "SIP/2.0/TCP 127.0.0.1:5061;branch=z9hG4bKt2", from: tcpClient)
+                == .forward(to: .udp(core)))
+        // Our host with the port of the Via's own transport, from the public side: ours, so a loop.
+        #expect(try requestDecision(via: "SIP/2.0/UDP 127.0.0.1:\(internalPort);branch=z9hG4bKt3", from: tcpClient)
+                == .reply(status: 482, to: tcpClient))
+        #expect(try requestDecision(via: "SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKt4", from: tcpClient)
+                == .reply(status: 482, to: tcpClient))
+        #expect(try requestDecision(via: "SIP/2.0/tls 127.0.0.1:5061;branch=z9hG4bKt5", from: tcpClient)
+                == .reply(status: 482, to: tcpClient))
+
+        func responseDecision(topVia: String) throws -> ForwardDecision {
+            let bytes = lines(["SIP/2.0 200 OK", "Via: \(topVia)",
+                               "Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKclient1;rport=40000;received=192.0.2.10",
+                               "From: <sip:alice@example.com>;tag=a1", "To: <sip:bob@example.com>;tag=b1",
+                               "Call-ID: call-1@10.0.0.5", "CSeq: 1 INVITE", "Content-Length: 0"])
+            return try bytes.withPacketBytes { proxy.process(try parser.parse($0), source: core) }
+        }
+        #expect(try responseDecision(topVia: "SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bK1") == .forward(to: .udp(phone)))
+        // TLS is reached at 5061 here, so a TLS Via naming 5060 is not one we wrote.
+        #expect(try responseDecision(topVia: "SIP/2.0/TLS 127.0.0.1:5060;rport;branch=z9hG4bK1") == .drop(.responseNotForUs))
+    }
 }
 
 @Suite struct StatelessProxyIPv6Tests {
