@@ -11,14 +11,30 @@ import Glibc
 public enum ChildProcess {
     /// Whether `process` is still running.
     public static func isRunning(_ process: Process) -> Bool {
-        process.isRunning && exitStatusOfZombie(process.processIdentifier) == nil
+        guard process.isRunning else { return false }
+        if case .running = state(of: process.processIdentifier) { return true }
+        return false
     }
 
     /// The exit status of a process that has exited; -1 while it runs or when it was killed by a signal.
     public static func exitStatus(_ process: Process) -> Int32 {
-        if !process.isRunning { return process.terminationReason == .exit ? process.terminationStatus : -1 }
-        guard let status = exitStatusOfZombie(process.processIdentifier), status & 0x7F == 0 else { return -1 }
-        return (status >> 8) & 0xFF
+        if !process.isRunning { return foundationStatus(process) }
+        switch state(of: process.processIdentifier) {
+        case .running:
+            return -1
+        case .exited(let status):
+            return status & 0x7F == 0 ? (status >> 8) & 0xFF : -1
+        case .reaped:
+            // Foundation reaped it between the two reads above and records its status next: wait for that (bounded),
+            // rather than report an exit as "still running" (seen under TSan, where the window is wider).
+            let deadline = Date().addingTimeInterval(2)
+            while process.isRunning && Date() < deadline { usleep(5_000) }
+            return process.isRunning ? -1 : foundationStatus(process)
+        }
+    }
+
+    private static func foundationStatus(_ process: Process) -> Int32 {
+        process.terminationReason == .exit ? process.terminationStatus : -1
     }
 
     /// Waits at most `seconds` for `process` to exit; true when it did.
@@ -49,13 +65,21 @@ public enum ChildProcess {
         return children + children.flatMap { descendants(of: $0) }
     }
 
-    /// The wait status of an exited, not yet reaped child (field 52 of /proc/PID/stat), nil while it runs.
-    private static func exitStatusOfZombie(_ pid: Int32) -> Int32? {
+    private enum State {
+        case running
+        /// Exited, not yet reaped: its wait status.
+        case exited(Int32)
+        /// Gone from /proc: reaped already.
+        case reaped
+    }
+
+    /// What /proc says of a child: running, a zombie with its wait status (field 52 of /proc/PID/stat), or gone.
+    private static func state(of pid: Int32) -> State {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let end = stat.lastIndex(of: ")") else { return nil }
+            let end = stat.lastIndex(of: ")") else { return .reaped }
         let fields = stat[stat.index(after: end)...].split(whereSeparator: \.isWhitespace)
         // fields[0] is the state (field 3); the exit code is field 52.
-        guard fields.first == "Z", fields.count >= 50 else { return nil }
-        return Int32(fields[49])
+        guard fields.first == "Z", fields.count >= 50, let status = Int32(fields[49]) else { return .running }
+        return .exited(status)
     }
 }
