@@ -114,8 +114,8 @@ echo "medians (CPU ms per 1000 messages, exchanges/s):"
 for connections in $CONNECTIONS; do
     line="  $connections connections:"
     for kind in $KINDS; do
-        cpu=$(awk -v c="$connections" -v k="$kind" '$1 == c && $2 == k { print $3 }' "$WORK/results" | median)
-        rate=$(awk -v c="$connections" -v k="$kind" '$1 == c && $2 == k { print $4 }' "$WORK/results" | median)
+        cpu=$(median_of "$WORK/results" "$connections" "$kind" 3)
+        rate=$(median_of "$WORK/results" "$connections" "$kind" 4)
         eval "cpu_${kind//-/_}=$cpu"
         line+=" $kind $cpu ($rate/s);"
     done

@@ -18,6 +18,11 @@ cpu_ticks() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# The median of column COLUMN over the lines of FILE whose first two fields are KEY1 and KEY2 (a results file).
+median_of() {  # FILE KEY1 KEY2 COLUMN
+    awk -v a="$2" -v b="$3" -v column="$4" '$1 == a && $2 == b { print $column }' "$1" | median
+}
+
 # Runs stream-load with the arguments given (its output in $WORK/load.out) and prints
 # "CPU_MS_PER_1000 RATE AGAIN LOST" for process $MEASURED_PID: CPU read once every connection is open (stream-load says
 # "ready" and pauses 1 s), so set-up (accept, a WebSocket upgrade) is not counted as message cost; per 1,000 messages

@@ -217,12 +217,9 @@ static int take_responses(struct connection *c, int ws) {
     return answered;
 }
 
-/* The core's 200 to one forwarded request: its Via, From, To, Call-ID and CSeq lines copied. Returns the length. */
-static size_t core_answer(const unsigned char *request_bytes, size_t request_length, char *response, size_t capacity) {
-    char request[4096];
-    if (request_length >= sizeof request) request_length = sizeof request - 1;
-    memcpy(request, request_bytes, request_length);
-    request[request_length] = 0;
+/* The core's 200 to one forwarded request (NUL-terminated): its Via, From, To, Call-ID and CSeq lines copied.
+ * Returns the length. */
+static size_t core_answer(char *request, char *response, size_t capacity) {
     size_t at = (size_t)snprintf(response, capacity, "SIP/2.0 200 OK\r\n");
     char *line = strstr(request, "\r\n");
     while (line != NULL && line[2] != '\r') {
@@ -245,30 +242,39 @@ static size_t core_answer(const unsigned char *request_bytes, size_t request_len
  * sendmmsg), so that at the UDP load's rates the core costs little next to what it measures. */
 enum { CORE_BATCH = 64, CORE_DATAGRAM = 4096 };
 struct core_buffers {
-    unsigned char requests[CORE_BATCH][CORE_DATAGRAM];
+    char requests[CORE_BATCH][CORE_DATAGRAM];
     char responses[CORE_BATCH][CORE_DATAGRAM];
     struct sockaddr_in sources[CORE_BATCH];
 };
+
+/* Sets up `count` receive headers for recvmmsg, one buffer of CORE_DATAGRAM - 1 bytes each (room left for a NUL),
+ * with the sender's address in sources[i] when sources is not NULL. */
+static void receive_headers(struct mmsghdr *in, struct iovec *vectors, char (*buffers)[CORE_DATAGRAM],
+                            struct sockaddr_in *sources, int count) {
+    memset(in, 0, (size_t)count * sizeof *in);
+    for (int i = 0; i < count; i++) {
+        vectors[i] = (struct iovec){.iov_base = buffers[i], .iov_len = CORE_DATAGRAM - 1};
+        in[i].msg_hdr = (struct msghdr){.msg_iov = &vectors[i], .msg_iovlen = 1};
+        if (sources != NULL) {
+            in[i].msg_hdr.msg_name = &sources[i];
+            in[i].msg_hdr.msg_namelen = sizeof sources[i];
+        }
+    }
+}
+
 static void answer_core(int fd, struct core_buffers *b) {
-    unsigned char (*requests)[CORE_DATAGRAM] = b->requests;
-    char (*responses)[CORE_DATAGRAM] = b->responses;
-    struct sockaddr_in *sources = b->sources;
     struct mmsghdr in[CORE_BATCH], out[CORE_BATCH];
     struct iovec in_vectors[CORE_BATCH], out_vectors[CORE_BATCH];
     for (;;) {
-        memset(in, 0, sizeof in);
-        for (int i = 0; i < CORE_BATCH; i++) {
-            in_vectors[i] = (struct iovec){.iov_base = requests[i], .iov_len = CORE_DATAGRAM};
-            in[i].msg_hdr = (struct msghdr){.msg_name = &sources[i], .msg_namelen = sizeof sources[i],
-                                            .msg_iov = &in_vectors[i], .msg_iovlen = 1};
-        }
+        receive_headers(in, in_vectors, b->requests, b->sources, CORE_BATCH);
         int got = recvmmsg(fd, in, CORE_BATCH, MSG_DONTWAIT, NULL);
         if (got <= 0) return;
         memset(out, 0, sizeof out);
         for (int i = 0; i < got; i++) {
-            size_t length = core_answer(requests[i], in[i].msg_len, responses[i], CORE_DATAGRAM);
-            out_vectors[i] = (struct iovec){.iov_base = responses[i], .iov_len = length};
-            out[i].msg_hdr = (struct msghdr){.msg_name = &sources[i], .msg_namelen = in[i].msg_hdr.msg_namelen,
+            b->requests[i][in[i].msg_len] = 0;
+            size_t length = core_answer(b->requests[i], b->responses[i], CORE_DATAGRAM);
+            out_vectors[i] = (struct iovec){.iov_base = b->responses[i], .iov_len = length};
+            out[i].msg_hdr = (struct msghdr){.msg_name = &b->sources[i], .msg_namelen = in[i].msg_hdr.msg_namelen,
                                              .msg_iov = &out_vectors[i], .msg_iovlen = 1};
         }
         /* The socket is non-blocking: a full send buffer (EAGAIN) waits for room rather than losing answers, which
@@ -312,7 +318,7 @@ static int run_udp(int edge_port, int core_port, long rate, long exchanges, doub
     usleep(1000000); /* the protocol of the TCP modes: whoever measures starts now */
     struct mmsghdr out[UDP_BATCH], in[UDP_BATCH];
     struct iovec out_vectors[UDP_BATCH], in_vectors[UDP_BATCH];
-    unsigned char (*answers)[CORE_DATAGRAM] = malloc(UDP_BATCH * sizeof *answers);
+    char (*answers)[CORE_DATAGRAM] = malloc(UDP_BATCH * sizeof *answers);
     if (answers == NULL) die("malloc");
     long sent = 0, answered = 0;
     double started = now_seconds(), deadline = started + seconds, last_sent = started;
@@ -335,15 +341,11 @@ static int run_udp(int edge_port, int core_port, long rate, long exchanges, doub
             last_sent = now;
         }
         for (;;) {
-            memset(in, 0, sizeof in);
-            for (int i = 0; i < UDP_BATCH; i++) {
-                in_vectors[i] = (struct iovec){.iov_base = answers[i], .iov_len = CORE_DATAGRAM};
-                in[i].msg_hdr = (struct msghdr){.msg_iov = &in_vectors[i], .msg_iovlen = 1};
-            }
+            receive_headers(in, in_vectors, answers, NULL, UDP_BATCH);
             int got = recvmmsg(fd, in, UDP_BATCH, MSG_DONTWAIT, NULL);
             if (got < 0 && errno == ECONNREFUSED) die("the proxy's port refused the load");
             if (got <= 0) break;
-            for (int i = 0; i < got; i++) check_ok(answers[i], in[i].msg_len);
+            for (int i = 0; i < got; i++) check_ok((const unsigned char *)answers[i], in[i].msg_len);
             answered += got;
             if (got < UDP_BATCH) break;
         }

@@ -90,7 +90,7 @@ echo "medians, CPU ms per 1,000 messages (lost requests over all rounds):"
 for rate in $RATES; do
     line="  $rate/s:"
     for contestant in $CONTESTANTS; do
-        cpu=$(awk -v r="$rate" -v c="$contestant" '$1 == r && $2 == c { print $3 }' "$WORK/results" | median)
+        cpu=$(median_of "$WORK/results" "$rate" "$contestant" 3)
         lost=$(awk -v r="$rate" -v c="$contestant" '$1 == r && $2 == c { s += $4 } END { print s + 0 }' "$WORK/results")
         eval "cpu_${contestant//-/_}=$cpu"
         line+=" $contestant $cpu ($lost lost);"

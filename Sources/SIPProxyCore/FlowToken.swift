@@ -32,6 +32,8 @@ public enum TransportKind: UInt8, Sendable, CaseIterable {
     }
 
     /// The transport a Via's protocol token names (any case), nil for one the edge does not speak (SCTP, ...).
+    /// The cases spell ``viaName`` lower-cased: a switch on one word, as every response is checked with it
+    /// (`allCases` would build an array each time).
     init?(viaToken span: ByteSpan, in bytes: PacketBytes) {
         guard span.count >= 2, span.count <= 3, bytes.contains(span) else { return nil }
         switch ASCII.lowercased(word: bytes.word(at: span.start, length: span.count)) {

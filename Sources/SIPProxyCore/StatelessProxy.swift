@@ -724,8 +724,7 @@ public final class StatelessProxy {
     private func isOurVia(_ hop: ViaHop, in bytes: PacketBytes) -> Bool {
         guard let transport = TransportKind(viaToken: hop.transport, in: bytes) else { return false }
         let port = hop.port ?? 5060
-        let isInternalPort = transport == configuration.upstreamTransport
-            && (port == internalPort || (!formerInternalPorts.isEmpty && formerInternalPorts.contains(port)))
+        let isInternalPort = transport == configuration.upstreamTransport && isInternal(port: port)
         return isOurs(host: hop.host, public: port == publicPort(for: transport), internal: isInternalPort, in: bytes)
     }
 
@@ -764,8 +763,12 @@ public final class StatelessProxy {
         let port = port ?? 5060
         let isPublicPort = port == configuration.advertised.port || port == configuration.advertisedTLSPort
             || port == configuration.advertisedWSPort || port == configuration.advertisedWSSPort
-        let isInternalPort = port == internalPort || (!formerInternalPorts.isEmpty && formerInternalPorts.contains(port))
-        return isOurs(host: host, public: isPublicPort, internal: isInternalPort, in: bytes)
+        return isOurs(host: host, public: isPublicPort, internal: isInternal(port: port), in: bytes)
+    }
+
+    /// This worker's upstream-facing port, or one a reload retired.
+    private func isInternal(port: UInt16) -> Bool {
+        port == internalPort || (!formerInternalPorts.isEmpty && formerInternalPorts.contains(port))
     }
 
     /// `host` names us, given whether its port is one of our public ports or the upstream-facing one.
