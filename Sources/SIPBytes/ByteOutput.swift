@@ -119,6 +119,16 @@ public struct ScratchBytes: ByteOutput {
         try withExtendedLifetime(storage) { try body(UnsafeRawBufferPointer(start: storage.base, count: length)) }
     }
 
+    @inlinable
+    public var isEmpty: Bool { length == 0 }
+
+    /// Runs `body` with a borrowed view of the bytes (valid only during the call), the way a message leaves: the
+    /// sender copies it where it goes (a send slot, a stream's queue) with no array in between.
+    @inlinable
+    public func withPacketBytes<Result>(_ body: (PacketBytes) -> Result) -> Result {
+        withUnsafeBytes { body(PacketBytes(unsafeBorrowing: $0)) }
+    }
+
     /// The bytes as an array (tests, diagnostics).
     public var bytes: [UInt8] {
         var array: [UInt8] = []

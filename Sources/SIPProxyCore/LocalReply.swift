@@ -6,7 +6,7 @@ import SIPParsing
 enum LocalReply {
     /// Returns false, and leaves `output` empty, when a needed line is missing or carries control characters: the
     /// caller then sends nothing (an empty output is never sent), never a previous message.
-    static func build(into output: inout [UInt8], bytes: PacketBytes, headers: HeaderTable, status: UInt16,
+    static func build(into output: inout ScratchBytes, bytes: PacketBytes, headers: HeaderTable, status: UInt16,
                       reason: StaticString, detail: String?, retryAfter: UInt32?, tag: UInt64?,
                       unsupported: [ByteSpan] = []) -> Bool {
         var seen = HeaderSet()
@@ -16,7 +16,7 @@ enum LocalReply {
             let kind = HeaderKind(code: line.kindCode)
             guard kind == .via || kind == .from || kind == .to || kind == .callID || kind == .cseq else { continue }
             if line.flags.contains(.controlCharacters) {
-                output.removeAll(keepingCapacity: true)
+                output.truncate(to: 0)
                 return false
             }
             seen.insert(HeaderSet(kind))
@@ -24,11 +24,11 @@ enum LocalReply {
         }
         let needed: HeaderSet = [HeaderSet(.via), HeaderSet(.from), HeaderSet(.to), HeaderSet(.callID), HeaderSet(.cseq)]
         guard seen.isSuperset(of: needed) else {
-            output.removeAll(keepingCapacity: true)
+            output.truncate(to: 0)
             return false
         }
 
-        output.removeAll(keepingCapacity: true)
+        output.truncate(to: 0)
         output.append(ascii: "SIP/2.0 ")
         appendDecimal(UInt64(status), to: &output)
         output.append(UInt8(ascii: " "))
@@ -36,7 +36,7 @@ enum LocalReply {
         if let detail {
             // Fixed explanation text from our own tables: printable ASCII only, never message bytes.
             output.append(ascii: " (")
-            output.append(contentsOf: detail.utf8.filter { $0 >= 0x20 && $0 < 0x7F })
+            output.append(bytes: detail.utf8.filter { $0 >= 0x20 && $0 < 0x7F })
             output.append(UInt8(ascii: ")"))
         }
         output.append(ascii: "\r\n")

@@ -14,8 +14,8 @@ public struct MessageEditor {
     /// its capacity, costs a generic `replaceSubrange` per message.
     private var edits: [Edit]
     private var editCount = 0
-    /// The inserted bytes (edits hold ranges of it), then while ``apply(to:end:into:)`` runs the whole message
-    /// after them: many small appends a message, each a copy here where an array's costs ~100 instructions.
+    /// The inserted bytes (edits hold ranges of it): many small appends a message, each a copy here where an
+    /// array's costs ~100 instructions.
     private var scratch = ScratchBytes(capacity: 16_384)
 
     public init() {
@@ -50,7 +50,7 @@ public struct MessageEditor {
     }
 
     /// Writes `bytes[0..<end]` with the edits applied into `output` (which is cleared first).
-    public mutating func apply(to bytes: PacketBytes, end: Int, into output: inout [UInt8]) {
+    public mutating func apply(to bytes: PacketBytes, end: Int, into output: inout ScratchBytes) {
         // Few edits: an insertion sort, stable so that inserts at one offset keep their order.
         if editCount > 1 {
             for i in 1..<editCount {
@@ -63,20 +63,15 @@ public struct MessageEditor {
                 edits[j + 1] = edit
             }
         }
-        // Assembled after the inserted bytes, then one copy into `output`: one array append a message, not one
-        // per piece.
-        let messageStart = scratch.count
+        output.truncate(to: 0)
         var position = 0
         for i in 0..<editCount {
             let edit = edits[i]
             precondition(edit.offset >= position, "overlapping message edits")
-            bytes.append(ByteSpan(from: position, to: edit.offset), to: &scratch)
-            scratch.appendCopy(of: edit.insertion)
+            bytes.append(ByteSpan(from: position, to: edit.offset), to: &output)
+            scratch.append(edit.insertion, to: &output)
             position = edit.offset + edit.removeCount
         }
-        bytes.append(ByteSpan(from: position, to: end), to: &scratch)
-        output.removeAll(keepingCapacity: true)
-        scratch.append(messageStart..<scratch.count, to: &output)
-        scratch.truncate(to: messageStart)
+        bytes.append(ByteSpan(from: position, to: end), to: &output)
     }
 }

@@ -135,8 +135,9 @@ public final class StatelessProxy {
     /// Upstream-facing ports a predecessor process used (a zero-downtime restart handed its sockets to this
     /// worker): the Path and Record-Route entries it wrote name them, so they are ours too.
     public private(set) var formerInternalPorts: [UInt16] = []
-    /// The bytes to send after ``process(_:from:)`` returns `.forward` or `.reply`. Reused.
-    public private(set) var output: [UInt8] = []
+    /// The bytes to send after ``process(_:from:)`` returns `.forward` or `.reply`. Reused; a sender copies them
+    /// where they go (``ScratchBytes/withPacketBytes(_:)``): no array between the edits and the send slot.
+    public private(set) var output = ScratchBytes(capacity: 70_000)
     private var editor = MessageEditor()
     private let tokens: FlowTokenCodec
     private let passthroughTags: [[UInt8]]
@@ -167,7 +168,6 @@ public final class StatelessProxy {
         internalHostPortText = hostPort(configuration.internalHost ?? configuration.advertised,
                                         Self.internalPort(in: configuration))
         noteUpstreamAddresses()
-        output.reserveCapacity(70_000)
     }
 
     /// True when `address` is one of the upstreams (exact address and port, draining ones included).
@@ -423,7 +423,7 @@ public final class StatelessProxy {
     /// from this worker's upstream-facing address, so the answer comes back to this worker. `callID` must start
     /// with ``probeCallIDPrefix``; Max-Forwards 0 keeps the core from relaying it (RFC 3261 §11.1: it answers itself).
     public func buildProbe(to upstream: EndpointAddress, callID: String, sequence: UInt32) {
-        output.removeAll(keepingCapacity: true)
+        output.truncate(to: 0)
         output.append(ascii: "OPTIONS sip:")
         upstream.appendURIHostPort(to: &output)
         if let transport = configuration.upstreamTransport.uriParameter {
@@ -435,8 +435,7 @@ public final class StatelessProxy {
         output.append(UInt8(ascii: " "))
         appendInternalHostPort(to: &output)
         output.append(ascii: ";rport;branch=z9hG4bK")
-        output.append(contentsOf: callID.utf8.suffix(from: callID.utf8.index(callID.utf8.startIndex,
-            offsetBy: Self.probeCallIDPrefix.utf8CodeUnitCount)))
+        output.append(bytes: Array(callID.utf8.dropFirst(Self.probeCallIDPrefix.utf8CodeUnitCount)))
         output.append(ascii: "\r\nMax-Forwards: 0\r\nFrom: <sip:sip-edge@")
         appendInternalHostPort(to: &output)
         output.append(ascii: ">;tag=")
@@ -444,7 +443,7 @@ public final class StatelessProxy {
         output.append(ascii: "\r\nTo: <sip:")
         upstream.appendURIHost(to: &output)
         output.append(ascii: ">\r\nCall-ID: ")
-        output.append(contentsOf: callID.utf8)
+        output.append(bytes: Array(callID.utf8))
         output.append(ascii: "\r\nCSeq: ")
         appendDecimal(UInt64(sequence), to: &output)
         output.append(ascii: " OPTIONS\r\nUser-Agent: sip-edge health probe\r\nContent-Length: 0\r\n\r\n")

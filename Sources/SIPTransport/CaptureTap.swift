@@ -79,9 +79,9 @@ final class CaptureTap {
     }
 
     /// A message the worker handed to the kernel (or a connection's queue) for `flow`.
-    func sent(_ bytes: [UInt8], to flow: Flow, isUpstream: Bool) {
+    func sent(_ packet: PacketBytes, to flow: Flow, isUpstream: Bool) {
         guard capturesSent else { return }
-        bytes.withPacketBytes { packet in
+        do {
             if !handling {
                 // Sent on its own (a probe, a timer's retransmission or 408): find its Call-ID.
                 handledCallID.removeAll(keepingCapacity: true)

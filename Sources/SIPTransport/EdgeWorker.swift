@@ -610,9 +610,9 @@ extension EdgeWorker: FlowSink {
     /// Sends `bytes` down `flow`: a pooled connection when it is a TCP/TLS upstream, a UDP address (through the
     /// upstream socket when it is an upstream), or one of this worker's connections. False when the flow is gone
     /// (or belongs to another worker).
-    func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool {
+    func deliver(_ bytes: PacketBytes, to flow: Flow) -> Bool {
         // A reply that could not be built safely is empty: nothing goes out.
-        guard !bytes.isEmpty else { return false }
+        guard bytes.count > 0 else { return false }
         let toUpstream = pipeline.proxy.isUpstream(flow.address)
         guard send(bytes, to: flow, toUpstream: toUpstream) else { return false }
         pipeline.counters.countSent(bytes, toUpstream: toUpstream ? flow.address : nil)
@@ -620,10 +620,10 @@ extension EdgeWorker: FlowSink {
         return true
     }
 
-    private func send(_ bytes: [UInt8], to flow: Flow, toUpstream: Bool) -> Bool {
+    private func send(_ bytes: PacketBytes, to flow: Flow, toUpstream: Bool) -> Bool {
         if toUpstream, let streams, !streams.pool.isEmpty {  // isPooled, with the upstream test already made
             guard let connection = streams.pooledConnection(to: flow.address) else { return false }
-            return streams.send(bytes[...], on: connection)
+            return streams.send(bytes, on: connection)
         }
         guard flow.transport.isStream else {
             let lost = driver.sendDatagram(bytes, to: flow.address, viaUpstream: toUpstream, sockets: sockets)
@@ -631,7 +631,7 @@ extension EdgeWorker: FlowSink {
             return lost == 0
         }
         guard let streams, let connection = streams.connection(for: flow) else { return false }
-        return streams.send(bytes[...], on: connection)
+        return streams.send(bytes, on: connection)
     }
 
     func probeAnswered(callID: String, status: Int) {

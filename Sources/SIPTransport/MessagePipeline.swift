@@ -9,15 +9,27 @@ import SIPMetrics
 /// Where the pipeline's output goes: the worker's sockets, connections and upstream pool. The pipeline decides,
 /// the sink moves bytes; tests drive the pipeline with a sink that records instead.
 protocol FlowSink: AnyObject {
-    /// Sends `bytes` down `flow`; false when the flow is gone (a closed connection, another worker's, no pooled
-    /// connection up).
-    func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool
+    /// Sends `bytes` down `flow` (copied where they go: borrowed only for the call); false when the flow is gone (a
+    /// closed connection, another worker's, no pooled connection up).
+    func deliver(_ bytes: PacketBytes, to flow: Flow) -> Bool
     /// True when `upstream` is reached over pooled TCP/TLS connections (a failed delivery there means none is up).
     func isPooled(_ upstream: EndpointAddress) -> Bool
     /// A response from an upstream to one of the edge's own health probes (never forwarded).
     func probeAnswered(callID: String, status: Int)
     /// A request sent to `upstream` went unanswered or could not be sent (transaction mode): a failed probe.
     func upstreamFailed(_ upstream: EndpointAddress)
+}
+
+extension FlowSink {
+    /// Sends the proxy's output (``StatelessProxy/output``) down `flow`.
+    func deliver(_ bytes: ScratchBytes, to flow: Flow) -> Bool {
+        bytes.withPacketBytes { deliver($0, to: flow) }
+    }
+
+    /// Sends stored bytes (the transaction layer's) down `flow`.
+    func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool {
+        bytes.withPacketBytes { deliver($0, to: flow) }
+    }
 }
 
 /// What happens to one message, whatever carried it: parse -> policy (rate limit, validator) -> proxy core ->

@@ -62,6 +62,8 @@ final class StreamTransport {
     private let sweepInterval: UInt64
     /// Scratch for a WebSocket frame on its way out (header and message).
     var outgoingFrame: [UInt8] = []
+    /// Scratch for a message on its way out, copied from the borrowed bytes it was built in.
+    private var outgoingMessage: [UInt8] = []
 
     init(ring: URing, pipeline: MessagePipeline, worker: Int, configuration: WorkerConfiguration,
          tlsContext: TLSContext?, handover: WorkerHandover? = nil) throws {
@@ -352,6 +354,14 @@ final class StreamTransport {
 
     /// Queues a SIP message toward the connection (in a WebSocket frame for ws/wss, encrypted for TLS), in order.
     /// False when the connection was cut, or is a WebSocket not (or no longer) open.
+    /// Sends a message borrowed for the call: copied into a reused array first (the stream path queues, encrypts
+    /// and frames array slices).
+    func send(_ bytes: PacketBytes, on connection: StreamConnection) -> Bool {
+        outgoingMessage.removeAll(keepingCapacity: true)
+        bytes.append(bytes.all, to: &outgoingMessage)
+        return send(outgoingMessage[...], on: connection)
+    }
+
     func send(_ bytes: ArraySlice<UInt8>, on connection: StreamConnection) -> Bool {
         guard let session = connection.webSocket else { return transmit(bytes, on: connection) }
         guard session.phase == .open else { return false }

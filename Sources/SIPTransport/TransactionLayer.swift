@@ -48,6 +48,8 @@ final class TransactionLayer {
     private var freeHead: Int32
     /// A stored message copied out to be sent or read; and what is built from it. Reused.
     private var stored: [UInt8] = []
+    /// The proxy's output as an array (the layer stores and scans arrays), reused message after message.
+    private var outputCopy: [UInt8] = []
     private var built: [UInt8] = []
     private var toLine: [UInt8] = []
     /// What the layer counts; the pipeline publishes it with its own counters.
@@ -130,10 +132,7 @@ final class TransactionLayer {
             records[index].routingHash = proxy.routingHash(for: message)
             records[index].attempts = 1
             if let member = proxy.upstreams.index(of: upstream.address) { records[index].excluded = 1 << UInt64(member) }
-            guard let offset = ForwardedRequest.branchDigitsOffset(in: proxy.output),
-                let base = ForwardedRequest.branch(at: offset, in: proxy.output),
-                let client = startClient(server: index, request: proxy.output, to: upstream,
-                                         method: message.method.known, now: now) else {
+            guard let (base, client) = track(server: index, to: upstream, method: message.method.known, now: now) else {
                 // Not trackable (store or table full): this one goes statelessly.
                 end(index)
                 counters.statelessFallbacks += 1
@@ -149,7 +148,7 @@ final class TransactionLayer {
                 // The client stops retransmitting at once (RFC 3261 §16.2; §17.2.1).
                 proxy.buildReply(to: message, status: 100, reason: "Trying", addTag: false)
                 if sink.deliver(proxy.output, to: flow) { counters.replied += 1 }
-                records[index].message = store.store(proxy.output)
+                records[index].message = store.store(outputArray())
             }
             if sent {
                 counters.forwarded += 1
@@ -250,7 +249,7 @@ final class TransactionLayer {
         }
         switch proxy.process(message, from: flow) {
         case .forward(let destination):
-            respond(server, status: status, bytes: proxy.output, to: destination, now: now, sink: sink)
+            respond(server, status: status, bytes: outputArray(), to: destination, now: now, sink: sink)
         case .drop(let reason):
             counters.dropped[WorkerCounters.index(of: reason)] += 1
         case .reply:
@@ -484,6 +483,25 @@ final class TransactionLayer {
 
     /// Hands a response (the core's, relayed, or the edge's own) to the server transaction, which sends it to
     /// the client unless it has already sent a final one, and keeps it to answer retransmissions.
+    /// Starts the client transaction for the request in ``StatelessProxy/output``: its branch value and the client
+    /// record, or nil when it cannot be tracked. (A function of its own, so the copy is let go before the next.)
+    private func track(server: Int, to upstream: Flow, method: SIPMethod.Known, now: UInt64) -> (UInt64, Int)? {
+        let request = outputArray()
+        guard let offset = ForwardedRequest.branchDigitsOffset(in: request),
+            let base = ForwardedRequest.branch(at: offset, in: request),
+            let client = startClient(server: server, request: request, to: upstream, method: method, now: now)
+        else { return nil }
+        return (base, client)
+    }
+
+    /// ``StatelessProxy/output`` copied into ``outputCopy``, whose storage is reused as long as no caller keeps the
+    /// array past the next copy.
+    private func outputArray() -> [UInt8] {
+        outputCopy.removeAll(keepingCapacity: true)
+        proxy.output.withPacketBytes { $0.append($0.all, to: &outputCopy) }
+        return outputCopy
+    }
+
     private func respond<Sink: FlowSink>(_ server: Int, status: Int, bytes: [UInt8], to destination: Flow,
                                          now: UInt64, sink: Sink,
                                          local: Bool = false) {

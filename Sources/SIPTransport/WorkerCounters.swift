@@ -32,12 +32,16 @@ public struct WorkerCounters: Sendable {
     public var parseErrorsByCode = [Int](repeating: 0, count: SIPParseError.Code.allCases.count)
     /// Requests by transport (indexed like `TransportKind`) and method (indexed like `SIPMethod.Known.allCases`),
     /// and responses by transport.
-    public var requestsByMethod = [[Int]](repeating: [Int](repeating: 0, count: SIPMethod.Known.allCases.count),
-                                          count: TransportKind.allCases.count)
-    public var responses = [Int](repeating: 0, count: TransportKind.allCases.count)
+    /// The counts every message touches are held in line (`InlineArray`): counting is one add, where an array
+    /// element cost a uniqueness check (a call into the Swift runtime) per message and level.
+    public var requestsByMethod = InlineArray<5, InlineArray<15, Int>>(repeating: .init(repeating: 0))
+    public var responses = InlineArray<5, Int>(repeating: 0)
     /// In-proxy time per message, per `latencyBucketBounds` (not cumulative; the last is +Inf).
-    public var latencyBuckets = [Int](repeating: 0, count: latencyBucketBounds.count + 1)
+    public var latencyBuckets = InlineArray<14, Int>(repeating: 0)
     public var latencyNanoseconds: UInt64 = 0
+    /// `latencyBucketBounds` in nanoseconds, read once: the global array costs a lazy-initialisation check and a
+    /// conversion to seconds per message.
+    private var latencyBoundsNanoseconds = InlineArray<13, UInt64>(repeating: 0)
     /// Messages the proxy core dropped, by reason.
     public var dropped = [Int](repeating: 0, count: DropReason.allCases.count)
     /// Open connections by transport (indexed like `TransportKind`), and connection events by
@@ -49,7 +53,7 @@ public struct WorkerCounters: Sendable {
     /// Messages handed to the pipeline (parsed or not).
     public var handled = 0
     /// Responses relayed, by class (index 0 = 1xx ... 5 = 6xx).
-    public var relayedResponses = [Int](repeating: 0, count: 6)
+    public var relayedResponses = InlineArray<6, Int>(repeating: 0)
     /// Per upstream: requests sent, responses by class, time from forward to first response. An array searched
     /// in order (a few upstreams; comparing three words beats hashing an address twice per call leg).
     public var upstreams: [(address: EndpointAddress, tally: UpstreamTally)] = []
@@ -62,12 +66,14 @@ public struct WorkerCounters: Sendable {
     /// One upstream's counts.
     public struct UpstreamTally: Sendable {
         public var requests = 0
-        public var responsesByClass = [Int](repeating: 0, count: 6)
-        /// Per `latencyBucketBounds` (not cumulative; the last is +Inf).
-        public var responseBuckets = [Int](repeating: 0, count: upstreamResponseBucketBounds.count + 1)
+        public var responsesByClass = InlineArray<6, Int>(repeating: 0)
+        /// Per `upstreamResponseBucketBounds` (not cumulative; the last is +Inf).
+        public var responseBuckets = InlineArray<13, Int>(repeating: 0)
         public var responseNanoseconds: UInt64 = 0
 
-        public init() {}
+        public init() {
+            precondition(responseBuckets.count == upstreamResponseBucketBounds.count + 1)
+        }
     }
 
     /// What the transaction layer counts.
@@ -96,7 +102,15 @@ public struct WorkerCounters: Sendable {
         public init() {}
     }
 
-    public init() {}
+    public init() {
+        precondition(requestsByMethod.count == TransportKind.allCases.count
+            && requestsByMethod[0].count == SIPMethod.Known.allCases.count && responses.count == TransportKind.allCases.count)
+        precondition(latencyBoundsNanoseconds.count == latencyBucketBounds.count
+            && latencyBuckets.count == latencyBucketBounds.count + 1)
+        for (index, bound) in latencyBucketBounds.enumerated() {
+            latencyBoundsNanoseconds[index] = UInt64((bound * 1e9).rounded())
+        }
+    }
 
     mutating func count(_ event: ConnectionEvent) { connectionEvents[event.ordinal] += 1 }
 
@@ -109,9 +123,8 @@ public struct WorkerCounters: Sendable {
     /// Counts one message's in-proxy time.
     mutating func recordLatency(nanoseconds: UInt64) {
         latencyNanoseconds &+= nanoseconds
-        let seconds = Double(nanoseconds) / 1e9
         var index = 0
-        while index < latencyBucketBounds.count && seconds > latencyBucketBounds[index] { index += 1 }
+        while index < latencyBoundsNanoseconds.count && nanoseconds > latencyBoundsNanoseconds[index] { index += 1 }
         latencyBuckets[index] += 1
     }
 
@@ -140,7 +153,7 @@ public struct WorkerCounters: Sendable {
 
     /// Counts a message that left: a request to an upstream, or a response (relayed or the edge's own) by class.
     /// From the bytes' first line, so both proxy modes and every sender are counted alike.
-    mutating func countSent(_ bytes: [UInt8], toUpstream upstream: EndpointAddress?) {
+    mutating func countSent(_ bytes: PacketBytes, toUpstream upstream: EndpointAddress?) {
         let isResponse = bytes.count > 12 && bytes[0] == UInt8(ascii: "S") && bytes[1] == UInt8(ascii: "I")
             && bytes[2] == UInt8(ascii: "P") && bytes[3] == UInt8(ascii: "/")
         if isResponse {
@@ -156,14 +169,14 @@ public struct WorkerCounters: Sendable {
         var snapshot = WorkerSnapshot()
         snapshot.handled = handled
         snapshot.receiveBufferExhausted = receiveBufferExhaustion
-        snapshot.relayedResponses = relayedResponses
+        snapshot.relayedResponses = Array(counts: relayedResponses)
         snapshot.capturesSent = capturesSent
         snapshot.capturesDropped = capturesDropped
         snapshot.auditLinesLost = auditLinesLost
         for (address, tally) in upstreams {
             var sample = UpstreamSnapshot()
             sample.requests = tally.requests
-            sample.responsesByClass = tally.responsesByClass
+            sample.responsesByClass = Array(counts: tally.responsesByClass)
             var cumulative = 0
             for index in tally.responseBuckets.indices {
                 cumulative += tally.responseBuckets[index]
@@ -224,5 +237,12 @@ public struct WorkerCounters: Sendable {
         snapshot.transactionFallbacks = transactions.statelessFallbacks
         snapshot.transactionMessageBytes = transactions.messageBytes
         return snapshot
+    }
+}
+
+extension Array where Element == Int {
+    /// The counts of an in-line array, for a snapshot.
+    init<let count: Int>(counts: InlineArray<count, Int>) {
+        self = counts.indices.map { counts[$0] }
     }
 }

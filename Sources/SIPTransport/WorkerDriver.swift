@@ -75,7 +75,7 @@ enum WorkerDriver {
 
     /// Sends one datagram: through the ring when it has room (else directly), or into the fallback's batch.
     /// Returns the number of datagrams known lost (0 or 1): the batch reports its losses when it is flushed.
-    func sendDatagram(_ bytes: [UInt8], to destination: EndpointAddress, viaUpstream: Bool,
+    func sendDatagram(_ bytes: PacketBytes, to destination: EndpointAddress, viaUpstream: Bool,
                       sockets: DatagramSockets) -> Int {
         let socket = sockets.socket(viaUpstream: viaUpstream)
         switch self {

@@ -30,15 +30,21 @@ public final class DatagramSendBatch {
 
     public var isEmpty: Bool { queued == 0 }
 
-    /// Queues `bytes` for `destination`; flushes first when the batch is full. Returns the number of datagrams
-    /// the kernel refused while flushing (0 normally).
+    /// Queues an array's bytes, as below.
     @discardableResult
     public func append(_ bytes: [UInt8], to destination: EndpointAddress, on socket: UDPSocket) -> Int {
+        bytes.withPacketBytes { append($0, to: destination, on: socket) }
+    }
+
+    /// Queues `bytes` (copied) for `destination`; flushes first when the batch is full. Returns the number of
+    /// datagrams the kernel refused while flushing (0 normally).
+    @discardableResult
+    public func append(_ bytes: PacketBytes, to destination: EndpointAddress, on socket: UDPSocket) -> Int {
         var refused = 0
         if queued == capacity { refused = flush(on: socket) }
         offsets[queued] = UInt32(data.count)
         lengths[queued] = UInt32(bytes.count)
-        data.append(bytes: bytes)
+        bytes.append(bytes.all, to: &data)
         destinationLengths[queued] = UInt32(destination.write(to: &destinations[queued]))
         queued += 1
         return refused

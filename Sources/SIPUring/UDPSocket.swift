@@ -55,10 +55,16 @@ public final class UDPSocket {
         close(descriptor)
     }
 
+    /// Sends one datagram (an array's bytes), as below.
+    @discardableResult
+    public func send(_ bytes: [UInt8], to destination: EndpointAddress) -> Bool {
+        bytes.withPacketBytes { send($0, to: destination) }
+    }
+
     /// Sends one datagram. Returns false when the kernel refused it (buffer full, unreachable): UDP is lossy and
     /// the sender retransmits, so the caller counts the drop instead of retrying.
     @discardableResult
-    public func send(_ bytes: [UInt8], to destination: EndpointAddress) -> Bool {
+    public func send(_ bytes: PacketBytes, to destination: EndpointAddress) -> Bool {
         var storage = sockaddr_storage()
         let length = destination.write(to: &storage)
         // ECONNREFUSED: an earlier datagram's ICMP error (IP_RECVERR) reported here; this one was not sent.

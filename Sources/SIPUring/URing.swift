@@ -91,13 +91,20 @@ public final class URing {
         guard status == 0 else { throw SystemCallError(call: "io_uring recvmsg", errno: -status) }
     }
 
-    /// Queues `bytes` for sending to `destination`; it leaves with the next ``wait(timeoutMilliseconds:)``.
-    /// Returns false when the ring cannot take it (too large, no free slot): send it another way.
+    /// Queues an array's bytes, as below.
     public func send(_ bytes: [UInt8], on socket: UDPSocket, tag: UInt32, to destination: EndpointAddress) -> Bool {
+        bytes.withPacketBytes { send($0, on: socket, tag: tag, to: destination) }
+    }
+
+    /// Queues `bytes` (copied into a send slot) for sending to `destination`; it leaves with the next
+    /// ``wait(timeoutMilliseconds:)``. Returns false when the ring cannot take it (too large, no free slot): send it
+    /// another way.
+    public func send(_ bytes: PacketBytes, on socket: UDPSocket, tag: UInt32, to destination: EndpointAddress) -> Bool {
         var storage = sockaddr_storage()
         let length = destination.write(to: &storage)
-        let status = bytes.withUnsafeBufferPointer {
-            csip_uring_send(handle, socket.descriptor, tag, $0.baseAddress, $0.count, &storage, UInt32(length))
+        let status = bytes.withUnsafeBytes {
+            csip_uring_send(handle, socket.descriptor, tag, $0.baseAddress?.assumingMemoryBound(to: UInt8.self), $0.count,
+                            &storage, UInt32(length))
         }
         return status == 0
     }

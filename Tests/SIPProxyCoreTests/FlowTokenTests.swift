@@ -32,7 +32,7 @@ private func process(_ text: [String], from source: Flow, proxy: StatelessProxy 
     return try lines(text, body: body).withPacketBytes { packet in
         let message = try parser.parse(packet)
         let decision = proxy.process(message, from: source)
-        let output = String(decoding: proxy.output, as: UTF8.self)
+        let output = String(decoding: proxy.output.bytes, as: UTF8.self)
         if case .drop = decision {} else { #expect(reparses(output), "output must be a valid SIP message") }
         return (decision, output.components(separatedBy: "\r\n"))
     }

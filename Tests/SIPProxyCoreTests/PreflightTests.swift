@@ -37,7 +37,7 @@ import Testing
             proxy.preflight(try parser.parse($0), from: .udp(phone))
         }
         #expect(decision == .reply(status: 420, to: .udp(phone)))
-        #expect(String(decoding: proxy.output, as: UTF8.self).contains("\r\nUnsupported: x-one, x-two\r\n"))
+        #expect(String(decoding: proxy.output.bytes, as: UTF8.self).contains("\r\nUnsupported: x-one, x-two\r\n"))
     }
 
     @Test func aReplyThatCannotBeBuiltSafelyLeavesNothingToSendNotThePreviousMessage() throws {

@@ -34,7 +34,7 @@ func run(_ bytes: [UInt8], from source: EndpointAddress, recordRoute: Bool = tru
     return try bytes.withPacketBytes { packet in
         let message = try parser.parse(packet)
         let decision = proxy.process(message, source: source)
-        return (decision, String(decoding: proxy.output, as: UTF8.self))
+        return (decision, String(decoding: proxy.output.bytes, as: UTF8.self))
     }
 }
 
@@ -81,7 +81,7 @@ func reparses(_ text: String) -> Bool {
             for (bytes, source, expected) in [(invite, phone, request), (response, core, forwardedResponse)] {
                 let output = try bytes.withPacketBytes { packet in
                     _ = proxy.process(try parser.parse(packet), source: source)
-                    return String(decoding: proxy.output, as: UTF8.self)
+                    return String(decoding: proxy.output.bytes, as: UTF8.self)
                 }
                 if output != expected { mismatches += 1 }
             }
@@ -253,7 +253,7 @@ func reparses(_ text: String) -> Bool {
         func forward(_ bytes: [UInt8], _ attempt: ForwardAttempt) throws -> (EndpointAddress?, String) {
             try bytes.withPacketBytes { packet in
                 let decision = proxy.process(try parser.parse(packet), from: .udp(phone), attempt: attempt)
-                let output = String(decoding: proxy.output, as: UTF8.self)
+                let output = String(decoding: proxy.output.bytes, as: UTF8.self)
                 let branch = output.split(separator: "\r\n")[1].split(separator: ";").first { $0.hasPrefix("branch=") }
                 guard case .forward(let flow) = decision else { return (nil, "") }
                 return (flow.address, String(branch ?? ""))
@@ -359,7 +359,7 @@ func reparses(_ text: String) -> Bool {
         let forwarded: String = try request.withPacketBytes { packet in
             let message = try parser.parse(packet)
             #expect(proxy.process(message, source: client6) == .forward(to: .udp(core6)))
-            return String(decoding: proxy.output, as: UTF8.self)
+            return String(decoding: proxy.output.bytes, as: UTF8.self)
         }
         #expect(forwarded.contains("Via: SIP/2.0/UDP [::1]:5060;rport;branch=z9hG4bK"))
         #expect(forwarded.contains(";rport=40000;received=2001:db8::10"))

@@ -43,12 +43,12 @@ import Testing
             // Handled like the pipeline does: begin, identify once parsed, its reply sent, end.
             tap.begin()
             bytes.withPacketBytes { packet in tap.identify(packet, callID: CallIDLocator.find(in: packet)!) }
-            tap.sent(bytes, to: .udp(Self.client), isUpstream: false)
+            bytes.withPacketBytes { tap.sent($0, to: .udp(Self.client), isUpstream: false) }
             bytes.withPacketBytes { packet in
                 tap.end(packet, from: .udp(Self.client), isUpstream: false, refused: false, time: (1, 2))
             }
             // And a send of the same dialog outside any handling (a timer's), which finds the Call-ID itself.
-            tap.sent(bytes, to: .udp(Self.client), isUpstream: false)
+            bytes.withPacketBytes { tap.sent($0, to: .udp(Self.client), isUpstream: false) }
         }
         let captured = capturedCallIDs(tap)
         var perCall: [String: Int] = [:]
@@ -62,7 +62,7 @@ import Testing
         let bytes = Self.message("only-sent")
         tap.begin()
         bytes.withPacketBytes { packet in tap.identify(packet, callID: CallIDLocator.find(in: packet)!) }
-        tap.sent(bytes, to: .udp(Self.client), isUpstream: false)
+        bytes.withPacketBytes { tap.sent($0, to: .udp(Self.client), isUpstream: false) }
         bytes.withPacketBytes { packet in
             tap.end(packet, from: .udp(Self.client), isUpstream: false, refused: false, time: (1, 2))
         }

@@ -8,9 +8,9 @@ final class RecordingSink: FlowSink {
     var gone: Set<EndpointAddress> = []
     var pooledUpstreams: Set<EndpointAddress> = []
 
-    func deliver(_ bytes: [UInt8], to flow: Flow) -> Bool {
-        guard !gone.contains(flow.address), !bytes.isEmpty else { return false }
-        sent.append((String(decoding: bytes, as: UTF8.self), flow))
+    func deliver(_ bytes: PacketBytes, to flow: Flow) -> Bool {
+        guard !gone.contains(flow.address), bytes.count > 0 else { return false }
+        sent.append((bytes.string(bytes.all), flow))
         return true
     }
 
