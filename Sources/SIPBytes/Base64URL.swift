@@ -6,7 +6,7 @@ public enum Base64URL {
     /// Appends the encoding of `raw` to `out`: C into scratch memory, one copy (byte-by-byte appends cost a
     /// uniqueness and capacity check per character on every forwarded request).
     @inlinable
-    public static func append<Output: ByteOutput>(_ raw: [UInt8], to out: inout Output) {
+    public static func append<Output: ByteOutput & ~Copyable>(_ raw: [UInt8], to out: inout Output) {
         // 96 bytes (128 characters) a step: a flow token takes one.
         var start = 0
         while start < raw.count {

@@ -1,7 +1,7 @@
 /// Where generated message text goes: a `[UInt8]`, or a ``ScratchBytes`` when the text is assembled piece by piece
 /// on the message path. The writers of message text (literals, decimal, hex, hosts, base64url, packet spans) are
 /// generic over it and inlinable, so each specializes to its output type.
-public protocol ByteOutput {
+public protocol ByteOutput: ~Copyable {
     mutating func append(_ byte: UInt8)
     /// The one raw primitive every other append goes through.
     mutating func appendBytes(_ bytes: UnsafeRawBufferPointer)
@@ -16,7 +16,7 @@ extension Array: ByteOutput where Element == UInt8 {
     }
 }
 
-extension ByteOutput {
+extension ByteOutput where Self: ~Copyable {
     /// Appends ASCII text given as a literal.
     @inlinable
     public mutating func append(ascii text: StaticString) {
@@ -45,38 +45,30 @@ extension ByteOutput {
 /// A growable byte buffer for text assembled piece by piece on the message path (a forwarded message's inserted
 /// headers, then the message itself): an append is a capacity check and one copy, where
 /// `Array.append(contentsOf:)` runs ~100 instructions of generic machinery a call, ten or more calls a message.
-/// A value type: a copy shares the storage until either side writes (copy on write).
-public struct ScratchBytes: ByteOutput {
-    @usableFromInline
-    final class Storage {
-        @usableFromInline let base: UnsafeMutableRawPointer
-        @usableFromInline let capacity: Int
-
-        @usableFromInline
-        init(capacity: Int) {
-            self.capacity = capacity
-            base = .allocate(byteCount: capacity, alignment: 16)
-        }
-
-        deinit { base.deallocate() }
-    }
-
-    @usableFromInline var storage: Storage
+/// Noncopyable: it owns its memory alone, so an append needs no uniqueness check (a call into the Swift runtime
+/// for a copy-on-write buffer, several a message), and a copy that would silently share or duplicate it does not
+/// compile.
+public struct ScratchBytes: ByteOutput, ~Copyable {
+    @usableFromInline var base: UnsafeMutableRawPointer
+    @usableFromInline var capacityInBytes: Int
     @usableFromInline var length = 0
 
     public init(capacity: Int = 4_096) {
-        storage = Storage(capacity: Swift.max(capacity, 64))
+        capacityInBytes = Swift.max(capacity, 64)
+        base = .allocate(byteCount: capacityInBytes, alignment: 16)
     }
+
+    deinit { base.deallocate() }
 
     @inlinable
     public var count: Int { length }
 
-    public var capacity: Int { storage.capacity }
+    public var capacity: Int { capacityInBytes }
 
     @inlinable
     public mutating func append(_ byte: UInt8) {
         makeRoom(for: 1)
-        storage.base.storeBytes(of: byte, toByteOffset: length, as: UInt8.self)
+        base.storeBytes(of: byte, toByteOffset: length, as: UInt8.self)
         length += 1
     }
 
@@ -84,7 +76,7 @@ public struct ScratchBytes: ByteOutput {
     public mutating func appendBytes(_ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, bytes.count > 0 else { return }
         makeRoom(for: bytes.count)
-        (storage.base + length).copyMemory(from: source, byteCount: bytes.count)
+        (base + length).copyMemory(from: source, byteCount: bytes.count)
         length += bytes.count
     }
 
@@ -94,7 +86,7 @@ public struct ScratchBytes: ByteOutput {
         precondition(range.lowerBound >= 0 && range.upperBound <= length, "range outside ScratchBytes")
         guard !range.isEmpty else { return }
         makeRoom(for: range.count)  // first: it may move the bytes
-        (storage.base + length).copyMemory(from: storage.base + range.lowerBound, byteCount: range.count)
+        (base + length).copyMemory(from: base + range.lowerBound, byteCount: range.count)
         length += range.count
     }
 
@@ -107,16 +99,15 @@ public struct ScratchBytes: ByteOutput {
 
     /// Appends the bytes in `range` (below `count`) to `output`.
     @inlinable
-    public func append<Output: ByteOutput>(_ range: Range<Int>, to output: inout Output) {
+    public func append<Output: ByteOutput & ~Copyable>(_ range: Range<Int>, to output: inout Output) {
         precondition(range.lowerBound >= 0 && range.upperBound <= length, "range outside ScratchBytes")
-        output.appendBytes(UnsafeRawBufferPointer(start: storage.base + range.lowerBound, count: range.count))
-        withExtendedLifetime(storage) {}
+        output.appendBytes(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
     }
 
     /// Calls `body` with the bytes (valid only during the call).
     @inlinable
     public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
-        try withExtendedLifetime(storage) { try body(UnsafeRawBufferPointer(start: storage.base, count: length)) }
+        try body(UnsafeRawBufferPointer(start: base, count: length))
     }
 
     @inlinable
@@ -126,7 +117,7 @@ public struct ScratchBytes: ByteOutput {
     /// sender copies it where it goes (a send slot, a stream's queue) with no array in between.
     @inlinable
     public func withPacketBytes<Result>(_ body: (PacketBytes) -> Result) -> Result {
-        withUnsafeBytes { body(PacketBytes(unsafeBorrowing: $0)) }
+        body(PacketBytes(unsafeBorrowing: UnsafeRawBufferPointer(start: base, count: length)))
     }
 
     /// The bytes as an array (tests, diagnostics).
@@ -138,27 +129,26 @@ public struct ScratchBytes: ByteOutput {
 
     @inlinable @inline(__always)
     mutating func makeRoom(for extra: Int) {
-        if _slowPath(!isKnownUniquelyReferenced(&storage) || extra > storage.capacity - length) { grow(extra) }
+        if _slowPath(extra > capacityInBytes - length) { grow(extra) }
     }
 
-    /// New storage holding the bytes so far: of the same size when the old one is shared, else of at least twice
-    /// the size (or what `extra` needs).
+    /// Moves the bytes so far to memory of at least twice the size (or what `extra` needs).
     @usableFromInline
     mutating func grow(_ extra: Int) {
         precondition(extra <= Int.max / 2 - length, "ScratchBytes size overflow")
-        let needed = length + extra
-        // Shared but roomy: a copy of the same size; full: twice the size.
-        let size = needed <= storage.capacity ? storage.capacity : Swift.max(needed, storage.capacity * 2)
-        let bigger = Storage(capacity: size)
-        if length > 0 { bigger.base.copyMemory(from: storage.base, byteCount: length) }
-        storage = bigger
+        let size = Swift.max(length + extra, capacityInBytes * 2)
+        let bigger = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        if length > 0 { bigger.copyMemory(from: base, byteCount: length) }
+        base.deallocate()
+        base = bigger
+        capacityInBytes = size
     }
 }
 
 extension PacketBytes {
     /// Appends the bytes of `span` to `output` in one copy.
     @inlinable
-    public func append<Output: ByteOutput>(_ span: ByteSpan, to output: inout Output) {
+    public func append<Output: ByteOutput & ~Copyable>(_ span: ByteSpan, to output: inout Output) {
         precondition(contains(span), "span outside PacketBytes")
         guard span.count > 0, let start = base.baseAddress else { return }
         output.appendBytes(UnsafeRawBufferPointer(start: start + span.start, count: span.count))

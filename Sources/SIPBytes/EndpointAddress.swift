@@ -73,7 +73,7 @@ public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Writes the address (IPv6 without brackets) as ASCII into `output`, without allocating beyond its growth.
     @inlinable
-    public func appendHost<Output: ByteOutput>(to output: inout Output) {
+    public func appendHost<Output: ByteOutput & ~Copyable>(to output: inout Output) {
         switch family {
         case .ipv4:
             let value = ipv4
@@ -105,7 +105,7 @@ public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Host as it appears in a URI or Via sent-by: IPv6 in brackets.
     @inlinable
-    public func appendURIHost<Output: ByteOutput>(to output: inout Output) {
+    public func appendURIHost<Output: ByteOutput & ~Copyable>(to output: inout Output) {
         if family == .ipv6 { output.append(UInt8(ascii: "[")) }
         appendHost(to: &output)
         if family == .ipv6 { output.append(UInt8(ascii: "]")) }
@@ -113,7 +113,7 @@ public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// `host:port` as a URI or a Via sent-by writes it (IPv6 in brackets), with `port` or this address's own.
     @inlinable
-    public func appendURIHostPort<Output: ByteOutput>(to output: inout Output, port: UInt16? = nil) {
+    public func appendURIHostPort<Output: ByteOutput & ~Copyable>(to output: inout Output, port: UInt16? = nil) {
         appendURIHost(to: &output)
         output.append(UInt8(ascii: ":"))
         appendDecimal(UInt64(port ?? self.port), to: &output)
@@ -129,7 +129,7 @@ public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
 /// Appends `value` in decimal ASCII (ports, lengths, CSeq numbers on the forwarding path): digits written from the
 /// end into scratch memory, then one copy.
 @inlinable
-public func appendDecimal<Output: ByteOutput>(_ value: UInt64, to output: inout Output) {
+public func appendDecimal<Output: ByteOutput & ~Copyable>(_ value: UInt64, to output: inout Output) {
     if value < 10 {
         output.append(UInt8(ascii: "0") + UInt8(value))
         return
@@ -148,7 +148,7 @@ public func appendDecimal<Output: ByteOutput>(_ value: UInt64, to output: inout 
 
 /// Appends `value` as 16 lowercase hexadecimal digits (Via branches, tags).
 @inlinable
-public func appendHex<Output: ByteOutput>(_ value: UInt64, to output: inout Output) {
+public func appendHex<Output: ByteOutput & ~Copyable>(_ value: UInt64, to output: inout Output) {
     output.append(count: 16) { index in
         let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - 4 * index)) & 0xF
         return nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble

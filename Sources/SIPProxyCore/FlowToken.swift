@@ -102,7 +102,7 @@ public final class FlowTokenCodec {
     }
 
     /// Appends the token for `flow` to `out`.
-    public func append<Output: ByteOutput>(_ flow: Flow, to out: inout Output) {
+    public func append<Output: ByteOutput & ~Copyable>(_ flow: Flow, to out: inout Output) {
         raw.removeAll(keepingCapacity: true)
         raw.append(Self.version)
         raw.append(flow.transport.rawValue)

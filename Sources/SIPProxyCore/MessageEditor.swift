@@ -3,7 +3,7 @@ public import SIPBytes
 /// Edits to a received message, recorded as (offset, bytes removed, bytes inserted) and applied once when the
 /// output is built, so the input stays read-only (Kamailio's "lumps"). Storage is reused from message to message:
 /// no allocation in steady state.
-public struct MessageEditor {
+public struct MessageEditor: ~Copyable {
     struct Edit {
         var offset: Int
         var removeCount: Int

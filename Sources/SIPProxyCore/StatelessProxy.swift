@@ -412,7 +412,7 @@ public final class StatelessProxy {
         configuration.internalPort == 0 ? configuration.advertised.port : configuration.internalPort
     }
 
-    private func appendInternalHostPort<Output: ByteOutput>(to out: inout Output) {
+    private func appendInternalHostPort<Output: ByteOutput & ~Copyable>(to out: inout Output) {
         out.append(bytes: internalHostPortText)
     }
 

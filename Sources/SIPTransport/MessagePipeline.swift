@@ -22,7 +22,7 @@ protocol FlowSink: AnyObject {
 
 extension FlowSink {
     /// Sends the proxy's output (``StatelessProxy/output``) down `flow`.
-    func deliver(_ bytes: ScratchBytes, to flow: Flow) -> Bool {
+    func deliver(_ bytes: borrowing ScratchBytes, to flow: Flow) -> Bool {
         bytes.withPacketBytes { deliver($0, to: flow) }
     }
 
@@ -111,7 +111,8 @@ final class MessagePipeline {
     }
 
     private func isAllowListed(_ source: EndpointAddress) -> Bool {
-        allowList.contains { $0.contains(source) }
+        // Most edges have no allow list: asked first, that costs no retain and release of the array per message.
+        !allowList.isEmpty && allowList.contains { $0.contains(source) }
     }
 
     /// Whether a new connection from `peer` may be taken: it counts as a request for the source's rate limit, so

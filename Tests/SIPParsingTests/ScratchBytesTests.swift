@@ -49,16 +49,6 @@ import Testing
         #expect(tail == [9] + mirror)
     }
 
-    @Test func aCopyKeepsItsBytesWhenTheOriginalWritesOn() {
-        var original = ScratchBytes(capacity: 64)
-        original.append(bytes: Array("INVITE sip:a@b SIP/2.0".utf8))
-        let copy = original
-        original.truncate(to: 6)
-        original.append(bytes: Array(" overwritten".utf8))
-        #expect(String(decoding: copy.bytes, as: UTF8.self) == "INVITE sip:a@b SIP/2.0")
-        #expect(String(decoding: original.bytes, as: UTF8.self) == "INVITE overwritten")
-    }
-
     @Test func growsPastItsFirstCapacity() {
         var scratch = ScratchBytes(capacity: 64)
         let line = Array("Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds\r\n".utf8)
