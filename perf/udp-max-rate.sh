@@ -15,7 +15,8 @@
 # answered; a rate with no loss in any round is clean. sip-edge: one worker, io_uring, perf/load-generator.yaml
 # (every validator rule and the rate limiter on); Kamailio 5.6: perf/kamailio-stateless.cfg, one UDP worker, -x fm
 # (left out when kamailio is not installed or KAMAILIO=0). RECVMMSG=1 adds sip-edge on its fallback data path
-# (`--data-path recvmmsg`, where io_uring is refused) as "edge-recvmmsg". BIN=another sip-edge binary. Loopback only; every process
+# (`--data-path recvmmsg`, where io_uring is refused) as "edge-recvmmsg". BIN=another sip-edge binary; BASELINE=BINARY
+# runs another sip-edge (the build before a change) in the same rounds as "baseline". Loopback only; every process
 # started is stopped by PID; each step is bounded in count (RATE x SECONDS_PER_STEP) and time (30 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,7 @@ PROXY_PORT=$BASE_PORT CORE_PORT=$((BASE_PORT + 1)) RELAY_BACK_PORT=$((BASE_PORT 
 CONTESTANT_CPU=()
 if [ "${PIN:-1}" = 1 ]; then taskset -cp 0 $$ > /dev/null; CONTESTANT_CPU=(taskset -c 1); fi
 CONTESTANTS="relay edge"
+[ -n "${BASELINE:-}" ] && CONTESTANTS="$CONTESTANTS baseline"
 [ "${RECVMMSG:-0}" = 1 ] && CONTESTANTS="$CONTESTANTS edge-recvmmsg"
 if [ "${KAMAILIO:-1}" = 1 ] && command -v kamailio >/dev/null; then CONTESTANTS="$CONTESTANTS kamailio"; fi
 # shellcheck source=perf/stream-common.sh
@@ -50,10 +52,11 @@ start_contestant() { # NAME: sets MEASURED_PID
     case $1 in
         relay) "${CONTESTANT_CPU[@]}" "$WORK/udp-relay" "$PROXY_PORT" "$RELAY_BACK_PORT" "$CORE_PORT" 3600 \
                    > "$WORK/relay.log" 2>&1 & ;;
-        edge|edge-recvmmsg)
-            local data_path=io-uring
+        edge|edge-recvmmsg|baseline)
+            local data_path=io-uring binary=$BIN
             [ "$1" = edge-recvmmsg ] && data_path=recvmmsg
-            "${CONTESTANT_CPU[@]}" "$BIN" --config perf/load-generator.yaml --listen "udp:127.0.0.1:$PROXY_PORT" \
+            [ "$1" = baseline ] && binary=$BASELINE
+            "${CONTESTANT_CPU[@]}" "$binary" --config perf/load-generator.yaml --listen "udp:127.0.0.1:$PROXY_PORT" \
                 --upstream "sip:127.0.0.1:$CORE_PORT" --workers 1 --data-path "$data_path" > "$WORK/$1.log" 2>&1 & ;;
         kamailio) "${CONTESTANT_CPU[@]}" kamailio -f "$WORK/kamailio.cfg" -DD -E -x fm -m 256 -Y "$WORK/kamailio-run" \
                       > "$WORK/kamailio.log" 2>&1 & ;;
@@ -96,6 +99,7 @@ for rate in $RATES; do
         line+=" $contestant $cpu ($lost lost);"
     done
     line+=$(awk -v e="$cpu_edge" -v r="$cpu_relay" 'BEGIN { printf " sip-edge/relay %.2f", e / r }')
+    [[ " $CONTESTANTS " == *" baseline "* ]] && line+=$(awk -v e="$cpu_edge" -v b="$cpu_baseline" -v r="$cpu_relay" 'BEGIN { printf ", baseline/relay %.2f, sip-edge/baseline %.3f", b / r, e / b }')
     [[ " $CONTESTANTS " == *" edge-recvmmsg "* ]] && line+=$(awk -v e="$cpu_edge_recvmmsg" -v r="$cpu_relay" 'BEGIN { printf ", recvmmsg path/relay %.2f", e / r }')
     [[ " $CONTESTANTS " == *" kamailio "* ]] && line+=$(awk -v e="$cpu_edge" -v k="$cpu_kamailio" 'BEGIN { printf ", sip-edge/kamailio %.2f", e / k }')
     echo "$line"

@@ -6,15 +6,16 @@ import Glibc
 #endif
 
 /// Outgoing datagrams collected while a batch of received ones is handled, then sent with one `sendmmsg`
-/// (the fallback path's counterpart of the io_uring send slots). Storage is allocated once and reused.
+/// (the fallback path's counterpart of the io_uring send slots). Storage is allocated once and reused: fixed
+/// blocks, like ``DatagramBatch``'s, so queueing a datagram and sending the batch touch no array (each array
+/// access cost a uniqueness check or a retain of its buffer, several a datagram).
 public final class DatagramSendBatch {
-    // Slots reused batch after batch under `queued` (emptying an array, even keeping its capacity, costs a generic
-    // replaceSubrange per array per flush); the datagrams' bytes back to back in `data`.
+    /// The datagrams' bytes back to back.
     private var data: ScratchBytes
-    private var offsets: [UInt32]
-    private var lengths: [UInt32]
-    private var destinations: [sockaddr_storage]
-    private var destinationLengths: [UInt32]
+    private let offsets: UnsafeMutablePointer<UInt32>
+    private let lengths: UnsafeMutablePointer<UInt32>
+    private let destinations: UnsafeMutablePointer<sockaddr_storage>
+    private let destinationLengths: UnsafeMutablePointer<UInt32>
     private var queued = 0
     private let capacity: Int
 
@@ -22,10 +23,17 @@ public final class DatagramSendBatch {
         precondition(capacity > 0 && capacity <= Int(CSIP_UDP_BATCH_MAX))
         self.capacity = capacity
         data = ScratchBytes(capacity: capacity * 2_048)
-        offsets = Array(repeating: 0, count: capacity)
-        lengths = Array(repeating: 0, count: capacity)
-        destinations = Array(repeating: sockaddr_storage(), count: capacity)
-        destinationLengths = Array(repeating: 0, count: capacity)
+        offsets = .allocate(capacity: capacity)
+        lengths = .allocate(capacity: capacity)
+        destinations = .allocate(capacity: capacity)
+        destinationLengths = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        offsets.deallocate()
+        lengths.deallocate()
+        destinations.deallocate()
+        destinationLengths.deallocate()
     }
 
     public var isEmpty: Bool { queued == 0 }
@@ -56,17 +64,8 @@ public final class DatagramSendBatch {
         guard queued > 0 else { return 0 }
         let count = queued
         let sent = data.withUnsafeBytes { data in
-            offsets.withUnsafeBufferPointer { offsets in
-                lengths.withUnsafeBufferPointer { lengths in
-                    destinations.withUnsafeBufferPointer { destinations in
-                        destinationLengths.withUnsafeBufferPointer { destinationLengths in
-                            csip_udp_send_batch(socket.descriptor, data.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                                                offsets.baseAddress, lengths.baseAddress, destinations.baseAddress,
-                                                destinationLengths.baseAddress, UInt32(count))
-                        }
-                    }
-                }
-            }
+            csip_udp_send_batch(socket.descriptor, data.baseAddress?.assumingMemoryBound(to: UInt8.self), offsets,
+                                lengths, destinations, destinationLengths, UInt32(count))
         }
         data.truncate(to: 0)
         queued = 0
