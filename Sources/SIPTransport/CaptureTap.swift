@@ -81,20 +81,18 @@ final class CaptureTap {
     /// A message the worker handed to the kernel (or a connection's queue) for `flow`.
     func sent(_ packet: PacketBytes, to flow: Flow, isUpstream: Bool) {
         guard capturesSent else { return }
-        do {
-            if !handling {
-                // Sent on its own (a probe, a timer's retransmission or 408): find its Call-ID.
-                handledCallID.removeAll(keepingCapacity: true)
-                if let callID = CallIDLocator.find(in: packet) { packet.append(callID, to: &handledCallID) }
-                handledIsSampled = isSampled(handledCallID)
-            }
-            guard handledIsSampled else { return }
-            let time = WallClock.now()
-            append(packet, callID: handledCallID, metadata: CaptureMetadata(
-                source: localAddress(for: flow, isUpstream: isUpstream), destination: flow.address,
-                ipProtocol: Self.ipProtocol(flow.transport), seconds: time.seconds, microseconds: time.microseconds),
-                refused: false)
+        if !handling {
+            // Sent on its own (a probe, a timer's retransmission or 408): find its Call-ID.
+            handledCallID.removeAll(keepingCapacity: true)
+            if let callID = CallIDLocator.find(in: packet) { packet.append(callID, to: &handledCallID) }
+            handledIsSampled = isSampled(handledCallID)
         }
+        guard handledIsSampled else { return }
+        let time = WallClock.now()
+        append(packet, callID: handledCallID, metadata: CaptureMetadata(
+            source: localAddress(for: flow, isUpstream: isUpstream), destination: flow.address,
+            ipProtocol: Self.ipProtocol(flow.transport), seconds: time.seconds, microseconds: time.microseconds),
+            refused: false)
     }
 
     /// Sends the queue when it holds `flushBytes` or its oldest capture has waited `flush_ms`: fewer, larger

@@ -352,16 +352,16 @@ final class StreamTransport {
         return connection
     }
 
-    /// Queues a SIP message toward the connection (in a WebSocket frame for ws/wss, encrypted for TLS), in order.
-    /// False when the connection was cut, or is a WebSocket not (or no longer) open.
-    /// Sends a message borrowed for the call: copied into a reused array first (the stream path queues, encrypts
-    /// and frames array slices).
+    /// ``send(_:on:)-(ArraySlice<UInt8>,_)`` for bytes borrowed for the call: copied into a reused array first (the
+    /// stream path queues, encrypts and frames array slices).
     func send(_ bytes: PacketBytes, on connection: StreamConnection) -> Bool {
         outgoingMessage.removeAll(keepingCapacity: true)
         bytes.append(bytes.all, to: &outgoingMessage)
         return send(outgoingMessage[...], on: connection)
     }
 
+    /// Queues a SIP message toward the connection (in a WebSocket frame for ws/wss, encrypted for TLS), in order.
+    /// False when the connection was cut, or is a WebSocket not (or no longer) open.
     func send(_ bytes: ArraySlice<UInt8>, on connection: StreamConnection) -> Bool {
         guard let session = connection.webSocket else { return transmit(bytes, on: connection) }
         guard session.phase == .open else { return false }

@@ -481,8 +481,6 @@ final class TransactionLayer {
 
     // MARK: Server responses
 
-    /// Hands a response (the core's, relayed, or the edge's own) to the server transaction, which sends it to
-    /// the client unless it has already sent a final one, and keeps it to answer retransmissions.
     /// Starts the client transaction for the request in ``StatelessProxy/output``: its branch value and the client
     /// record, or nil when it cannot be tracked. (A function of its own, so the copy is let go before the next.)
     private func track(server: Int, to upstream: Flow, method: SIPMethod.Known, now: UInt64) -> (UInt64, Int)? {
@@ -502,6 +500,8 @@ final class TransactionLayer {
         return outputCopy
     }
 
+    /// Hands a response (the core's, relayed, or the edge's own) to the server transaction, which sends it to
+    /// the client unless it has already sent a final one, and keeps it to answer retransmissions.
     private func respond<Sink: FlowSink>(_ server: Int, status: Int, bytes: [UInt8], to destination: Flow,
                                          now: UInt64, sink: Sink,
                                          local: Bool = false) {

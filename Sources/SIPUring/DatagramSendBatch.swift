@@ -27,6 +27,10 @@ public final class DatagramSendBatch {
         lengths = .allocate(capacity: capacity)
         destinations = .allocate(capacity: capacity)
         destinationLengths = .allocate(capacity: capacity)
+        offsets.initialize(repeating: 0, count: capacity)
+        lengths.initialize(repeating: 0, count: capacity)
+        destinations.initialize(repeating: sockaddr_storage(), count: capacity)
+        destinationLengths.initialize(repeating: 0, count: capacity)
     }
 
     deinit {
