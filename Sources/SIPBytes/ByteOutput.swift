@@ -80,16 +80,6 @@ public struct ScratchBytes: ByteOutput, ~Copyable {
         length += bytes.count
     }
 
-    /// Appends a copy of this buffer's own bytes in `range` (below `count`).
-    @inlinable
-    public mutating func appendCopy(of range: Range<Int>) {
-        precondition(range.lowerBound >= 0 && range.upperBound <= length, "range outside ScratchBytes")
-        guard !range.isEmpty else { return }
-        makeRoom(for: range.count)  // first: it may move the bytes
-        (base + length).copyMemory(from: base + range.lowerBound, byteCount: range.count)
-        length += range.count
-    }
-
     /// Keeps the first `count` bytes (at most `self.count`); the capacity stays.
     @inlinable
     public mutating func truncate(to count: Int) {
@@ -110,14 +100,11 @@ public struct ScratchBytes: ByteOutput, ~Copyable {
         try body(UnsafeRawBufferPointer(start: base, count: length))
     }
 
-    @inlinable
-    public var isEmpty: Bool { length == 0 }
-
     /// Runs `body` with a borrowed view of the bytes (valid only during the call), the way a message leaves: the
     /// sender copies it where it goes (a send slot, a stream's queue) with no array in between.
     @inlinable
     public func withPacketBytes<Result>(_ body: (PacketBytes) -> Result) -> Result {
-        body(PacketBytes(unsafeBorrowing: UnsafeRawBufferPointer(start: base, count: length)))
+        withUnsafeBytes { body(PacketBytes(unsafeBorrowing: $0)) }
     }
 
     /// The bytes as an array (tests, diagnostics).
