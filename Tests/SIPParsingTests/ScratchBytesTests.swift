@@ -52,3 +52,48 @@ import Testing
         #expect(Array(scratch.bytes.suffix(line.count)) == line)
     }
 }
+
+/// ByteSlots holds the flow-token cache's tokens: each slot must give back exactly the text last stored in it,
+/// untouched by its neighbours, and match only that text.
+@Suite struct ByteSlotsTests {
+    @Test func eachSlotHoldsTheEncodingLastStoredInIt() {
+        var slots = ByteSlots(count: 4, slotCapacity: 48)
+        var random = SplitMix64(seed: 7)
+        var expected = [[UInt8]](repeating: [], count: 4)
+        for _ in 0..<200 {
+            let slot = Int(random.next() % 4)
+            let raw = (0..<Int(random.next() % 37)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            slots.store(base64URLOf: raw, in: slot)
+            var text: [UInt8] = []
+            Base64URL.append(raw, to: &text)
+            expected[slot] = text
+            for index in 0..<4 {
+                var out: [UInt8] = [0x2A]
+                slots.append(slot: index, to: &out)
+                let length = slots.length(of: index)
+                #expect(out == [0x2A] + expected[index])
+                #expect(length == expected[index].count)
+            }
+        }
+    }
+
+    @Test func aSlotMatchesOnlyItsOwnTextWhole() {
+        var slots = ByteSlots(count: 2, slotCapacity: 48)
+        slots.store(base64URLOf: Array("flow token body".utf8), in: 1)
+        var text: [UInt8] = []
+        slots.append(slot: 1, to: &text)
+        let (whole, inEmptySlot, prefix) = text.withPacketBytes { bytes in
+            (slots.holds(bytes, bytes.all, in: 1), slots.holds(bytes, bytes.all, in: 0),
+             slots.holds(bytes, ByteSpan(offset: 0, length: bytes.count - 1), in: 1))
+        }
+        #expect(whole)
+        #expect(!inEmptySlot, "an empty slot holds nothing")
+        #expect(!prefix, "a prefix is not the text")
+        for index in text.indices {
+            var changed = text
+            changed[index] ^= 0x01
+            let held = changed.withPacketBytes { slots.holds($0, $0.all, in: 1) }
+            #expect(!held, "changed at \(index)")
+        }
+    }
+}

@@ -88,6 +88,46 @@ private func parameter(_ name: String, in line: String) -> String? {
         #expect(decode(token(tcpPhone, codec: other)) == nil)
     }
 
+    @Test func aCodecThatHoldsAFlowsTokenStillRefusesForgeriesForThatFlow() {
+        // The codec keeps the tokens it made last, by flow: a forgery that names the same flow must still be
+        // checked against the MAC, not waved through because the flow is known.
+        let codec = FlowTokenCodec(key: key)
+        let text = token(tcpPhone, codec: codec)
+        #expect(decode(text, codec: codec) == tcpPhone)
+        let raw = Array(text.utf8)
+        for index in raw.indices.dropFirst(raw.count - 13) {  // the MAC's characters (and the port's last bits)
+            var forged = raw
+            forged[index] = raw[index] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+            #expect(decode(String(decoding: forged, as: UTF8.self), codec: codec) == nil, "forged at \(index)")
+        }
+        let other = FlowTokenCodec(key: Array("another key of 32 bytes........".utf8) + [1])
+        #expect(decode(token(tcpPhone, codec: other), codec: codec) == nil)
+        // The genuine token still verifies after the forgeries, and the codec still makes the same one.
+        #expect(decode(text, codec: codec) == tcpPhone)
+        #expect(token(tcpPhone, codec: codec) == text)
+    }
+
+    @Test func tokensAreTheSameMadeFreshOrReusedAcrossManyMoreFlowsThanTheCacheHolds() {
+        // Four times the cache's slots: every slot is replaced several times over. A token is a function of the
+        // flow and the key alone, so a codec that made thousands must give the same text as a new one, and read
+        // back every token another codec with the same key made (verifying in full where it holds another).
+        let codec = FlowTokenCodec(key: key)
+        let reader = FlowTokenCodec(key: key)
+        let flows = (0..<(4 * FlowTokenCodec.cacheSlots)).map { (index: Int) -> Flow in
+            let host: String = index % 5 == 0 ? "2001:db8::\(index)" : "198.51.100.\(index % 200)"
+            let transport: TransportKind = index % 3 == 0 ? .tls : .udp
+            return Flow(transport: transport, worker: UInt8(index % 2), connection: UInt32(index / 7),
+                        address: EndpointAddress.parse(host, port: UInt16(10_000 + index))!)
+        }
+        for round in 0..<2 {
+            for flow in flows {
+                let text = token(flow, codec: codec)
+                #expect(text == token(flow), "round \(round): \(flow)")
+                #expect(decode(text, codec: reader) == flow, "round \(round): \(flow)")
+            }
+        }
+    }
+
     @Test func registerFromAClientGetsAPathWithItsFlowToken() throws {
         let (decision, out) = try process([
             "REGISTER sip:example.com SIP/2.0", "Via: SIP/2.0/TCP 10.0.0.5:5062;branch=z9hG4bKreg1;rport",
