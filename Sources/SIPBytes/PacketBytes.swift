@@ -114,6 +114,18 @@ public struct PacketBytes {
         return found < span.end ? found : nil
     }
 
+    /// The Via hop at `span` in its common form (`csip_via_common_form`: offsets into these bytes), or nil for any
+    /// other shape.
+    public func viaHopCommonForm(in span: ByteSpan) -> csip_via_hop? {
+        precondition(contains(span), "span outside PacketBytes")
+        guard let start = base.baseAddress else { return nil }
+        var hop = csip_via_hop()
+        guard csip_via_common_form(start.assumingMemoryBound(to: UInt8.self), span.start, span.end, &hop) != 0 else {
+            return nil
+        }
+        return hop
+    }
+
     /// The `<` and `>` of a name-addr in its common form: exactly one of each in `span`, the `>` after the `<`, and
     /// no `"` anywhere in it; nil otherwise. One pass (C, inlined here).
     @inlinable @inline(__always)

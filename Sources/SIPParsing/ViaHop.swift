@@ -68,64 +68,36 @@ public struct ViaHop: Equatable, Sendable {
         return hop
     }
 
-    /// The common shape of a hop, read in one pass: `SIP/2.0/TRANSPORT SP host[:port][;param[=value]]...`,
-    /// no whitespace but the one SP, no quotes, no IPv6 reference, ending at the end of `value` or at a comma.
-    /// Returns the hop and where it ends, or nil for anything else: then ``parse(_:_:)`` decides, so every error
-    /// (code and offset) comes from one place. Whatever this accepts, ``parse(_:_:)`` parses to the same hop
+    /// The common shape of a hop, read in one pass (C, `csip_via_common_form`: every response reads two hops and
+    /// every request one): `SIP/2.0/TRANSPORT SP host[:port][;param[=value]]...`, no whitespace but the one SP, no
+    /// quotes, no IPv6 reference, ending at the end of `value` or at a comma. Returns the hop and where it ends, or
+    /// nil for anything else: then ``parse(_:_:)`` decides, so every error (code and offset) comes from one place. Whatever this accepts, ``parse(_:_:)`` parses to the same hop
     /// (tested on every hop of the test corpora, and by the fuzzer).
     static func parseCommonForm(_ bytes: PacketBytes, _ value: ByteSpan) -> (hop: ViaHop, end: Int)? {
+        guard let found = bytes.viaHopCommonForm(in: value) else { return nil }
+        let flags = Int(found.flags)
+        let host = ByteSpan(from: Int(found.host_start), to: Int(found.host_end))
+        let hostKind: SIPURI.HostKind
+        if flags & CSIP_VIA_HOST_IPV4 != 0 {
+            hostKind = .ipv4
+        } else {
+            guard let kind = try? SIPURI.classifyHostname(bytes, host) else { return nil }
+            hostKind = kind
+        }
         let start = value.start
-        let end = value.end
-        guard end - start >= 12, ASCII.lowercased(word: bytes.word(at: start, length: 8)) == ASCII.word("sip/2.0/")
-        else { return nil }
-        let transportEnd = CharacterClass.token.endOfRun(in: bytes, from: start + 8, to: end)
-        guard transportEnd > start + 8, transportEnd + 1 < end, bytes[transportEnd] == 0x20 else { return nil }
-        let hostStart = transportEnd + 1
-        let hostEnd = CharacterClass.hostname.endOfRun(in: bytes, from: hostStart, to: end)
-        guard hostEnd > hostStart else { return nil }
-        let host = ByteSpan(from: hostStart, to: hostEnd)
-        guard let hostKind = try? SIPURI.classifyHostname(bytes, host) else { return nil }
-        var hop = ViaHop(span: ByteSpan(from: start, to: end), protocolName: ByteSpan(offset: start, length: 3),
-                         protocolVersion: ByteSpan(offset: start + 4, length: 3),
-                         transport: ByteSpan(from: start + 8, to: transportEnd), host: host, hostKind: hostKind,
-                         port: nil, parameters: ByteSpan(offset: end, length: 0), branch: nil, received: nil,
-                         rport: .absent, maddr: nil, ttl: nil, flowToken: nil)
-        var i = hostEnd
-        if i < end && bytes[i] == UInt8(ascii: ":") {
-            guard let (port, portEnd) = SIPURI.portCommonForm(bytes, from: i + 1, to: end) else { return nil }
-            hop.port = port
-            i = portEnd
-        }
-        if i < end && bytes[i] == UInt8(ascii: ";") {
-            let parametersStart = i + 1
-            repeat {
-                let nameStart = i + 1
-                let nameEnd = CharacterClass.token.endOfRun(in: bytes, from: nameStart, to: end)
-                guard nameEnd > nameStart else { return nil }
-                var parameterValue: ByteSpan?
-                var valueIsToken = true
-                i = nameEnd
-                if i < end && bytes[i] == UInt8(ascii: "=") {
-                    // Most values are tokens (branch, received); only a value that is not goes on as gen-value.
-                    var valueEnd = CharacterClass.token.endOfRun(in: bytes, from: i + 1, to: end)
-                    if valueEnd < end && bytes[valueEnd] != UInt8(ascii: ";") && bytes[valueEnd] != UInt8(ascii: ",") {
-                        valueIsToken = false
-                        valueEnd = CharacterClass.genericValue.endOfRun(in: bytes, from: valueEnd, to: end)
-                    }
-                    parameterValue = ByteSpan(from: i + 1, to: valueEnd)
-                    i = valueEnd
-                }
-                guard i == end || bytes[i] == UInt8(ascii: ";") || bytes[i] == UInt8(ascii: ",") else { return nil }
-                guard hop.apply(bytes, name: ByteSpan(from: nameStart, to: nameEnd), value: parameterValue,
-                                valueIsToken: valueIsToken) == nil
-                else { return nil }
-            } while i < end && bytes[i] == UInt8(ascii: ";")
-            hop.parameters = ByteSpan(from: parametersStart, to: i)
-        }
-        guard i == end || bytes[i] == UInt8(ascii: ",") else { return nil }
-        hop.span = ByteSpan(from: start, to: i)
-        if hop.parameters.isEmpty { hop.parameters = ByteSpan(offset: i, length: 0) }
-        return (hop, i)
+        let rport: RPort = flags & CSIP_VIA_RPORT_VALUE != 0 ? .value(found.rport)
+            : flags & CSIP_VIA_RPORT_REQUESTED != 0 ? .requested : .absent
+        let hop = ViaHop(
+            span: ByteSpan(from: start, to: Int(found.end)), protocolName: ByteSpan(offset: start, length: 3),
+            protocolVersion: ByteSpan(offset: start + 4, length: 3),
+            transport: ByteSpan(from: start + 8, to: Int(found.transport_end)), host: host, hostKind: hostKind,
+            port: flags & CSIP_VIA_PORT != 0 ? found.port : nil, parameters: ByteSpan(found.parameters),
+            branch: flags & CSIP_VIA_BRANCH != 0 ? ByteSpan(found.branch) : nil,
+            received: flags & CSIP_VIA_RECEIVED != 0 ? ByteSpan(found.received) : nil, rport: rport,
+            maddr: flags & CSIP_VIA_MADDR != 0 ? ByteSpan(found.maddr) : nil,
+            ttl: flags & CSIP_VIA_TTL != 0 ? found.ttl : nil,
+            flowToken: flags & CSIP_VIA_FLOW_TOKEN != 0 ? ByteSpan(found.flow_token) : nil)
+        return (hop, Int(found.end))
     }
 
     /// 1*DIGIT at `from` not above `limit` (leading zeros allowed, as in ``ValueCursor/scanNumber(limit:)``).
@@ -144,24 +116,22 @@ public struct ViaHop: Equatable, Sendable {
             guard !name.isEmpty, NameAddress.isAll(bytes, name, .token) else {
                 throw SIPParseError(.invalidVia, at: name.start)
             }
-            if let offset = apply(bytes, name: name, value: value, valueIsToken: false) {
+            if let offset = apply(bytes, name: name, value: value) {
                 throw SIPParseError(.invalidVia, at: offset)
             }
         }
     }
 
     /// Reads one parameter into the hop: branch, received, rport, ttl, maddr are checked and kept, others are
-    /// checked only. Returns the offset of the rule it breaks, or nil. `valueIsToken`: the caller already knows the
-    /// value is all token characters (no need to walk it again).
-    @inline(__always)
-    private mutating func apply(_ bytes: PacketBytes, name: ByteSpan, value: ByteSpan?, valueIsToken: Bool) -> Int? {
+    /// checked only. Returns the offset of the rule it breaks, or nil.
+    private mutating func apply(_ bytes: PacketBytes, name: ByteSpan, value: ByteSpan?) -> Int? {
         // The name lower-cased as one word: one comparison per known parameter (all are at most 8 bytes). Names
         // are tokens, and OR-ing 0x20 lower-cases a token's letters without turning any other token byte into a
         // letter.
         let key = name.count <= 8 ? bytes.word(at: name.start, length: name.count) | (0x2020_2020_2020_2020 >> (64 - 8 * UInt64(name.count))) : 0
         switch key {
         case ASCII.word("branch"):
-            guard let value, !value.isEmpty, valueIsToken || NameAddress.isAll(bytes, value, .token) else {
+            guard let value, !value.isEmpty, NameAddress.isAll(bytes, value, .token) else {
                 return name.start
             }
             branch = value
@@ -190,7 +160,7 @@ public struct ViaHop: Equatable, Sendable {
             }
             maddr = value
         default:
-            if !valueIsToken, let value, !value.isEmpty, bytes[value.start] != UInt8(ascii: "\""),
+            if let value, !value.isEmpty, bytes[value.start] != UInt8(ascii: "\""),
                 !NameAddress.isAll(bytes, value, CharacterClass.genericValue) {
                 return value.start
             }

@@ -1,5 +1,6 @@
 import Foundation
 import SIPBytes
+import SIPTestSupport
 @testable import SIPParsing
 import Testing
 
@@ -142,6 +143,36 @@ import Testing
             }
             #expect(hop == nil)
         }
+    }
+
+    /// Seeded mutations of the corpus hops (bytes replaced, inserted or dropped, from the characters the Via grammar
+    /// turns on): whatever the one-pass reading accepts, the full grammar parses to the same hop on the same span, and
+    /// the full grammar accepts; the one-pass reading may decline anything.
+    @Test(arguments: [1, 2, 3])
+    func mutatedHopsTheOnePassReadingTakesParseTheSameInFull(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        let alphabet = Array("SIPsip/2.0UDPTCPtls h1.9:;=,-_[]\"\tbranchrportreceivedttlmaddrft05z".utf8)
+        var taken = 0
+        for _ in 0..<20_000 {
+            var hop = Array(Self.vias[Int(random.next() % UInt64(Self.vias.count))].utf8)
+            for _ in 0..<(1 + Int(random.next() % 3)) where !hop.isEmpty {
+                let at = Int(random.next() % UInt64(hop.count))
+                let byte = alphabet[Int(random.next() % UInt64(alphabet.count))]
+                switch random.next() % 3 {
+                case 0: hop[at] = byte
+                case 1: hop.insert(byte, at: at)
+                default: hop.remove(at: at)
+                }
+            }
+            let (common, full) = hop.withPacketBytes { packet -> ((hop: ViaHop, end: Int)?, ViaHop?) in
+                guard let common = ViaHop.parseCommonForm(packet, packet.all) else { return (nil, nil) }
+                return (common, try? ViaHop.parse(packet, ByteSpan(from: 0, to: common.end)))
+            }
+            guard let common else { continue }
+            taken += 1
+            #expect(common.hop == full, "\(String(decoding: hop, as: UTF8.self))")
+        }
+        #expect(taken > 1_000, "the mutations must reach the one-pass reading often enough to compare")
     }
 
     /// The edge finds the flow token in its own Via of a response as the hop is read: the first `ft` with a value,

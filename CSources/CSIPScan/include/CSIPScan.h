@@ -286,6 +286,44 @@ int32_t csip_patterns_find_headers(const struct csip_patterns *patterns, const u
 /** Index of the first byte >= 0x80 in buf[from, to), or `to`. SSE2 (x86-64 baseline), scalar elsewhere. */
 size_t csip_find_non_ascii(const uint8_t *buf, size_t from, size_t to);
 
+/** What csip_via_common_form found besides the spans (struct csip_via_hop.flags). */
+enum {
+    CSIP_VIA_PORT = 1u << 0,
+    CSIP_VIA_BRANCH = 1u << 1,
+    CSIP_VIA_RECEIVED = 1u << 2,
+    CSIP_VIA_RPORT_REQUESTED = 1u << 3, /* `;rport` without a value */
+    CSIP_VIA_RPORT_VALUE = 1u << 4,
+    CSIP_VIA_TTL = 1u << 5,
+    CSIP_VIA_MADDR = 1u << 6,
+    CSIP_VIA_FLOW_TOKEN = 1u << 7,
+    CSIP_VIA_HOST_IPV4 = 1u << 8, /* the host is four decimal octets up to 255 */
+};
+
+/** One Via hop in its common form: offsets into the caller's buffer; a span is set only with its flag. */
+struct csip_via_hop {
+    uint32_t end;           /* the hop ends here: the value's end or a comma */
+    uint32_t transport_end; /* the transport token is [start + 8, transport_end) */
+    uint32_t host_start;
+    uint32_t host_end;
+    struct csip_span parameters; /* after the first ';'; empty, at `end`, without parameters */
+    struct csip_span branch;
+    struct csip_span received;
+    struct csip_span maddr;
+    struct csip_span flow_token; /* the first `ft` with a value */
+    uint16_t port;
+    uint16_t rport;
+    uint16_t flags;
+    uint8_t ttl;
+};
+
+/**
+ * Reads the Via hop at [start, end) of `buf` in its common form: `SIP/2.0/TRANSPORT SP host[:port][;param[=value]]...`
+ * with a hostname or IPv4 host, no whitespace but the one SP, no quotes, ending at `end` or at a comma, and the
+ * branch, received, rport, ttl and maddr parameters well formed. Returns 1 and fills `hop`, or 0 for anything else
+ * (then the full grammar decides). Reads only [start, end).
+ */
+int csip_via_common_form(const uint8_t *buf, size_t start, size_t end, struct csip_via_hop *hop);
+
 #ifdef __cplusplus
 }
 #endif
