@@ -231,7 +231,7 @@ struct CommaSeparatedValues {
     }
 
     /// Every ASCII byte but the three that delimit elements: `,` `"` `<`.
-    private static var plain: CharacterClass { CharacterClass(low: 0xEFFFEFFBFFFFFFFF, high: 0xFFFFFFFFFFFFFFFF, bit: CSIP_CHARS_ELEMENT_PLAIN) }
+    static var plain: CharacterClass { CharacterClass(low: 0xEFFFEFFBFFFFFFFF, high: 0xFFFFFFFFFFFFFFFF, bit: CSIP_CHARS_ELEMENT_PLAIN) }
 
     mutating func next() throws(SIPParseError) -> ByteSpan? {
         guard !finished else { return nil }

@@ -21,6 +21,8 @@ import Testing
         ("Via address", ViaHop.addressCharacters, alphanumeric + "-.:[]"),
         ("generic parameter value", .genericValue, alphanumeric + "-.!%*_+`'~[]:"),
         ("display name tokens", .displayNameTokens, alphanumeric + "-.!%*_+`'~ \t\r\n"),
+        ("comma-separated element text", CommaSeparatedValues.plain,
+         String(decoding: (0..<128).map { UInt8($0) }.filter { !Array(",\"<".utf8).contains($0) }, as: UTF8.self)),
     ]
 
     @Test func everyMaskMatchesItsCharacterList() {
@@ -41,12 +43,13 @@ import Testing
             }
         }
     }
-    /// Hostname and Call-ID word runs step 16 bytes at a time (SSE2) and fall back to the table near the end of the
+    /// Hostname, Call-ID word and element text runs step 16 bytes at a time (SSE2) and fall back to the table near the end of the
     /// buffer: every run over random text, from every start, must end where the mask says.
     @Test func longRunsEndWhereTheMaskSays() {
         var generator = SystemRandomNumberGenerator()
         var mismatches: [String] = []
-        for (name, characterClass) in [("hostname", CharacterClass.hostname), ("word", CharacterClass.word)] {
+        for (name, characterClass) in [("hostname", CharacterClass.hostname), ("word", CharacterClass.word),
+                                       ("element text", CommaSeparatedValues.plain)] {
             for length in [1, 15, 16, 17, 31, 40, 64, 100] {
                 for _ in 0..<20 {
                     // Mostly members, so runs are long; any byte at all now and then.

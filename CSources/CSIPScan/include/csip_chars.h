@@ -118,6 +118,13 @@ static inline __attribute__((always_inline)) __m128i csip_lanes_word(__m128i byt
     return _mm_andnot_si128(excluded, csip_lanes_in_range(bytes, 0x21, 0x7e));
 }
 
+/* Bytes that are not a comma-separated element's delimiters: ASCII but ',' '"' '<' (a byte from 0x80 has its top bit
+ * set, as the lanes that are delimiters: the caller takes the movemask of the OR). */
+static inline __attribute__((always_inline)) __m128i csip_lanes_element_delimiter(__m128i bytes) {
+    return _mm_or_si128(_mm_or_si128(bytes, csip_lanes_equal(bytes, ',')),
+                        _mm_or_si128(csip_lanes_equal(bytes, '"'), csip_lanes_equal(bytes, '<')));
+}
+
 #endif
 
 /* The first offset in [from, to) that is not a hostname character, or `to`. to <= readable. */
@@ -132,6 +139,14 @@ static inline __attribute__((always_inline)) size_t csip_end_of_word_run(const u
                                                                        size_t readable) {
     CSIP_SSE2_FIRST(_mm_movemask_epi8(csip_lanes_word(block)) ^ 0xFFFFu)
     return csip_end_of_run(buf, from, to, CSIP_CHARS_WORD);
+}
+
+/* The first offset in [from, to) that is not plain element text (CSIP_CHARS_ELEMENT_PLAIN: ASCII but ',' '"' '<'),
+ * or `to`. to <= readable. A Via line of a response is counted for its hops this way, ~60 bytes in 4 steps. */
+static inline __attribute__((always_inline)) size_t csip_end_of_element_plain_run(const uint8_t *buf, size_t from,
+                                                                                size_t to, size_t readable) {
+    CSIP_SSE2_FIRST(_mm_movemask_epi8(csip_lanes_element_delimiter(block)))
+    return csip_end_of_run(buf, from, to, CSIP_CHARS_ELEMENT_PLAIN);
 }
 
 #endif
