@@ -135,6 +135,7 @@ int csip_via_common_form(const uint8_t *buf, size_t start, size_t end, struct cs
                     hop->rport = (uint16_t)port;
                     hop->flags = (uint16_t)((hop->flags & ~CSIP_VIA_RPORT_REQUESTED) | CSIP_VIA_RPORT_VALUE);
                 } else {
+                    hop->rport_name_end = (uint32_t)name_end;
                     hop->flags = (uint16_t)((hop->flags & ~CSIP_VIA_RPORT_VALUE) | CSIP_VIA_RPORT_REQUESTED);
                 }
             } else if (name == CSIP_NAME_WORD('t', 't', 'l', 0, 0, 0, 0, 0)) {

@@ -76,10 +76,28 @@ public struct EndpointAddress: Hashable, Sendable, CustomStringConvertible {
     public func appendHost<Output: ByteOutput & ~Copyable>(to output: inout Output) {
         switch family {
         case .ipv4:
-            let value = ipv4
-            for shift in stride(from: 24, through: 0, by: -8) {
-                appendDecimal(UInt64((value >> UInt32(shift)) & 0xFF), to: &output)
-                if shift > 0 { output.append(UInt8(ascii: ".")) }
+            // Written whole on the stack, then one append: every forwarded request from a client gets a received=.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { text in
+                let value = ipv4
+                var length = 0
+                for shift in stride(from: 24, through: 0, by: -8) {
+                    let octet = UInt8(truncatingIfNeeded: value >> UInt32(shift))
+                    if octet >= 100 {
+                        text[length] = UInt8(ascii: "0") + octet / 100
+                        length += 1
+                    }
+                    if octet >= 10 {
+                        text[length] = UInt8(ascii: "0") + octet / 10 % 10
+                        length += 1
+                    }
+                    text[length] = UInt8(ascii: "0") + octet % 10
+                    length += 1
+                    if shift > 0 {
+                        text[length] = UInt8(ascii: ".")
+                        length += 1
+                    }
+                }
+                output.appendBytes(UnsafeRawBufferPointer(start: text.baseAddress, count: length))
             }
         case .ipv6:
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buffer in

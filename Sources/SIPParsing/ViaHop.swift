@@ -6,8 +6,8 @@ public struct ViaHop: Equatable, Sendable {
     /// The rport parameter (RFC 3581).
     public enum RPort: Equatable, Sendable {
         case absent
-        /// `;rport` without a value: the client asks us to fill it in.
-        case requested
+        /// `;rport` without a value: the client asks us to fill it in, at `nameEnd` (just after the name).
+        case requested(nameEnd: Int)
         case value(UInt16)
     }
 
@@ -86,7 +86,7 @@ public struct ViaHop: Equatable, Sendable {
         }
         let start = value.start
         let rport: RPort = flags & CSIP_VIA_RPORT_VALUE != 0 ? .value(found.rport)
-            : flags & CSIP_VIA_RPORT_REQUESTED != 0 ? .requested : .absent
+            : flags & CSIP_VIA_RPORT_REQUESTED != 0 ? .requested(nameEnd: Int(found.rport_name_end)) : .absent
         let hop = ViaHop(
             span: ByteSpan(from: start, to: Int(found.end)), protocolName: ByteSpan(offset: start, length: 3),
             protocolVersion: ByteSpan(offset: start + 4, length: 3),
@@ -147,7 +147,7 @@ public struct ViaHop: Equatable, Sendable {
                 else { return value.start }
                 rport = .value(UInt16(port))
             } else {
-                rport = .requested
+                rport = .requested(nameEnd: name.end)
             }
         case ASCII.word("ttl"):
             guard let value, let (number, numberEnd) = Self.decimal(bytes, from: value.start, to: value.end, limit: 255),

@@ -326,8 +326,8 @@ public final class StatelessProxy {
         // RFC 3581: tell the next hop where the request really came from.
         let topVia = message.topVia
         if side == .client {
-            if topVia.rport == .requested, let rport = topVia.parameter("rport", in: bytes), rport.value == nil {
-                editor.insert(at: rport.name.end) { out in
+            if case .requested(let nameEnd) = topVia.rport {
+                editor.insert(at: nameEnd) { out in
                     out.append(UInt8(ascii: "="))
                     appendDecimal(UInt64(source.address.port), to: &out)
                 }

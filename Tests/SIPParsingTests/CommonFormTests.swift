@@ -286,7 +286,7 @@ import Testing
         let via = Array("SIP/2.0/UDP pc33.example.com:5060;branch=z9hG4bK776;rport, SIP/2.0/UDP b".utf8)
         let hop = via.withPacketBytes { ViaHop.parseCommonForm($0, $0.all) }
         #expect(hop?.end == via.firstIndex(of: UInt8(ascii: ",")))
-        #expect(hop?.hop.port == 5060 && hop?.hop.rport == .requested && hop?.hop.branch != nil)
+        #expect(hop?.hop.port == 5060 && hop?.hop.rport == .requested(nameEnd: hop?.end ?? -1) && hop?.hop.branch != nil)
         for line in ["INVITE sip:bob@example.com SIP/2.0", "SIP/2.0 200 OK", "SIP/2.0 180"] {
             let bytes = Array(line.utf8)
             let parsed = try bytes.withPacketBytes { (packet) throws(SIPParseError) in

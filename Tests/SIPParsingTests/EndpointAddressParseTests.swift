@@ -32,4 +32,23 @@ import Testing
         #expect(address?.ipv4 == 0xC633_6407)
         #expect(address?.port == 40_001)
     }
+
+    /// Every forwarded request from a client carries its source address as text (received=): the text written must
+    /// be inet_ntop's, for octets of one, two and three digits in every position.
+    @Test func ipv4TextIsWrittenAsInetNtopWritesIt() {
+        let octets: [UInt32] = [0, 1, 9, 10, 42, 99, 100, 199, 200, 255]
+        for (index, first) in octets.enumerated() {
+            for second in octets {
+                let third = octets[(index + 3) % octets.count]
+                let fourth = octets[(index + 7) % octets.count]
+                let value = first << 24 | second << 16 | third << 8 | fourth
+                let address = EndpointAddress(family: .ipv4, high: UInt64(value) << 32, low: 0, port: 5060)
+                var written: [UInt8] = []
+                address.appendHost(to: &written)
+                let text = String(decoding: written, as: UTF8.self)
+                #expect(text == "\(first).\(second).\(third).\(fourth)")
+                #expect(EndpointAddress.parse(text, port: 5060) == address, "\(text)")
+            }
+        }
+    }
 }

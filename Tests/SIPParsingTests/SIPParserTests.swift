@@ -71,7 +71,12 @@ func withMessage(_ bytes: [UInt8], _ check: (SIPMessage) throws -> Void) throws 
             #expect(message.topVia.hasRFC3261Branch(in: message.bytes))
             #expect(message.string(message.topVia.host) == "192.0.2.1")
             #expect(message.topVia.port == 5060)
-            #expect(message.topVia.rport == .requested)
+            // Where the proxy writes `=port`: just after the name.
+            guard case .requested(let nameEnd) = message.topVia.rport else {
+                Issue.record("rport not requested: \(message.topVia.rport)")
+                return
+            }
+            #expect(message.string(ByteSpan(from: nameEnd - 5, to: nameEnd)) == "rport")
             #expect(message.string(message.topVia.transport) == "UDP")
             #expect(message.contentLength == 5)
             #expect(message.string(message.body) == "v=0\r\n")

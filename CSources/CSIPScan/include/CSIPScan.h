@@ -310,6 +310,7 @@ struct csip_via_hop {
     struct csip_span received;
     struct csip_span maddr;
     struct csip_span flow_token; /* the first `ft` with a value */
+    uint32_t rport_name_end;     /* with CSIP_VIA_RPORT_REQUESTED: where `=port` goes */
     uint16_t port;
     uint16_t rport;
     uint16_t flags;
