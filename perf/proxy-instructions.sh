@@ -10,6 +10,9 @@
 # snapshots, table sweeps) cancel out, and the difference divided by the extra messages is the work per message.
 # Then the functions that cost most, exclusive instructions per message from the difference of the two runs, and the
 # code footprint: how many distinct cache lines of code a message runs.
+# LOAD=options counts perf/udp-max-rate.sh's workload instead: UDP OPTIONS from one socket (perf/stream-load.c's udp
+# mode) answered by its core, CALLS exchanges at CALLS/10 a second and twice both, two messages an exchange (its
+# Via carries rport, so the edge fills in rport and received as for most phones).
 # BASELINE=PATH counts another sip-edge binary (e.g. the build before a change) the same way, first; TOP=N lists N
 # functions; PROFILE_DIR=DIR keeps the profiles; FUNCTIONS_OUT=FILE writes every function that runs per message
 # (callgrind's names, costliest first).
@@ -32,11 +35,22 @@ BASE_PORT=${BASE_PORT:-26100}
 PROXY_PORT=$BASE_PORT UAS_PORT=$((BASE_PORT + 1)) UAC_PORT=$((BASE_PORT + 2))
 RATE=50
 MESSAGES_PER_CALL=6
+LOAD=${LOAD:-calls}
+case $LOAD in
+    calls) ;;
+    options) RATE=$(( CALLS / 10 )) MESSAGES_PER_CALL=2 ;;
+    *) echo "proxy-instructions: LOAD is calls or options" >&2; exit 2 ;;
+esac
 
 # shellcheck source=perf/work-dir.sh
 source "$ROOT/perf/work-dir.sh"
 
-sipp -sn uas -aa -i 127.0.0.1 -p "$UAS_PORT" -nostdin > "$WORK/uas.log" 2>&1 &
+if [ "$LOAD" = options ]; then
+    cc -O2 -Wall -Wextra -Werror -o "$WORK/stream-load" "$ROOT/perf/stream-load.c" -lssl -lcrypto
+    "$WORK/stream-load" core 0 "$UAS_PORT" 1 0 3600 > "$WORK/core.log" 2>&1 &
+else
+    sipp -sn uas -aa -i 127.0.0.1 -p "$UAS_PORT" -nostdin > "$WORK/uas.log" 2>&1 &
+fi
 pids+=($!)
 
 count() { # BINARY NAME CALLS RATE -> prints the instructions of the whole run; profile in $WORK/NAME.CALLS
@@ -53,15 +67,23 @@ count() { # BINARY NAME CALLS RATE -> prints the instructions of the whole run; 
     # Start-up under valgrind takes seconds: wait until the listener answers (an OPTIONS gets a reply) or give up.
     local ready=0
     for _ in $(seq 1 60); do
-        if sipp -sn uac "127.0.0.1:$PROXY_PORT" -i 127.0.0.1 -p "$UAC_PORT" -m 1 -timeout 1s -timeout_error \
+        if [ "$LOAD" = options ]; then
+            if "$WORK/stream-load" udp "$PROXY_PORT" "$UAS_PORT" 1 1 2 > /dev/null 2>&1; then ready=1; break; fi
+        elif sipp -sn uac "127.0.0.1:$PROXY_PORT" -i 127.0.0.1 -p "$UAC_PORT" -m 1 -timeout 1s -timeout_error \
             -nostdin > /dev/null 2>&1; then ready=1; break; fi
         kill -0 "$edge_pid" 2>/dev/null || break
         sleep 1
     done
     (( ready )) || { echo "proxy-instructions: $name did not start" >&2; tail "$WORK/$name.$calls.log" >&2; exit 1; }
-    timeout $(( calls / rate + 60 )) sipp -sn uac "127.0.0.1:$PROXY_PORT" -i 127.0.0.1 -p "$UAC_PORT" -m "$calls" \
-        -r "$rate" -timeout "$(( calls / rate + 30 ))s" -timeout_error -nostdin > "$WORK/uac.log" 2>&1 \
-        || { echo "proxy-instructions: SIPp calls failed through $name" >&2; tail "$WORK/uac.log" >&2; exit 1; }
+    if [ "$LOAD" = options ]; then
+        timeout $(( calls / rate + 60 )) "$WORK/stream-load" udp "$PROXY_PORT" "$UAS_PORT" "$rate" "$calls" \
+            $(( calls / rate + 30 )) > "$WORK/uac.log" 2>&1 \
+            || { echo "proxy-instructions: OPTIONS lost through $name" >&2; tail "$WORK/uac.log" >&2; exit 1; }
+    else
+        timeout $(( calls / rate + 60 )) sipp -sn uac "127.0.0.1:$PROXY_PORT" -i 127.0.0.1 -p "$UAC_PORT" -m "$calls" \
+            -r "$rate" -timeout "$(( calls / rate + 30 ))s" -timeout_error -nostdin > "$WORK/uac.log" 2>&1 \
+            || { echo "proxy-instructions: SIPp calls failed through $name" >&2; tail "$WORK/uac.log" >&2; exit 1; }
+    fi
     kill -TERM "$edge_pid"
     wait "$edge_pid" 2>/dev/null || true
     grep -Eo 'Collected : [0-9]+' "$WORK/$name.$calls.log" | grep -Eo '[0-9]+'
@@ -72,8 +94,10 @@ report() { # BINARY NAME
     small=$(count "$1" "$2" "$CALLS" "$RATE")
     large=$(count "$1" "$2" $(( 2 * CALLS )) $(( 2 * RATE )))
     extra_messages=$(( CALLS * MESSAGES_PER_CALL ))
-    echo "$2: $(( (large - small) / extra_messages )) instructions per message (callgrind, $CALLS calls at $RATE" \
-        "calls/s and $(( 2 * CALLS )) at $(( 2 * RATE )), $MESSAGES_PER_CALL messages per call)"
+    local unit=calls
+    [ "$LOAD" = options ] && unit=exchanges
+    echo "$2: $(( (large - small) / extra_messages )) instructions per message (callgrind, $CALLS $unit at $RATE" \
+        "a second and $(( 2 * CALLS )) at $(( 2 * RATE )), $MESSAGES_PER_CALL messages each)"
     # Exclusive instructions per function, the larger run less the smaller, per extra message: the top TOP (default 15).
     callgrind_annotate --threshold=100 "$WORK/$2.$(( 2 * CALLS ))" > "$WORK/$2.large.txt" 2>/dev/null
     callgrind_annotate --threshold=100 "$WORK/$2.$CALLS" > "$WORK/$2.small.txt" 2>/dev/null
