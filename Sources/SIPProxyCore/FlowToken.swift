@@ -131,7 +131,8 @@ public final class FlowTokenCodec {
             let flow = Self.unverifiedFlow(raw)
         else { return nil }
         let slot = Self.cacheSlot(of: flow)
-        if cachedFlows[slot] == flow, cachedTokens.holds(bytes, span, in: slot) { return flow }
+        // The slot's text is compared first, whatever flow it holds: whether a flow is cached shows in no timing.
+        if cachedTokens.holds(bytes, span, in: slot), cachedFlows[slot] == flow { return flow }
         let body = raw.count - Self.macLength
         guard authenticator.compute(raw, length: body, into: &mac) else { return nil }
         // Constant-time comparison: the time taken must not reveal how many MAC bytes matched.
