@@ -34,6 +34,8 @@ public final class EdgeWorker {
     private let sockets: DatagramSockets
     private let driver: WorkerDriver
     let pipeline: MessagePipeline
+    /// The pipeline's proxy, held here too: a call through `pipeline.proxy` retained and released it every message.
+    private let proxy: StatelessProxy
     /// SIP over TCP and TLS and the upstream pool: io_uring path only.
     let streams: StreamTransport?
     private let board: MetricsBoard?
@@ -121,6 +123,7 @@ public final class EdgeWorker {
             audit: try AuditLog(destination: configuration.audit, linesPerSecond: configuration.auditLinesPerSecond,
                                 worker: index),
             transactions: configuration.transactions)
+        proxy = pipeline.proxy
         pipeline.countsSources = sharedBans != nil
         if configuration.capture.isEnabled, let target = configuration.capture.target {
             pipeline.capture = try CaptureTap(settings: configuration.capture, target: target,
@@ -212,8 +215,9 @@ public final class EdgeWorker {
     }
 
     private func applyPolicyIfPosted() {
-        guard let mailbox, mailbox.currentGeneration != policyGeneration else { return }
-        policyGeneration = mailbox.currentGeneration
+        // Through the optional, not a binding: a binding is a copy, a retain and a release every loop turn.
+        guard let generation = mailbox?.currentGeneration, generation != policyGeneration, let mailbox else { return }
+        policyGeneration = generation
         let policy = mailbox.read()
         pipeline.apply(security: policy.security, rateLimit: policy.rateLimit)
         // New TLS handshakes use the reloaded certificate; established sessions keep the one they started with.
@@ -242,7 +246,7 @@ public final class EdgeWorker {
         var batchWait = BatchWait(windowMicroseconds: options.batchWaitMicroseconds, now: MonotonicClock.nanoseconds(),
                                   threadCPU: ThreadCPUClock.nanoseconds())
         while !stop.isStopped {
-            if handover != nil, try followHandover(ring: ring) { break }
+            if handoverHasNews, try followHandover(ring: ring) { break }
             // Sparse traffic, or clients waiting for our answers: sleep until the first completion (waking for timers,
             // and for stop every 200 ms). Dense traffic: collect a batch for at most the window (BatchWait).
             let batched = batchWait.batches
@@ -367,6 +371,13 @@ public final class EdgeWorker {
     /// Once per loop turn on the ring: adopt upstream sockets a drained predecessor left, start draining when a
     /// successor has taken over, and say (true) when the drain is over. The last turn hands this worker's upstream
     /// sockets to the successor.
+    /// Sockets handed over since last seen, or a drain asked for: two atomic loads, through the optional rather than
+    /// a binding of it (a retain and a release every loop turn).
+    private var handoverHasNews: Bool {
+        guard let generation = handover?.legacyUpstreamGeneration else { return false }
+        return generation != appliedLegacyGeneration || handover?.drainingUntil != 0
+    }
+
     private func followHandover(ring: URing) throws(WorkerFailure) -> Bool {
         guard let handover else { return false }
         if handover.legacyUpstreamGeneration != appliedLegacyGeneration {
@@ -464,7 +475,7 @@ public final class EdgeWorker {
 
     private func runReadiness(_ readiness: ReadinessDriver, until stop: StopSignal) {
         while !stop.isStopped {
-            if handover != nil, followHandover(readiness: readiness) { break }
+            if handoverHasNews, followHandover(readiness: readiness) { break }
             let waitStarted = MonotonicClock.nanoseconds()
             let ready = readiness.poll.wait(timeoutMilliseconds: Int32((idleWaitMicroseconds() + 999) / 1_000))
             let woke = MonotonicClock.nanoseconds()
@@ -533,10 +544,9 @@ public final class EdgeWorker {
     /// Applies a new upstream word from the board (one atomic load when nothing changed); worker 0 first runs the
     /// health checks that may change it.
     private func maintainUpstreams(now: UInt64) {
-        guard let upstreamBoard else { return }
-        if monitor != nil { runHealthChecks(now: now, board: upstreamBoard) }
-        let word = upstreamBoard.stateWord
-        guard word != appliedUpstreamWord else { return }
+        // Through the optional, not a binding, on the common turn: a binding is a retain and a release every turn.
+        if monitor != nil { runHealthChecks(now: now) }  // worker 0
+        guard let word = upstreamBoard?.stateWord, word != appliedUpstreamWord, let upstreamBoard else { return }
         if word >> 48 == appliedUpstreamWord >> 48 {
             pipeline.proxy.upstreams.setUp(bits: word & UpstreamBoard.upMask)
             appliedUpstreamWord = word
@@ -552,13 +562,15 @@ public final class EdgeWorker {
     }
 
     /// Worker 0: adopt a new membership, count passive failures, send the probes that are due, publish changes.
-    private func runHealthChecks(now: UInt64, board: UpstreamBoard) {
-        // Most loop turns have nothing to do here: decide that from three words, without touching the monitor.
-        let word = board.stateWord
-        guard let generation = monitor?.generation, let due = monitor?.nextRoundDue else { return }
+    private func runHealthChecks(now: UInt64) {
+        // Most loop turns have nothing to do here: decide that from three words, without touching the monitor (or
+        // binding the board: a retain and a release every turn).
+        guard let word = upstreamBoard?.stateWord, let generation = monitor?.generation,
+            let due = monitor?.nextRoundDue
+        else { return }
         let adopting = word >> 48 != generation & 0xFFFF
-        guard adopting || now >= due || board.hasFailures else { return }
-        guard var monitor else { return }
+        guard adopting || now >= due || upstreamBoard?.hasFailures == true else { return }
+        guard var monitor, let board = upstreamBoard else { return }
         // Moved out while changed (put back below), so its arrays stay uniquely referenced: no copy.
         self.monitor = nil
         var changes: [(EndpointAddress, Bool)] = []
@@ -585,7 +597,7 @@ public final class EdgeWorker {
     private func takeUnreachableUpstreams(on socket: UDPSocket) {
         guard let upstreamBoard else { return }
         for destination in socket.takeUnreachableDestinations()
-        where pipeline.proxy.isUpstream(destination) {
+        where proxy.isUpstream(destination) {
             upstreamBoard.reportFailure(destination)
         }
     }
@@ -613,7 +625,7 @@ extension EdgeWorker: FlowSink {
     func deliver(_ bytes: PacketBytes, to flow: Flow) -> Bool {
         // A reply that could not be built safely is empty: nothing goes out.
         guard bytes.count > 0 else { return false }
-        let toUpstream = pipeline.proxy.isUpstream(flow.address)
+        let toUpstream = proxy.isUpstream(flow.address)
         guard send(bytes, to: flow, toUpstream: toUpstream) else { return false }
         pipeline.counters.countSent(bytes, toUpstream: toUpstream ? flow.address : nil)
         pipeline.capture?.sent(bytes, to: flow, isUpstream: toUpstream)
@@ -650,6 +662,6 @@ extension EdgeWorker: FlowSink {
 
     func isPooled(_ upstream: EndpointAddress) -> Bool {
         guard let streams, !streams.pool.isEmpty else { return false }
-        return pipeline.proxy.isUpstream(upstream)
+        return proxy.isUpstream(upstream)
     }
 }

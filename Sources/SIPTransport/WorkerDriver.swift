@@ -36,7 +36,6 @@ final class DatagramSockets {
     var upstreamTags: [UInt32] {
         [Self.upstreamTag] + legacyUpstreams.indices.map { Self.legacyTagBase + UInt32($0) }
     }
-    func socket(viaUpstream: Bool) -> UDPSocket { viaUpstream ? upstreamSocket : publicSocket }
     func tag(viaUpstream: Bool) -> UInt32 { viaUpstream ? Self.upstreamTag : Self.publicTag }
 }
 
@@ -75,17 +74,29 @@ enum WorkerDriver {
 
     /// Sends one datagram: through the ring when it has room (else directly), or into the fallback's batch.
     /// Returns the number of datagrams known lost (0 or 1): the batch reports its losses when it is flushed.
+    /// Each socket and batch is passed as stored, in its own branch: one chosen into a local first is a copy, a
+    /// retain and a release every datagram.
     func sendDatagram(_ bytes: PacketBytes, to destination: EndpointAddress, viaUpstream: Bool,
                       sockets: DatagramSockets) -> Int {
-        let socket = sockets.socket(viaUpstream: viaUpstream)
         switch self {
         case .ring(let ring):
-            if ring.send(bytes, on: socket, tag: sockets.tag(viaUpstream: viaUpstream), to: destination) { return 0 }
-            return socket.send(bytes, to: destination) ? 0 : 1
+            return viaUpstream
+                ? Self.send(bytes, through: ring, on: sockets.upstreamSocket, tag: DatagramSockets.upstreamTag,
+                            to: destination)
+                : Self.send(bytes, through: ring, on: sockets.publicSocket, tag: DatagramSockets.publicTag,
+                            to: destination)
         case .readiness(let readiness):
-            return (viaUpstream ? readiness.upstreamSends : readiness.publicSends)
-                .append(bytes, to: destination, on: socket)
+            return viaUpstream ? readiness.upstreamSends.append(bytes, to: destination, on: sockets.upstreamSocket)
+                : readiness.publicSends.append(bytes, to: destination, on: sockets.publicSocket)
         }
+    }
+
+    /// Through the ring when it has room, else directly.
+    @inline(__always)
+    private static func send(_ bytes: PacketBytes, through ring: URing, on socket: UDPSocket, tag: UInt32,
+                             to destination: EndpointAddress) -> Int {
+        if ring.send(bytes, on: socket, tag: tag, to: destination) { return 0 }
+        return socket.send(bytes, to: destination) ? 0 : 1
     }
 }
 
