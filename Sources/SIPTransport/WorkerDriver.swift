@@ -36,7 +36,6 @@ final class DatagramSockets {
     var upstreamTags: [UInt32] {
         [Self.upstreamTag] + legacyUpstreams.indices.map { Self.legacyTagBase + UInt32($0) }
     }
-    func tag(viaUpstream: Bool) -> UInt32 { viaUpstream ? Self.upstreamTag : Self.publicTag }
 }
 
 /// How a worker's sockets are driven. One value per worker, chosen at start: the io_uring ring carries UDP, TCP
