@@ -43,23 +43,17 @@ static inline __attribute__((always_inline)) int csip_whole_number(const uint8_t
     return 1;
 }
 
-/* The usual IPv4 host: four octets of 1-3 digits up to 255 joined by dots, filling [from, to). */
-static inline __attribute__((always_inline)) int csip_is_common_ipv4(const uint8_t *buf, size_t from, size_t to) {
-    size_t i = from;
-    for (int octet = 0; octet < 4; octet++) {
-        if (octet > 0) {
-            if (i >= to || buf[i] != '.') return 0;
-            i++;
-        }
-        struct csip_decimal run = csip_decimal_run(buf, i, to, 3);
-        if (run.end == i || run.value > 255) return 0;
-        i = run.end;
-    }
-    return i == to;
-}
-
 static inline __attribute__((always_inline)) int csip_all_of(const uint8_t *buf, size_t from, size_t to, uint16_t classes) {
     return csip_end_of_run(buf, from, to, classes) == to;
+}
+
+/* received= and maddr=: present, not empty, address characters only (a hostname, IPv4 or an IPv6 reference). */
+static inline __attribute__((always_inline)) int csip_address_value(const uint8_t *buf, int has_value, size_t from,
+                                                                    size_t to, struct csip_span *value) {
+    if (!has_value || from == to || !csip_all_of(buf, from, to, CSIP_CHARS_VIA_ADDRESS)) return 0;
+    value->off = (uint32_t)from;
+    value->len = (uint32_t)(to - from);
+    return 1;
 }
 
 int csip_via_common_form(const uint8_t *buf, size_t start, size_t end, struct csip_via_hop *hop) {
@@ -122,11 +116,7 @@ int csip_via_common_form(const uint8_t *buf, size_t start, size_t end, struct cs
                 hop->branch.len = (uint32_t)(value_end - value_start);
                 hop->flags |= CSIP_VIA_BRANCH;
             } else if (name == CSIP_NAME_WORD('r', 'e', 'c', 'e', 'i', 'v', 'e', 'd')) {
-                if (!has_value || value_end == value_start ||
-                    !csip_all_of(buf, value_start, value_end, CSIP_CHARS_VIA_ADDRESS))
-                    return 0;
-                hop->received.off = (uint32_t)value_start;
-                hop->received.len = (uint32_t)(value_end - value_start);
+                if (!csip_address_value(buf, has_value, value_start, value_end, &hop->received)) return 0;
                 hop->flags |= CSIP_VIA_RECEIVED;
             } else if (name == CSIP_NAME_WORD('r', 'p', 'o', 'r', 't', 0, 0, 0)) {
                 if (has_value) {
@@ -144,11 +134,7 @@ int csip_via_common_form(const uint8_t *buf, size_t start, size_t end, struct cs
                 hop->ttl = (uint8_t)ttl;
                 hop->flags |= CSIP_VIA_TTL;
             } else if (name == CSIP_NAME_WORD('m', 'a', 'd', 'd', 'r', 0, 0, 0)) {
-                if (!has_value || value_end == value_start ||
-                    !csip_all_of(buf, value_start, value_end, CSIP_CHARS_VIA_ADDRESS))
-                    return 0;
-                hop->maddr.off = (uint32_t)value_start;
-                hop->maddr.len = (uint32_t)(value_end - value_start);
+                if (!csip_address_value(buf, has_value, value_start, value_end, &hop->maddr)) return 0;
                 hop->flags |= CSIP_VIA_MADDR;
             } else if (name == CSIP_NAME_WORD('f', 't', 0, 0, 0, 0, 0, 0) && has_value &&
                        !(hop->flags & CSIP_VIA_FLOW_TOKEN)) {

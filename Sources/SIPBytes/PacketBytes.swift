@@ -301,6 +301,15 @@ public enum ASCII {
 }
 
 extension PacketBytes {
+    /// True when `span` is the usual IPv4 host of SIP's grammar (`csip_is_common_ipv4`): four octets of 1-3 digits up
+    /// to 255 joined by dots, leading zeros allowed. False means "not this form", not "invalid".
+    @inlinable @inline(__always)
+    public func isCommonIPv4(_ span: ByteSpan) -> Bool {
+        precondition(contains(span), "span outside PacketBytes")
+        guard span.count > 0, let start = base.baseAddress else { return false }
+        return csip_is_common_ipv4(start.assumingMemoryBound(to: UInt8.self), span.start, span.end) != 0
+    }
+
     /// A dotted IPv4 address in `span` by inet_pton's rules (four decimal parts of at most 255, no leading zero):
     /// nil when the span holds anything but digits and dots (for inet_pton to decide); `isValid` false when it
     /// holds only those but is no address (nor could it be IPv6).

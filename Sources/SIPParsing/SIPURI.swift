@@ -194,26 +194,8 @@ public struct SIPURI: Equatable, Sendable {
             }
             return .name
         }
-        if isCommonIPv4(bytes, host) { return .ipv4 }
+        if bytes.isCommonIPv4(host) { return .ipv4 }
         return try classifyDottedNumbers(bytes, host)
-    }
-
-    /// The usual IPv4 host, read with the C digit run: four octets of 1-3 digits up to 255 joined by dots, filling
-    /// `host`. False means "not this form", not "invalid": ``classifyDottedNumbers(_:_:)`` then decides, so a true
-    /// here is always what it would answer (it also allows longer leading-zero runs).
-    @inline(__always)
-    static func isCommonIPv4(_ bytes: PacketBytes, _ host: ByteSpan) -> Bool {
-        var i = host.start
-        for octet in 0..<4 {
-            if octet > 0 {
-                guard i < host.end, bytes[i] == UInt8(ascii: ".") else { return false }
-                i += 1
-            }
-            let (value, end) = bytes.decimalRun(from: i, to: host.end, maxDigits: 3)
-            guard end > i, value <= 255 else { return false }
-            i = end
-        }
-        return i == host.end
     }
 
     /// A host whose last label starts with a digit, by the grammar: IPv4 (leading zeros allowed) or an error.

@@ -71,8 +71,9 @@ public struct ViaHop: Equatable, Sendable {
     /// The common shape of a hop, read in one pass (C, `csip_via_common_form`: every response reads two hops and
     /// every request one): `SIP/2.0/TRANSPORT SP host[:port][;param[=value]]...`, no whitespace but the one SP, no
     /// quotes, no IPv6 reference, ending at the end of `value` or at a comma. Returns the hop and where it ends, or
-    /// nil for anything else: then ``parse(_:_:)`` decides, so every error (code and offset) comes from one place. Whatever this accepts, ``parse(_:_:)`` parses to the same hop
-    /// (tested on every hop of the test corpora, and by the fuzzer).
+    /// nil for anything else: then ``parse(_:_:)`` decides, so every error (code and offset) comes from one place.
+    /// Whatever this accepts, ``parse(_:_:)`` parses to the same hop (tested on every hop of the test corpora, on
+    /// seeded mutations of them, and by the fuzzer).
     static func parseCommonForm(_ bytes: PacketBytes, _ value: ByteSpan) -> (hop: ViaHop, end: Int)? {
         guard let found = bytes.viaHopCommonForm(in: value) else { return nil }
         let flags = Int(found.flags)

@@ -156,6 +156,22 @@ static inline struct csip_decimal csip_decimal_run(const uint8_t *buf, size_t fr
     return result;
 }
 
+/* The usual IPv4 host of SIP's grammar: four octets of 1-3 digits up to 255 joined by dots, filling [from, to) (leading
+ * zeros allowed, unlike csip_parse_dotted_quad). 0 means "not this form", not "invalid": the full grammar decides. */
+static inline __attribute__((always_inline)) int csip_is_common_ipv4(const uint8_t *buf, size_t from, size_t to) {
+    size_t i = from;
+    for (int octet = 0; octet < 4; octet++) {
+        if (octet > 0) {
+            if (i >= to || buf[i] != '.') return 0;
+            i++;
+        }
+        struct csip_decimal run = csip_decimal_run(buf, i, to, 3);
+        if (run.end == i || run.value > 255) return 0;
+        i = run.end;
+    }
+    return i == to;
+}
+
 /* Dotted-quad IPv4 in [from, to), by inet_pton's rules: four decimal parts of at most 255, no leading zero.
  * 1: an address (in *address, host order); 0: only digits and dots, but no address (nor could it be IPv6);
  * -1: some other byte, for inet_pton to decide. Every message has one or more (Via hosts, received). */
